@@ -1,0 +1,22 @@
+"""The typed configuration read at the edges (CLI, UI, server) and turned into objects in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from retrieval.kb import KBSettings, default_kb_dir
+
+
+@dataclass(frozen=True)
+class Settings:
+    kb_dir: Path = field(default_factory=default_kb_dir)
+    kb: KBSettings = field(default_factory=KBSettings)
+
+    @classmethod
+    def from_env(cls, kb_dir: str | os.PathLike[str] | None = None, **kb_overrides: object) -> Settings:
+        """CITELINE_HOME picks the default KB folder; explicit arguments win."""
+        base = cls()
+        kb = replace(base.kb, **{k: v for k, v in kb_overrides.items() if v is not None})  # type: ignore[arg-type]
+        return replace(base, kb_dir=Path(kb_dir).expanduser() if kb_dir else base.kb_dir, kb=kb)

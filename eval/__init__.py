@@ -1,0 +1,1 @@
+"""Citeline eval stage."""

@@ -1,0 +1,49 @@
+"""The exception tree. Every message says what went wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class CitelineError(Exception):
+    """Base class for every error Citeline raises on purpose."""
+
+
+class FileError(CitelineError):
+    """One input file could not be ingested; the rest of the folder goes on."""
+
+
+class PasswordRequired(FileError):
+    def __init__(self, path: str, tried: int = 0) -> None:
+        hint = "none of the given passwords opened it; " if tried else ""
+        super().__init__(
+            f"{path} is encrypted: {hint}pass its password with --password PW (repeatable) "
+            "or --passwords-file FILE (one password per line)"
+        )
+
+
+class CorruptFile(FileError):
+    pass
+
+
+class UnsupportedFile(FileError):
+    pass
+
+
+class ResourceLimit(FileError):
+    """A file exceeded the per-file time, memory or size bound."""
+
+
+class KBError(CitelineError):
+    """The knowledge base cannot be opened or written as asked."""
+
+
+class KBLocked(KBError):
+    pass
+
+
+class EmbedderMismatch(KBError):
+    pass
+
+
+class MissingDependency(CitelineError):
+    def __init__(self, what: str, install: str) -> None:
+        super().__init__(f"{what} is not installed: run `{install}`")

@@ -1,0 +1,137 @@
+"""Parse files in a separate, bounded process: per-file wall-clock timeout and an address-space limit.
+
+A file that hangs the parser is killed at the timeout; one that exhausts memory dies alone. Either way the
+worker is restarted and the file is reported as failed with a message that says which bound it hit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ingest.errors import CorruptFile, FileError, ResourceLimit, UnsupportedFile
+from ingest.protocols import ParseOptions
+from ingest.types import ParsedDocument, document_from_json
+
+_ERRORS: dict[str, type[FileError]] = {
+    "PasswordRequired": FileError,  # the worker already formatted the message (how to pass a password)
+    "CorruptFile": CorruptFile,
+    "UnsupportedFile": UnsupportedFile,
+    "ResourceLimit": ResourceLimit,
+    "FileError": FileError,
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    seconds_per_file: float = 300.0
+    seconds_per_page: float = 5.0  # added to the base for long documents
+    memory_bytes: int = 3 * 1024**3
+    max_file_bytes: int = 1024**3
+
+
+class IsolatedParser:
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self._proc: subprocess.Popen[str] | None = None
+        self._out: Any = None
+
+    def parse(self, path: str, sha256: str, options: ParseOptions, pages_hint: int = 0) -> ParsedDocument:
+        size = os.path.getsize(path)
+        if size > self.limits.max_file_bytes:
+            raise ResourceLimit(
+                f"{path} is {size / 1e6:.0f} MB, over the {self.limits.max_file_bytes / 1e6:.0f} MB per-file bound"
+            )
+        request = {"path": path, "sha256": sha256, "options": asdict(options)}
+        timeout = self.limits.seconds_per_file + self.limits.seconds_per_page * pages_hint
+        response = self._roundtrip(request, timeout, path)
+        if response.get("ok"):
+            return document_from_json(response["doc"])
+        raise _ERRORS.get(response.get("error_type", ""), FileError)(response.get("message", "parse failed"))
+
+    def close(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+    def __enter__(self) -> IsolatedParser:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- process management ----------------------------------------------------------------------------
+    def _start(self) -> None:
+        read_fd, write_fd = os.pipe()
+        limit = self.limits.memory_bytes
+
+        def bound() -> None:  # runs in the child before exec
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "ingest.worker", str(write_fd)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(write_fd,),
+            preexec_fn=bound,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        os.close(write_fd)
+        self._out = os.fdopen(read_fd, "r", encoding="utf-8")
+
+    def _roundtrip(self, request: dict[str, Any], timeout: float, path: str) -> dict[str, Any]:
+        if self._proc is None or self._proc.poll() is not None:
+            self.close()
+            self._start()
+        assert self._proc is not None and self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(json.dumps(request) + "\n")
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            self.close()
+            raise CorruptFile(f"{path}: the parser process could not start") from None
+        line = self._readline(timeout)
+        if line is None:
+            code = self._proc.poll()
+            self.close()
+            if code is None:
+                raise ResourceLimit(f"{path}: parsing took longer than the {timeout:.0f} s per-file bound")
+            reason = "out of memory" if code in (-9, -6, 1) else f"exit code {code}"
+            raise ResourceLimit(
+                f"{path}: the parser process died ({reason}); the file exceeds the "
+                f"{self.limits.memory_bytes / 1024**3:.1f} GiB per-file memory bound or is malformed"
+            )
+        return json.loads(line)
+
+    def _readline(self, timeout: float) -> str | None:
+        deadline = time.monotonic() + timeout
+        sel = selectors.DefaultSelector()
+        sel.register(self._out, selectors.EVENT_READ)
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                if sel.select(min(remaining, 1.0)):
+                    line = self._out.readline()
+                    return line or None
+                if self._proc is not None and self._proc.poll() is not None:
+                    # the process died; drain anything it wrote before dying
+                    line = self._out.readline()
+                    return line or None
+        finally:
+            sel.close()

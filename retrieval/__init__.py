@@ -1,0 +1,1 @@
+"""Citeline retrieval stage."""

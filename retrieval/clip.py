@@ -1,0 +1,71 @@
+"""CLIP image and text embeddings in one space, through open_clip (the `clip` extra).
+
+`pretrained` is an open_clip tag (`openai`, downloaded on first use), a local checkpoint file, or None for
+random weights (tests); `model_name` may also be an open_clip schema (`hf-hub:<repo>`, `local-dir:<folder>`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ingest.errors import MissingDependency
+
+CLIP_INSTALL = "pip install 'citeline[clip]'"
+
+
+def _import_open_clip() -> Any:
+    try:
+        import open_clip
+    except ImportError as e:
+        raise MissingDependency("open_clip (CLIP image embeddings)", CLIP_INSTALL) from e
+    return open_clip
+
+
+class OpenClipEmbedder:
+    supports_text_queries = True
+
+    def __init__(self, model_name: str, pretrained: str | None = None, batch_size: int = 32) -> None:
+        open_clip = _import_open_clip()
+        import torch
+
+        if pretrained and Path(pretrained).suffix and not Path(pretrained).is_file():
+            raise FileNotFoundError(f"CLIP checkpoint {pretrained} does not exist")
+        self._torch = torch
+        self._model, _, self._preprocess = open_clip.create_model_and_transforms(
+            model_name, pretrained=pretrained, device="cpu"
+        )
+        self._model.eval()
+        self._tokenizer = open_clip.get_tokenizer(model_name)
+        self.name = f"clip:{model_name}:{pretrained or 'none'}"
+        self.batch_size = batch_size
+        self.dimension = int(self._encode_text([""]).shape[1])
+
+    def _encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        with self._torch.inference_mode():
+            return self._model.encode_text(self._tokenizer(list(texts)), normalize=True).float().numpy()
+
+    def _encode_images(self, paths: Sequence[str]) -> np.ndarray:
+        from PIL import Image
+
+        tensors = []
+        for path in paths:
+            with Image.open(path) as im:
+                tensors.append(self._preprocess(im.convert("RGB")))
+        with self._torch.inference_mode():
+            return self._model.encode_image(self._torch.stack(tensors), normalize=True).float().numpy()
+
+    def _batched(self, encode: Any, items: Sequence[str]) -> np.ndarray:
+        if not items:
+            return np.zeros((0, self.dimension), np.float32)
+        parts = [encode(items[i : i + self.batch_size]) for i in range(0, len(items), self.batch_size)]
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+    def embed_images(self, paths: Sequence[str]) -> np.ndarray:
+        return self._batched(self._encode_images, paths)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return self._batched(self._encode_text, texts)

@@ -1,0 +1,185 @@
+"""Text embedders and the factories that build embedders from a spec string.
+
+`minilm-int8` (all-MiniLM-L6-v2, int8 ONNX on onnxruntime) is the fast default; `minilm` is the same model in
+fp32 through sentence-transformers, and `st:<name-or-path>` loads any sentence-transformers model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ingest.errors import CitelineError, MissingDependency
+from retrieval import models
+
+if TYPE_CHECKING:
+    from retrieval.protocols import ImageEmbedder, TextEmbedder
+
+TEXT_EMBEDDERS = ("minilm-int8", "minilm", "mpnet", "st:<name-or-path>", "fake")
+IMAGE_EMBEDDERS = ("tagger", "efficientnet-lite0", "clip:<model>[:<tag>|:<checkpoint path>|:none]", "fake")
+
+
+class UnknownEmbedder(CitelineError, ValueError):
+    def __init__(self, spec: str, choices: Sequence[str]) -> None:
+        super().__init__(f"unknown embedder {spec!r}; choose one of: {', '.join(choices)}")
+
+
+def _l2_normalise(rows: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return (rows / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+class OnnxMiniLMEmbedder:
+    """all-MiniLM-L6-v2 as int8 ONNX: mean pooling over the attention mask, then L2 normalisation."""
+
+    name = "minilm-int8"
+    dimension = 384
+    normalized = True
+    max_tokens = 256  # sentence-transformers' max_seq_length for this model (tokenizer.json says 128)
+
+    def __init__(self, batch_size: int = 32, threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+        except ImportError as e:
+            raise MissingDependency("onnxruntime and tokenizers", "pip install onnxruntime tokenizers") from e
+        self.batch_size = batch_size
+        self._tokenizer = Tokenizer.from_file(str(models.minilm_tokenizer_json()))
+        self._tokenizer.no_padding()  # we pad per length-sorted batch ourselves
+        self._tokenizer.no_truncation()  # count_tokens reports the full length; embed() truncates
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or os.cpu_count() or 1
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(
+            str(models.minilm_int8_onnx()), opts, providers=["CPUExecutionProvider"]
+        )
+        self._sep_id = self._tokenizer.token_to_id("[SEP]")
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer.encode(text).ids)
+
+    def _ids(self, texts: Sequence[str]) -> list[list[int]]:
+        ids = [e.ids for e in self._tokenizer.encode_batch(list(texts))]
+        cut = self.max_tokens - 1  # keep [CLS] + the first tokens, and end on [SEP] as BERT truncation does
+        return [seq if len(seq) <= self.max_tokens else seq[:cut] + [self._sep_id] for seq in ids]
+
+    def _run(self, batch: list[list[int]]) -> np.ndarray:
+        width = max(len(seq) for seq in batch)
+        input_ids = np.zeros((len(batch), width), np.int64)
+        mask = np.zeros((len(batch), width), np.int64)
+        for row, seq in enumerate(batch):
+            input_ids[row, : len(seq)] = seq
+            mask[row, : len(seq)] = 1
+        feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
+        hidden = self._session.run(None, feeds)[0]
+        weights = mask[:, :, None].astype(np.float32)
+        return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), np.float32)
+        if not texts:
+            return out
+        ids = self._ids(texts)
+        order = np.argsort([len(seq) for seq in ids], kind="stable")  # similar lengths share a batch
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            out[rows] = self._run([ids[i] for i in rows])
+        return _l2_normalise(out)
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model, by hub name (downloads for users with a hub) or local folder."""
+
+    normalized = True
+
+    def __init__(self, name_or_path: str, name: str | None = None, batch_size: int = 32) -> None:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as e:
+            raise MissingDependency("sentence-transformers", "pip install sentence-transformers") from e
+        self._model = SentenceTransformer(name_or_path, device="cpu")
+        self.name = name or f"st:{name_or_path}"
+        self.batch_size = batch_size
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or (
+            self._model.get_sentence_embedding_dimension
+        )
+        self.dimension = int(get_dim())
+        self.max_tokens = int(self._model.max_seq_length)
+
+    def count_tokens(self, text: str) -> int:
+        tokenizer = self._model.tokenizer
+        return len(tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), np.float32)
+        # encode() already sorts by length and restores the input order.
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, np.float32)
+
+
+def _default_cache_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("citeline")) / "models"
+
+
+def build_text_embedder(spec: str = "minilm-int8", cache_dir: str | None = None) -> TextEmbedder:
+    """Turn a spec (`minilm-int8`, `minilm`, `mpnet`, `st:<name-or-path>`, `fake`) into a TextEmbedder."""
+    if spec == "minilm-int8":
+        return OnnxMiniLMEmbedder()
+    if spec == "minilm":
+        return SentenceTransformerEmbedder(str(models.minilm_dir()), name="minilm")
+    if spec == "mpnet":
+        return SentenceTransformerEmbedder(str(models.mpnet_dir(cache_dir or _default_cache_dir())), name="mpnet")
+    if spec.startswith("st:") and len(spec) > 3:
+        return SentenceTransformerEmbedder(spec[3:])
+    if spec == "fake":
+        from retrieval.fakes import HashEmbedder
+
+        return HashEmbedder()
+    raise UnknownEmbedder(spec, TEXT_EMBEDDERS)
+
+
+def build_image_embedder(spec: str = "tagger") -> ImageEmbedder:
+    """Turn a spec (`tagger`, `efficientnet-lite0`, `clip:<model>[:<pretrained>]`, `fake`) into an ImageEmbedder.
+
+    For CLIP, `<pretrained>` is an open_clip tag (`openai`, downloaded on first use), a local checkpoint path,
+    or `none` for random weights; it defaults to `openai`. `clip:hf-hub:<repo>` and `clip:local-dir:<folder>`
+    carry their own weights.
+    """
+    if spec in ("tagger", "efficientnet-lite0"):
+        from retrieval.tagger import EfficientNetTagger
+
+        return EfficientNetTagger()
+    if spec.startswith("clip:") and len(spec) > 5:
+        from retrieval.clip import OpenClipEmbedder
+
+        model_name, pretrained = parse_clip_spec(spec[5:])
+        return OpenClipEmbedder(model_name, pretrained)
+    if spec == "fake":
+        from retrieval.fakes import HashImageEmbedder
+
+        return HashImageEmbedder()
+    raise UnknownEmbedder(spec, IMAGE_EMBEDDERS)
+
+
+def parse_clip_spec(rest: str) -> tuple[str, str | None]:
+    """`ViT-B-32:openai` -> (ViT-B-32, openai); `ViT-B-32:none` -> (ViT-B-32, None); paths may hold colons."""
+    if rest.startswith(("hf-hub:", "local-dir:")):  # open_clip schemas: config and weights come together
+        return rest, None
+    model_name, _, pretrained = rest.partition(":")
+    if not pretrained:
+        return model_name, "openai"
+    return model_name, None if pretrained.lower() == "none" else pretrained

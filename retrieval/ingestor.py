@@ -1,0 +1,248 @@
+"""Folder → knowledge base: discover, skip what is unchanged, parse in a bounded worker (overlapped with
+embedding), chunk, describe figures, embed, and commit each document atomically."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ingest.chunking import Chunker, embedding_text
+from ingest.discovery import discover
+from ingest.errors import FileError
+from ingest.isolation import IsolatedParser
+from ingest.protocols import ParseOptions
+from ingest.types import Chunk, FileResult, ParsedDocument, doc_id_for, file_sha256
+from retrieval.kb import IMAGE, TEXT, KnowledgeBase
+
+
+@dataclass(frozen=True)
+class Progress:
+    files_done: int
+    files_total: int
+    pages_done: int
+    path: str
+    status: str
+
+
+@dataclass
+class IngestReport:
+    files: list[FileResult] = field(default_factory=list)
+    seconds: float = 0.0
+    pruned: list[str] = field(default_factory=list)
+
+    @property
+    def totals(self) -> dict[str, Any]:
+        count = {s: sum(1 for f in self.files if f.status == s) for s in ("ingested", "unchanged", "failed", "skipped")}
+        return {
+            "files": len(self.files),
+            **count,
+            "pages": sum(f.pages for f in self.files if f.status == "ingested"),
+            "chunks": sum(f.chunks for f in self.files if f.status == "ingested"),
+            "figures": sum(f.figures for f in self.files if f.status == "ingested"),
+            "pruned": len(self.pruned),
+            "seconds": round(self.seconds, 3),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {"files": [f.to_json() for f in self.files], "totals": self.totals, "pruned": self.pruned}
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+class Ingestor:
+    SAVE_EVERY_S = 20.0
+
+    def __init__(self, kb: KnowledgeBase, passwords: Sequence[str] = (), progress: ProgressFn | None = None,
+                 parser: IsolatedParser | None = None) -> None:
+        kb._require_writable("ingest")
+        self.kb = kb
+        self.passwords = tuple(passwords)
+        self.progress = progress or (lambda p: None)
+        self.parser = parser or IsolatedParser(kb.settings.limits)
+        self._chunker: Chunker | None = None
+
+    @property
+    def chunker(self) -> Chunker:
+        if self._chunker is None:
+            self._chunker = Chunker(self.kb.models.text.count_tokens, self.kb.settings.chunker)
+        return self._chunker
+
+    def run(self, paths: Sequence[str], prune: bool = False) -> IngestReport:
+        started = time.perf_counter()
+        report = IngestReport()
+        found = list(discover(paths))
+        todo: list[tuple[str, str, os.stat_result]] = []
+        for path, supported in found:
+            if not supported:
+                report.files.append(FileResult(path, "skipped", error=f"unsupported file type '{Path(path).suffix}'"))
+                continue
+            result, sha, st = self._precheck(path)
+            if result is not None:
+                report.files.append(result)
+            else:
+                todo.append((path, sha, st))
+        self.progress(Progress(len(report.files), len(found), 0, "", "scanned"))
+        pages_done = 0
+        last_save = time.monotonic()
+        try:
+            for path, sha, st, outcome in self._parsed(todo):
+                t0 = time.perf_counter()
+                result = self._store(path, sha, st, outcome)
+                result = FileResult(**{**result.to_json(), "seconds": round(time.perf_counter() - t0, 3)})
+                report.files.append(result)
+                pages_done += result.pages
+                self.progress(Progress(len(report.files), len(found), pages_done, path, result.status))
+                if time.monotonic() - last_save > self.SAVE_EVERY_S:
+                    self.kb.save_indexes()
+                    last_save = time.monotonic()
+        finally:
+            self.parser.close()
+        if prune:
+            seen = {p for p, _ in found}
+            roots = [str(Path(p).expanduser().resolve()) for p in paths]
+            gone = [f["path"] for f in self.kb.catalog.files()
+                    if f["path"] not in seen and any(f["path"] == r or f["path"].startswith(r.rstrip("/") + "/")
+                                                     for r in roots)]
+            report.pruned = self.kb.remove(gone) if gone else []
+        self.kb.save_indexes()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    # -- stages -----------------------------------------------------------------------------------------
+    def _precheck(self, path: str) -> tuple[FileResult | None, str, os.stat_result]:
+        st = os.stat(path)
+        row = self.kb.catalog.file_row(path)
+        if row and row["status"] == "ingested" and row["size"] == st.st_size and row["mtime"] == st.st_mtime \
+                and self.kb.catalog.has_document(row["doc_id"]):
+            return FileResult(path, "unchanged"), row["sha256"], st
+        sha = file_sha256(path)
+        doc_id = doc_id_for(sha)
+        if self.kb.catalog.has_document(doc_id):
+            with self.kb.catalog.transaction() as db:
+                if row and row["doc_id"] and row["doc_id"] != doc_id:
+                    self._drop_old(db, path)
+                self.kb.catalog.put_file(db, path, doc_id, sha, st.st_size, st.st_mtime, "ingested")
+            return FileResult(path, "unchanged"), sha, st
+        return None, sha, st
+
+    def _parsed(self, todo: list[tuple[str, str, os.stat_result]]) -> Iterator[tuple[str, str, os.stat_result, Any]]:
+        """Parse the next file in the worker process while the current one is embedded here."""
+        options = ParseOptions(assets_dir=str(self.kb.assets_dir), passwords=self.passwords, ocr=self.kb.settings.ocr,
+                               ocr_language=self.kb.settings.ocr_language)
+
+        def parse(path: str, sha: str) -> ParsedDocument | FileError:
+            try:
+                return self.parser.parse(path, sha, options)
+            except FileError as exc:
+                return exc
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            queue: list[tuple[str, str, os.stat_result, Future[ParsedDocument | FileError]]] = []
+            for item in todo:
+                queue.append((*item, pool.submit(parse, item[0], item[1])))
+                if len(queue) >= 2:
+                    path, sha, st, fut = queue.pop(0)
+                    yield path, sha, st, fut.result()
+            for path, sha, st, fut in queue:
+                yield path, sha, st, fut.result()
+
+    def _store(self, path: str, sha: str, st: os.stat_result, outcome: ParsedDocument | FileError) -> FileResult:
+        catalog = self.kb.catalog
+        if isinstance(outcome, FileError):
+            with catalog.transaction() as db:
+                self._drop_old(db, path)
+                catalog.put_file(db, path, None, sha, st.st_size, st.st_mtime, "failed", str(outcome))
+            return FileResult(path, "failed", error=str(outcome))
+        doc = outcome
+        chunks = self.chunker.chunk(doc)
+        meta, vectors = self._embed(chunks)
+        for space in self.kb.spaces():
+            self.kb.index(space)  # current before the commit, so the commit's delta can be applied in memory
+        with catalog.transaction() as db:
+            dropped = self._drop_old(db, path)
+            ids = catalog.put_document(db, doc, Path(path).name, st.st_size, chunks, meta, vectors)
+            catalog.put_file(db, path, doc.doc_id, sha, st.st_size, st.st_mtime, "ingested")
+        self._update_indexes(ids, vectors, dropped)
+        figures = sum(1 for c in chunks if c.kind == "figure")
+        return FileResult(path, "ingested", pages=len(doc.pages), chunks=len(chunks) - figures, figures=figures)
+
+    def _drop_old(self, db: Any, path: str) -> list[int]:
+        row = self.kb.catalog.file_row(path)
+        dropped = self.kb.catalog.drop_file(db, path) if row else []
+        if row and row["doc_id"] and dropped:
+            shutil.rmtree(self.kb.assets_dir / row["doc_id"], ignore_errors=True)
+        return dropped
+
+    def _embed(self, chunks: list[Chunk]) -> tuple[list[dict[str, Any]], dict[str, tuple[list[int], np.ndarray]]]:
+        return embed_chunks(self.kb, chunks)
+
+    def _update_indexes(self, ids: list[int], vectors: dict[str, tuple[list[int], np.ndarray]],
+                        dropped: list[int]) -> None:
+        generation = self.kb.catalog.generation
+        for space in self.kb.spaces():
+            positions, matrix = vectors.get(space, ([], np.zeros((0, 1), dtype=np.float32)))
+            self.kb.apply_delta(space, generation, [ids[p] for p in positions], matrix, dropped)
+
+
+def embed_chunks(kb: KnowledgeBase, chunks: list[Chunk]) -> tuple[list[dict[str, Any]],
+                                                                  dict[str, tuple[list[int], np.ndarray]]]:
+    """Describe figures (tags), embed every chunk's text and every figure's pixels. Registers spaces."""
+    models = kb.models
+    meta: list[dict[str, Any]] = [{} for _ in chunks]
+    fig_pos = [i for i, c in enumerate(chunks) if c.kind == "figure" and c.figure_path]
+    fig_paths = [str(kb.assets_dir / (chunks[i].figure_path or "")) for i in fig_pos]
+    tagger = models.tagger
+    if tagger is not None and fig_paths:
+        for i, tags in zip(fig_pos, tagger.tag(fig_paths), strict=True):
+            meta[i]["tags"] = ", ".join(label for label, p in tags if p >= 0.05)
+    texts = [embedding_text(c) + ("\nImage shows: " + meta[i]["tags"] if meta[i].get("tags") else "")
+             for i, c in enumerate(chunks)]
+    vectors: dict[str, tuple[list[int], np.ndarray]] = {}
+    if chunks:
+        text_model = models.text
+        kb.register_space(TEXT, kb.settings.text_model or text_model.name, text_model.dimension)
+        vectors[TEXT] = (list(range(len(chunks))), np.asarray(text_model.embed(texts), dtype=np.float32))
+    image_model = models.image
+    if image_model is not None and fig_paths:
+        kb.register_space(IMAGE, kb.settings.image_model or image_model.name, image_model.dimension)
+        vectors[IMAGE] = (fig_pos, np.asarray(image_model.embed_images(fig_paths), dtype=np.float32))
+    return meta, vectors
+
+
+def embed_stored_chunks(kb: KnowledgeBase, spaces: dict[str, Any],
+                        progress: Callable[[int, int], None] | None = None) -> dict[str, tuple[list[int], np.ndarray]]:
+    """Embed every chunk in the catalog with the KB's configured models (for reindex). Fills `spaces`."""
+    from retrieval.kb import _space_info
+
+    all_ids = [r[0] for r in kb.catalog.db.execute("SELECT id FROM chunks ORDER BY id")]
+    out: dict[str, tuple[list[int], list[np.ndarray]]] = {}
+    for start in range(0, len(all_ids), 256):
+        stored = kb.catalog.get_chunks(all_ids[start : start + 256])
+        batch = [stored[i] for i in all_ids[start : start + 256] if i in stored]
+        texts = [embedding_text(s.chunk) + ("\nImage shows: " + s.meta["tags"] if s.meta.get("tags") else "")
+                 for s in batch]
+        text_model = kb.models.text
+        spaces[TEXT] = _space_info(kb.settings.text_model or text_model.name, text_model.dimension)
+        ids, mats = out.setdefault(TEXT, ([], []))
+        ids.extend(s.id for s in batch)
+        mats.append(np.asarray(text_model.embed(texts), dtype=np.float32))
+        figs = [s for s in batch if s.chunk.kind == "figure" and s.chunk.figure_path]
+        image_model = kb.models.image
+        if figs and image_model is not None:
+            spaces[IMAGE] = _space_info(kb.settings.image_model or image_model.name, image_model.dimension)
+            ids, mats = out.setdefault(IMAGE, ([], []))
+            ids.extend(s.id for s in figs)
+            mats.append(np.asarray(image_model.embed_images([str(kb.assets_dir / (s.chunk.figure_path or ""))
+                                                             for s in figs]), dtype=np.float32))
+        if progress:
+            progress(min(start + 256, len(all_ids)), len(all_ids))
+    return {space: (ids, np.concatenate(mats)) for space, (ids, mats) in out.items()}

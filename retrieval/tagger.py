@@ -1,0 +1,102 @@
+"""EfficientNet-Lite0 (ImageNet-1k, offline weights): top-k labels for an image and its 1280-d pooled features.
+
+One forward pass gives both. The TF-trained weights expect TF preprocessing, (x - 127) / 128; ImageNet
+mean/std normalisation gives confidently wrong labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from ingest.errors import MissingDependency
+from retrieval import models
+from retrieval.protocols import TextQueriesUnsupported
+
+IMAGE_SIZE = 224
+RESIZE_SHORT_SIDE = round(IMAGE_SIZE / 0.875)  # 256, as in the TF reference eval
+
+
+@lru_cache(maxsize=1)
+def imagenet_labels() -> tuple[str, ...]:
+    text = resources.files("retrieval").joinpath("imagenet_labels.txt").read_text(encoding="utf-8")
+    labels = tuple(line.strip() for line in text.splitlines() if line.strip())
+    if len(labels) != 1000:
+        raise RuntimeError(f"retrieval/imagenet_labels.txt has {len(labels)} labels, expected 1000")
+    return labels
+
+
+def preprocess(path: str) -> np.ndarray:
+    """(3, 224, 224) float32: short side to 256 bicubic, centre crop 224, (x - 127) / 128."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im.draft("RGB", (RESIZE_SHORT_SIDE, RESIZE_SHORT_SIDE))  # JPEG: decode at reduced scale, much faster
+        im = ImageOps.exif_transpose(im).convert("RGB")
+        scale = RESIZE_SHORT_SIDE / min(im.size)
+        w, h = max(IMAGE_SIZE, round(im.width * scale)), max(IMAGE_SIZE, round(im.height * scale))
+        im = im.resize((w, h), Image.Resampling.BICUBIC)
+        left, top = (w - IMAGE_SIZE) // 2, (h - IMAGE_SIZE) // 2
+        im = im.crop((left, top, left + IMAGE_SIZE, top + IMAGE_SIZE))
+        pixels = np.asarray(im, np.float32)
+    return ((pixels - 127.0) / 128.0).transpose(2, 0, 1)
+
+
+class EfficientNetTagger:
+    """ImageTagger (top-k ImageNet labels) and ImageEmbedder (pooled features), from one forward pass."""
+
+    name = "efficientnet-lite0"
+    dimension = 1280
+    supports_text_queries = False
+
+    def __init__(self, top_k: int = 5, batch_size: int = 16, threads: int | None = None) -> None:
+        try:
+            import torch
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as e:
+            raise MissingDependency("torch and efficientnet-lite-pytorch", "pip install citeline") from e
+        if threads:
+            torch.set_num_threads(threads)  # torch's default is already one thread per physical core
+        weights = models.efficientnet_lite0_weights()
+        # from_name + our own strict, weights-only load: from_pretrained pickles and prints to stdout.
+        self._model = EfficientNet.from_name("efficientnet-lite0", num_classes=1000)
+        self._model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
+        self._model.eval()
+        self.top_k = top_k
+        self.batch_size = batch_size
+        self._labels = imagenet_labels()
+
+    def _forward(self, paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(features (n, 1280) un-normalised, probabilities (n, 1000)), batched."""
+        import torch
+
+        feats, probs = [], []
+        with torch.inference_mode():
+            for start in range(0, len(paths), self.batch_size):
+                batch = torch.from_numpy(np.stack([preprocess(p) for p in paths[start : start + self.batch_size]]))
+                pooled = self._model.extract_features(batch).mean(dim=(2, 3))
+                feats.append(pooled.numpy())
+                probs.append(torch.softmax(self._model._fc(pooled), dim=1).numpy())
+        return np.concatenate(feats), np.concatenate(probs)
+
+    def tag(self, paths: Sequence[str]) -> list[list[tuple[str, float]]]:
+        if not paths:
+            return []
+        _, probs = self._forward(paths)
+        return [self._top(row) for row in probs]
+
+    def _top(self, row: np.ndarray) -> list[tuple[str, float]]:
+        best = np.argsort(-row)[: self.top_k]
+        return [(self._labels[i], float(row[i])) for i in best]
+
+    def embed_images(self, paths: Sequence[str]) -> np.ndarray:
+        if not paths:
+            return np.zeros((0, self.dimension), np.float32)
+        feats, _ = self._forward(paths)
+        return (feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        raise TextQueriesUnsupported(self.name)
