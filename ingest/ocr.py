@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import dataclass
 
 from ingest.errors import MissingDependency, ResourceLimit
+from ingest.types import BBox, Block
 
 INSTALL_HINT = "apt-get install -y tesseract-ocr tesseract-ocr-eng"
 _LOW_CONFIDENCE = 55.0  # mean word confidence under which we check the page orientation
@@ -99,6 +100,28 @@ def is_meaningful(line: OcrLine, min_confidence: float = 40.0) -> bool:
     return line.confidence >= min_confidence and bool(re.search(r"[^\W_]{2,}", line.text))
 
 
+def ocr_blocks(
+    lines: list[OcrLine],
+    scale: float = 1.0,
+    origin: tuple[float, float] = (0.0, 0.0),
+    min_confidence: float = 40.0,
+) -> list[Block]:
+    """Group meaningful lines into paragraph blocks (ocr=True); `scale` converts pixels to page units."""
+    groups: dict[tuple[int, int], list[OcrLine]] = {}
+    for line in lines:
+        if is_meaningful(line, min_confidence):
+            groups.setdefault((line.block, line.paragraph), []).append(line)
+    blocks = []
+    for group in groups.values():
+        x0 = min(ln.bbox[0] for ln in group) * scale + origin[0]
+        y0 = min(ln.bbox[1] for ln in group) * scale + origin[1]
+        x1 = max(ln.bbox[2] for ln in group) * scale + origin[0]
+        y1 = max(ln.bbox[3] for ln in group) * scale + origin[1]
+        text = "\n".join(ln.text for ln in group)
+        blocks.append(Block(text=text, bbox=BBox(x0, y0, x1, y1), kind="text", ocr=True))
+    return blocks
+
+
 def _line(key: tuple[int, int, int], ws: list[tuple[str, int, int, int, int, float]]) -> OcrLine:
     text = " ".join(w[0] for w in ws)
     bbox = (min(w[1] for w in ws), min(w[2] for w in ws), max(w[3] for w in ws), max(w[4] for w in ws))
@@ -115,7 +138,9 @@ def _run_tesseract(data: bytes, args: list[str], timeout: float) -> str:
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip()
         if "Failed loading language" in err or "Error opening data file" in err:
-            raise MissingDependency(f"the tesseract language data in {args}", "apt-get install -y tesseract-ocr-LANG")
+            raise MissingDependency(
+                f"the tesseract language data in {args}", "apt-get install -y tesseract-ocr-LANG"
+            )
         raise RuntimeError(f"tesseract failed (exit {proc.returncode}): {err[-300:]}")
     return proc.stdout.decode("utf-8", "replace")
 

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ingest.errors import MissingDependency
+from retrieval.embedders import UnknownEmbedder
+
+if TYPE_CHECKING:
+    from retrieval.protocols import ImageEmbedder
 
 CLIP_INSTALL = "pip install 'citeline[clip]'"
+IMAGE_EMBEDDERS = ("tagger", "efficientnet-lite0", "clip:<model>[:<tag>|:<checkpoint path>|:none]", "fake")
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 
 
 def _import_open_clip() -> Any:
@@ -32,7 +38,8 @@ class OpenClipEmbedder:
         open_clip = _import_open_clip()
         import torch
 
-        if pretrained and Path(pretrained).suffix and not Path(pretrained).is_file():
+        looks_like_path = pretrained and ("/" in pretrained or pretrained.endswith(_CHECKPOINT_SUFFIXES))
+        if looks_like_path and not Path(pretrained).is_file():
             raise FileNotFoundError(f"CLIP checkpoint {pretrained} does not exist")
         self._torch = torch
         self._model, _, self._preprocess = open_clip.create_model_and_transforms(
@@ -69,3 +76,34 @@ class OpenClipEmbedder:
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         return self._batched(self._encode_text, texts)
+
+
+def build_image_embedder(spec: str = "tagger") -> ImageEmbedder:
+    """Turn a spec (`tagger`, `efficientnet-lite0`, `clip:<model>[:<pretrained>]`, `fake`) into an ImageEmbedder.
+
+    For CLIP, `<pretrained>` is an open_clip tag (`openai`, downloaded on first use), a local checkpoint path,
+    or `none` for random weights; it defaults to `openai`. `clip:hf-hub:<repo>` and `clip:local-dir:<folder>`
+    carry their own weights.
+    """
+    if spec in ("tagger", "efficientnet-lite0"):
+        from retrieval.tagger import EfficientNetTagger
+
+        return EfficientNetTagger()
+    if spec.startswith("clip:") and len(spec) > 5:
+        model_name, pretrained = parse_clip_spec(spec[5:])
+        return OpenClipEmbedder(model_name, pretrained)
+    if spec == "fake":
+        from retrieval.fakes import HashImageEmbedder
+
+        return HashImageEmbedder()
+    raise UnknownEmbedder(spec, IMAGE_EMBEDDERS)
+
+
+def parse_clip_spec(rest: str) -> tuple[str, str | None]:
+    """`ViT-B-32:openai` -> (ViT-B-32, openai); `ViT-B-32:none` -> (ViT-B-32, None); paths may hold colons."""
+    if rest.startswith(("hf-hub:", "local-dir:")):  # open_clip schemas: config and weights come together
+        return rest, None
+    model_name, _, pretrained = rest.partition(":")
+    if not pretrained:
+        return model_name, "openai"
+    return model_name, None if pretrained.lower() == "none" else pretrained

@@ -17,10 +17,9 @@ from ingest.errors import CitelineError, MissingDependency
 from retrieval import models
 
 if TYPE_CHECKING:
-    from retrieval.protocols import ImageEmbedder, TextEmbedder
+    from retrieval.protocols import TextEmbedder
 
 TEXT_EMBEDDERS = ("minilm-int8", "minilm", "mpnet", "st:<name-or-path>", "fake")
-IMAGE_EMBEDDERS = ("tagger", "efficientnet-lite0", "clip:<model>[:<tag>|:<checkpoint path>|:none]", "fake")
 
 
 class UnknownEmbedder(CitelineError, ValueError):
@@ -142,7 +141,9 @@ def build_text_embedder(spec: str = "minilm-int8", cache_dir: str | None = None)
     if spec == "minilm":
         return SentenceTransformerEmbedder(str(models.minilm_dir()), name="minilm")
     if spec == "mpnet":
-        return SentenceTransformerEmbedder(str(models.mpnet_dir(cache_dir or _default_cache_dir())), name="mpnet")
+        return SentenceTransformerEmbedder(
+            str(models.mpnet_dir(cache_dir or _default_cache_dir())), name="mpnet"
+        )
     if spec.startswith("st:") and len(spec) > 3:
         return SentenceTransformerEmbedder(spec[3:])
     if spec == "fake":
@@ -150,36 +151,3 @@ def build_text_embedder(spec: str = "minilm-int8", cache_dir: str | None = None)
 
         return HashEmbedder()
     raise UnknownEmbedder(spec, TEXT_EMBEDDERS)
-
-
-def build_image_embedder(spec: str = "tagger") -> ImageEmbedder:
-    """Turn a spec (`tagger`, `efficientnet-lite0`, `clip:<model>[:<pretrained>]`, `fake`) into an ImageEmbedder.
-
-    For CLIP, `<pretrained>` is an open_clip tag (`openai`, downloaded on first use), a local checkpoint path,
-    or `none` for random weights; it defaults to `openai`. `clip:hf-hub:<repo>` and `clip:local-dir:<folder>`
-    carry their own weights.
-    """
-    if spec in ("tagger", "efficientnet-lite0"):
-        from retrieval.tagger import EfficientNetTagger
-
-        return EfficientNetTagger()
-    if spec.startswith("clip:") and len(spec) > 5:
-        from retrieval.clip import OpenClipEmbedder
-
-        model_name, pretrained = parse_clip_spec(spec[5:])
-        return OpenClipEmbedder(model_name, pretrained)
-    if spec == "fake":
-        from retrieval.fakes import HashImageEmbedder
-
-        return HashImageEmbedder()
-    raise UnknownEmbedder(spec, IMAGE_EMBEDDERS)
-
-
-def parse_clip_spec(rest: str) -> tuple[str, str | None]:
-    """`ViT-B-32:openai` -> (ViT-B-32, openai); `ViT-B-32:none` -> (ViT-B-32, None); paths may hold colons."""
-    if rest.startswith(("hf-hub:", "local-dir:")):  # open_clip schemas: config and weights come together
-        return rest, None
-    model_name, _, pretrained = rest.partition(":")
-    if not pretrained:
-        return model_name, "openai"
-    return model_name, None if pretrained.lower() == "none" else pretrained

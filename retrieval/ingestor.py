@@ -81,6 +81,7 @@ class Ingestor:
         report = IngestReport()
         found = list(discover(paths))
         todo: list[tuple[str, str, os.stat_result]] = []
+        duplicates: list[str] = []
         for path, supported in found:
             if not supported:
                 report.files.append(FileResult(path, "skipped", error=f"unsupported file type '{Path(path).suffix}'"))
@@ -88,6 +89,8 @@ class Ingestor:
             result, sha, st = self._precheck(path)
             if result is not None:
                 report.files.append(result)
+            elif any(sha == other for _, other, _ in todo):
+                duplicates.append(path)  # same content as a file parsed in this run: linked to it afterwards
             else:
                 todo.append((path, sha, st))
         self.progress(Progress(len(report.files), len(found), 0, "", "scanned"))
@@ -106,6 +109,9 @@ class Ingestor:
                     last_save = time.monotonic()
         finally:
             self.parser.close()
+        for path in duplicates:
+            result, _, _ = self._precheck(path)
+            report.files.append(result or FileResult(path, "failed", error="the file it duplicates failed"))
         if prune:
             seen = {p for p, _ in found}
             roots = [str(Path(p).expanduser().resolve()) for p in paths]

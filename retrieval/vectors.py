@@ -22,34 +22,152 @@ def _faiss() -> Any:
     return faiss
 
 
+def normalise(rows: np.ndarray) -> np.ndarray:
+    """Float32, C-contiguous, rows L2-normalised (zero rows stay zero): what every index stores and searches."""
+    rows = np.ascontiguousarray(np.atleast_2d(rows), dtype=np.float32)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return np.ascontiguousarray(rows / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
 class VectorIndex:
-    def __init__(self, dimension: int, index: Any | None = None) -> None:
+    """Exact inner-product search up to `approx_threshold` vectors, an HNSW graph above it.
+
+    An HNSW graph cannot delete, so removed ids become tombstones that searches skip; the graph is rebuilt when
+    tombstones pass `COMPACT_RATIO` of it or when a tombstoned id comes back.
+    """
+
+    APPROX_THRESHOLD = 50_000
+    HNSW_M = 32
+    EF_CONSTRUCTION = 80
+    EF_SEARCH = 128
+    COMPACT_RATIO = 0.2
+    EXACT_SUBSET = 8192  # a filtered HNSW search over at most this many ids is done exactly
+
+    def __init__(self, dimension: int, index: Any | None = None, *, approx_threshold: int | None = None,
+                 tombstones: Any = ()) -> None:
         faiss = _faiss()
         self.dimension = dimension
+        self.approx_threshold = approx_threshold or self.APPROX_THRESHOLD
         self.index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self._dead: set[int] = {int(i) for i in tombstones}
+
+    @property
+    def approximate(self) -> bool:
+        return isinstance(_faiss().downcast_index(self.index.index), _faiss().IndexHNSW)
 
     @property
     def size(self) -> int:
-        return int(self.index.ntotal)
+        return int(self.index.ntotal) - len(self._dead)
 
-    def ids(self) -> np.ndarray:
+    def _all_ids(self) -> np.ndarray:
         return _faiss().vector_to_array(self.index.id_map).astype(np.int64)
 
+    def ids(self) -> np.ndarray:
+        ids = self._all_ids()
+        if self._dead:
+            ids = ids[~np.isin(ids, np.fromiter(self._dead, dtype=np.int64))]
+        return ids
+
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        if len(ids):
-            self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+        if not len(ids):
+            return
+        ids = np.asarray(ids, dtype=np.int64)
+        vectors = normalise(vectors)
+        revived = self._dead.intersection(ids.tolist())
+        crossing = not self.approximate and self.size + len(ids) > self.approx_threshold
+        if revived or crossing:
+            self._rebuild(ids, vectors)
+        else:
+            self.index.add_with_ids(vectors, ids)
 
     def remove(self, ids: list[int] | np.ndarray) -> None:
-        if len(ids):
-            self.index.remove_ids(np.asarray(ids, dtype=np.int64))
+        if not len(ids):
+            return
+        ids = np.asarray(ids, dtype=np.int64)
+        if not self.approximate:
+            self.index.remove_ids(ids)
+            return
+        present = ids[np.isin(ids, self._all_ids())]
+        self._dead.update(int(i) for i in present)
+        if len(self._dead) > self.COMPACT_RATIO * max(1, int(self.index.ntotal)):
+            self._rebuild(np.zeros(0, np.int64), np.zeros((0, self.dimension), np.float32))
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        k = max(1, min(k, self.size))
-        if self.size == 0:
+    def _live(self) -> tuple[np.ndarray, np.ndarray]:
+        n = int(self.index.ntotal)
+        all_ids = self._all_ids()
+        if n == 0:
+            return all_ids, np.zeros((0, self.dimension), np.float32)
+        vectors = _faiss().rev_swig_ptr(self.index.index.get_xb(), n * self.dimension) if False else None
+        vectors = self.index.index.reconstruct_n(0, n)
+        keep = ~np.isin(all_ids, np.fromiter(self._dead, dtype=np.int64)) if self._dead else np.ones(n, bool)
+        return all_ids[keep], vectors[keep]
+
+    def _rebuild(self, new_ids: np.ndarray, new_vectors: np.ndarray) -> None:
+        """Rebuild from the live vectors plus `new_*` (which replace live entries with the same id)."""
+        ids, vectors = self._live()
+        keep = ~np.isin(ids, new_ids)
+        ids = np.concatenate([ids[keep], new_ids])
+        vectors = np.concatenate([vectors[keep], new_vectors]).astype(np.float32)
+        self.index = self._empty(len(ids))
+        self._dead = set()
+        for start in range(0, len(ids), 50_000):
+            self.index.add_with_ids(vectors[start : start + 50_000], ids[start : start + 50_000])
+
+    def _empty(self, n: int) -> Any:
+        faiss = _faiss()
+        if n <= self.approx_threshold:
+            return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimension))
+        hnsw = faiss.IndexHNSWFlat(self.dimension, self.HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = self.EF_CONSTRUCTION
+        return faiss.IndexIDMap2(hnsw)
+
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               ef_search: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k by inner product; `allowed` restricts to those ids. Missing slots hold id -1."""
+        queries = normalise(queries)
+        pool = self.size if allowed is None else len(allowed)
+        k = max(1, min(k, pool))
+        if self.size == 0 or pool == 0:
             n = len(queries)
             return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
-        scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        if allowed is not None and self.approximate and len(allowed) <= self.EXACT_SUBSET:
+            return self._exact_subset(queries, k, np.asarray(allowed, dtype=np.int64))
+        params = self._params(allowed, ef_search or max(self.EF_SEARCH, k))
+        scores, ids = self.index.search(queries, k, params=params)
         return scores, ids
+
+    def _params(self, allowed: np.ndarray | None, ef_search: int) -> Any:
+        faiss = _faiss()
+        selector = None
+        if allowed is not None:
+            keep = np.asarray(allowed, dtype=np.int64)
+            if self._dead:
+                keep = keep[~np.isin(keep, np.fromiter(self._dead, dtype=np.int64))]
+            selector = faiss.IDSelectorBatch(keep)
+        elif self._dead:
+            selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.fromiter(self._dead, dtype=np.int64)))
+        if self.approximate:
+            params = faiss.SearchParametersHNSW(efSearch=ef_search)
+        elif selector is None:
+            return None
+        else:
+            params = faiss.SearchParameters()
+        if selector is not None:
+            params.sel = selector
+            params._selector = selector  # keep the SWIG object alive as long as the params
+        return params
+
+    def _exact_subset(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        present = set(self._all_ids().tolist()) - self._dead
+        allowed = np.array([i for i in allowed.tolist() if i in present], dtype=np.int64)
+        n = len(queries)
+        if not len(allowed):
+            return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
+        matrix = np.vstack([self.index.reconstruct(int(i)) for i in allowed])
+        sims = queries @ matrix.T
+        k = min(k, len(allowed))
+        top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(sims, top, axis=1).astype(np.float32), allowed[top]
 
     # -- persistence ------------------------------------------------------------------------------------
     def save(self, path: Path, generation: int) -> None:

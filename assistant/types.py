@@ -1,0 +1,135 @@
+"""What the assistant hands back: an answer, its verified citations, the sources it was shown, stream events.
+
+Sources are numbered as the model saw them (`[1]`, `[2]`, ...); a citation's `n` refers to that number, and
+carries everything a UI needs to highlight it (document, page, bbox, chunk id, figure crop, quote).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ABSTAIN_TEXT = "I could not find this in your documents."
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Decoding settings passed to every generator (each uses what its backend supports)."""
+
+    temperature: float = 0.0
+    top_p: float = 0.95
+    top_k: int = 40
+    max_tokens: int = 160
+    seed: int | None = 0
+    stop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0 or self.max_tokens < 1:
+            raise ValueError(f"invalid sampling settings: {self}")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One numbered passage, table or figure description that the model was shown."""
+
+    n: int
+    doc: str
+    doc_id: str
+    page: int
+    kind: str
+    text: str  # the (possibly truncated) text as shown to the model
+    score: float = 0.0
+    bbox: tuple[float, float, float, float] | None = None
+    chunk_id: str | None = None
+    hit_id: int | None = None
+    figure_path: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.doc} p.{self.page}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "n": self.n, "doc": self.doc, "doc_id": self.doc_id, "page": self.page, "kind": self.kind,
+            "bbox": list(self.bbox) if self.bbox else None, "chunk_id": self.chunk_id, "id": self.hit_id,
+            "figure_path": self.figure_path, "score": round(float(self.score), 6), "text": self.text,
+        }
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A `[n]` in the answer, resolved to its source and checked against it."""
+
+    n: int
+    doc: str
+    page: int
+    quote: str  # the source sentence that best supports the cited sentence
+    verified: bool
+    support: float  # the support score the verifier computed, 0..1
+    sentence: str  # the answer sentence that carries the citation
+    bbox: tuple[float, float, float, float] | None = None
+    doc_id: str = ""
+    chunk_id: str | None = None
+    figure_path: str | None = None
+    inferred: bool = False  # True when the model did not cite and the verifier attached the best source
+
+    @property
+    def label(self) -> str:
+        return f"{self.doc} p.{self.page}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "n": self.n, "doc": self.doc, "doc_id": self.doc_id, "page": self.page,
+            "bbox": list(self.bbox) if self.bbox else None, "chunk_id": self.chunk_id,
+            "figure_path": self.figure_path, "quote": self.quote, "verified": self.verified,
+            "support": round(float(self.support), 4), "sentence": self.sentence, "inferred": self.inferred,
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str
+    citations: tuple[Citation, ...] = ()
+    sources: tuple[Source, ...] = ()
+    abstained: bool = False
+    query: str = ""  # the standalone query that was searched (after rewriting a follow-up)
+    raw_text: str = ""  # what the generator produced, before verification
+    dropped: tuple[str, ...] = ()  # sentences removed (or flagged) because no source supports them
+    confidence: float = 0.0  # retrieval confidence, 0..1
+    model: str = ""
+    timings: dict[str, float] = field(default_factory=dict)  # first_token_s, answer_s, search_s
+    cancelled: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "question": self.question, "query": self.query, "answer": self.text, "abstained": self.abstained,
+            "citations": [c.to_json() for c in self.citations], "sources": [s.to_json() for s in self.sources],
+            "dropped": list(self.dropped), "confidence": round(float(self.confidence), 4), "model": self.model,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()}, "cancelled": self.cancelled,
+        }
+
+
+EventType = Literal["sources", "token", "answer"]
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """What `ask(..., stream=True)` emits: the sources first, then raw tokens, then the verified answer.
+
+    Tokens are the model's unverified draft; the final `answer` event carries the text after verification.
+    """
+
+    type: EventType
+    text: str = ""
+    sources: tuple[Source, ...] = ()
+    answer: Answer | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.type == "token":
+            return {"type": "token", "text": self.text}
+        if self.type == "sources":
+            return {"type": "sources", "sources": [s.to_json() for s in self.sources]}
+        return {"type": "answer", "answer": self.answer.to_json() if self.answer else None}

@@ -1,0 +1,475 @@
+"""PDF parsing with PyMuPDF: text blocks in reading order, headings, tables, captions, figures, OCR.
+
+Reading order is the content-stream order PyMuPDF reports (it keeps LaTeX and Word two-column layouts
+column by column, where a geometric top-to-bottom sort interleaves the columns). Every render is bounded
+by `ParseOptions.max_image_pixels`, so a 200-inch page or a gigapixel scan costs a bounded amount.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ingest.errors import CorruptFile, FileError, PasswordRequired, ResourceLimit
+from ingest.ocr import ocr_blocks, ocr_image
+from ingest.protocols import ParseOptions
+from ingest.types import BBox, Block, Figure, Page, ParsedDocument, doc_id_for
+
+CAPTION_RE = re.compile(r"^\s*(fig(ure|\.)?|table|chart|exhibit|plate)\s*[0-9IVX]+[a-z]?\s*[.:|\-—–]?", re.I)
+MIN_TEXT_CHARS = 20  # under this a page "has no text layer" (scans, image-only slides, outlined text)
+LOGO_PAGES = 3  # an image drawn on this many pages is a logo or a background, not a figure
+FIGURE_DPI = 110
+OCR_DPI = 300
+OCR_MAX_PIXELS = 16_000_000  # tesseract's time grows with pixels; 300 dpi A3 still fits
+THUMB_MAX_PIXELS = 2_000_000
+TABLE_MAX_AREA = 4 * 612 * 792  # find_tables is slow on posters and maps: skip pages over 4x Letter
+TABLE_MAX_DRAWINGS = 3000
+CHART_MIN_PATHS = 8
+OCR_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    """What every page needs to know about its document."""
+
+    options: ParseOptions
+    doc_id: str
+    body_size: float
+    logo_xrefs: frozenset[int]
+
+
+class PdfParser:
+    suffixes: tuple[str, ...] = (".pdf",)
+
+    def parse(self, path: str, sha256: str, options: ParseOptions) -> ParsedDocument:
+        doc = open_pdf(path, options.passwords)
+        try:
+            return _parse_document(doc, path, sha256, options)
+        except FileError:
+            raise
+        except (RuntimeError, ValueError, MemoryError) as exc:  # MuPDF raises RuntimeError subclasses
+            raise CorruptFile(f"{path}: cannot be read as a PDF ({exc}); re-save or repair it") from exc
+        finally:
+            doc.close()
+
+
+def open_pdf(path: str, passwords: tuple[str, ...] = ()) -> Any:
+    """Open and authenticate; raise PasswordRequired or CorruptFile with a message a user can act on."""
+    import pymupdf
+
+    try:
+        doc = pymupdf.open(path, filetype="pdf")
+    except Exception as exc:  # FileDataError, EmptyFileError, RuntimeError: all mean "not a usable PDF"
+        raise CorruptFile(f"{path}: not a readable PDF ({exc}); re-save or repair it") from exc
+    if doc.needs_pass and not any(doc.authenticate(pw) for pw in passwords):
+        doc.close()
+        raise PasswordRequired(path, tried=len(passwords))
+    if doc.page_count == 0:
+        doc.close()
+        raise CorruptFile(f"{path}: the PDF has no pages (damaged page tree); re-save or repair it")
+    return doc
+
+
+def _parse_document(doc: Any, path: str, sha256: str, options: ParseOptions) -> ParsedDocument:
+    if doc.page_count > options.max_pages:
+        raise ResourceLimit(
+            f"{path}: {doc.page_count} pages exceed the limit of {options.max_pages} (max_pages)"
+        )
+    ctx = _Ctx(options, doc_id_for(sha256), _body_font_size(doc), _logo_xrefs(doc))
+    outline = _outline(doc)
+    pages: list[Page] = []
+    section = ""
+    for pno in range(doc.page_count):
+        page = _parse_page(doc, pno, ctx)
+        titles = [t for _, t, p in outline if p == pno + 1] if outline else _headings(page)
+        pages.append(replace(page, section=section or (titles[0] if titles else "")))
+        section = titles[-1] if titles else section
+    meta = {k: str(v) for k, v in (doc.metadata or {}).items() if v}
+    return ParsedDocument(
+        path=path,
+        sha256=sha256,
+        kind="pdf",
+        pages=tuple(pages),
+        title=meta.get("title", "").strip(),
+        author=meta.get("author", "").strip(),
+        outline=outline,
+        metadata=meta,
+    )
+
+
+def _outline(doc: Any) -> tuple[tuple[int, str, int], ...]:
+    try:
+        toc = doc.get_toc(simple=True)
+    except Exception:  # a broken /Outlines tree should not cost us the document
+        return ()
+    return tuple(
+        (int(lvl), str(title).strip(), int(pno)) for lvl, title, pno, *_ in toc if str(title).strip()
+    )
+
+
+def _headings(page: Page) -> list[str]:
+    return [" ".join(b.text.split())[:200] for b in page.blocks if b.kind == "heading"]
+
+
+def _body_font_size(doc: Any, sample_pages: int = 30) -> float:
+    """The character-weighted median span size over the first pages: the document's body text size."""
+    sizes: Counter[float] = Counter()
+    for pno in range(min(doc.page_count, sample_pages)):
+        try:
+            data = doc.load_page(pno).get_text("dict", flags=0)
+        except Exception:
+            continue
+        for block in data.get("blocks", []):
+            for line in block.get("lines", []):
+                for span in line.get("spans", []):
+                    sizes[round(span["size"], 1)] += len(span["text"].strip())
+    if not sizes:
+        return 10.0
+    expanded = sorted(sizes.elements())
+    return float(expanded[len(expanded) // 2]) or 10.0
+
+
+def _logo_xrefs(doc: Any) -> frozenset[int]:
+    counts: Counter[int] = Counter()
+    for pno in range(doc.page_count):
+        try:
+            counts.update({img[0] for img in doc.get_page_images(pno) if img[0]})
+        except Exception:
+            continue
+    return frozenset(x for x, n in counts.items() if n >= LOGO_PAGES)
+
+
+# --- one page ---------------------------------------------------------------------------------------
+
+
+def _parse_page(doc: Any, pno: int, ctx: _Ctx) -> Page:
+    try:
+        page = doc.load_page(pno)
+        rect = page.rect
+    except Exception:  # one broken page object: keep its slot so page numbers stay right
+        return Page(number=pno + 1, width=0.0, height=0.0)
+    blocks = _safe(lambda: _text_blocks(page, ctx), [])
+    tables = _safe(lambda: _tables(page), [])
+    blocks = _merge_tables(_drop_inside(blocks, [t.bbox for t in tables]), tables)
+    ocr = False
+    if ctx.options.ocr and _needs_ocr(page, blocks):
+        ocr_blocks = _ocr_page(page, ctx.options)
+        if ocr_blocks:
+            blocks, ocr = ocr_blocks, True
+    figures = _safe(lambda: _figures(page, pno, blocks, ctx), [])
+    thumb = _safe(lambda: _thumbnail(page, pno, ctx), None)
+    return Page(
+        number=pno + 1,
+        width=float(rect.width),
+        height=float(rect.height),
+        blocks=tuple(blocks),
+        figures=tuple(figures),
+        ocr=ocr,
+        thumbnail=thumb,
+    )
+
+
+def _safe(fn: Any, default: Any) -> Any:
+    """Run one optional extraction step; a MuPDF error in it degrades the page instead of failing the file."""
+    try:
+        return fn()
+    except FileError:
+        raise
+    except Exception:
+        return default
+
+
+def _text_blocks(page: Any, ctx: _Ctx) -> list[Block]:
+    import pymupdf
+
+    flags = pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP | pymupdf.TEXT_DEHYPHENATE
+    blocks: list[Block] = []
+    for raw in page.get_text("dict", flags=flags).get("blocks", []):
+        block = _block_from_dict(raw, ctx.body_size)
+        if block is not None:
+            blocks.append(block)
+    return blocks
+
+
+def _block_from_dict(raw: dict[str, Any], body_size: float) -> Block | None:
+    lines, sizes, bold_chars, chars = [], Counter[float](), 0, 0
+    for line in raw.get("lines", []):
+        text = "".join(span["text"] for span in line.get("spans", [])).strip()
+        if text:
+            lines.append(text)
+        for span in line.get("spans", []):
+            n = len(span["text"].strip())
+            sizes[round(span["size"], 1)] += n
+            chars += n
+            bold_chars += n if span.get("flags", 0) & 16 or "bold" in span.get("font", "").lower() else 0
+    text = "\n".join(lines).strip()
+    if not text or "\ufffd" * 3 in text:
+        return None
+    bbox = BBox(*(float(v) for v in raw["bbox"]))
+    size = sizes.most_common(1)[0][0] if sizes else body_size
+    kind = _classify(text, size, bold_chars / max(chars, 1), body_size)
+    return Block(text=text, bbox=bbox, kind=kind)
+
+
+def _classify(text: str, size: float, bold_ratio: float, body_size: float) -> Any:
+    if CAPTION_RE.match(text) and len(text) > 6:
+        return "caption"
+    short = len(text) <= 120 and text.count("\n") <= 2
+    has_words = re.search(r"[^\W\d_]{2,}", text) is not None
+    if short and has_words and not text.rstrip().endswith((".", ",", ";")):
+        if size >= body_size * 1.2:
+            return "heading"
+        if bold_ratio > 0.8 and size >= body_size * 0.95 and len(text) <= 80:
+            return "heading"
+    return "text"
+
+
+# --- tables -----------------------------------------------------------------------------------------
+
+
+def _tables(page: Any) -> list[Block]:
+    rect = page.rect
+    if rect.width * rect.height > TABLE_MAX_AREA or len(page.get_cdrawings()) > TABLE_MAX_DRAWINGS:
+        return []
+    found = page.find_tables()
+    blocks = []
+    for table in found.tables:
+        rows = [[_cell(c) for c in row] for row in table.extract()]
+        rows = [r for r in rows if any(r)]
+        if len(rows) < 2 or max(len(r) for r in rows) < 2:
+            continue
+        blocks.append(Block(text=_markdown(rows), bbox=BBox(*(float(v) for v in table.bbox)), kind="table"))
+    return blocks
+
+
+def _cell(value: Any) -> str:
+    return " ".join(str(value).split()) if value is not None else ""
+
+
+def _markdown(rows: list[list[str]]) -> str:
+    """GitHub markdown with the first row as the header (what PDF tables almost always start with)."""
+    width = max(len(r) for r in rows)
+    norm = [[c.replace("|", "\\|") for c in r] + [""] * (width - len(r)) for r in rows]
+    out = ["| " + " | ".join(norm[0]) + " |", "|" + "---|" * width]
+    out += ["| " + " | ".join(r) + " |" for r in norm[1:]]
+    return "\n".join(out)
+
+
+def _drop_inside(blocks: list[Block], regions: list[BBox]) -> list[Block]:
+    """Remove text that a table block already carries (tables are kept whole, once)."""
+    if not regions:
+        return blocks
+    return [b for b in blocks if not any(_overlap_ratio(b.bbox, r) > 0.5 for r in regions)]
+
+
+def _merge_tables(blocks: list[Block], tables: list[Block]) -> list[Block]:
+    """Insert each table before the first block that starts below it in the same column."""
+    out = list(blocks)
+    for table in sorted(tables, key=lambda t: t.bbox.y0):
+        at = next(
+            (
+                i
+                for i, b in enumerate(out)
+                if b.bbox.y0 >= table.bbox.y0 and _h_overlap(b.bbox, table.bbox) > 0
+            ),
+            len(out),
+        )
+        out.insert(at, table)
+    return out
+
+
+# --- OCR ----------------------------------------------------------------------------------------------
+
+
+def _needs_ocr(page: Any, blocks: list[Block]) -> bool:
+    chars = sum(len(b.text.strip()) for b in blocks)
+    if chars >= MIN_TEXT_CHARS:
+        return False
+    try:
+        return bool(page.get_images()) or bool(page.get_image_info()) or len(page.get_cdrawings()) > 0
+    except Exception:
+        return False
+
+
+def _ocr_page(page: Any, options: ParseOptions) -> list[Block]:
+    pixels = min(OCR_MAX_PIXELS, options.max_image_pixels)
+    zoom = _bounded_zoom(page.rect, OCR_DPI / 72, pixels)
+    import pymupdf
+
+    pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csGRAY, alpha=False)
+    try:
+        lines = ocr_image(pix.tobytes("png"), lang=options.ocr_language, timeout=OCR_TIMEOUT_S)
+    except ResourceLimit:
+        return []
+    blocks = ocr_blocks(lines, scale=1 / zoom, origin=(page.rect.x0, page.rect.y0))
+    return [replace(b, kind="caption") if CAPTION_RE.match(b.text) else b for b in blocks]
+
+
+# --- figures --------------------------------------------------------------------------------------------
+
+
+def _figures(page: Any, pno: int, blocks: list[Block], ctx: _Ctx) -> list[Figure]:
+    regions = _image_regions(page, ctx) + _chart_regions(page, blocks, ctx)
+    regions = _merge_regions(regions)
+    captions = [b for b in blocks if b.kind == "caption"]
+    figures = []
+    for k, region in enumerate(regions, start=1):
+        figures.append(_save_figure(page, pno, k, region, captions, ctx))
+    return figures
+
+
+def _image_regions(page: Any, ctx: _Ctx) -> list[BBox]:
+    page_box = _bbox(page.rect)
+    area = max(_area(page_box), 1.0)
+    out = []
+    for info in page.get_image_info(xrefs=True):
+        if info.get("xref") in ctx.logo_xrefs:
+            continue
+        box = _clip(BBox(*(float(v) for v in info["bbox"])), page_box)
+        if box is None or _too_small(box, area, ctx.options) or _area(box) / area > 0.85:
+            continue  # a full-page image is the page itself (a scan or a slide background): the thumbnail
+        out.append(box)
+    return out
+
+
+def _chart_regions(page: Any, blocks: list[Block], ctx: _Ctx) -> list[BBox]:
+    """Vector charts: clusters of many drawing paths with no table in them (cheap: capped path count)."""
+    if not hasattr(page, "cluster_drawings"):
+        return []
+    drawings = page.get_cdrawings()
+    if len(drawings) < CHART_MIN_PATHS or len(drawings) > TABLE_MAX_DRAWINGS:
+        return []
+    page_box = _bbox(page.rect)
+    area = max(_area(page_box), 1.0)
+    tables = [b.bbox for b in blocks if b.kind == "table"]
+    out = []
+    for rect in page.cluster_drawings(drawings=drawings):
+        box = _clip(_bbox(rect), page_box)
+        if box is None or _too_small(box, area, ctx.options) or _area(box) / area > 0.85:
+            continue
+        if any(_overlap_ratio(box, t) > 0.3 for t in tables):
+            continue
+        paths = sum(1 for d in drawings if _inside(_bbox(d["rect"]), box))
+        if paths >= CHART_MIN_PATHS:
+            out.append(box)
+    return out
+
+
+def _save_figure(page: Any, pno: int, k: int, box: BBox, captions: list[Block], ctx: _Ctx) -> Figure:
+    import pymupdf
+
+    zoom = _bounded_zoom(_rect_of(box), FIGURE_DPI / 72, min(ctx.options.max_image_pixels, 8_000_000))
+    pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), clip=pymupdf.Rect(*box.as_list()), alpha=False)
+    data = pix.tobytes("png")
+    rel = f"{ctx.doc_id}/p{pno + 1:04d}-fig{k}.png"
+    _write(os.path.join(ctx.options.assets_dir, rel), data)
+    inner = page.get_text("text", clip=pymupdf.Rect(*box.as_list())).strip()
+    return Figure(
+        bbox=box,
+        image_path=rel,
+        sha256=hashlib.sha256(data).hexdigest(),
+        width=pix.width,
+        height=pix.height,
+        ocr_text=" ".join(inner.split())[:2000],  # the text layer inside the region (chart labels)
+        caption=_nearest_caption(box, captions, float(page.rect.height)),
+    )
+
+
+def _nearest_caption(box: BBox, captions: list[Block], page_height: float) -> str:
+    best, best_dist = "", page_height * 0.25
+    for cap in captions:
+        if _h_overlap(cap.bbox, box) <= 0:
+            continue
+        dist = max(cap.bbox.y0 - box.y1, box.y0 - cap.bbox.y1, 0.0)
+        if dist < best_dist:
+            best, best_dist = cap.text.replace("\n", " "), dist
+    return best
+
+
+def _thumbnail(page: Any, pno: int, ctx: _Ctx) -> str:
+    import pymupdf
+
+    pixels = min(ctx.options.max_image_pixels, THUMB_MAX_PIXELS)
+    zoom = _bounded_zoom(page.rect, ctx.options.thumbnail_zoom, pixels)
+    pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
+    rel = f"{ctx.doc_id}/p{pno + 1:04d}.jpg"
+    _write(os.path.join(ctx.options.assets_dir, rel), pix.tobytes("jpeg", jpg_quality=80))
+    return rel
+
+
+# --- geometry and files -------------------------------------------------------------------------------
+
+
+def _bounded_zoom(rect: Any, zoom: float, max_pixels: int) -> float:
+    """Shrink `zoom` so the render of `rect` stays within `max_pixels`."""
+    area = max(float(rect.width) * float(rect.height), 1.0)
+    return max(min(zoom, math.sqrt(max_pixels / area)), 0.001)
+
+
+def _write(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def _bbox(rect: Any) -> BBox:
+    return BBox(float(rect[0]), float(rect[1]), float(rect[2]), float(rect[3]))
+
+
+def _rect_of(box: BBox) -> Any:
+    import pymupdf
+
+    return pymupdf.Rect(box.x0, box.y0, box.x1, box.y1)
+
+
+def _area(b: BBox) -> float:
+    return max(b.x1 - b.x0, 0.0) * max(b.y1 - b.y0, 0.0)
+
+
+def _clip(b: BBox, page: BBox) -> BBox | None:
+    c = BBox(max(b.x0, page.x0), max(b.y0, page.y0), min(b.x1, page.x1), min(b.y1, page.y1))
+    return c if c.x1 > c.x0 and c.y1 > c.y0 else None
+
+
+def _too_small(b: BBox, page_area: float, options: ParseOptions) -> bool:
+    small_side = min(b.x1 - b.x0, b.y1 - b.y0) < options.min_figure_px
+    return small_side or _area(b) / page_area < options.min_figure_area_ratio
+
+
+def _intersection(a: BBox, b: BBox) -> float:
+    return max(min(a.x1, b.x1) - max(a.x0, b.x0), 0.0) * max(min(a.y1, b.y1) - max(a.y0, b.y0), 0.0)
+
+
+def _overlap_ratio(a: BBox, region: BBox) -> float:
+    """The share of `a` that lies inside `region`."""
+    return _intersection(a, region) / max(_area(a), 1e-6)
+
+
+def _inside(a: BBox, region: BBox) -> bool:
+    return _overlap_ratio(a, region) > 0.5 or (
+        _area(a) == 0 and region.x0 <= a.x0 <= region.x1 and region.y0 <= a.y0 <= region.y1
+    )
+
+
+def _h_overlap(a: BBox, b: BBox) -> float:
+    return min(a.x1, b.x1) - max(a.x0, b.x0)
+
+
+def _merge_regions(regions: list[BBox]) -> list[BBox]:
+    """Union regions that overlap (an image cut into strips, a chart drawn over its raster background)."""
+    merged: list[BBox] = []
+    for box in sorted(regions, key=lambda b: (b.y0, b.x0)):
+        for i, other in enumerate(merged):
+            if _intersection(box, other) > 0:
+                merged[i] = other.union(box)
+                break
+        else:
+            merged.append(box)
+    return merged

@@ -1,0 +1,159 @@
+"""The knowledge base as a user sees it: incremental ingest, replace, prune, remove, lock, provenance."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from assistant.cli import main
+from assistant.sdk import Citeline
+from ingest.errors import EmbedderMismatch, KBLocked
+from retrieval.kb import KBSettings, KnowledgeBase
+from retrieval.lock import WriterLock
+from tests.conftest import make_pdf
+
+PAGES = [
+    "The Aurora X2 battery lasts 14 hours of continuous playback.\n\nCharging takes 90 minutes with the USB-C adapter.",
+    "The warranty covers manufacturing defects for two years.\n\nWater resistance is rated IP67.",
+]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    d = tmp_path / "docs"
+    d.mkdir()
+    make_pdf(d / "manual.pdf", PAGES, title="Aurora X2 manual")
+    (d / "notes.md").write_text("# Release notes\n\nVersion 2 adds a dark mode.\n\nBluetooth 5.3 is supported.\n")
+    (d / "readme.xyz").write_text("not a supported type")
+    return d
+
+
+def _sdk(tmp_path: Path, settings: KBSettings) -> Citeline:
+    from assistant.config import Settings
+
+    return Citeline(tmp_path / "kb", settings=Settings(kb_dir=tmp_path / "kb", kb=settings))
+
+
+def test_ingest_then_unchanged_then_replace_then_prune(tmp_path: Path, folder: Path, fake_kb_settings: KBSettings):
+    sdk = _sdk(tmp_path, fake_kb_settings)
+    report = sdk.ingest(folder).last_report
+    assert report is not None
+    by_name = {Path(f.path).name: f for f in report.files}
+    assert by_name["manual.pdf"].status == "ingested" and by_name["manual.pdf"].pages == 2
+    assert by_name["notes.md"].status == "ingested"
+    assert by_name["readme.xyz"].status == "skipped" and "unsupported" in (by_name["readme.xyz"].error or "")
+    first = sdk.status()
+    assert first["counts"]["documents"] == 2
+    assert first["spaces"]["text"]["vectors"] == first["counts"]["chunks"] + first["counts"]["figures"]
+
+    again = sdk.ingest(folder).last_report
+    assert again is not None
+    assert {f.status for f in again.files if not f.path.endswith(".xyz")} == {"unchanged"}
+    assert sdk.status()["generation"] == first["generation"]  # nothing was written
+
+    time.sleep(0.01)
+    (folder / "notes.md").write_text("# Release notes\n\nVersion 3 adds offline maps.\n")
+    third = sdk.ingest(folder).last_report
+    assert third is not None
+    assert {Path(f.path).name: f.status for f in third.files}["notes.md"] == "ingested"
+    assert sdk.status()["counts"]["documents"] == 2  # replaced, not duplicated
+    texts = [r[0] for r in sqlite3.connect(tmp_path / "kb" / "catalog.sqlite").execute("SELECT text FROM chunks")]
+    assert any("offline maps" in t for t in texts) and not any("dark mode" in t for t in texts)
+
+    (folder / "notes.md").unlink()
+    assert sdk.ingest(folder).last_report.pruned == []  # type: ignore[union-attr]  # no --prune: kept
+    assert sdk.status()["counts"]["documents"] == 2
+    pruned = sdk.ingest(folder, prune=True).last_report
+    assert pruned is not None and pruned.pruned == [str((folder / "notes.md").resolve())]
+    status = sdk.status()
+    assert status["counts"]["documents"] == 1
+    assert status["spaces"]["text"]["vectors"] == status["counts"]["chunks"] + status["counts"]["figures"]
+
+
+def test_duplicate_content_is_indexed_once(tmp_path: Path, folder: Path, fake_kb_settings: KBSettings):
+    (folder / "copy.pdf").write_bytes((folder / "manual.pdf").read_bytes())
+    sdk = _sdk(tmp_path, fake_kb_settings)
+    report = sdk.ingest(folder).last_report
+    assert report is not None
+    statuses = sorted(f.status for f in report.files if f.path.endswith(".pdf"))
+    assert statuses == ["ingested", "unchanged"]
+    assert sdk.status()["counts"]["documents"] == 2  # manual (+copy) and notes
+    sdk.remove(folder / "copy.pdf")
+    assert sdk.status()["counts"]["documents"] == 2  # the content is still held by manual.pdf
+    sdk.remove(folder / "manual.pdf")
+    assert sdk.status()["counts"]["documents"] == 1
+
+
+def test_faiss_index_matches_catalog_and_search_finds_text(tmp_path: Path, folder: Path, fake_kb_settings):
+    sdk = _sdk(tmp_path, fake_kb_settings)
+    sdk.ingest(folder)
+    kb = KnowledgeBase.open(tmp_path / "kb", fake_kb_settings)
+    index = kb.index("text")
+    assert index is not None
+    assert sorted(index.ids().tolist()) == kb.catalog.vector_ids("text").tolist()
+    query = kb.models.text.embed(["battery lasts 14 hours"])
+    _, ids = index.search(query, 1)
+    best = kb.catalog.get_chunks([int(ids[0][0])])[int(ids[0][0])]
+    assert "14 hours" in best.chunk.text and best.chunk.page == 1 and best.doc_name == "manual.pdf"
+    kb.close()
+
+
+def test_writer_lock_names_holder_and_readers_still_work(tmp_path: Path, folder: Path, fake_kb_settings):
+    sdk = _sdk(tmp_path, fake_kb_settings)
+    sdk.ingest(folder)
+    with WriterLock(tmp_path / "kb"):
+        with pytest.raises(KBLocked, match=f"pid {os.getpid()}"):
+            KnowledgeBase.open(tmp_path / "kb", fake_kb_settings, writable=True)
+        reader = KnowledgeBase.open(tmp_path / "kb", fake_kb_settings)
+        assert reader.catalog.counts()["documents"] == 2
+        reader.close()
+
+
+def test_opening_with_another_embedder_names_reindex(tmp_path: Path, folder: Path, fake_kb_settings):
+    _sdk(tmp_path, fake_kb_settings).ingest(folder)
+    other = KBSettings(text_model="minilm", image_model="fake", tag_images=False)
+    with pytest.raises(EmbedderMismatch, match="citeline reindex"):
+        KnowledgeBase.open(tmp_path / "kb", other)
+    manifest = json.loads((tmp_path / "kb" / "manifest.json").read_text())
+    assert manifest["spaces"]["text"]["model"] == "fake" and manifest["chunker"]["max_tokens"] > 0
+
+
+def test_stale_faiss_file_is_healed_from_catalog(tmp_path: Path, folder: Path, fake_kb_settings):
+    sdk = _sdk(tmp_path, fake_kb_settings)
+    sdk.ingest(folder)
+    faiss_path = tmp_path / "kb" / "index" / "text.faiss"
+    faiss_path.write_bytes(b"garbage")  # a damaged cache
+    kb = KnowledgeBase.open(tmp_path / "kb", fake_kb_settings)
+    index = kb.index("text")
+    assert index is not None and index.size == len(kb.catalog.vector_ids("text")) > 0
+    kb.close()
+
+
+def test_cli_ingest_json_status_remove(tmp_path: Path, folder: Path, capsys: pytest.CaptureFixture[str]):
+    kb = str(tmp_path / "kb")
+    code = main(["ingest", str(folder), "--kb", kb, "--text-model", "fake", "--image-model", "fake", "--json",
+                 "--quiet"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert out["totals"]["ingested"] == 2 and out["totals"]["skipped"] == 1
+    assert {f["status"] for f in out["files"]} == {"ingested", "skipped"}
+    assert set(out["files"][0]) >= {"path", "status", "pages", "chunks", "figures", "error"}
+    assert main(["status", "--kb", kb, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["counts"]["documents"] == 2
+    assert main(["remove", str(folder / "notes.md"), "--kb", kb]) == 0
+    capsys.readouterr()
+    assert main(["status", "--kb", kb, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"]["documents"] == 1
+
+
+def test_cli_reports_missing_kb_and_missing_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    assert main(["status", "--kb", str(tmp_path / "nope")]) == 2
+    assert "citeline ingest" in capsys.readouterr().err
+    assert main(["ingest", str(tmp_path / "missing"), "--kb", str(tmp_path / "kb"), "--text-model", "fake"]) == 2
+    assert "no such file" in capsys.readouterr().err
