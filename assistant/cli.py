@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from ingest.errors import CitelineError
 
-CORE_MODULES = ("assistant.cli_kb", "assistant.cli_ask", "assistant.cli_search")
+CORE_MODULES = ("assistant.cli_kb", "assistant.cli_ask", "assistant.cli_search", "assistant.cli_serve")
 EDGE_MODULES = ("eval.cli", "ui.cli")  # optional edges, discovered by module name
 
 

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from assistant.answer import AnswerSettings
 from retrieval.kb import KBSettings, default_kb_dir
 
 
@@ -13,10 +14,13 @@ from retrieval.kb import KBSettings, default_kb_dir
 class Settings:
     kb_dir: Path = field(default_factory=default_kb_dir)
     kb: KBSettings = field(default_factory=KBSettings)
+    model: str = "qwen"  # the generator spec (assistant.generators.build_generator); CITELINE_MODEL
+    answer: AnswerSettings = field(default_factory=AnswerSettings)  # sampling, system prompt, verification
 
     @classmethod
     def from_env(cls, kb_dir: str | os.PathLike[str] | None = None, **kb_overrides: object) -> Settings:
         """CITELINE_HOME picks the default KB folder; explicit arguments win."""
         base = cls()
         kb = replace(base.kb, **{k: v for k, v in kb_overrides.items() if v is not None})  # type: ignore[arg-type]
-        return replace(base, kb_dir=Path(kb_dir).expanduser() if kb_dir else base.kb_dir, kb=kb)
+        model = os.environ.get("CITELINE_MODEL") or base.model
+        return replace(base, kb_dir=Path(kb_dir).expanduser() if kb_dir else base.kb_dir, kb=kb, model=model)

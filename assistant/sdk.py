@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from assistant.config import Settings
+from assistant.types import PageImage
 from retrieval.ingestor import Ingestor, IngestReport, ProgressFn
 from retrieval.kb import KBSettings, KnowledgeBase, default_model_factory
 
@@ -23,9 +25,10 @@ class Citeline:
         base = settings or Settings.from_env(kb_dir)
         kb_settings = KBSettings(**{**base.kb.__dict__, "text_model": text_model or base.kb.text_model,
                                     "image_model": image_model or base.kb.image_model})
-        self.settings = Settings(kb_dir=Path(kb_dir).expanduser() if kb_dir else base.kb_dir, kb=kb_settings)
+        self.settings = replace(base, kb_dir=Path(kb_dir).expanduser() if kb_dir else base.kb_dir, kb=kb_settings)
         self._factory = _memoize(model_factory or default_model_factory)  # models shared by reader and writer
         self._reader: KnowledgeBase | None = None
+        self._generators: dict[str, Any] = {}
         self.last_report: IngestReport | None = None
 
     @property
@@ -68,6 +71,109 @@ class Citeline:
 
     def documents(self) -> list[Any]:
         return self.kb.catalog.documents()
+
+    def page_image(self, doc_id: str, page: int) -> PageImage | None:
+        """A cited page's thumbnail and size (to scale a bbox onto the thumbnail), and its source file."""
+        row = self.kb.catalog.page(doc_id, page)
+        if row is None:
+            return None
+        thumbnail = self.asset(row["thumbnail"])
+        source = Path(row["path"]) if row["path"] and Path(row["path"]).is_file() else None
+        return PageImage(doc_id, page, float(row["width"] or 0), float(row["height"] or 0), thumbnail, source)
+
+    def asset(self, relative: str | None) -> Path | None:
+        """A page thumbnail or figure crop by its KB-relative path (None if missing or outside the assets)."""
+        if not relative:
+            return None
+        root = self.kb.assets_dir.resolve()
+        path = (root / relative).resolve()
+        return path if path.is_relative_to(root) and path.is_file() else None
+
+    # -- searching --------------------------------------------------------------------------------------
+    def search(self, query: str | None = None, *, image: str | None = None, top_k: int = 10,
+               filters: Any = None, docs: Sequence[str] = (), retrievers: Sequence[str] | None = None,
+               weights: Any = None, rescore: bool = False, mmr: float | None = None, level: str = "chunk",
+               history: Sequence[Any] = ()) -> list[Any]:
+        """Hybrid search (dense + BM25 + figure descriptions + image space, fused by weighted RRF): a list of
+        `retrieval.types.Hit`, each saying which retrievers found it and at what rank. `image` is a query
+        image file; `level="page"` ranks whole pages; `rescore=True` re-scores with all-mpnet-base-v2."""
+        from retrieval.types import SearchFilters
+
+        if docs:
+            filters = replace(filters or SearchFilters(), docs=tuple(docs))
+        searcher = self.searcher
+        if rescore and searcher.rescorer is None:
+            from retrieval.rescore import EmbeddingRescorer
+
+            searcher.rescorer = EmbeddingRescorer(self._factory("text", "mpnet"))
+        return searcher.search(query, image=image, top_k=top_k, filters=filters, retrievers=retrievers,
+                               weights=weights, rescore=rescore, mmr=mmr, level=level,  # type: ignore[arg-type]
+                               history=history)
+
+    @property
+    def searcher(self) -> Any:
+        """The `retrieval.search.Searcher` over the read-only KB view (rebuilt when the view is reopened)."""
+        from retrieval.search import Searcher
+
+        current = getattr(self, "_searcher", None)
+        if current is None or current.kb is not self.kb:
+            current = self._searcher = Searcher(self.kb)
+        return current
+
+    def as_langchain_retriever(self, **search_options: Any) -> Any:
+        """A LangChain `BaseRetriever` over this KB (Documents carry source, page, bbox and retriever ranks)."""
+        from retrieval.langchain import as_langchain_retriever
+
+        return as_langchain_retriever(self.searcher, **search_options)
+
+    # -- answering --------------------------------------------------------------------------------------
+    def ask(self, question: str, *, model: str | None = None, stream: bool = False, history: Sequence[Any] = (),
+            filters: Any = None, generator: Any = None, image: str | None = None, **options: Any) -> Any:
+        """A cited, verified answer (`Answer`), or with `stream=True` an `AnswerStream` of tokens whose
+        `.answer` is set at the end. `options` override AnswerSettings, Sampling and VerifySettings fields
+        (top_k, temperature, max_tokens, seed, system_prompt, lexical_threshold, mode, ...). `image`: a query
+        image file searched together with the question (a question about a picture)."""
+        answerer = self.answerer(model=model, generator=generator, image=image, **options)
+        if stream:
+            return answerer.stream(question, history, filters)
+        return answerer.ask(question, history, filters)
+
+    def chat(self, *, model: str | None = None, filters: Any = None, generator: Any = None,
+             **options: Any) -> Any:
+        """A multi-turn `ChatSession` (`.ask(q)`, `.stream(q)`, `.history`)."""
+        from assistant.chat import ChatSession
+
+        return ChatSession(self.answerer(model=model, generator=generator, **options), filters)
+
+    def answerer(self, *, model: str | None = None, generator: Any = None, image: str | None = None,
+                 **options: Any) -> Any:
+        from assistant.answer import Answerer
+
+        return Answerer(self._search_fn(image), generator or self.generator(model), embedder=self.kb.models.text,
+                        settings=self.settings.answer.with_options(**options), assets_dir=self.kb.assets_dir)
+
+    def generator(self, model: str | None = None) -> Any:
+        """The generator for a model spec (default: the configured model), built once per SDK object."""
+        from assistant.generators import build_generator
+
+        spec = model or self.settings.model
+        if spec not in self._generators:
+            self._generators[spec] = build_generator(spec)
+        return self._generators[spec]
+
+    def _search_fn(self, image: str | None = None) -> Any:
+        search = getattr(self, "search", None)
+        if search is None:  # until the SDK grows `search`: the retrieval stage's searcher directly
+            from retrieval.search import Searcher
+
+            search = Searcher(self.kb).search
+
+        def run(query: str, top_k: int, filters: Any) -> Any:
+            if image is not None:
+                return search(query, image=image, top_k=top_k, filters=filters)
+            return search(query, top_k=top_k, filters=filters)
+
+        return run
 
     def close(self) -> None:
         if self._reader is not None:

@@ -7,6 +7,7 @@ carries everything a UI needs to highlight it (document, page, bbox, chunk id, f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 ABSTAIN_TEXT = "I could not find this in your documents."
@@ -110,6 +111,19 @@ class Answer:
             "dropped": list(self.dropped), "confidence": round(float(self.confidence), 4), "model": self.model,
             "timings": {k: round(v, 4) for k, v in self.timings.items()}, "cancelled": self.cancelled,
         }
+
+
+@dataclass(frozen=True)
+class PageImage:
+    """What a UI needs to show a cited page: its stored thumbnail (None when the KB has none), the page's size
+    in the coordinates bboxes use (PDF points; pixels for images), and the source file while it still exists."""
+
+    doc_id: str
+    page: int
+    width: float
+    height: float
+    thumbnail: Path | None = None
+    source: Path | None = None
 
 
 EventType = Literal["sources", "token", "answer"]

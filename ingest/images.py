@@ -12,7 +12,7 @@ import os
 import warnings
 from typing import Any
 
-from ingest.errors import CorruptFile, FileError, ResourceLimit
+from ingest.errors import CitelineError, CorruptFile, FileError, ResourceLimit
 from ingest.ocr import OcrLine, ocr_blocks, ocr_image
 from ingest.protocols import ParseOptions
 from ingest.types import BBox, Figure, Page, ParsedDocument, doc_id_for
@@ -28,6 +28,16 @@ class ImageParser:
     suffixes: tuple[str, ...] = IMAGE_SUFFIXES
 
     def parse(self, path: str, sha256: str, options: ParseOptions) -> ParsedDocument:
+        try:
+            return self._parse(path, sha256, options)
+        except CitelineError:
+            raise
+        except MemoryError as exc:
+            raise _bomb(path, options) from exc
+        except Exception as exc:  # Pillow raises many types on hostile files
+            raise CorruptFile(f"{path}: image data is damaged ({type(exc).__name__}: {exc})") from exc
+
+    def _parse(self, path: str, sha256: str, options: ParseOptions) -> ParsedDocument:
         from PIL import Image
 
         doc_id = doc_id_for(sha256)

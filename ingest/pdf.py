@@ -15,11 +15,12 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ingest.errors import CorruptFile, FileError, PasswordRequired, ResourceLimit
+from ingest.errors import CitelineError, CorruptFile, PasswordRequired, ResourceLimit
 from ingest.ocr import ocr_blocks, ocr_image
 from ingest.protocols import ParseOptions
 from ingest.types import BBox, Block, Figure, Page, ParsedDocument, doc_id_for
 
+_GARBAGE_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f\ue000-\uf8ff\ufffd]")
 CAPTION_RE = re.compile(r"^\s*(fig(ure|\.)?|table|chart|exhibit|plate)\s*[0-9IVX]+[a-z]?\s*[.:|\-—–]?", re.I)
 MIN_TEXT_CHARS = 20  # under this a page "has no text layer" (scans, image-only slides, outlined text)
 LOGO_PAGES = 3  # an image drawn on this many pages is a logo or a background, not a figure
@@ -50,10 +51,15 @@ class PdfParser:
         doc = open_pdf(path, options.passwords)
         try:
             return _parse_document(doc, path, sha256, options)
-        except FileError:
+        except CitelineError:
             raise
-        except (RuntimeError, ValueError, MemoryError) as exc:  # MuPDF raises RuntimeError subclasses
-            raise CorruptFile(f"{path}: cannot be read as a PDF ({exc}); re-save or repair it") from exc
+        except MemoryError as exc:
+            raise ResourceLimit(
+                f"{path}: ran out of memory while parsing; split or simplify the PDF"
+            ) from exc
+        except Exception as exc:  # MuPDF raises RuntimeError subclasses on damaged structures
+            detail = f"{type(exc).__name__}: {exc}"
+            raise CorruptFile(f"{path}: cannot be read as a PDF ({detail}); re-save or repair it") from exc
         finally:
             doc.close()
 
@@ -153,12 +159,12 @@ def _parse_page(doc: Any, pno: int, ctx: _Ctx) -> Page:
         rect = page.rect
     except Exception:  # one broken page object: keep its slot so page numbers stay right
         return Page(number=pno + 1, width=0.0, height=0.0)
-    blocks = _safe(lambda: _text_blocks(page, ctx), [])
+    blocks, garbled = _safe(lambda: _text_blocks(page, ctx), ([], 0))
     tables = _safe(lambda: _tables(page), [])
     blocks = _merge_tables(_drop_inside(blocks, [t.bbox for t in tables]), tables)
     ocr = False
-    if ctx.options.ocr and _needs_ocr(page, blocks):
-        ocr_blocks = _ocr_page(page, ctx.options)
+    if ctx.options.ocr and _needs_ocr(page, blocks, garbled):
+        ocr_blocks = _safe(lambda: _ocr_page(page, ctx.options), [])
         if ocr_blocks:
             blocks, ocr = ocr_blocks, True
     figures = _safe(lambda: _figures(page, pno, blocks, ctx), [])
@@ -178,25 +184,46 @@ def _safe(fn: Any, default: Any) -> Any:
     """Run one optional extraction step; a MuPDF error in it degrades the page instead of failing the file."""
     try:
         return fn()
-    except FileError:
+    except CitelineError:  # our own errors (a missing tesseract, a resource bound) are meant to surface
         raise
     except Exception:
         return default
 
 
-def _text_blocks(page: Any, ctx: _Ctx) -> list[Block]:
+def _text_blocks(page: Any, ctx: _Ctx) -> tuple[list[Block], int]:
+    """Blocks in content-stream order, and how many characters were dropped as unmappable glyphs."""
     import pymupdf
 
     flags = pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP | pymupdf.TEXT_DEHYPHENATE
     blocks: list[Block] = []
+    garbled = 0
     for raw in page.get_text("dict", flags=flags).get("blocks", []):
-        block = _block_from_dict(raw, ctx.body_size)
+        block, lost = _block_from_dict(raw, ctx.body_size)
+        garbled += lost
         if block is not None:
             blocks.append(block)
-    return blocks
+    return _merge_headings(blocks), garbled
 
 
-def _block_from_dict(raw: dict[str, Any], body_size: float) -> Block | None:
+def _merge_headings(blocks: list[Block]) -> list[Block]:
+    """Join a heading wrapped over several blocks ("Trace-based ... for Dynamic" + "Languages")."""
+    out: list[Block] = []
+    for block in blocks:
+        prev = out[-1] if out else None
+        if prev and prev.kind == block.kind == "heading" and _is_continuation(prev, block):
+            out[-1] = Block(f"{prev.text} {block.text}", prev.bbox.union(block.bbox), "heading")
+        else:
+            out.append(block)
+    return out
+
+
+def _is_continuation(prev: Block, block: Block) -> bool:
+    line_height = max(prev.bbox.y1 - prev.bbox.y0, 1.0) / (prev.text.count("\n") + 1)
+    gap = block.bbox.y0 - prev.bbox.y1
+    return -1.0 <= gap < 0.6 * line_height and _h_overlap(prev.bbox, block.bbox) > 0
+
+
+def _block_from_dict(raw: dict[str, Any], body_size: float) -> tuple[Block | None, int]:
     lines, sizes, bold_chars, chars = [], Counter[float](), 0, 0
     for line in raw.get("lines", []):
         text = "".join(span["text"] for span in line.get("spans", [])).strip()
@@ -207,13 +234,22 @@ def _block_from_dict(raw: dict[str, Any], body_size: float) -> Block | None:
             sizes[round(span["size"], 1)] += n
             chars += n
             bold_chars += n if span.get("flags", 0) & 16 or "bold" in span.get("font", "").lower() else 0
-    text = "\n".join(lines).strip()
-    if not text or "\ufffd" * 3 in text:
-        return None
+    raw_text = "\n".join(lines).strip()
+    text = clean_text(raw_text)
+    lost = len(raw_text) - len(text)
+    if not text or lost > len(text):  # mostly glyph ids: a font without a Unicode map
+        return None, len(raw_text)
     bbox = BBox(*(float(v) for v in raw["bbox"]))
     size = sizes.most_common(1)[0][0] if sizes else body_size
     kind = _classify(text, size, bold_chars / max(chars, 1), body_size)
-    return Block(text=text, bbox=bbox, kind=kind)
+    if kind == "heading":
+        text = " ".join(text.split())  # "1." and "Introduction" often come as separate lines
+    return Block(text=text, bbox=bbox, kind=kind), lost
+
+
+def clean_text(text: str) -> str:
+    """Drop control characters, private-use glyphs and U+FFFD that unmapped fonts leave in the text layer."""
+    return _GARBAGE_RE.sub("", text).strip()
 
 
 def _classify(text: str, size: float, bold_ratio: float, body_size: float) -> Any:
@@ -234,21 +270,70 @@ def _classify(text: str, size: float, bold_ratio: float, body_size: float) -> An
 
 def _tables(page: Any) -> list[Block]:
     rect = page.rect
-    if rect.width * rect.height > TABLE_MAX_AREA or len(page.get_cdrawings()) > TABLE_MAX_DRAWINGS:
+    drawings = page.get_cdrawings()
+    if rect.width * rect.height > TABLE_MAX_AREA or len(drawings) > TABLE_MAX_DRAWINGS:
         return []
-    found = page.find_tables()
+    # find_tables costs ~0.2-0.7 s on a full page; ruled tables live where drawings cluster, so only those
+    # regions are searched (a text-only page costs nothing)
+    regions = _ruled_regions(page, drawings)
+    tables = []
+    for clip in regions:
+        try:  # PyMuPDF >= 2 gates tables with an ONNX layout model at ~1.5 s a page: line-based is enough
+            found = page.find_tables(clip=clip, use_layout=False)
+        except TypeError:
+            found = page.find_tables(clip=clip)
+        tables.extend(found.tables)
+    return _table_blocks(page, tables)
+
+
+def _ruled_regions(page: Any, drawings: list[dict[str, Any]]) -> list[Any]:
+    """Clusters of drawings that contain at least two horizontal and two vertical rules: table candidates."""
+    import pymupdf
+
+    lines = [pymupdf.Rect(d["rect"]) for d in drawings]
+    lines = [r for r in lines if (r.width > 15 and r.height < 3) or (r.height > 8 and r.width < 3)
+             or (r.width > 15 and r.height > 8)]
+    if len(lines) < 3 or not hasattr(page, "cluster_drawings"):
+        return []
+    regions = []
+    paths = [{**d, "rect": pymupdf.Rect(d["rect"])} for d in drawings]  # cluster_drawings wants Rect objects
+    for cluster in page.cluster_drawings(drawings=paths):
+        if cluster.width < 40 or cluster.height < 15:
+            continue
+        inside = [r for r in lines if cluster.contains(r)]
+        horizontal = sum(1 for r in inside if r.width >= r.height)
+        vertical = sum(1 for r in inside if r.height > r.width or (r.width > 15 and r.height > 8))
+        if horizontal >= 2 and vertical >= 2:
+            regions.append(cluster + (-2, -2, 2, 2))
+    return regions
+
+
+def _table_blocks(page: Any, tables: list[Any]) -> list[Block]:
+    if not tables:
+        return []
+    words = page.get_text("words", sort=False)
     blocks = []
-    for table in found.tables:
-        rows = [[_cell(c) for c in row] for row in table.extract()]
-        rows = [r for r in rows if any(r)]
+    for table in tables:
+        rows = [r for r in _table_rows(table, words) if any(r)]
         if len(rows) < 2 or max(len(r) for r in rows) < 2:
             continue
         blocks.append(Block(text=_markdown(rows), bbox=BBox(*(float(v) for v in table.bbox)), kind="table"))
     return blocks
 
 
-def _cell(value: Any) -> str:
-    return " ".join(str(value).split()) if value is not None else ""
+def _table_rows(table: Any, words: list[tuple[Any, ...]]) -> list[list[str]]:
+    """Cell text from the page's words (Table.extract() loses inter-word spaces in some PDFs)."""
+    rows = []
+    for row in table.rows:
+        cells = []
+        for cell in row.cells:
+            if cell is None:  # the continuation of a merged cell
+                cells.append("")
+                continue
+            box = BBox(*(float(v) for v in cell))
+            cells.append(" ".join(str(w[4]) for w in words if _center_in(BBox(*w[:4]), box)))
+        rows.append(cells)
+    return rows
 
 
 def _markdown(rows: list[list[str]]) -> str:
@@ -286,8 +371,11 @@ def _merge_tables(blocks: list[Block], tables: list[Block]) -> list[Block]:
 # --- OCR ----------------------------------------------------------------------------------------------
 
 
-def _needs_ocr(page: Any, blocks: list[Block]) -> bool:
+def _needs_ocr(page: Any, blocks: list[Block], garbled: int) -> bool:
+    """No usable text layer: (almost) no text while something is drawn, or mostly unmappable glyphs."""
     chars = sum(len(b.text.strip()) for b in blocks)
+    if garbled > chars:
+        return True
     if chars >= MIN_TEXT_CHARS:
         return False
     try:
@@ -314,7 +402,7 @@ def _ocr_page(page: Any, options: ParseOptions) -> list[Block]:
 
 
 def _figures(page: Any, pno: int, blocks: list[Block], ctx: _Ctx) -> list[Figure]:
-    regions = _image_regions(page, ctx) + _chart_regions(page, blocks, ctx)
+    regions = _image_regions(page, ctx) + _safe(lambda: _chart_regions(page, blocks, ctx), [])
     regions = _merge_regions(regions)
     captions = [b for b in blocks if b.kind == "caption"]
     figures = []
@@ -338,12 +426,11 @@ def _image_regions(page: Any, ctx: _Ctx) -> list[BBox]:
 
 
 def _chart_regions(page: Any, blocks: list[Block], ctx: _Ctx) -> list[BBox]:
-    """Vector charts: clusters of many drawing paths with no table in them (cheap: capped path count)."""
-    if not hasattr(page, "cluster_drawings"):
+    """Vector charts: clusters of many drawing paths with no table in them (skipped on very busy pages)."""
+    count = len(page.get_cdrawings())  # the cheap C-level listing, to decide whether to look closer
+    if count < CHART_MIN_PATHS or count > TABLE_MAX_DRAWINGS or not hasattr(page, "cluster_drawings"):
         return []
-    drawings = page.get_cdrawings()
-    if len(drawings) < CHART_MIN_PATHS or len(drawings) > TABLE_MAX_DRAWINGS:
-        return []
+    drawings = page.get_drawings()
     page_box = _bbox(page.rect)
     area = max(_area(page_box), 1.0)
     tables = [b.bbox for b in blocks if b.kind == "table"]
@@ -354,8 +441,7 @@ def _chart_regions(page: Any, blocks: list[Block], ctx: _Ctx) -> list[BBox]:
             continue
         if any(_overlap_ratio(box, t) > 0.3 for t in tables):
             continue
-        paths = sum(1 for d in drawings if _inside(_bbox(d["rect"]), box))
-        if paths >= CHART_MIN_PATHS:
+        if sum(1 for d in drawings if _center_in(_bbox(d["rect"]), box)) >= CHART_MIN_PATHS:
             out.append(box)
     return out
 
@@ -452,10 +538,9 @@ def _overlap_ratio(a: BBox, region: BBox) -> float:
     return _intersection(a, region) / max(_area(a), 1e-6)
 
 
-def _inside(a: BBox, region: BBox) -> bool:
-    return _overlap_ratio(a, region) > 0.5 or (
-        _area(a) == 0 and region.x0 <= a.x0 <= region.x1 and region.y0 <= a.y0 <= region.y1
-    )
+def _center_in(a: BBox, region: BBox) -> bool:
+    cx, cy = (a.x0 + a.x1) / 2, (a.y0 + a.y1) / 2
+    return region.x0 <= cx <= region.x1 and region.y0 <= cy <= region.y1
 
 
 def _h_overlap(a: BBox, b: BBox) -> float:

@@ -2,7 +2,7 @@
 
 These files have no geometry, so a block's bbox records line positions instead: BBox(0, first, 0, last)
 with `first`/`last` the 0-based source line numbers the block spans (for HTML: the order of the block).
-Citations can still point at "page 1, lines 12-15".
+Citations can still point at "page 1, lines 12-15". The page is 0 wide and as tall as its block count.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 
 from ingest.errors import CorruptFile, ResourceLimit
 from ingest.protocols import ParseOptions
-from ingest.types import BBox, Block, Page, ParsedDocument
+from ingest.types import BBox, Block, BlockKind, Page, ParsedDocument
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
 MAX_TEXT_BYTES = 50_000_000
@@ -103,7 +103,9 @@ def _flush(buf: list[str], first: int, last: int) -> list[Block]:
 
 
 def _paragraphs(lines: list[str]) -> list[tuple[str, int, int]]:
-    out, buf, start = [], [], 0
+    out: list[tuple[str, int, int]] = []
+    buf: list[str] = []
+    start = 0
     for i, line in enumerate([*lines, ""]):
         if line.strip():
             if not buf:
@@ -129,7 +131,7 @@ class _HtmlText(HTMLParser):
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.parts: list[tuple[str, str]] = []
+        self.parts: list[tuple[BlockKind, str]] = []
         self.title = ""
         self._buf: list[str] = []
         self._skip = 0

@@ -201,6 +201,15 @@ class Catalog:
             paths.setdefault(doc_id, []).append(path)
         return [DocumentRow(r[0], r[1], r[2], r[3] or "", r[4], tuple(paths.get(r[0], ())), r[5], r[6]) for r in rows]
 
+    def page(self, doc_id: str, number: int) -> dict[str, Any] | None:
+        """A page's size (its own coordinates: PDF points, pixels for images), thumbnail and one source path."""
+        row = self.db.execute(
+            "SELECT p.width, p.height, p.thumbnail, (SELECT f.path FROM files f WHERE f.doc_id=p.doc_id"
+            " AND f.status='ingested' ORDER BY f.path LIMIT 1) FROM pages p WHERE p.doc_id=? AND p.number=?",
+            (doc_id, number),
+        ).fetchone()
+        return None if row is None else {"width": row[0], "height": row[1], "thumbnail": row[2], "path": row[3]}
+
     # -- chunks and vectors -----------------------------------------------------------------------------
     def get_chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         out: dict[int, StoredChunk] = {}

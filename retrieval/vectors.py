@@ -1,13 +1,16 @@
 """FAISS indexes, one per embedding space, persisted next to the catalog and healed from it on open.
 
-Vectors are L2-normalised and searched by inner product (cosine). Below `approx_threshold` vectors the index
-is exact (IndexFlatIP); above it an HNSW graph is used. Ids are the catalog's chunk row ids.
+Vectors are L2-normalised here on the way in (add and search alike) and searched by inner product (cosine).
+Up to `approx_threshold` vectors the index is exact (IndexFlatIP); above it an HNSW graph (IndexHNSWFlat) is
+used, whose recall against exact search `bench/search_latency.py` measures. Ids are the catalog's chunk row ids.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +100,6 @@ class VectorIndex:
         all_ids = self._all_ids()
         if n == 0:
             return all_ids, np.zeros((0, self.dimension), np.float32)
-        vectors = _faiss().rev_swig_ptr(self.index.index.get_xb(), n * self.dimension) if False else None
         vectors = self.index.index.reconstruct_n(0, n)
         keep = ~np.isin(all_ids, np.fromiter(self._dead, dtype=np.int64)) if self._dead else np.ones(n, bool)
         return all_ids[keep], vectors[keep]
@@ -133,7 +135,8 @@ class VectorIndex:
         if allowed is not None and self.approximate and len(allowed) <= self.EXACT_SUBSET:
             return self._exact_subset(queries, k, np.asarray(allowed, dtype=np.int64))
         params = self._params(allowed, ef_search or max(self.EF_SEARCH, k))
-        scores, ids = self.index.search(queries, k, params=params)
+        with _one_thread(len(queries) < 4):
+            scores, ids = self.index.search(queries, k, params=params)
         return scores, ids
 
     def _params(self, allowed: np.ndarray | None, ef_search: int) -> Any:
@@ -177,7 +180,8 @@ class VectorIndex:
         _fsync_file(tmp)
         os.replace(tmp, path)
         _write_json_atomic(path.with_suffix(".json"), {"generation": generation, "size": self.size,
-                                                       "dimension": self.dimension})
+                                                       "dimension": self.dimension, "approximate": self.approximate,
+                                                       "tombstones": sorted(self._dead)})
 
     @classmethod
     def load(cls, path: Path, dimension: int) -> tuple[VectorIndex, int]:
@@ -192,7 +196,7 @@ class VectorIndex:
             return cls(dimension), -1  # a damaged cache is rebuilt from the catalog
         if index.d != dimension:
             return cls(dimension), -1
-        return cls(dimension, index), int(info.get("generation", -1))
+        return cls(dimension, index, tombstones=info.get("tombstones", ())), int(info.get("generation", -1))
 
     def sync(self, catalog: Catalog, space: str) -> bool:
         """Make the index hold exactly the catalog's vectors of `space`. Returns True if anything changed."""
@@ -205,6 +209,22 @@ class VectorIndex:
             part = missing[start : start + 20000]
             self.add(part, catalog.load_vectors(space, part.tolist(), self.dimension))
         return bool(len(extra) or len(missing))
+
+
+@contextmanager
+def _one_thread(enabled: bool) -> Iterator[None]:
+    """FAISS spreads even a single query over its OpenMP team, which only adds barrier waits (and, on a busy
+    machine, many milliseconds of them); a handful of queries runs faster on the calling thread alone."""
+    faiss = _faiss()
+    before = faiss.omp_get_max_threads()
+    if not enabled or before == 1:
+        yield
+        return
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def _fsync_file(path: Path) -> None:

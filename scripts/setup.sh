@@ -17,6 +17,7 @@ log() { echo "[setup] $*" >&2; }
 apt_pkgs=()
 command -v tesseract >/dev/null || apt_pkgs+=(tesseract-ocr tesseract-ocr-eng)
 if [ "$DEV" = 1 ] && ! command -v chromium >/dev/null; then apt_pkgs+=(chromium); fi
+if [ "$DEV" = 1 ] && ! command -v chromedriver >/dev/null; then apt_pkgs+=(chromium-driver); fi  # UI browser test
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   log "installing ${apt_pkgs[*]} (apt)"

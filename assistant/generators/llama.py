@@ -1,0 +1,63 @@
+"""Local GGUF models through llama-cpp-python (the offline default).
+
+llama.cpp keeps the KV cache of the previous prompt and reuses its longest common prefix, so a fixed system
+prompt at the start of every request is processed once per loaded model, not once per question.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from assistant.types import Message, Sampling
+from ingest.errors import MissingDependency
+
+LLAMA_INSTALL = "pip install llama-cpp-python==0.3.36"
+
+
+class LlamaGenerator:
+    supports_images = False
+
+    def __init__(self, model_path: str, *, name: str | None = None, n_ctx: int = 4096, n_threads: int | None = None,
+                 n_batch: int = 512) -> None:
+        if not os.path.isfile(model_path):
+            raise FileNotFoundError(f"GGUF model not found: {model_path}")
+        self.model_path = model_path
+        self.name = name or f"gguf:{model_path}"
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or min(os.cpu_count() or 2, 4)
+        self.n_batch = n_batch
+        self._llm: Any = None
+        self._lock = threading.Lock()  # one llama context cannot serve two requests at once
+
+    @property
+    def llm(self) -> Any:
+        if self._llm is None:
+            try:
+                from llama_cpp import Llama
+            except ImportError as e:
+                raise MissingDependency("llama-cpp-python", LLAMA_INSTALL) from e
+            self._llm = Llama(model_path=self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads,
+                              n_batch=self.n_batch, verbose=False)
+        return self._llm
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def stream(self, messages: Sequence[Message], images: Sequence[str] = (),
+               sampling: Sampling | None = None) -> Iterator[str]:
+        s = sampling or Sampling()
+        with self._lock:
+            chunks = self.llm.create_chat_completion(
+                messages=[dict(m) for m in messages], stream=True, temperature=s.temperature, top_p=s.top_p,
+                top_k=s.top_k, max_tokens=s.max_tokens, seed=s.seed, stop=list(s.stop) or None,
+            )
+            try:
+                for chunk in chunks:
+                    piece = chunk["choices"][0]["delta"].get("content")
+                    if piece:
+                        yield piece
+            finally:
+                chunks.close()  # stops llama.cpp when the caller cancels

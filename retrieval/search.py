@@ -1,0 +1,268 @@
+"""The search stage: several retrievers, fused by weighted RRF, optionally re-scored, diversified, per page.
+
+Retrievers (the names `Hit.retrievers` reports, with the 1-based rank each gave):
+    dense      text embedder over every chunk (passages, tables, figure descriptions)
+    bm25       FTS5 BM25 over chunk text and section (porter stemming, stop words removed)
+    figures    text embedder over figure-description chunks only, so figures are not drowned by text
+    image      the image space: CLIP text→image when the image model has a text tower; query by image with
+               CLIP or the offline tagger's features
+    page_bm25  FTS5 BM25 over whole-page text (page level only)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from ingest.chunking import embedding_text
+from ingest.errors import CitelineError
+from retrieval.catalog import StoredChunk
+from retrieval.fusion import Fused, mmr, rrf, to_pages
+from retrieval.kb import IMAGE, TEXT, KnowledgeBase
+from retrieval.lexical import LexicalIndex, filter_sql, is_empty
+from retrieval.rescore import Rescorer
+from retrieval.rewrite import FollowUpRewriter, QueryRewriter, Turn
+from retrieval.types import Hit, SearchFilters
+
+Level = Literal["chunk", "page"]
+RETRIEVERS = ("dense", "bm25", "figures", "image", "page_bm25")
+DEFAULT_WEIGHTS: Mapping[str, float] = {"dense": 1.0, "bm25": 1.0, "figures": 0.5, "image": 0.5,
+                                        "page_bm25": 1.0, "rescore": 1.0}
+
+
+class SearchError(CitelineError, ValueError):
+    """A search was asked for something it cannot do (no query, unknown retriever, bad level)."""
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    rrf_k: int = 60
+    depth: int = 100  # candidates each retriever contributes to fusion
+    rescore_depth: int = 30  # how many fused candidates the re-scorer looks at
+    mmr_pool: int = 50  # how many fused candidates MMR chooses from
+
+
+@dataclass
+class _Query:
+    text: str | None
+    image: str | None
+    filters: SearchFilters | None
+    allowed: np.ndarray | None  # chunk ids passing the filters (None: no filter)
+    depth: int
+
+
+class Searcher:
+    def __init__(self, kb: KnowledgeBase, settings: SearchSettings | None = None, *,
+                 rescorer: Rescorer | None = None, rewriter: QueryRewriter | None = None) -> None:
+        self.kb = kb
+        self.settings = settings or SearchSettings()
+        self.rescorer = rescorer
+        self.rewriter = rewriter or FollowUpRewriter()
+        self.lexical = LexicalIndex(kb.catalog)
+
+    # -- the one entry point ------------------------------------------------------------------------------
+    def search(self, query: str | None = None, *, image: str | None = None, top_k: int = 10,
+               filters: SearchFilters | None = None, retrievers: Sequence[str] | None = None,
+               weights: Mapping[str, float] | None = None, rescore: bool = False, mmr: float | None = None,
+               level: Level = "chunk", history: Sequence[Turn] = ()) -> list[Hit]:
+        names = self._check(query, image, retrievers, level, rescore)
+        text = self.rewriter.rewrite(query, history) if query and history else query
+        if image is not None and not os.path.isfile(image):
+            raise FileNotFoundError(f"query image {image}: no such file")
+        q = _Query(text, image, filters, self._allowed(filters), max(self.settings.depth, top_k))
+        if q.text is None and image is not None:
+            q.text = self._image_tags(image)  # query by image also searches figure descriptions
+        rankings = self._rankings(q, names, level)
+        w = {**self.settings.weights, **(weights or {})}
+        if level == "page":
+            return self._page_hits(rankings, w, q, top_k, rescore)
+        fused = rrf(rankings, w, self.settings.rrf_k)
+        if rescore and q.text:
+            fused = self._rescored(fused, rankings, w, q.text)
+        if mmr is not None:
+            fused = self._diversified(fused, mmr, top_k)
+        return self._chunk_hits(fused[:top_k])
+
+    def _check(self, query: str | None, image: str | None, retrievers: Sequence[str] | None, level: str,
+               rescore: bool) -> tuple[str, ...]:
+        if not (query and query.strip()) and image is None:
+            raise SearchError("nothing to search for: give a text query, an image (--image FILE), or both")
+        if level not in ("chunk", "page"):
+            raise SearchError(f"unknown level {level!r}; choose 'chunk' or 'page'")
+        names = tuple(retrievers) if retrievers else RETRIEVERS
+        unknown = [n for n in names if n not in RETRIEVERS]
+        if unknown:
+            raise SearchError(f"unknown retriever(s) {', '.join(unknown)}; choose from {', '.join(RETRIEVERS)}")
+        if rescore and self.rescorer is None:
+            raise SearchError("rescore=True needs a re-scorer: Searcher(kb, rescorer=build_rescorer('mpnet'))")
+        return names
+
+    # -- retrievers --------------------------------------------------------------------------------------
+    def _rankings(self, q: _Query, names: Sequence[str], level: Level) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {}
+        for name in names:
+            if name == "page_bm25" and level != "page":
+                continue
+            ranking = getattr(self, f"_run_{name}")(q)
+            if ranking:
+                out[name] = ranking
+        return out
+
+    def _run_dense(self, q: _Query) -> list[int]:
+        if not q.text:
+            return []
+        return self._vector_search(TEXT, self._embed_text(q.text), q.depth, q.allowed)
+
+    def _run_bm25(self, q: _Query) -> list[int]:
+        return [i for i, _ in self.lexical.search(q.text, q.depth, q.filters)] if q.text else []
+
+    def _run_figures(self, q: _Query) -> list[int]:
+        if not q.text:
+            return []
+        figures = self._figure_ids(q.filters)
+        if not len(figures):
+            return []
+        return self._vector_search(TEXT, self._embed_text(q.text), q.depth, figures)
+
+    def _run_image(self, q: _Query) -> list[int]:
+        model = self.kb.models.image if IMAGE in self.kb.spaces() else None
+        if model is None:
+            return []
+        if q.image is not None:
+            vector = model.embed_images([q.image])
+        elif q.text and getattr(model, "supports_text_queries", False):
+            vector = model.embed_texts([q.text])
+        else:
+            return []
+        return self._vector_search(IMAGE, np.asarray(vector, dtype=np.float32), q.depth, q.allowed)
+
+    def _run_page_bm25(self, q: _Query) -> list[tuple[str, int]]:
+        return [(d, p) for d, p, _ in self.lexical.search_pages(q.text, q.depth, q.filters)] if q.text else []
+
+    def _vector_search(self, space: str, vector: np.ndarray, k: int, allowed: np.ndarray | None) -> list[int]:
+        index = self.kb.index(space)
+        if index is None or (allowed is not None and not len(allowed)):
+            return []
+        _, ids = index.search(vector.reshape(1, -1), k, allowed=allowed)
+        return [int(i) for i in ids[0] if i >= 0]
+
+    def _embed_text(self, text: str) -> np.ndarray:
+        cached = getattr(self, "_last_embedding", None)
+        if cached is not None and cached[0] == text:
+            return cached[1]
+        vector = np.asarray(self.kb.models.text.embed([text]), dtype=np.float32)
+        self._last_embedding = (text, vector)
+        return vector
+
+    def _image_tags(self, image: str) -> str | None:
+        tagger = self.kb.models.tagger
+        if tagger is None:
+            return None
+        tags = tagger.tag([image])[0]
+        return ", ".join(label for label, p in tags if p >= 0.05) or None
+
+    # -- filters -----------------------------------------------------------------------------------------
+    def _allowed(self, filters: SearchFilters | None) -> np.ndarray | None:
+        if is_empty(filters):
+            return None
+        f = filter_sql(filters)
+        rows = self.kb.catalog.db.execute(
+            f"SELECT c.id FROM chunks c JOIN documents d ON d.doc_id = c.doc_id WHERE {f.where}", f.params
+        ).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def _figure_ids(self, filters: SearchFilters | None) -> np.ndarray:
+        key = (self.kb.catalog.generation, filters)
+        cache: dict[Any, np.ndarray] = self.__dict__.setdefault("_figure_cache", {})
+        if key not in cache:
+            f = filter_sql(filters)
+            rows = self.kb.catalog.db.execute(
+                "SELECT c.id FROM chunks c JOIN documents d ON d.doc_id = c.doc_id"
+                f" WHERE c.kind = 'figure' AND {f.where}", f.params
+            ).fetchall()
+            cache.clear()
+            cache[key] = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        return cache[key]
+
+    # -- re-scoring and diversity ------------------------------------------------------------------------
+    def _rescored(self, fused: list[Fused[int]], rankings: dict[str, list[Any]], weights: Mapping[str, float],
+                  query: str) -> list[Fused[int]]:
+        """The re-scorer's order over the fused top candidates joins the fusion as one more ranking."""
+        assert self.rescorer is not None
+        top = [f.key for f in fused[: self.settings.rescore_depth]]
+        stored = self.kb.catalog.get_chunks(top)
+        top = [i for i in top if i in stored]
+        scores = self.rescorer.score(query, [embedding_text(stored[i].chunk) for i in top])
+        order = [top[j] for j in np.argsort(-np.asarray(scores), kind="stable")]
+        return rrf({**rankings, "rescore": order}, weights, self.settings.rrf_k)
+
+    def _diversified(self, fused: list[Fused[int]], lambda_: float, top_k: int) -> list[Fused[int]]:
+        pool = fused[: max(self.settings.mmr_pool, top_k)]
+        info = self.kb.spaces().get(TEXT)
+        if not pool or not info:
+            return fused
+        vectors = self.kb.catalog.load_vectors(TEXT, [f.key for f in pool], int(info["dimension"]))
+        chosen = mmr([f.score for f in pool], vectors, top_k, lambda_)
+        return [pool[i] for i in chosen]
+
+    # -- results -----------------------------------------------------------------------------------------
+    def _chunk_hits(self, fused: list[Fused[int]]) -> list[Hit]:
+        stored = self.kb.catalog.get_chunks([f.key for f in fused])
+        return [_hit(stored[f.key], f) for f in fused if f.key in stored]
+
+    def _page_hits(self, rankings: dict[str, list[Any]], weights: Mapping[str, float], q: _Query, top_k: int,
+                   rescore: bool) -> list[Hit]:
+        """Each chunk retriever's ranking becomes a page ranking (a page ranks where its best chunk does)."""
+        chunk_ids = {i for name, r in rankings.items() if name != "page_bm25" for i in r}
+        stored = self.kb.catalog.get_chunks(sorted(chunk_ids))
+        page_of = {i: (s.chunk.doc_id, s.chunk.page) for i, s in stored.items()}
+        page_rankings = {name: (r if name == "page_bm25" else to_pages(r, page_of)) for name, r in rankings.items()}
+        fused = rrf(page_rankings, weights, self.settings.rrf_k)
+        if rescore and q.text:
+            fused = self._rescored_pages(fused, page_rankings, weights, q.text)
+        chunk_fused = rrf({n: r for n, r in rankings.items() if n != "page_bm25"}, weights, self.settings.rrf_k)
+        best_chunk: dict[tuple[str, int], int] = {}
+        for f in chunk_fused:
+            if f.key in page_of:
+                best_chunk.setdefault(page_of[f.key], f.key)
+        return [self._page_hit(f, best_chunk.get(f.key), stored) for f in fused[:top_k]]
+
+    def _rescored_pages(self, fused: list[Fused[tuple[str, int]]], rankings: dict[str, list[Any]],
+                        weights: Mapping[str, float], query: str) -> list[Fused[tuple[str, int]]]:
+        assert self.rescorer is not None
+        top = [f.key for f in fused[: self.settings.rescore_depth]]
+        texts = [self._page_text(d, p)[:4000] for d, p in top]
+        scores = self.rescorer.score(query, texts)
+        order = [top[j] for j in np.argsort(-np.asarray(scores), kind="stable")]
+        return rrf({**rankings, "rescore": order}, weights, self.settings.rrf_k)
+
+    def _page_text(self, doc_id: str, page: int) -> str:
+        row = self.kb.catalog.db.execute("SELECT text FROM pages WHERE doc_id=? AND number=?", (doc_id, page)).fetchone()
+        return (row[0] or "") if row else ""
+
+    def _page_hit(self, f: Fused[tuple[str, int]], chunk_id: int | None, stored: dict[int, StoredChunk]) -> Hit:
+        doc_id, page = f.key
+        db = self.kb.catalog.db
+        if chunk_id is None:
+            row = db.execute("SELECT id FROM chunks WHERE doc_id=? AND page=? ORDER BY id LIMIT 1",
+                             (doc_id, page)).fetchone()
+            chunk_id = int(row[0]) if row else 0
+        name_row = db.execute("SELECT name FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+        best = stored.get(chunk_id)
+        section_row = db.execute("SELECT section FROM pages WHERE doc_id=? AND number=?", (doc_id, page)).fetchone()
+        return Hit(id=chunk_id, doc_id=doc_id, doc_name=name_row[0] if name_row else doc_id, page=page, kind="page",
+                   text=self._page_text(doc_id, page), score=f.score, bbox=None, retrievers=dict(f.ranks),
+                   section=(section_row[0] or "") if section_row else "", chunk=best.chunk if best else None,
+                   meta={"best_chunk": chunk_id})
+
+
+def _hit(s: StoredChunk, f: Fused[int]) -> Hit:
+    c = s.chunk
+    return Hit(id=s.id, doc_id=c.doc_id, doc_name=s.doc_name, page=c.page, kind=c.kind, text=c.text, score=f.score,
+               bbox=c.bbox, retrievers=dict(f.ranks), figure_path=c.figure_path, section=c.section, chunk=c,
+               meta=dict(s.meta))

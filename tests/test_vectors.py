@@ -1,0 +1,121 @@
+"""The vector index contract: exact search equals a brute-force oracle; HNSW (above the threshold) keeps
+recall against exact search, never returns removed ids, and survives save/load and catalog sync."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retrieval.vectors import VectorIndex, normalise
+
+
+def oracle(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int,
+           allowed: np.ndarray | None = None) -> list[list[int]]:
+    v, q = normalise(vectors), normalise(queries)
+    keep = np.ones(len(ids), bool) if allowed is None else np.isin(ids, allowed)
+    sims = q @ v[keep].T
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return [ids[keep][row].tolist() for row in order]
+
+
+def clustered(n: int, d: int, seed: int = 0) -> np.ndarray:
+    """Embedding-like data: points around a few dozen centres (random uniform vectors are HNSW's worst case)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((max(2, n // 50), d))
+    return (centres[rng.integers(0, len(centres), n)] + 0.35 * rng.standard_normal((n, d))).astype(np.float32)
+
+
+@pytest.mark.parametrize(("n", "d", "k"), [(1, 5, 1), (7, 3, 10), (129, 17, 5), (1001, 33, 64)])
+def test_exact_index_matches_brute_force(n: int, d: int, k: int) -> None:
+    rng = np.random.default_rng(n)
+    vectors = rng.standard_normal((n, d)).astype(np.float32) * rng.uniform(0.1, 10, (n, 1)).astype(np.float32)
+    ids = rng.permutation(10 * n)[:n].astype(np.int64) + 3
+    queries = rng.standard_normal((4, d)).astype(np.float32)
+    index = VectorIndex(d)
+    index.add(ids, vectors)
+    assert not index.approximate
+    _, got = index.search(queries, k)
+    assert got.tolist() == oracle(vectors, ids, queries, min(k, n))
+    allowed = ids[::3]
+    _, got = index.search(queries, k, allowed=allowed)
+    assert [[i for i in row if i >= 0] for row in got.tolist()] == oracle(vectors, ids, queries, k, allowed)
+
+
+def test_vectors_are_normalised_on_the_way_in() -> None:
+    index = VectorIndex(4)
+    index.add(np.array([1, 2]), np.array([[10, 0, 0, 0], [0.6, 0.8, 0, 0]], np.float32))
+    scores, ids = index.search(np.array([[3, 0, 0, 0]], np.float32), 2)
+    assert ids[0].tolist() == [1, 2]
+    assert scores[0].tolist() == pytest.approx([1.0, 0.6], abs=1e-6)
+
+
+def test_crossing_the_threshold_switches_to_hnsw_with_high_recall() -> None:
+    n, d = 3000, 32
+    vectors = clustered(n, d)
+    ids = np.arange(100, 100 + n, dtype=np.int64)
+    index = VectorIndex(d, approx_threshold=1000)
+    index.add(ids[:800], vectors[:800])
+    assert not index.approximate
+    index.add(ids[800:], vectors[800:])
+    assert index.approximate and index.size == n
+    queries = clustered(50, d, seed=1)
+    _, got = index.search(queries, 10)
+    truth = oracle(vectors, ids, queries, 10)
+    recall = np.mean([len(set(g) & set(t)) / 10 for g, t in zip(got.tolist(), truth, strict=True)])
+    assert recall >= 0.95
+
+
+def test_hnsw_removal_uses_tombstones_and_stays_correct(tmp_path: Path) -> None:
+    n, d = 1500, 16
+    vectors = clustered(n, d, seed=3)
+    ids = np.arange(n, dtype=np.int64)
+    index = VectorIndex(d, approx_threshold=500)
+    index.add(ids, vectors)
+    removed = ids[:100]
+    index.remove(removed)
+    assert index.size == n - 100 and not np.isin(removed, index.ids()).any()
+    _, got = index.search(vectors[:100], 5)  # the removed vectors themselves as queries
+    assert not np.isin(got, removed).any()
+    _, got = index.search(vectors[:5], 3, allowed=ids[:150])  # a filtered search over a small subset
+    assert not np.isin(got[got >= 0], removed).any()
+    assert set(got[got >= 0].tolist()) <= set(range(100, 150))
+    path = tmp_path / "space.faiss"
+    index.save(path, generation=7)
+    loaded, generation = VectorIndex.load(path, d)
+    assert generation == 7 and loaded.approximate and loaded.size == n - 100
+    _, got = loaded.search(vectors[:100], 5)
+    assert not np.isin(got, removed).any()
+    # an id that comes back with a new vector is found by that vector, once
+    loaded.add(np.array([5]), vectors[500:501])
+    _, got = loaded.search(vectors[500:501], 2)
+    assert 5 in got[0].tolist() and loaded.size == n - 99
+
+
+def test_many_removals_compact_the_graph() -> None:
+    d = 8
+    vectors = clustered(800, d, seed=4)
+    index = VectorIndex(d, approx_threshold=300)
+    index.add(np.arange(800), vectors)
+    index.remove(np.arange(400))
+    assert index.size == 400 and not index._dead  # compacted (rebuilt) past COMPACT_RATIO
+    assert index.approximate
+
+
+def test_sync_with_catalog_after_removal(tmp_path: Path) -> None:
+    from retrieval.catalog import Catalog
+
+    catalog = Catalog(str(tmp_path / "c.sqlite"))
+    d = 8
+    vectors = clustered(700, d, seed=5)
+    with catalog.transaction() as db:
+        db.executemany("INSERT INTO vectors(space, id, vec) VALUES('text', ?, ?)",
+                       [(i + 1, vectors[i].tobytes()) for i in range(700)])
+    index = VectorIndex(d, approx_threshold=300)
+    assert index.sync(catalog, "text") and index.approximate and index.size == 700
+    with catalog.transaction() as db:
+        db.execute("DELETE FROM vectors WHERE id <= 50")
+    assert index.sync(catalog, "text")
+    assert index.size == 650 and sorted(index.ids().tolist()) == list(range(51, 701))
+    assert not index.sync(catalog, "text")
