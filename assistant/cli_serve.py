@@ -1,5 +1,5 @@
 """`citeline serve`: the headless HTTP API (assistant.server) on uvicorn. The API key comes from the environment
-(`CITELINE_API_KEY`) here, at the edge, and nowhere else."""
+(`CITELINE_SERVER_KEY`) here, at the edge, and nowhere else."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 from assistant.cli import add_kb_argument
 from ingest.errors import MissingDependency
 
-API_KEY_ENV = "CITELINE_API_KEY"
+API_KEY_ENV = "CITELINE_SERVER_KEY"
 
 
 def register(sub: Any) -> None:

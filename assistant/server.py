@@ -1,8 +1,8 @@
 """The headless HTTP API: a thin FastAPI layer that translates HTTP to SDK calls and our types' JSON back.
 
     citeline serve --kb DIR                      # http://127.0.0.1:8000/docs for the OpenAPI page
-    curl -H "Authorization: Bearer $CITELINE_API_KEY" -F files=@manual.pdf localhost:8000/v1/ingest
-    curl -H "Authorization: Bearer $CITELINE_API_KEY" -d '{"question": "Battery life?"}' localhost:8000/v1/ask
+    curl -H "Authorization: Bearer $CITELINE_SERVER_KEY" -F files=@manual.pdf localhost:8000/v1/ingest
+    curl -H "Authorization: Bearer $CITELINE_SERVER_KEY" -d '{"question": "Battery life?"}' localhost:8000/v1/ask
 
 Endpoints: GET /health; under /v1 (bearer key when one is configured): GET status, GET documents, POST ingest
 (multipart `files`), DELETE documents/{doc_id} or documents?path=..., POST search, POST ask (JSON, or
@@ -57,7 +57,7 @@ ASSET_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
 _UNSAFE_NAME = re.compile(r"[^\w.\- ()+,]")
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _END = object()
-_BEARER = HTTPBearer(auto_error=False, description="the server's CITELINE_API_KEY")
+_BEARER = HTTPBearer(auto_error=False, description="the server's CITELINE_SERVER_KEY")
 
 
 @dataclass(frozen=True)
@@ -230,7 +230,7 @@ def _bearer_check(api_key: str | None) -> Callable[..., None]:
         given = credentials.credentials.encode() if credentials else b""
         if not hmac.compare_digest(given, api_key.encode()):
             raise HTTPException(401, "missing or invalid API key: send `Authorization: Bearer <key>` with the "
-                                "server's CITELINE_API_KEY", headers={"WWW-Authenticate": "Bearer"})
+                                "server's CITELINE_SERVER_KEY", headers={"WWW-Authenticate": "Bearer"})
 
     return check
 

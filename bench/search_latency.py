@@ -60,8 +60,8 @@ def timed_queries(index: Any, queries: np.ndarray, k: int) -> tuple[list[float],
 def bench_index(n: int, d: int, args: argparse.Namespace) -> dict[str, Any]:
     from retrieval.vectors import VectorIndex
 
-    vectors = synthetic(n, d, args.data, seed=n)
-    queries = synthetic(args.queries, d, args.data, seed=n + 1)
+    both = synthetic(n + args.queries, d, args.data, seed=n)  # queries from the same distribution, held out
+    vectors, queries = both[:n], both[n:]
     ids = np.arange(1, n + 1, dtype=np.int64)
     row: dict[str, Any] = {"n": n}
     exact = VectorIndex(d, approx_threshold=n + 1)
@@ -123,14 +123,16 @@ def bench_pipeline(n: int, d: int, args: argparse.Namespace) -> dict[str, Any]:
         searcher.search("warm up", top_k=10)  # builds the FAISS index from the catalog
         build = time.perf_counter() - t0
         queries = [" ".join(rng.choice(vocab[:5000], size=rng.integers(3, 8))) for _ in range(args.queries)]
-        times = []
+        times, found = [], 0
         for q in queries:
             t0 = time.perf_counter()
-            searcher.search(q, top_k=10)
+            hits = searcher.search(q, top_k=10)
             times.append(time.perf_counter() - t0)
+            found += len(hits)
         approximate = kb.index("text").approximate  # type: ignore[union-attr]
         kb.close()
-    return {"n": n, "build_s": round(build, 1), "index": "hnsw" if approximate else "exact", **percentiles(times)}
+    return {"n": n, "build_s": round(build, 1), "index": "hnsw" if approximate else "exact",
+            "hits_per_query": round(found / len(queries), 1), **percentiles(times)}
 
 
 def _fill(kb: Any, n: int, d: int, rng: np.random.Generator, vocab: list[str]) -> None:

@@ -54,6 +54,8 @@ def _register_retrieval(eval_sub: Any) -> None:
                    help="add a fused+rescore run with this re-scorer (e.g. mpnet)")
     p.add_argument("--weight", action="append", default=[], metavar="NAME=W", help="RRF weight of a retriever")
     p.add_argument("--rrf-k", type=int, default=60)
+    p.add_argument("--scope", choices=("corpus", "document"), default="corpus",
+                   help="mmlongbench: rank pages of all documents (default) or of the question's document only")
     p.add_argument("--limit", type=int, default=None, help="only the first N queries")
     p.add_argument("--rebuild", action="store_true", help="rebuild the cached KB")
     p.set_defaults(func=cmd_retrieval)
@@ -72,7 +74,8 @@ def cmd_retrieval(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{path}: no such dataset folder")
     config = EvalConfig(kind, path, Path(args.cache_dir) if args.cache_dir else default_cache_dir(),
                         text_model=args.text_model, image_model=args.image_model, rescore=args.rescore,
-                        weights=weights, rrf_k=args.rrf_k, limit=args.limit, rebuild=args.rebuild)
+                        weights=weights, rrf_k=args.rrf_k, limit=args.limit, rebuild=args.rebuild,
+                        scope=args.scope)
     result = run(config)
     report = markdown(result)
     if args.report:

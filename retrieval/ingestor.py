@@ -208,7 +208,7 @@ def embed_chunks(kb: KnowledgeBase, chunks: list[Chunk]) -> tuple[list[dict[str,
     fig_paths = [str(kb.assets_dir / (chunks[i].figure_path or "")) for i in fig_pos]
     tagger = models.tagger
     if tagger is not None and fig_paths:
-        for i, tags in zip(fig_pos, tagger.tag(fig_paths), strict=True):
+        for i, tags in zip(fig_pos, _per_image(tagger.tag, fig_paths, []), strict=True):
             meta[i]["tags"] = ", ".join(label for label, p in tags if p >= 0.05)
     texts = [embedding_text(c) + ("\nImage shows: " + meta[i]["tags"] if meta[i].get("tags") else "")
              for i, c in enumerate(chunks)]
@@ -220,8 +220,25 @@ def embed_chunks(kb: KnowledgeBase, chunks: list[Chunk]) -> tuple[list[dict[str,
     image_model = models.image
     if image_model is not None and fig_paths:
         kb.register_space(IMAGE, kb.settings.image_model or image_model.name, image_model.dimension)
-        vectors[IMAGE] = (fig_pos, np.asarray(image_model.embed_images(fig_paths), dtype=np.float32))
+        rows = _per_image(image_model.embed_images, fig_paths, None)
+        keep = [k for k, row in enumerate(rows) if row is not None]
+        if keep:
+            vectors[IMAGE] = ([fig_pos[k] for k in keep], np.asarray([rows[k] for k in keep], dtype=np.float32))
     return meta, vectors
+
+
+def _per_image(fn: Callable[[list[str]], Any], paths: list[str], failed: Any) -> list[Any]:
+    """Run a batch image model; if one unreadable crop breaks the batch, retry one by one and mark failures."""
+    try:
+        return list(fn(paths))
+    except Exception:
+        out = []
+        for path in paths:
+            try:
+                out.append(list(fn([path]))[0])
+            except Exception:
+                out.append(failed)
+        return out
 
 
 def embed_stored_chunks(kb: KnowledgeBase, spaces: dict[str, Any],

@@ -102,7 +102,7 @@ def default_model_factory(role: str, spec: str) -> Any:
     if role == "tagger":
         from retrieval.tagger import EfficientNetTagger
 
-        return EfficientNetTagger()
+        return EfficientNetTagger(threads=1)  # ~15 ms an image on one core; the parser worker has the other
     from retrieval.clip import build_image_embedder
 
     return build_image_embedder(spec)

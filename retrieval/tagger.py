@@ -33,15 +33,16 @@ def preprocess(path: str) -> np.ndarray:
     """(3, 224, 224) float32: short side to 256 bicubic, centre crop 224, (x - 127) / 128."""
     from PIL import Image, ImageOps
 
-    with Image.open(path) as im:
-        im.draft("RGB", (RESIZE_SHORT_SIDE, RESIZE_SHORT_SIDE))  # JPEG: decode at reduced scale, much faster
-        im = ImageOps.exif_transpose(im).convert("RGB")
-        scale = RESIZE_SHORT_SIDE / min(im.size)
-        w, h = max(IMAGE_SIZE, round(im.width * scale)), max(IMAGE_SIZE, round(im.height * scale))
-        im = im.resize((w, h), Image.Resampling.BICUBIC)
-        left, top = (w - IMAGE_SIZE) // 2, (h - IMAGE_SIZE) // 2
-        im = im.crop((left, top, left + IMAGE_SIZE, top + IMAGE_SIZE))
-        pixels = np.asarray(im, np.float32)
+    with Image.open(path) as src:
+        src.draft("RGB", (RESIZE_SHORT_SIDE, RESIZE_SHORT_SIDE))  # JPEG: decode at reduced scale, much faster
+        rgb = ImageOps.exif_transpose(src).convert("RGB")
+    scale = RESIZE_SHORT_SIDE / min(rgb.size)
+    w, h = max(IMAGE_SIZE, round(rgb.width * scale)), max(IMAGE_SIZE, round(rgb.height * scale))
+    left, top = (w - IMAGE_SIZE) // 2, (h - IMAGE_SIZE) // 2
+    square = rgb.resize((w, h), Image.Resampling.BICUBIC).crop(
+        (left, top, left + IMAGE_SIZE, top + IMAGE_SIZE)
+    )
+    pixels = np.asarray(square, np.float32)
     return ((pixels - 127.0) / 128.0).transpose(2, 0, 1)
 
 

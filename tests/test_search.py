@@ -124,10 +124,12 @@ def test_mmr_and_rescore(searcher: Searcher) -> None:
     searcher.rescorer = Reverse()
     try:
         rescored = searcher.search("revenue", top_k=4, rescore=True, weights={"rescore": 5.0})
+        pages = searcher.search("revenue", top_k=3, rescore=True, level="page")
     finally:
         searcher.rescorer = None
     assert all("rescore" in h.retrievers for h in rescored)
     assert [h.id for h in rescored] != [h.id for h in plain]
+    assert pages and all("rescore" in h.retrievers and h.kind == "page" for h in pages)
 
 
 def test_errors(searcher: Searcher) -> None:

@@ -391,7 +391,7 @@ def _free_port() -> int:
 
 def test_cli_serve_subprocess_with_key(kb_dir: Path, ingested: dict[str, Any], tmp_path: Path):
     port = _free_port()
-    env = {**os.environ, "CITELINE_API_KEY": KEY, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "CITELINE_SERVER_KEY": KEY, "PYTHONPATH": str(ROOT)}
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--kb", str(kb_dir), "--port", str(port),
                              "--model", "extractive"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -422,9 +422,9 @@ def test_cli_refuses_public_interface_without_key(monkeypatch: pytest.MonkeyPatc
                                                   capsys: pytest.CaptureFixture[str]):
     from assistant.cli import main
 
-    monkeypatch.delenv("CITELINE_API_KEY", raising=False)
+    monkeypatch.delenv("CITELINE_SERVER_KEY", raising=False)
     assert main(["serve", "--kb", str(tmp_path / "kb"), "--host", "0.0.0.0"]) == 2
-    assert "CITELINE_API_KEY" in capsys.readouterr().err
+    assert "CITELINE_SERVER_KEY" in capsys.readouterr().err
 
 
 def test_client_leaving_a_stream_cancels_it_and_frees_the_server(client: httpx.Client, sdk: Citeline,
