@@ -7,6 +7,7 @@ documents" with the closest sources. Cancelling (an Event, or closing the stream
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,7 +19,14 @@ import numpy as np
 
 from assistant.citations import Verifier, VerifySettings, is_abstention
 from assistant.generators import Generator
-from assistant.prompting import SYSTEM_PROMPT, build_messages, pack_sources, source_from_hit, terms
+from assistant.prompting import (
+    PLAIN_PROMPT,
+    SYSTEM_PROMPT,
+    build_messages,
+    pack_sources,
+    source_from_hit,
+    terms,
+)
 from assistant.types import ABSTAIN_TEXT, Answer, Message, Sampling, Source, StreamEvent
 from retrieval.rewrite import FollowUpRewriter, QueryRewriter, Turn
 from retrieval.types import Hit, SearchFilters
@@ -108,7 +116,10 @@ class Answerer:
             return
         sources = pack_sources(hits, query, s.context_tokens, s.source_tokens, s.max_sources)
         yield StreamEvent("sources", sources=tuple(sources))
-        messages = build_messages(question, sources, _history_messages(history), s.system_prompt, s.history_turns)
+        system = s.system_prompt
+        if system == SYSTEM_PROMPT and not getattr(self.generator, "cites_reliably", True):
+            system = PLAIN_PROMPT
+        messages = build_messages(question, sources, _history_messages(history), system, s.history_turns)
         raw, cancelled = [], False
         pieces = self.generator.stream(messages, self._images(sources), s.sampling)
         try:
@@ -129,6 +140,10 @@ class Answerer:
     def _verified(self, base: Answer, sources: list[Source], hits: list[Hit], started: float) -> Answer:
         verifier = Verifier(self.settings.verify, self.embedder)
         result = verifier.verify(base.raw_text, sources, base.query)
+        if result.abstained and not is_abstention(base.raw_text):
+            quoted = _quote_cited(base.raw_text, sources, base.query, self.embedder)
+            if quoted:  # the model pointed at a source but said nothing checkable: quote that source instead
+                result = verifier.verify(quoted, sources, base.query)
         if result.abstained or (is_abstention(base.raw_text) and not result.citations):
             return self._abstain(replace(base, dropped=tuple(result.dropped), sources=tuple(sources)), hits, started)
         base.timings["answer_s"] = time.perf_counter() - started
@@ -187,3 +202,18 @@ class AnswerStream:
             pass
         assert self.answer is not None
         return self.answer
+
+
+def _quote_cited(raw: str, sources: Sequence[Source], query: str, embedder: Any) -> str:
+    """The best matching sentence of the sources the model cited, as a cited answer ('' if none fits)."""
+    from assistant.citations import parse_claims
+    from assistant.generators.extractive import ExtractiveGenerator
+
+    cited = {n for claim in parse_claims(raw) for n in claim.cited}
+    cited |= {int(n) for n in re.findall(r"\[(\d+)\]", raw)}
+    chosen = [s for s in sources if s.n in cited]
+    ranked = ExtractiveGenerator(embedder=embedder).rank(query, chosen)
+    if not ranked:
+        return ""
+    _, n, sentence = ranked[0]
+    return f"{sentence.rstrip(' .')} [{n}]."

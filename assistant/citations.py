@@ -83,7 +83,8 @@ def _expand(group: str) -> list[int]:
 def parse_claims(answer: str) -> list[Claim]:
     """Split an answer into sentences with the source numbers each cites (markers after a full stop belong
     to the sentence before it)."""
-    text = _MARKS_AFTER_STOP.sub(lambda m: f"{m.group(2)}{m.group(1)}", answer.strip())
+    text = re.sub(r"(?<![.!?:\n])\n(?![\n*•-]|\d+[.)])", " ", answer.strip())  # a wrapped line is not a sentence end
+    text = _MARKS_AFTER_STOP.sub(lambda m: f"{m.group(2)}{m.group(1)}", text)
     claims = []
     for sentence in split_sentences(text):
         cited = tuple(dict.fromkeys(n for g in _MARK.findall(sentence) for n in _expand(g)))
@@ -167,14 +168,18 @@ class Verifier:
         return result
 
     def _cite(self, claim: Claim, by_n: dict[int, Source], question: str) -> list[Citation]:
+        """Check the cited sources; when none supports the sentence (small models often cite the wrong number),
+        attribute it to the single best supporting source instead, marked `inferred`."""
         cited = [by_n[n] for n in claim.cited if n in by_n]
-        inferred = not cited and self.settings.infer_missing
-        candidates = list(by_n.values()) if inferred else cited
-        checked = [(s, self.support(claim.text, s, question)) for s in candidates]
-        if inferred:  # only the best supporting source is attributed, and only if it supports the sentence
-            checked = sorted(checked, key=lambda p: p[1].score, reverse=True)[:1]
-            checked = [p for p in checked if p[1].supported]
-        return [_citation(s, sup, claim.text, inferred) for s, sup in checked]
+        checked = [(s, self.support(claim.text, s, question)) for s in cited]
+        if any(sup.supported for _, sup in checked) or not self.settings.infer_missing:
+            return [_citation(s, sup, claim.text, False) for s, sup in checked]
+        others = [(s, self.support(claim.text, s, question)) for s in by_n.values() if s not in cited]
+        best = sorted(others, key=lambda p: p[1].score, reverse=True)[:1]
+        best = [p for p in best if p[1].supported]
+        if best:
+            return [_citation(s, sup, claim.text, True) for s, sup in best]
+        return [_citation(s, sup, claim.text, False) for s, sup in checked]
 
 
 def _render(text: str, numbers: Sequence[int]) -> str:

@@ -143,7 +143,7 @@ def _fill(kb: Any, n: int, d: int, rng: np.random.Generator, vocab: list[str]) -
     vectors = synthetic(n, d, "clustered", seed=n + 2)
     for start in range(0, n, per_doc):
         m = min(per_doc, n - start)
-        sha = f"{start:064x}"
+        sha = f"{start:024x}" + "0" * 40  # distinct doc ids (the first 24 hex digits)
         doc = ParsedDocument(path=f"/synthetic/{start}", sha256=sha, kind="text",
                              pages=(Page(1, 600, 800),))
         chunks = [Chunk(sha[:24], 1, "text", " ".join(rng.choice(vocab, size=60)), BBox(0, 0, 1, 1))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ingest.chunking import Chunker
-from ingest.types import BBox, Block, Page, ParsedDocument
+from ingest.types import BBox, Block, Chunk, Page, ParsedDocument
 from retrieval.kb import KnowledgeBase
 
 
@@ -110,7 +110,8 @@ def store_documents(kb: KnowledgeBase, docs: Sequence[tuple[ParsedDocument, str]
     stored = 0
     for start in range(0, len(docs), batch):
         part = docs[start : start + batch]
-        chunks, spans = [], []
+        chunks: list[Chunk] = []
+        spans: list[tuple[int, int]] = []
         for doc, _ in part:
             doc_chunks = chunker.chunk(doc)
             spans.append((len(chunks), len(chunks) + len(doc_chunks)))
@@ -127,8 +128,9 @@ def store_documents(kb: KnowledgeBase, docs: Sequence[tuple[ParsedDocument, str]
     return stored
 
 
-def _slice(vectors: dict[str, tuple[list[int], np.ndarray]], a: int, b: int) -> dict[str, tuple[list[int], np.ndarray]]:
-    out: dict[str, tuple[list[int], np.ndarray]] = {}
+def _slice(vectors: dict[str, tuple[list[int], np.ndarray]], a: int,
+           b: int) -> dict[str, tuple[Sequence[int], np.ndarray]]:
+    out: dict[str, tuple[Sequence[int], np.ndarray]] = {}
     for space, (positions, matrix) in vectors.items():
         rows = [k for k, p in enumerate(positions) if a <= p < b]
         out[space] = ([positions[k] - a for k in rows], matrix[rows])

@@ -177,7 +177,7 @@ def markdown(result: dict[str, Any]) -> str:
              f"{result['queries']} queries; text model `{result['text_model']}`, image model "
              f"`{result['image_model']}`.", "", *_table(result["runs"], result.get("ms_per_query", {}))]
     for group, runs in result.get("breakdown", {}).items():
-        n = next(iter(runs.values()), {}).get("queries", 0)
+        n = int(next(iter(runs.values()), {"queries": 0})["queries"])
         lines += ["", f"## {group} ({n} questions)", "", *_table(runs, {})]
     return "\n".join(lines) + "\n"
 

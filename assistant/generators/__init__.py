@@ -33,6 +33,7 @@ class UnknownGenerator(CitelineError, ValueError):
 class Generator(Protocol):
     name: str
     supports_images: bool  # True when `images` (file paths) reach the model as pixels
+    cites_reliably: bool  # False: the model gets the plain prompt and the verifier attributes its sentences
 
     def stream(self, messages: Sequence[Message], images: Sequence[str] = (),
                sampling: Sampling | None = None) -> Iterator[str]:

@@ -16,6 +16,7 @@ from assistant.types import ABSTAIN_TEXT, Message, Sampling
 
 
 class ExtractiveGenerator:
+    cites_reliably = True
     supports_images = False
     name = "extractive"
 

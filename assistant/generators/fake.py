@@ -29,6 +29,7 @@ class ScriptedGenerator:
 
     script: Script = "I could not find this in your documents."
     supports_images: bool = False
+    cites_reliably: bool = True
     delay: float = 0.0
     name: str = "fake"
     calls: list[Call] = field(default_factory=list)

@@ -19,6 +19,7 @@ LLAMA_INSTALL = "pip install llama-cpp-python==0.3.36"
 
 class LlamaGenerator:
     supports_images = False
+    cites_reliably = False  # small local models: see assistant.prompting.PLAIN_PROMPT
 
     def __init__(self, model_path: str, *, name: str | None = None, n_ctx: int = 4096, n_threads: int | None = None,
                  n_batch: int = 512) -> None:

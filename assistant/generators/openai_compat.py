@@ -58,6 +58,7 @@ class OpenAICompatGenerator:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.supports_images = supports_images
+        self.cites_reliably = True
         self.timeout = timeout
         self.name = f"openai:{model}@{self.base_url}"
 

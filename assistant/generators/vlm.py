@@ -40,6 +40,7 @@ def to_vlm_messages(messages: Sequence[Message], n_images: int) -> list[dict[str
 
 
 class VLMGenerator:
+    cites_reliably = True
     supports_images = True
 
     def __init__(self, model_id: str, *, device: str = "cpu", dtype: str = "auto", max_images: int = 4) -> None:
