@@ -209,8 +209,9 @@ def _quote_cited(raw: str, sources: Sequence[Source], query: str, embedder: Any)
     from assistant.citations import parse_claims
     from assistant.generators.extractive import ExtractiveGenerator
 
-    cited = {n for claim in parse_claims(raw) for n in claim.cited}
-    cited |= {int(n) for n in re.findall(r"\[(\d+)\]", raw)}
+    if parse_claims(raw):
+        return ""  # the model made claims and verification rejected them: that is an abstention, not a gap
+    cited = {int(n) for n in re.findall(r"\[(\d+)\]", raw)}
     chosen = [s for s in sources if s.n in cited]
     ranked = ExtractiveGenerator(embedder=embedder).rank(query, chosen)
     if not ranked:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 from pathlib import Path
@@ -62,3 +63,7 @@ def fake_kb_settings():  # type: ignore[no-untyped-def]
 
 
 os.environ.setdefault("CITELINE_HOME", str(ROOT / ".citeline" / "test-home"))
+
+# The CLIP suite needs open_clip + torchvision, which live in their own venv (`bash scripts/setup.sh --clip`;
+# .ci/run runs it there). In the default venv it is not collected at all rather than reported as skipped.
+collect_ignore = [] if importlib.util.find_spec("open_clip") else ["test_clip.py"]

@@ -51,9 +51,14 @@ def test_unsupported_and_wrong_number_and_missing_source_are_dropped():
     assert strict.text == "The battery lasts 14 hours [1]."
 
 
-def test_wrong_citation_number_is_not_accepted_but_uncited_sentence_is_attributed():
+def test_wrong_citation_number_is_re_attributed_and_marked_and_uncited_sentence_is_attributed():
     result = Verifier().verify("The warranty covers defects for two years [1].", SOURCES)
-    assert result.abstained  # cited [1] (battery), which does not support it
+    # cited [1] (battery), which does not support it: [1] is never accepted; source 2 does support it
+    assert [(c.n, c.verified, c.inferred) for c in result.citations] == [(2, True, True)]
+    assert result.text == "The warranty covers defects for two years [2]."
+    strict_wrong = Verifier(VerifySettings(infer_missing=False)).verify(
+        "The warranty covers defects for two years [1].", SOURCES)
+    assert strict_wrong.abstained
     inferred = Verifier().verify("The warranty covers defects for two years.", SOURCES)
     assert [(c.n, c.inferred) for c in inferred.citations] == [(2, True)]
     strict = Verifier(VerifySettings(infer_missing=False)).verify("The warranty covers defects for two years.", SOURCES)
