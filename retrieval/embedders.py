@@ -40,7 +40,7 @@ class OnnxMiniLMEmbedder:
     normalized = True
     max_tokens = 256  # sentence-transformers' max_seq_length for this model (tokenizer.json says 128)
 
-    def __init__(self, batch_size: int = 32, threads: int | None = None) -> None:
+    def __init__(self, batch_size: int = 8, threads: int | None = None) -> None:  # small batches: less padding
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
