@@ -1,6 +1,6 @@
 """Ingestion throughput: Citeline vs LangChain's standard pipeline, side by side in one run.
 
-    .venv/bin/python bench/ingest_benchmark.py [--runs 3] [--set text|ocr|figures] [--quick]
+    .venv/bin/python bench/ingest_benchmark.py [--runs 3] [--set text|ocr|figures] [--no-ocr] [--no-langchain]
 
 LangChain: PyMuPDFLoader + RecursiveCharacterTextSplitter(1000, 200) + HuggingFaceEmbeddings (the same MiniLM,
 from the offline package) + FAISS.from_documents. Citeline: `citeline ingest` into a fresh KB (parse in a bounded
@@ -86,9 +86,11 @@ def run_langchain(files: list[str]) -> dict[str, float]:
 CITELINE = r"""
 import sys, time, json, resource
 from assistant.sdk import Citeline
-kb_dir, files = sys.argv[1], sys.argv[2:]
+from dataclasses import replace
+kb_dir, ocr, files = sys.argv[1], sys.argv[2] == "ocr", sys.argv[3:]
 t0 = time.perf_counter()
 sdk = Citeline(kb_dir)
+sdk.settings = replace(sdk.settings, kb=replace(sdk.settings.kb, ocr=ocr))
 sdk.ingest(*files)
 first = time.perf_counter() - t0
 t1 = time.perf_counter()
@@ -103,10 +105,10 @@ print(json.dumps({"seconds": first, "reingest_s": again, "pages": t["pages"], "c
 """
 
 
-def run_citeline(files: list[str]) -> dict[str, float]:
+def run_citeline(files: list[str], ocr: bool) -> dict[str, float]:
     kb = tempfile.mkdtemp(prefix="citeline-bench-")
     try:
-        _, out, _ = _child([sys.executable, "-c", CITELINE, kb, *files])
+        _, out, _ = _child([sys.executable, "-c", CITELINE, kb, "ocr" if ocr else "no-ocr", *files])
         return json.loads(out.strip().splitlines()[-1])
     finally:
         shutil.rmtree(kb, ignore_errors=True)
@@ -117,6 +119,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--set", choices=sorted(SETS), default="text")
     ap.add_argument("--no-langchain", action="store_true")
+    ap.add_argument("--no-ocr", action="store_true",
+                    help="like-for-like with LangChain, which does not OCR pages whose text layer is missing or garbled")
     args = ap.parse_args()
     files = [str(PDFS / f) for f in SETS[args.set]]
     missing = [f for f in files if not os.path.exists(f)]
@@ -125,7 +129,7 @@ def main() -> int:
         return 2
     cite, lang = [], []
     for i in range(args.runs):  # interleaved, so machine noise hits both alike
-        cite.append(run_citeline(files))
+        cite.append(run_citeline(files, ocr=not args.no_ocr))
         print(f"run {i + 1} citeline: {json.dumps(cite[-1])}", file=sys.stderr)
         if not args.no_langchain:
             lang.append(run_langchain(files))
@@ -135,7 +139,7 @@ def main() -> int:
         return statistics.median(r[key] for r in rows)
 
     c_pps = statistics.median(r["pages"] / r["seconds"] for r in cite)
-    print(f"\nset={args.set} files={len(files)} pages={cite[0]['pages']} runs={args.runs}")
+    print(f"\nset={args.set} files={len(files)} pages={cite[0]['pages']} runs={args.runs} ocr={not args.no_ocr}")
     print(f"{'pipeline':<11}{'pages/s':>9}{'seconds':>9}{'peak RSS MB':>13}{'chunks':>8}")
     print(f"{'citeline':<11}{c_pps:>9.1f}{med(cite, 'seconds'):>9.1f}"
           f"{max(med(cite, 'rss_mb'), med(cite, 'worker_rss_mb')):>13.0f}{cite[0]['chunks']:>8}")
