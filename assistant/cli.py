@@ -22,7 +22,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="citeline", description="Answers over your documents, with verified citations.")
     parser.add_argument("--version", action="version", version="citeline 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in CORE_MODULES + EDGE_MODULES:
+    register_modules(sub, CORE_MODULES + EDGE_MODULES)
+    return parser
+
+
+def register_modules(sub: argparse._SubParsersAction, names: Sequence[str]) -> None:  # type: ignore[type-arg]
+    """Let each named module add its sub-commands; a module that is not installed is passed over (a broken
+    import inside one still fails loudly)."""
+    for name in names:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -30,7 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

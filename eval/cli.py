@@ -6,12 +6,13 @@ Each eval module that wants a sub-command exposes `register(eval_sub)`; this gro
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from assistant.cli import register_modules
 
 EVAL_MODULES = ("eval.qa",)  # optional siblings adding `citeline eval <name>`
 
@@ -21,14 +22,7 @@ def register(sub: Any) -> None:
     eval_sub = p.add_subparsers(dest="eval_command", metavar="EVAL")
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
     _register_retrieval(eval_sub)
-    for name in EVAL_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(eval_sub)
+    register_modules(eval_sub, EVAL_MODULES)
 
 
 def default_cache_dir() -> Path:
