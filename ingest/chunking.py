@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from ingest.types import BBox, Block, Chunk, Page, ParsedDocument
 
@@ -35,7 +36,7 @@ class Chunker:
     def __init__(self, count_tokens: TokenCounter = approx_token_count, settings: ChunkerSettings | None = None):
         self.count_tokens = count_tokens
         self.settings = settings or ChunkerSettings()
-        self._splitter = None
+        self._splitter: Any = None  # langchain's splitter, built on first use
 
     def chunk(self, doc: ParsedDocument) -> list[Chunk]:
         seen: set[str] = set()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -154,7 +154,7 @@ class Catalog:
     # -- documents --------------------------------------------------------------------------------------
     def put_document(self, db: sqlite3.Connection, doc: ParsedDocument, name: str, size: int,
                      chunks: Sequence[Chunk], chunk_meta: Sequence[dict[str, Any]],
-                     vectors: dict[str, tuple[Sequence[int], np.ndarray]]) -> list[int]:
+                     vectors: Mapping[str, tuple[Sequence[int], np.ndarray]]) -> list[int]:
         """Insert a document with its pages and chunks; `vectors[space] = (chunk positions, matrix)`.
 
         Returns the row ids of the chunks in order: the ids their vectors carry in FAISS (never reused).
