@@ -170,7 +170,7 @@ class Ingestor:
             return FileResult(path, "failed", error=str(outcome))
         doc = outcome
         chunks = self.chunker.chunk(doc)
-        meta, vectors = self._embed(chunks)
+        meta, vectors = embed_chunks(self.kb, chunks)
         for space in self.kb.spaces():
             self.kb.index(space)  # current before the commit, so the commit's delta can be applied in memory
         with catalog.transaction() as db:
@@ -187,9 +187,6 @@ class Ingestor:
         if row and row["doc_id"] and dropped:
             shutil.rmtree(self.kb.assets_dir / row["doc_id"], ignore_errors=True)
         return dropped
-
-    def _embed(self, chunks: list[Chunk]) -> tuple[list[dict[str, Any]], dict[str, tuple[list[int], np.ndarray]]]:
-        return embed_chunks(self.kb, chunks)
 
     def _update_indexes(self, ids: list[int], vectors: dict[str, tuple[list[int], np.ndarray]],
                         dropped: list[int]) -> None:
