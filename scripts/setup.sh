@@ -50,6 +50,8 @@ make_venv() {  # $1 = venv dir, $2 = extras
 EXTRAS="llm"; [ "$DEV" = 1 ] && EXTRAS="llm,vlm,ui,server,bench,dev"
 if [ -n "${CITELINE_VENV_CACHE:-}" ]; then
   mkdir -p "$CITELINE_VENV_CACHE"
+  # venvs of older pyproject/setup versions are several GB each: keep only this version's
+  find "$CITELINE_VENV_CACHE" -mindepth 1 -maxdepth 1 -name 'venv-*' ! -name "venv-$KEY-*" -exec rm -rf {} +
   target="$CITELINE_VENV_CACHE/venv-$KEY-${EXTRAS//,/-}"
   make_venv "$target" "$EXTRAS"
   rm -rf .venv; ln -s "$target" .venv
