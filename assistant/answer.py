@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from assistant.citations import Verifier, VerifySettings, is_abstention
+from assistant.citations import Verifier, VerifySettings, is_abstention, parse_claims
 from assistant.generators import Generator
 from assistant.prompting import (
     PLAIN_PROMPT,
@@ -206,7 +206,6 @@ class AnswerStream:
 
 def _quote_cited(raw: str, sources: Sequence[Source], query: str, embedder: Any) -> str:
     """The best matching sentence of the sources the model cited, as a cited answer ('' if none fits)."""
-    from assistant.citations import parse_claims
     from assistant.generators.extractive import ExtractiveGenerator
 
     if parse_claims(raw):

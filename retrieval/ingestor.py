@@ -81,6 +81,7 @@ class Ingestor:
         report = IngestReport()
         found = list(discover(paths))
         todo: list[tuple[str, str, os.stat_result]] = []
+        todo_shas: set[str] = set()
         duplicates: list[str] = []
         for path, supported in found:
             if not supported:
@@ -89,10 +90,11 @@ class Ingestor:
             result, sha, st = self._precheck(path)
             if result is not None:
                 report.files.append(result)
-            elif any(sha == other for _, other, _ in todo):
+            elif sha in todo_shas:
                 duplicates.append(path)  # same content as a file parsed in this run: linked to it afterwards
             else:
                 todo.append((path, sha, st))
+                todo_shas.add(sha)
         self.progress(Progress(len(report.files), len(found), 0, "", "scanned"))
         pages_done = 0
         last_save = time.monotonic()
@@ -207,8 +209,7 @@ def embed_chunks(kb: KnowledgeBase, chunks: list[Chunk]) -> tuple[list[dict[str,
     if tagger is not None and fig_paths:
         for i, tags in zip(fig_pos, _per_image(tagger.tag, fig_paths, []), strict=True):
             meta[i]["tags"] = ", ".join(label for label, p in tags if p >= 0.05)
-    texts = [embedding_text(c) + ("\nImage shows: " + meta[i]["tags"] if meta[i].get("tags") else "")
-             for i, c in enumerate(chunks)]
+    texts = [_text_to_embed(c, m) for c, m in zip(chunks, meta, strict=True)]
     vectors: dict[str, tuple[list[int], np.ndarray]] = {}
     if chunks:
         text_model = models.text
@@ -222,6 +223,12 @@ def embed_chunks(kb: KnowledgeBase, chunks: list[Chunk]) -> tuple[list[dict[str,
         if keep:
             vectors[IMAGE] = ([fig_pos[k] for k in keep], np.asarray([rows[k] for k in keep], dtype=np.float32))
     return meta, vectors
+
+
+def _text_to_embed(chunk: Chunk, meta: dict[str, Any]) -> str:
+    """What the text embedder sees: the chunk with its section, and a figure's ImageNet tags."""
+    tags = meta.get("tags")
+    return embedding_text(chunk) + (f"\nImage shows: {tags}" if tags else "")
 
 
 def _per_image(fn: Callable[[list[str]], Any], paths: list[str], failed: Any) -> list[Any]:
@@ -248,8 +255,7 @@ def embed_stored_chunks(kb: KnowledgeBase, spaces: dict[str, Any],
     for start in range(0, len(all_ids), 256):
         stored = kb.catalog.get_chunks(all_ids[start : start + 256])
         batch = [stored[i] for i in all_ids[start : start + 256] if i in stored]
-        texts = [embedding_text(s.chunk) + ("\nImage shows: " + s.meta["tags"] if s.meta.get("tags") else "")
-                 for s in batch]
+        texts = [_text_to_embed(s.chunk, s.meta) for s in batch]
         text_model = kb.models.text
         spaces[TEXT] = _space_info(kb.settings.text_model or text_model.name, text_model.dimension)
         ids, mats = out.setdefault(TEXT, ([], []))
@@ -259,10 +265,13 @@ def embed_stored_chunks(kb: KnowledgeBase, spaces: dict[str, Any],
         image_model = kb.models.image
         if figs and image_model is not None:
             spaces[IMAGE] = _space_info(kb.settings.image_model or image_model.name, image_model.dimension)
-            ids, mats = out.setdefault(IMAGE, ([], []))
-            ids.extend(s.id for s in figs)
-            mats.append(np.asarray(image_model.embed_images([str(kb.assets_dir / (s.chunk.figure_path or ""))
-                                                             for s in figs]), dtype=np.float32))
+            rows = _per_image(image_model.embed_images, [str(kb.assets_dir / (s.chunk.figure_path or ""))
+                                                         for s in figs], None)
+            kept = [(s.id, row) for s, row in zip(figs, rows, strict=True) if row is not None]
+            if kept:
+                ids, mats = out.setdefault(IMAGE, ([], []))
+                ids.extend(i for i, _ in kept)
+                mats.append(np.asarray([row for _, row in kept], dtype=np.float32))
         if progress:
             progress(min(start + 256, len(all_ids)), len(all_ids))
     return {space: (ids, np.concatenate(mats)) for space, (ids, mats) in out.items()}
