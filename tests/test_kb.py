@@ -157,3 +157,25 @@ def test_cli_reports_missing_kb_and_missing_path(tmp_path: Path, capsys: pytest.
     assert "citeline ingest" in capsys.readouterr().err
     assert main(["ingest", str(tmp_path / "missing"), "--kb", str(tmp_path / "kb"), "--text-model", "fake"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_reindex_switches_the_text_model_and_keeps_every_chunk(tmp_path: Path, folder: Path, fake_kb_settings):
+    from assistant.config import Settings
+
+    _sdk(tmp_path, fake_kb_settings).ingest(folder)
+    before = KnowledgeBase.open(tmp_path / "kb", fake_kb_settings)
+    n_chunks = len(before.catalog.vector_ids("text"))
+    before.close()
+    switched = KBSettings(text_model="minilm-int8", image_model="fake", tag_images=False)
+    counts = Citeline(tmp_path / "kb", settings=Settings(kb_dir=tmp_path / "kb", kb=switched)).reindex()
+    assert counts["text"] == n_chunks
+    kb = KnowledgeBase.open(tmp_path / "kb", switched)  # no EmbedderMismatch any more
+    assert kb.manifest["spaces"]["text"] == {"model": "minilm-int8", "dimension": 384, "normalized": True,
+                                             "metric": "inner_product"}
+    index = kb.index("text")
+    assert index is not None and index.size == n_chunks
+    _, ids = index.search(kb.models.text.embed(["How long does the battery last?"]), 1)
+    assert "14 hours" in kb.catalog.get_chunks([int(ids[0][0])])[int(ids[0][0])].chunk.text
+    kb.close()
+    with pytest.raises(EmbedderMismatch, match="citeline reindex"):
+        KnowledgeBase.open(tmp_path / "kb", fake_kb_settings)
