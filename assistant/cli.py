@@ -70,7 +70,7 @@ def add_kb_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-model", default=None,
-                        help="text embedder: minilm-int8 (offline default), minilm, mpnet, st:NAME_OR_PATH, fake")
+                        help="text embedder: minilm-q8 (offline default), minilm-int8, minilm, mpnet, st:NAME_OR_PATH, fake")
     parser.add_argument("--image-model", default=None,
                         help="image embedder: tagger (offline default), clip:ARCH:TAG_OR_PATH, none, fake")
 

@@ -42,7 +42,7 @@ def _register_retrieval(eval_sub: Any) -> None:
     p.add_argument("--report", metavar="FILE", help="also write the markdown report to FILE")
     p.add_argument("--cache-dir", metavar="DIR", default=None,
                    help="where built eval KBs are cached (default: $CITELINE_EVAL_CACHE or the user cache dir)")
-    p.add_argument("--text-model", default="minilm-int8")
+    p.add_argument("--text-model", default="minilm-q8")
     p.add_argument("--image-model", default="tagger")
     p.add_argument("--rescore", metavar="SPEC", default=None,
                    help="add a fused+rescore run with this re-scorer (e.g. mpnet)")

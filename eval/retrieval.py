@@ -36,7 +36,7 @@ class EvalConfig:
     kind: str
     path: Path
     cache_dir: Path
-    text_model: str = "minilm-int8"
+    text_model: str = "minilm-q8"
     image_model: str = "tagger"
     rescore: str | None = None  # a re-scorer spec (e.g. "mpnet") adds a "fused+rescore" run
     weights: dict[str, float] = field(default_factory=dict)

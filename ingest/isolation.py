@@ -34,6 +34,7 @@ class Limits:
     seconds_per_page: float = 5.0  # added to the base for long documents
     memory_bytes: int = 3 * 1024**3
     max_file_bytes: int = 1024**3
+    workers: int = 2  # parser processes; they fill the cores the embedder leaves idle while it waits for pages
 
 
 class IsolatedParser:

@@ -23,8 +23,11 @@ from ingest.types import BBox, Block, Figure, Page, ParsedDocument, doc_id_for
 _GARBAGE_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f\ue000-\uf8ff\ufffd]")
 CAPTION_RE = re.compile(r"^\s*(fig(ure|\.)?|table|chart|exhibit|plate)\s*[0-9IVX]+[a-z]?\s*[.:|\-—–]?", re.I)
 MIN_TEXT_CHARS = 20  # under this a page "has no text layer" (scans, image-only slides, outlined text)
+RUNNING_PAGES = 3  # the same short margin text on this many pages is a running header or footer
+MARGIN = 0.1  # top and bottom fraction of the page where running headers and footers live
 LOGO_PAGES = 3  # an image drawn on this many pages is a logo or a background, not a figure
 FIGURE_DPI = 110
+FIGURE_JPEG_QUALITY = 90
 OCR_DPI = 300
 OCR_MAX_PIXELS = 16_000_000  # tesseract's time grows with pixels; 300 dpi A3 still fits
 THUMB_MAX_PIXELS = 2_000_000
@@ -95,6 +98,7 @@ def _parse_document(doc: Any, path: str, sha256: str, options: ParseOptions) -> 
         titles = [t for _, t, p in outline if p == pno + 1] if outline else _headings(page)
         pages.append(replace(page, section=section or (titles[0] if titles else "")))
         section = titles[-1] if titles else section
+    pages = _drop_running_margins(pages)
     meta = {k: str(v) for k, v in (doc.metadata or {}).items() if v}
     return ParsedDocument(
         path=path,
@@ -106,6 +110,30 @@ def _parse_document(doc: Any, path: str, sha256: str, options: ParseOptions) -> 
         outline=outline,
         metadata=meta,
     )
+
+
+def _margin_key(block: Block, page: Page) -> str | None:
+    """A normalised key for a short text block in the top or bottom margin (page numbers become #)."""
+    if block.kind != "text" or len(block.text) > 160 or block.text.count("\n") > 1 or not page.height:
+        return None
+    if block.bbox.y1 > page.height * MARGIN and block.bbox.y0 < page.height * (1 - MARGIN):
+        return None
+    return re.sub(r"\d+", "#", " ".join(block.text.lower().split()))
+
+
+def _drop_running_margins(pages: list[Page]) -> list[Page]:
+    """Remove running headers and footers: the same short margin text on at least RUNNING_PAGES pages. They
+    repeat on every page, so they add noise to every chunk's embedding and nothing a reader would cite."""
+    if len(pages) < RUNNING_PAGES:
+        return pages
+    counts: Counter[str] = Counter()
+    for page in pages:
+        counts.update({k for b in page.blocks if (k := _margin_key(b, page))})
+    running = {k for k, n in counts.items() if n >= RUNNING_PAGES}
+    if not running:
+        return pages
+    return [replace(page, blocks=tuple(b for b in page.blocks if _margin_key(b, page) not in running))
+            for page in pages]
 
 
 def _outline(doc: Any) -> tuple[tuple[int, str, int], ...]:
@@ -153,21 +181,71 @@ def _logo_xrefs(doc: Any) -> frozenset[int]:
 # --- one page ---------------------------------------------------------------------------------------
 
 
+class _PageView:
+    """A page and what several extraction steps share: one text page and its words, the vector drawings
+    (C-level listing) and their clusters — each computed once, on first use."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self._textpage: Any = None
+        self._words: list[tuple[Any, ...]] | None = None
+        self._drawings: list[Any] | None = None
+        self._clusters: list[Any] | None = None
+
+    @property
+    def textpage(self) -> Any:
+        if self._textpage is None:
+            import pymupdf
+
+            flags = pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP | pymupdf.TEXT_DEHYPHENATE
+            self._textpage = self.page.get_textpage(flags=flags)
+        return self._textpage
+
+    @property
+    def words(self) -> list[tuple[Any, ...]]:
+        if self._words is None:
+            self._words = self.page.get_text("words", textpage=self.textpage, sort=False)
+        return self._words
+
+    @property
+    def drawings(self) -> list[Any]:
+        """The bounding rectangle of every vector path on the page."""
+        if self._drawings is None:
+            import pymupdf
+
+            self._drawings = [pymupdf.Rect(d["rect"]) for d in self.page.get_cdrawings()]
+        return self._drawings
+
+    @property
+    def clusters(self) -> list[Any]:
+        """Rectangles around neighbouring drawings (table grids, charts); none on very busy pages."""
+        if self._clusters is None:
+            rects = self.drawings
+            busy = len(rects) > TABLE_MAX_DRAWINGS or not hasattr(self.page, "cluster_drawings")
+            self._clusters = [] if busy or not rects else self.page.cluster_drawings(
+                drawings=[{"rect": r} for r in rects])
+        return self._clusters
+
+    def text_in(self, box: BBox) -> str:
+        return " ".join(str(w[4]) for w in self.words if _center_in(BBox(*w[:4]), box))
+
+
 def _parse_page(doc: Any, pno: int, ctx: _Ctx) -> Page:
     try:
         page = doc.load_page(pno)
         rect = page.rect
     except Exception:  # one broken page object: keep its slot so page numbers stay right
         return Page(number=pno + 1, width=0.0, height=0.0)
-    blocks, garbled = _safe(lambda: _text_blocks(page, ctx), ([], 0))
-    tables = _safe(lambda: _tables(page), [])
+    view = _PageView(page)
+    blocks, garbled = _safe(lambda: _text_blocks(view, ctx), ([], 0))
+    tables = _safe(lambda: _tables(view), [])
     blocks = _merge_tables(_drop_inside(blocks, [t.bbox for t in tables]), tables)
     ocr = False
-    if ctx.options.ocr and _needs_ocr(page, blocks, garbled):
+    if ctx.options.ocr and _needs_ocr(view, blocks, garbled):
         ocr_blocks = _safe(lambda: _ocr_page(page, ctx.options), [])
         if ocr_blocks:
             blocks, ocr = ocr_blocks, True
-    figures = _safe(lambda: _figures(page, pno, blocks, ctx), [])
+    figures = _safe(lambda: _figures(view, pno, blocks, ctx), [])
     thumb = _safe(lambda: _thumbnail(page, pno, ctx), None)
     return Page(
         number=pno + 1,
@@ -190,14 +268,11 @@ def _safe(fn: Any, default: Any) -> Any:
         return default
 
 
-def _text_blocks(page: Any, ctx: _Ctx) -> tuple[list[Block], int]:
+def _text_blocks(view: _PageView, ctx: _Ctx) -> tuple[list[Block], int]:
     """Blocks in content-stream order, and how many characters were dropped as unmappable glyphs."""
-    import pymupdf
-
-    flags = pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP | pymupdf.TEXT_DEHYPHENATE
     blocks: list[Block] = []
     garbled = 0
-    for raw in page.get_text("dict", flags=flags).get("blocks", []):
+    for raw in view.page.get_text("dict", textpage=view.textpage).get("blocks", []):
         block, lost = _block_from_dict(raw, ctx.body_size)
         garbled += lost
         if block is not None:
@@ -268,36 +343,33 @@ def _classify(text: str, size: float, bold_ratio: float, body_size: float) -> An
 # --- tables -----------------------------------------------------------------------------------------
 
 
-def _tables(page: Any) -> list[Block]:
+def _tables(view: _PageView) -> list[Block]:
+    page = view.page
     rect = page.rect
-    drawings = page.get_cdrawings()
-    if rect.width * rect.height > TABLE_MAX_AREA or len(drawings) > TABLE_MAX_DRAWINGS:
+    if rect.width * rect.height > TABLE_MAX_AREA or len(view.drawings) > TABLE_MAX_DRAWINGS:
         return []
     # find_tables costs ~0.2-0.7 s on a full page; ruled tables live where drawings cluster, so only those
     # regions are searched (a text-only page costs nothing)
-    regions = _ruled_regions(page, drawings)
+    regions = _ruled_regions(view)
     tables = []
+    paths = page.get_drawings() if len(regions) > 1 else None  # extracted once for all regions of the page
     for clip in regions:
         try:  # PyMuPDF >= 2 gates tables with an ONNX layout model at ~1.5 s a page: line-based is enough
-            found = page.find_tables(clip=clip, use_layout=False)
+            found = page.find_tables(clip=clip, use_layout=False, paths=paths)
         except TypeError:
-            found = page.find_tables(clip=clip)
+            found = page.find_tables(clip=clip, paths=paths)
         tables.extend(found.tables)
-    return _table_blocks(page, tables)
+    return _table_blocks(view, tables)
 
 
-def _ruled_regions(page: Any, drawings: list[dict[str, Any]]) -> list[Any]:
+def _ruled_regions(view: _PageView) -> list[Any]:
     """Clusters of drawings that contain at least two horizontal and two vertical rules: table candidates."""
-    import pymupdf
-
-    lines = [pymupdf.Rect(d["rect"]) for d in drawings]
-    lines = [r for r in lines if (r.width > 15 and r.height < 3) or (r.height > 8 and r.width < 3)
+    lines = [r for r in view.drawings if (r.width > 15 and r.height < 3) or (r.height > 8 and r.width < 3)
              or (r.width > 15 and r.height > 8)]
-    if len(lines) < 3 or not hasattr(page, "cluster_drawings"):
+    if len(lines) < 3:
         return []
     regions = []
-    paths = [{**d, "rect": pymupdf.Rect(d["rect"])} for d in drawings]  # cluster_drawings wants Rect objects
-    for cluster in page.cluster_drawings(drawings=paths):
+    for cluster in view.clusters:
         if cluster.width < 40 or cluster.height < 15:
             continue
         inside = [r for r in lines if cluster.contains(r)]
@@ -308,10 +380,10 @@ def _ruled_regions(page: Any, drawings: list[dict[str, Any]]) -> list[Any]:
     return regions
 
 
-def _table_blocks(page: Any, tables: list[Any]) -> list[Block]:
+def _table_blocks(view: _PageView, tables: list[Any]) -> list[Block]:
     if not tables:
         return []
-    words = page.get_text("words", sort=False)
+    words = view.words
     blocks = []
     for table in tables:
         rows = [r for r in _table_rows(table, words) if any(r)]
@@ -371,7 +443,7 @@ def _merge_tables(blocks: list[Block], tables: list[Block]) -> list[Block]:
 # --- OCR ----------------------------------------------------------------------------------------------
 
 
-def _needs_ocr(page: Any, blocks: list[Block], garbled: int) -> bool:
+def _needs_ocr(view: _PageView, blocks: list[Block], garbled: int) -> bool:
     """No usable text layer: (almost) no text while something is drawn, or mostly unmappable glyphs."""
     chars = sum(len(b.text.strip()) for b in blocks)
     if garbled > chars:
@@ -379,7 +451,8 @@ def _needs_ocr(page: Any, blocks: list[Block], garbled: int) -> bool:
     if chars >= MIN_TEXT_CHARS:
         return False
     try:
-        return bool(page.get_images()) or bool(page.get_image_info()) or len(page.get_cdrawings()) > 0
+        page = view.page
+        return bool(page.get_images()) or bool(page.get_image_info()) or len(view.drawings) > 0
     except Exception:
         return False
 
@@ -401,20 +474,22 @@ def _ocr_page(page: Any, options: ParseOptions) -> list[Block]:
 # --- figures --------------------------------------------------------------------------------------------
 
 
-def _figures(page: Any, pno: int, blocks: list[Block], ctx: _Ctx) -> list[Figure]:
-    regions = _image_regions(page, ctx) + _safe(lambda: _chart_regions(page, blocks, ctx), [])
+def _figures(view: _PageView, pno: int, blocks: list[Block], ctx: _Ctx) -> list[Figure]:
+    regions = _image_regions(view.page, ctx) + _safe(lambda: _chart_regions(view, blocks, ctx), [])
     regions = _merge_regions(regions)
     captions = [b for b in blocks if b.kind == "caption"]
     figures = []
     for k, region in enumerate(regions, start=1):
-        figures.append(_save_figure(page, pno, k, region, captions, ctx))
+        figures.append(_save_figure(view, pno, k, region, captions, ctx))
     return figures
 
 
 def _image_regions(page: Any, ctx: _Ctx) -> list[BBox]:
     page_box = _bbox(page.rect)
     area = max(_area(page_box), 1.0)
-    out = []
+    out: list[BBox] = []
+    if not page.get_images():  # reading the resources is cheap; get_image_info runs the whole page
+        return out
     for info in page.get_image_info(xrefs=True):
         if info.get("xref") in ctx.logo_xrefs:
             continue
@@ -425,36 +500,37 @@ def _image_regions(page: Any, ctx: _Ctx) -> list[BBox]:
     return out
 
 
-def _chart_regions(page: Any, blocks: list[Block], ctx: _Ctx) -> list[BBox]:
+def _chart_regions(view: _PageView, blocks: list[Block], ctx: _Ctx) -> list[BBox]:
     """Vector charts: clusters of many drawing paths with no table in them (skipped on very busy pages)."""
-    count = len(page.get_cdrawings())  # the cheap C-level listing, to decide whether to look closer
-    if count < CHART_MIN_PATHS or count > TABLE_MAX_DRAWINGS or not hasattr(page, "cluster_drawings"):
+    drawings = view.drawings
+    if len(drawings) < CHART_MIN_PATHS:
         return []
-    drawings = page.get_drawings()
-    page_box = _bbox(page.rect)
+    page_box = _bbox(view.page.rect)
     area = max(_area(page_box), 1.0)
     tables = [b.bbox for b in blocks if b.kind == "table"]
     out = []
-    for rect in page.cluster_drawings(drawings=drawings):
+    centres = [((r.x0 + r.x1) / 2, (r.y0 + r.y1) / 2) for r in drawings]
+    for rect in view.clusters:
         box = _clip(_bbox(rect), page_box)
         if box is None or _too_small(box, area, ctx.options) or _area(box) / area > 0.85:
             continue
         if any(_overlap_ratio(box, t) > 0.3 for t in tables):
             continue
-        if sum(1 for d in drawings if _center_in(_bbox(d["rect"]), box)) >= CHART_MIN_PATHS:
+        if sum(1 for x, y in centres if box.x0 <= x <= box.x1 and box.y0 <= y <= box.y1) >= CHART_MIN_PATHS:
             out.append(box)
     return out
 
 
-def _save_figure(page: Any, pno: int, k: int, box: BBox, captions: list[Block], ctx: _Ctx) -> Figure:
+def _save_figure(view: _PageView, pno: int, k: int, box: BBox, captions: list[Block], ctx: _Ctx) -> Figure:
     import pymupdf
 
+    page = view.page
     zoom = _bounded_zoom(_rect_of(box), FIGURE_DPI / 72, min(ctx.options.max_image_pixels, 8_000_000))
     pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), clip=pymupdf.Rect(*box.as_list()), alpha=False)
-    data = pix.tobytes("png")
-    rel = f"{ctx.doc_id}/p{pno + 1:04d}-fig{k}.png"
+    data = _jpeg(pix, FIGURE_JPEG_QUALITY, sharp=True)
+    rel = f"{ctx.doc_id}/p{pno + 1:04d}-fig{k}.jpg"
     _write(os.path.join(ctx.options.assets_dir, rel), data)
-    inner = page.get_text("text", clip=pymupdf.Rect(*box.as_list())).strip()
+    inner = view.text_in(box)
     return Figure(
         bbox=box,
         image_path=rel,
@@ -484,8 +560,25 @@ def _thumbnail(page: Any, pno: int, ctx: _Ctx) -> str:
     zoom = _bounded_zoom(page.rect, ctx.options.thumbnail_zoom, pixels)
     pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
     rel = f"{ctx.doc_id}/p{pno + 1:04d}.jpg"
-    _write(os.path.join(ctx.options.assets_dir, rel), pix.tobytes("jpeg", jpg_quality=80))
+    _write(os.path.join(ctx.options.assets_dir, rel), _jpeg(pix, 80))
     return rel
+
+
+def _jpeg(pix: Any, quality: int, sharp: bool = False) -> bytes:
+    """Encode with Pillow's libjpeg-turbo (~1 ms for a thumbnail; MuPDF's own encoder takes ~7 ms).
+
+    `sharp` keeps full chroma resolution (4:4:4) so thin coloured chart lines and labels stay crisp."""
+    import io
+
+    from PIL import Image
+
+    mode = {1: "L", 3: "RGB"}.get(pix.n)
+    if mode is None:  # CMYK or other colour spaces MuPDF renders into: let MuPDF convert
+        return bytes(pix.tobytes("jpeg", jpg_quality=quality))
+    image = Image.frombuffer(mode, (pix.width, pix.height), pix.samples_mv, "raw", mode, pix.stride, 1)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality, subsampling=0 if sharp else 2)
+    return out.getvalue()
 
 
 # --- geometry and files -------------------------------------------------------------------------------

@@ -1,13 +1,15 @@
 """Text embedders and the factories that build embedders from a spec string.
 
-`minilm-int8` (all-MiniLM-L6-v2, int8 ONNX on onnxruntime) is the fast default; `minilm` is the same model in
-fp32 through sentence-transformers, and `st:<name-or-path>` loads any sentence-transformers model.
+`minilm-q8` (all-MiniLM-L6-v2 with int8 matrix products on onnxruntime, derived once from the packaged int8
+weights) is the fast default; `minilm-int8` runs the packaged graph as shipped (int8 weights, fp32 products);
+`minilm` is the fp32 model through sentence-transformers, and `st:<name-or-path>` loads any sentence-transformers
+model. On SciFact all three score the same nDCG@10 (0.647 / 0.647 / 0.645); q8 embeds ~1.5x the tokens/s.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +21,7 @@ from retrieval import models
 if TYPE_CHECKING:
     from retrieval.protocols import TextEmbedder
 
-TEXT_EMBEDDERS = ("minilm-int8", "minilm", "mpnet", "st:<name-or-path>", "fake")
+TEXT_EMBEDDERS = ("minilm-q8", "minilm-int8", "minilm", "mpnet", "st:<name-or-path>", "fake")
 
 
 class UnknownEmbedder(CitelineError, ValueError):
@@ -33,19 +35,23 @@ def _l2_normalise(rows: np.ndarray) -> np.ndarray:
 
 
 class OnnxMiniLMEmbedder:
-    """all-MiniLM-L6-v2 as int8 ONNX: mean pooling over the attention mask, then L2 normalisation."""
+    """all-MiniLM-L6-v2 on onnxruntime: mean pooling over the attention mask, then L2 normalisation.
 
-    name = "minilm-int8"
+    `model_path` None is the packaged `minilm-int8` graph; `minilm-q8` passes the derived int8-compute graph.
+    """
+
     dimension = 384
     normalized = True
     max_tokens = 256  # sentence-transformers' max_seq_length for this model (tokenizer.json says 128)
 
-    def __init__(self, batch_size: int = 8, threads: int | None = None) -> None:  # small batches: less padding
+    def __init__(self, batch_size: int = 8, threads: int | None = None, model_path: str | None = None,
+                 name: str = "minilm-int8") -> None:  # small batches: less padding
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
         except ImportError as e:
             raise MissingDependency("onnxruntime and tokenizers", "pip install onnxruntime tokenizers") from e
+        self.name = name
         self.batch_size = batch_size
         self._tokenizer = Tokenizer.from_file(str(models.minilm_tokenizer_json()))
         self._tokenizer.no_padding()  # we pad per length-sorted batch ourselves
@@ -54,8 +60,11 @@ class OnnxMiniLMEmbedder:
         opts.intra_op_num_threads = threads or os.cpu_count() or 1
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # no busy-waiting between operators: ingest runs the parser and the tagger beside the embedder on
+        # two cores, and spinning threads starve them (measured: ingest 22.6 s -> 20.0 s)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(
-            str(models.minilm_int8_onnx()), opts, providers=["CPUExecutionProvider"]
+            model_path or str(models.minilm_int8_onnx()), opts, providers=["CPUExecutionProvider"]
         )
         sep_id = self._tokenizer.token_to_id("[SEP]")
         if sep_id is None:
@@ -87,11 +96,22 @@ class OnnxMiniLMEmbedder:
         if not texts:
             return out
         ids = self._ids(texts)
-        order = np.argsort([len(seq) for seq in ids], kind="stable")  # similar lengths share a batch
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
+        for rows in self._batches([len(seq) for seq in ids]):
             out[rows] = self._run([ids[i] for i in rows])
         return _l2_normalise(out)
+
+    def _batches(self, lengths: list[int]) -> Iterator[list[int]]:
+        """Rows in length order, cut into batches of at most `batch_size` whose longest row is within
+        ~25% of the shortest: little padding to compute, and (for the dynamically quantised graph, which
+        scales activations per batch) a short text is never quantised alongside a long one."""
+        batch: list[int] = []
+        for i in np.argsort(lengths, kind="stable").tolist():
+            if batch and (len(batch) >= self.batch_size or lengths[i] > lengths[batch[0]] * 1.25 + 4):
+                yield batch
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch
 
 
 class SentenceTransformerEmbedder:
@@ -136,13 +156,20 @@ class SentenceTransformerEmbedder:
 
 
 def _default_cache_dir() -> Path:
+    """Derived and reassembled model files: `$CITELINE_HOME/models`, else the user cache dir."""
+    home = os.environ.get("CITELINE_HOME")
+    if home:
+        return Path(home).expanduser() / "models"
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("citeline")) / "models"
 
 
-def build_text_embedder(spec: str = "minilm-int8", cache_dir: str | None = None) -> TextEmbedder:
-    """Turn a spec (`minilm-int8`, `minilm`, `mpnet`, `st:<name-or-path>`, `fake`) into a TextEmbedder."""
+def build_text_embedder(spec: str = "minilm-q8", cache_dir: str | None = None) -> TextEmbedder:
+    """Turn a spec (`minilm-q8`, `minilm-int8`, `minilm`, `mpnet`, `st:<name-or-path>`, `fake`) into a TextEmbedder."""
+    if spec == "minilm-q8":
+        return OnnxMiniLMEmbedder(model_path=str(models.minilm_q8_onnx(cache_dir or _default_cache_dir())),
+                                  name="minilm-q8")
     if spec == "minilm-int8":
         return OnnxMiniLMEmbedder()
     if spec == "minilm":

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import SimpleQueue
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,7 @@ ProgressFn = Callable[[Progress], None]
 
 class Ingestor:
     SAVE_EVERY_S = 20.0
+    PARSE_AHEAD = 16  # files the parser worker may finish before the embedder takes them (parsed text is small)
 
     def __init__(self, kb: KnowledgeBase, passwords: Sequence[str] = (), progress: ProgressFn | None = None,
                  parser: IsolatedParser | None = None) -> None:
@@ -68,6 +70,8 @@ class Ingestor:
         self.passwords = tuple(passwords)
         self.progress = progress or (lambda p: None)
         self.parser = parser or IsolatedParser(kb.settings.limits)
+        # more parser processes only for our own kind; an injected parser is used alone
+        self._workers = max(1, kb.settings.limits.workers) if parser is None else 1
         self._chunker: Chunker | None = None
 
     @property
@@ -99,7 +103,7 @@ class Ingestor:
         pages_done = 0
         last_save = time.monotonic()
         try:
-            for path, sha, st, outcome in self._parsed(todo):
+            for path, sha, st, outcome in self._prepared(self._parsed(todo)):
                 t0 = time.perf_counter()
                 result = self._store(path, sha, st, outcome)
                 result = FileResult(**{**result.to_json(), "seconds": round(time.perf_counter() - t0, 3)})
@@ -143,36 +147,78 @@ class Ingestor:
         return None, sha, st
 
     def _parsed(self, todo: list[tuple[str, str, os.stat_result]]) -> Iterator[tuple[str, str, os.stat_result, Any]]:
-        """Parse the next file in the worker process while the current one is embedded here."""
+        """Parse ahead in worker processes (`limits.workers`) while earlier files are embedded here.
+
+        Smallest files first: the embedder (the bottleneck on 2 cores) starts within a moment instead of idling
+        through the parse of a big first file, and the parser, faster per page, stays ahead after that."""
         options = ParseOptions(assets_dir=str(self.kb.assets_dir), passwords=self.passwords, ocr=self.kb.settings.ocr,
                                ocr_language=self.kb.settings.ocr_language)
 
+        workers = [self.parser] + [IsolatedParser(self.kb.settings.limits)
+                                   for _ in range(min(self._workers, len(todo)) - 1)]
+        idle: SimpleQueue[IsolatedParser] = SimpleQueue()
+        for worker in workers:
+            idle.put(worker)
+
         def parse(path: str, sha: str) -> ParsedDocument | FileError:
+            worker = idle.get()
             try:
-                return self.parser.parse(path, sha, options)
+                return worker.parse(path, sha, options)
             except FileError as exc:
                 return exc
+            finally:
+                idle.put(worker)
 
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            yield from self._in_order(todo, parse, len(workers))
+        finally:
+            for worker in workers[1:]:
+                worker.close()
+
+    def _in_order(self, todo: list[tuple[str, str, os.stat_result]], parse: Callable[[str, str], Any],
+                  workers: int) -> Iterator[tuple[str, str, os.stat_result, Any]]:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             queue: list[tuple[str, str, os.stat_result, Future[ParsedDocument | FileError]]] = []
-            for item in todo:
+            for item in sorted(todo, key=lambda t: t[2].st_size):
                 queue.append((*item, pool.submit(parse, item[0], item[1])))
-                if len(queue) >= 2:
+                if len(queue) > self.PARSE_AHEAD:
                     path, sha, st, fut = queue.pop(0)
                     yield path, sha, st, fut.result()
             for path, sha, st, fut in queue:
                 yield path, sha, st, fut.result()
 
-    def _store(self, path: str, sha: str, st: os.stat_result, outcome: ParsedDocument | FileError) -> FileResult:
+    def _prepared(self, parsed: Iterator[tuple[str, str, os.stat_result, Any]]
+                  ) -> Iterator[tuple[str, str, os.stat_result, Any]]:
+        """Chunk and describe figures (tagger, image model) in a thread, one document ahead of the text
+        embedder: both models release the GIL, so the tagger's core is not idle while MiniLM runs."""
+        _ = self.kb.models.text, self.chunker  # loaded here, not raced for by two threads
+
+        def prepare(outcome: ParsedDocument | FileError) -> tuple[ParsedDocument, Prepared] | FileError:
+            if isinstance(outcome, FileError):
+                return outcome
+            return outcome, prepare_chunks(self.kb, self.chunker.chunk(outcome))
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            queue: list[tuple[str, str, os.stat_result, Future[Any]]] = []
+            for path, sha, st, outcome in parsed:
+                queue.append((path, sha, st, pool.submit(prepare, outcome)))
+                if len(queue) > 1:
+                    path, sha, st, fut = queue.pop(0)
+                    yield path, sha, st, fut.result()
+            for path, sha, st, fut in queue:
+                yield path, sha, st, fut.result()
+
+    def _store(self, path: str, sha: str, st: os.stat_result,
+               outcome: tuple[ParsedDocument, Prepared] | FileError) -> FileResult:
         catalog = self.kb.catalog
         if isinstance(outcome, FileError):
             with catalog.transaction() as db:
                 self._drop_old(db, path)
                 catalog.put_file(db, path, None, sha, st.st_size, st.st_mtime, "failed", str(outcome))
             return FileResult(path, "failed", error=str(outcome))
-        doc = outcome
-        chunks = self.chunker.chunk(doc)
-        meta, vectors = embed_chunks(self.kb, chunks)
+        doc, prepared = outcome
+        chunks, meta = prepared.chunks, prepared.meta
+        vectors = embed_prepared(self.kb, prepared)
         for space in self.kb.spaces():
             self.kb.index(space)  # current before the commit, so the commit's delta can be applied in memory
         with catalog.transaction() as db:
@@ -198,9 +244,19 @@ class Ingestor:
             self.kb.apply_delta(space, generation, [ids[p] for p in positions], matrix, dropped)
 
 
-def embed_chunks(kb: KnowledgeBase, chunks: list[Chunk]) -> tuple[list[dict[str, Any]],
-                                                                  dict[str, tuple[list[int], np.ndarray]]]:
-    """Describe figures (tags), embed every chunk's text and every figure's pixels. Registers spaces."""
+@dataclass
+class Prepared:
+    """A document's chunks with their figure descriptions and image vectors, ready for the text embedder."""
+
+    chunks: list[Chunk]
+    meta: list[dict[str, Any]]
+    texts: list[str]
+    image: tuple[list[int], np.ndarray] | None
+
+
+def prepare_chunks(kb: KnowledgeBase, chunks: list[Chunk]) -> Prepared:
+    """Describe figures (tags) and embed their pixels; build what the text embedder will see. Thread-safe
+    beside `embed_prepared` (the tagger serves tags and features from one forward pass)."""
     models = kb.models
     meta: list[dict[str, Any]] = [{} for _ in chunks]
     fig_pos = [i for i, c in enumerate(chunks) if c.kind == "figure" and c.figure_path]
@@ -209,20 +265,38 @@ def embed_chunks(kb: KnowledgeBase, chunks: list[Chunk]) -> tuple[list[dict[str,
     if tagger is not None and fig_paths:
         for i, tags in zip(fig_pos, _per_image(tagger.tag, fig_paths, []), strict=True):
             meta[i]["tags"] = ", ".join(label for label, p in tags if p >= 0.05)
-    texts = [_text_to_embed(c, m) for c, m in zip(chunks, meta, strict=True)]
-    vectors: dict[str, tuple[list[int], np.ndarray]] = {}
-    if chunks:
-        text_model = models.text
-        kb.register_space(TEXT, kb.settings.text_model or text_model.name, text_model.dimension)
-        vectors[TEXT] = (list(range(len(chunks))), np.asarray(text_model.embed(texts), dtype=np.float32))
+    image: tuple[list[int], np.ndarray] | None = None
     image_model = models.image
     if image_model is not None and fig_paths:
-        kb.register_space(IMAGE, kb.settings.image_model or image_model.name, image_model.dimension)
         rows = _per_image(image_model.embed_images, fig_paths, None)
         keep = [k for k, row in enumerate(rows) if row is not None]
-        if keep:
-            vectors[IMAGE] = ([fig_pos[k] for k in keep], np.asarray([rows[k] for k in keep], dtype=np.float32))
-    return meta, vectors
+        image = ([fig_pos[k] for k in keep], np.asarray([rows[k] for k in keep], dtype=np.float32).reshape(
+            len(keep), image_model.dimension))
+    texts = [_text_to_embed(c, m) for c, m in zip(chunks, meta, strict=True)]
+    return Prepared(chunks, meta, texts, image)
+
+
+def embed_prepared(kb: KnowledgeBase, prepared: Prepared) -> dict[str, tuple[list[int], np.ndarray]]:
+    """Embed the chunks' text; register the spaces the vectors belong to."""
+    vectors: dict[str, tuple[list[int], np.ndarray]] = {}
+    if prepared.chunks:
+        text_model = kb.models.text
+        kb.register_space(TEXT, kb.settings.text_model or text_model.name, text_model.dimension)
+        vectors[TEXT] = (list(range(len(prepared.chunks))),
+                         np.asarray(text_model.embed(prepared.texts), dtype=np.float32))
+    image_model = kb.models.image
+    if prepared.image is not None and image_model is not None:
+        kb.register_space(IMAGE, kb.settings.image_model or image_model.name, image_model.dimension)
+        if prepared.image[0]:
+            vectors[IMAGE] = prepared.image
+    return vectors
+
+
+def embed_chunks(kb: KnowledgeBase, chunks: list[Chunk]) -> tuple[list[dict[str, Any]],
+                                                                  dict[str, tuple[list[int], np.ndarray]]]:
+    """Describe figures (tags), embed every chunk's text and every figure's pixels. Registers spaces."""
+    prepared = prepare_chunks(kb, chunks)
+    return prepared.meta, embed_prepared(kb, prepared)
 
 
 def _text_to_embed(chunk: Chunk, meta: dict[str, Any]) -> str:

@@ -36,7 +36,7 @@ IMAGE = "image"
 class KBSettings:
     """How a KB is built. None means: what the KB was built with, or the offline default for a new KB."""
 
-    text_model: str | None = None  # minilm-int8 (default) | minilm | mpnet | st:<name or path> | fake
+    text_model: str | None = None  # minilm-q8 (default) | minilm-int8 | minilm | mpnet | st:<name or path> | fake
     image_model: str | None = None  # tagger (default) | clip:<arch>:<tag or path or none> | none | fake
     tag_images: bool = True  # ImageNet tags from the offline tagger added to figure descriptions
     chunker: ChunkerSettings = field(default_factory=ChunkerSettings)
@@ -46,7 +46,7 @@ class KBSettings:
 
     def resolved(self, manifest: dict[str, Any] | None) -> KBSettings:
         spaces = (manifest or {}).get("spaces", {})
-        text = self.text_model or spaces.get(TEXT, {}).get("model") or "minilm-int8"
+        text = self.text_model or spaces.get(TEXT, {}).get("model") or "minilm-q8"
         image = self.image_model or spaces.get(IMAGE, {}).get("model") or (manifest or {}).get("image_model") or "tagger"
         return replace(self, text_model=text, image_model=image)
 
@@ -76,7 +76,7 @@ class ModelSet:
 
     @property
     def text(self) -> Any:
-        return self._get("text", self.settings.text_model or "minilm-int8")
+        return self._get("text", self.settings.text_model or "minilm-q8")
 
     @property
     def image(self) -> Any | None:

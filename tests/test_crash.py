@@ -61,13 +61,13 @@ def _check_consistent(kb_dir: Path) -> dict[str, int]:
 @pytest.mark.integration
 def test_kill_minus_nine_at_several_points_never_corrupts(tmp_path: Path) -> None:
     folder = tmp_path / "docs"
-    _corpus(folder, 24)
+    _corpus(folder, 60)
     reference = tmp_path / "reference"
     t0 = time.monotonic()
     subprocess.run(_ingest_cmd(folder, reference), check=True, capture_output=True)
     full_time = time.monotonic() - t0
     expected = _check_consistent(reference)
-    assert expected["documents"] == 24
+    assert expected["documents"] == 60
 
     kb_dir = tmp_path / "kb"
     kills = 0
@@ -90,7 +90,7 @@ def test_kill_minus_nine_at_several_points_never_corrupts(tmp_path: Path) -> Non
         proc.stderr.close()
         if (kb_dir / "catalog.sqlite").exists():
             _check_consistent(kb_dir)
-    assert kills >= 4, f"the ingest finished before it could be killed ({full_time:.2f} s for 24 files)"
+    assert kills >= 4, f"the ingest finished before it could be killed ({full_time:.2f} s for 60 files)"
     out = subprocess.run(_ingest_cmd(folder, kb_dir), check=True, capture_output=True, text=True)
     assert '"failed": 0' in out.stdout
     final = _check_consistent(kb_dir)

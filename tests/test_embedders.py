@@ -21,6 +21,7 @@ real = pytest.mark.integration
 
 TEXT_SPECS = [
     "fake",
+    pytest.param("minilm-q8", marks=real),
     pytest.param("minilm-int8", marks=real),
     pytest.param("minilm", marks=real),
 ]
@@ -76,8 +77,16 @@ def test_deterministic(text_embedder: TextEmbedder) -> None:
 def test_order_preserved_across_length_sorting(text_embedder: TextEmbedder) -> None:
     one_by_one = np.concatenate([text_embedder.embed([s]) for s in SENTENCES])
     batched = text_embedder.embed(SENTENCES)
-    np.testing.assert_allclose(batched, one_by_one, atol=1e-4)
     reversed_ = text_embedder.embed(SENTENCES[::-1])[::-1]
+    if text_embedder.name == "minilm-q8":
+        # dynamic int8 quantises activations per batch, so batch neighbours nudge a vector (cosine > 0.98);
+        # a row landing in the wrong place would still be caught: each row must match its own sentence best
+        for other in (one_by_one, reversed_):
+            sims = batched @ other.T
+            assert (np.diag(sims) > 0.98).all(), np.diag(sims)
+            assert (sims.argmax(axis=1) == np.arange(len(SENTENCES))).all()
+        return
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-4)
     np.testing.assert_allclose(reversed_, batched, atol=1e-4)
 
 
@@ -106,6 +115,36 @@ def test_int8_agrees_with_fp32(text_embedders: dict[str, TextEmbedder]) -> None:
     cosines = (int8.embed(SENTENCES) * fp32.embed(SENTENCES)).sum(axis=1)
     assert cosines.min() > 0.95, cosines
     assert [int8.count_tokens(s) for s in SENTENCES] == [fp32.count_tokens(s) for s in SENTENCES]
+
+
+@real
+def test_q8_agrees_with_fp32(text_embedders: dict[str, TextEmbedder]) -> None:
+    """The derived int8-compute graph is the same model: near-identical vectors, identical tokenisation."""
+    for spec in ("minilm-q8", "minilm"):
+        text_embedders.setdefault(spec, build_text_embedder(spec))
+    q8, fp32 = text_embedders["minilm-q8"], text_embedders["minilm"]
+    assert q8.name == "minilm-q8" and q8.max_tokens == fp32.max_tokens == 256
+    cosines = (q8.embed(SENTENCES) * fp32.embed(SENTENCES)).sum(axis=1)
+    assert cosines.min() > 0.95, cosines
+    assert [q8.count_tokens(s) for s in SENTENCES] == [fp32.count_tokens(s) for s in SENTENCES]
+
+
+@real
+def test_q8_model_is_derived_once_and_verified(tmp_path: Path) -> None:
+    from retrieval.models import minilm_q8_onnx
+
+    path = minilm_q8_onnx(tmp_path)
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert "MatMulInteger" in ops and "DynamicQuantizeLinear" in ops  # integer products, not fp32
+    stamp = path.stat().st_mtime_ns
+    assert minilm_q8_onnx(tmp_path) == path and path.stat().st_mtime_ns == stamp  # cached, not rebuilt
+    with open(path, "r+b") as f:  # a damaged cache file is caught by the digest recorded at build time
+        f.seek(1000)
+        f.write(b"\x00" * 16)
+    with pytest.raises(ModelChecksumError, match="delete"):
+        minilm_q8_onnx(tmp_path)
 
 
 # --- factories, checksums, errors ----------------------------------------------------------------

@@ -110,7 +110,7 @@ def test_pdf_text_heading_table_figure_caption(manual_pdf: Path, tmp_path: Path)
     assert len(page.figures) == 1
     fig = page.figures[0]
     assert fig.caption.startswith("Figure 1. Battery life")
-    assert fig.image_path == f"{doc_id_for(doc.sha256)}/p0001-fig1.png"
+    assert fig.image_path == f"{doc_id_for(doc.sha256)}/p0001-fig1.jpg"
     assert (Path(options.assets_dir) / fig.image_path).is_file()
     assert (
         page.thumbnail == f"{doc.doc_id}/p0001.jpg" and (Path(options.assets_dir) / page.thumbnail).is_file()
