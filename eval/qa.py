@@ -156,23 +156,25 @@ def run_mmlongbench(path: Path, kb_dir: Path, model: str = "qwen", limit: int | 
     answerer = sdk.answerer(model=model, **(options or {}))
     search = answerer.search
     runs: dict[str, list[dict[str, Any]]] = {"citeline": [], "baseline": []}
-    for i, q in enumerate(questions, 1):
-        filters = SearchFilters(docs=(q["doc_id"],))
-        systems = {"citeline": lambda q=q, f=filters: citeline_predict(answerer, q["question"], f)}
-        if baseline:
-            systems["baseline"] = lambda q=q, f=filters: baseline_predict(search, answerer.generator, q["question"], f,
-                                                                          sampling=answerer.settings.sampling)
-        for name, predict in systems.items():
-            p = predict()
-            runs[name].append({"qid": q["qid"], "format": q["answer_format"], "gold": q["answer"],
-                               "pred": p.text, "abstained": p.abstained, "pages": sorted(p.pages),
-                               "gold_pages": q.get("evidence_pages", []),
-                               "score": score_answer(p.text, p.abstained, str(q["answer"]), q["answer_format"]),
-                               "first_token_s": p.first_token_s, "answer_s": p.answer_s})
-        log("ROW " + json.dumps({name: rows[-1] for name, rows in runs.items() if rows}))
-        c = runs["citeline"][-1]
-        log(f"  [{i}/{len(questions)}] {q['qid']} citeline={c['score']:.0f}{' (abstained)' if c['abstained'] else ''}"
-            + (f" baseline={runs['baseline'][-1]['score']:.0f}" if baseline else ""))
+    systems: dict[str, Callable[[dict[str, Any], Any], Prediction]] = {
+        "citeline": lambda q, f: citeline_predict(answerer, q["question"], f)}
+    if baseline:
+        systems["baseline"] = lambda q, f: baseline_predict(search, answerer.generator, q["question"], f,
+                                                            sampling=answerer.settings.sampling)
+    # one system at a time over all questions, as a user's session runs: each keeps its own prompt prefix in
+    # the model's KV cache between questions (interleaving the two would evict it every time)
+    for name, predict in systems.items():
+        for i, q in enumerate(questions, 1):
+            p = predict(q, SearchFilters(docs=(q["doc_id"],)))
+            row = {"qid": q["qid"], "format": q["answer_format"], "gold": q["answer"],
+                   "pred": p.text, "abstained": p.abstained, "pages": sorted(p.pages),
+                   "gold_pages": q.get("evidence_pages", []),
+                   "score": score_answer(p.text, p.abstained, str(q["answer"]), q["answer_format"]),
+                   "first_token_s": p.first_token_s, "answer_s": p.answer_s}
+            runs[name].append(row)
+            log("ROW " + json.dumps({name: row}))
+            log(f"  [{i}/{len(questions)}] {name} {q['qid']} score={row['score']:.0f}"
+                f"{' (abstained)' if row['abstained'] else ''} first token {p.first_token_s:.2f} s")
     return {"dataset": f"mmlongbench:{path}", "model": model,
             "runs": {name: summarise(rows) for name, rows in runs.items() if rows},
             "rows": runs}

@@ -150,10 +150,11 @@ def _headings(page: Page) -> list[str]:
     return [" ".join(b.text.split())[:200] for b in page.blocks if b.kind == "heading"]
 
 
-def _body_font_size(doc: Any, sample_pages: int = 30) -> float:
-    """The character-weighted median span size over the first pages: the document's body text size."""
+def _body_font_size(doc: Any, sample_pages: int = 12) -> float:
+    """The character-weighted median span size over pages spread through the document: its body text size."""
     sizes: Counter[float] = Counter()
-    for pno in range(min(doc.page_count, sample_pages)):
+    step = max(1, doc.page_count // sample_pages)
+    for pno in range(0, min(doc.page_count, step * sample_pages), step):
         try:
             data = doc.load_page(pno).get_text("dict", flags=0)
         except Exception:
@@ -488,8 +489,8 @@ def _image_regions(page: Any, ctx: _Ctx) -> list[BBox]:
     page_box = _bbox(page.rect)
     area = max(_area(page_box), 1.0)
     out: list[BBox] = []
-    if not page.get_images():  # reading the resources is cheap; get_image_info runs the whole page
-        return out
+    if all(img[0] in ctx.logo_xrefs for img in page.get_images()):
+        return out  # no images, or only logos: reading the resources is cheap, get_image_info runs the page
     for info in page.get_image_info(xrefs=True):
         if info.get("xref") in ctx.logo_xrefs:
             continue
