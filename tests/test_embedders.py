@@ -232,6 +232,36 @@ def tagger():  # type: ignore[no-untyped-def]
 
 @real
 @pytest.mark.skipif(not COCO.exists(), reason="../shared/data/coco-mini is not here")
+def test_tagger_onnx_export_matches_the_torch_model(tmp_path: Path) -> None:
+    """The tagger runs an ONNX export derived once from the verified torch weights: same features, same
+    probabilities as the torch model it came from, and the cached export is checked against its digest."""
+    import torch
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from retrieval.models import efficientnet_lite0_onnx, efficientnet_lite0_weights
+    from retrieval.tagger import EfficientNetTagger, preprocess
+
+    tagger = EfficientNetTagger(threads=1, cache_dir=tmp_path)
+    net = EfficientNet.from_name("efficientnet-lite0", num_classes=1000)
+    net.load_state_dict(torch.load(efficientnet_lite0_weights(), map_location="cpu", weights_only=True))
+    net.eval()
+    paths = [_coco_image_whose_captions_say(w) for w in ("zebra", "pizza")]
+    with torch.inference_mode():
+        pooled = net.extract_features(torch.from_numpy(np.stack([preprocess(p) for p in paths]))).mean(dim=(2, 3))
+        probs = torch.softmax(net._fc(pooled), dim=1).numpy()
+    feats, onnx_probs = tagger._forward(paths)
+    np.testing.assert_allclose(feats, pooled.numpy(), atol=1e-3)
+    np.testing.assert_allclose(onnx_probs, probs, atol=1e-4)
+    path = efficientnet_lite0_onnx(tmp_path)
+    with open(path, "r+b") as f:
+        f.seek(2000)
+        f.write(b"\x00" * 16)
+    with pytest.raises(ModelChecksumError, match="delete"):
+        EfficientNetTagger(cache_dir=tmp_path)
+
+
+@real
+@pytest.mark.skipif(not COCO.exists(), reason="../shared/data/coco-mini is not here")
 @pytest.mark.parametrize(("caption_word", "label"), [("zebra", "zebra"), ("pizza", "pizza"), ("bus", "bus")])
 def test_tagger_labels_coco_photos(tagger, caption_word: str, label: str) -> None:  # type: ignore[no-untyped-def]
     assert isinstance(tagger, ImageTagger) and isinstance(tagger, ImageEmbedder)

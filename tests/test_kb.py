@@ -179,3 +179,37 @@ def test_reindex_switches_the_text_model_and_keeps_every_chunk(tmp_path: Path, f
     kb.close()
     with pytest.raises(EmbedderMismatch, match="citeline reindex"):
         KnowledgeBase.open(tmp_path / "kb", fake_kb_settings)
+
+
+def test_parallel_parser_workers_build_the_same_kb(tmp_path: Path, fake_kb_settings: KBSettings):
+    """Two parser processes (the default) and one give the same documents, chunks and vectors; every worker
+    process is gone afterwards."""
+    from dataclasses import replace
+
+    import psutil
+
+    from ingest.isolation import Limits
+
+    docs = tmp_path / "many"
+    docs.mkdir()
+    for i in range(6):  # different sizes: the smallest is parsed first, results still land per document
+        make_pdf(docs / f"doc{i}.pdf", [f"Report {i} says the harbour handled {i * 1000 + 7} containers. " * (1 + i)] * 2)
+    kbs = {}
+    for workers in (1, 2):
+        settings = replace(fake_kb_settings, limits=Limits(workers=workers))
+        sdk = Citeline(tmp_path / f"kb{workers}", settings=_settings(tmp_path / f"kb{workers}", settings))
+        report = sdk.ingest(docs).last_report
+        assert report is not None and report.totals["ingested"] == 6
+        db = sqlite3.connect(tmp_path / f"kb{workers}" / "catalog.sqlite")
+        kbs[workers] = sorted(db.execute("SELECT chunk_id, doc_id, page, text FROM chunks"))
+        db.close()
+        sdk.close()
+    assert kbs[1] == kbs[2] and len(kbs[1]) >= 12
+    me = psutil.Process()
+    assert not [p for p in me.children(recursive=True) if "ingest.worker" in " ".join(p.cmdline())]
+
+
+def _settings(kb_dir: Path, kb: KBSettings):  # type: ignore[no-untyped-def]
+    from assistant.config import Settings
+
+    return Settings(kb_dir=kb_dir, kb=kb)

@@ -173,6 +173,35 @@ def test_pdf_repeated_logo_is_not_a_figure(tmp_path: Path) -> None:
     assert all(not p.figures for p in parsed.pages)
 
 
+def test_pdf_running_headers_and_footers_are_dropped(tmp_path: Path) -> None:
+    doc = pymupdf.open()
+    for i in range(4):
+        page = doc.new_page(width=595, height=842)
+        page.insert_text((72, 40), "ACME Corp. Annual Report 2024", fontsize=9)  # running header
+        page.insert_text((72, 360), f"Body text of page {i + 1}: revenue in region {i} grew by {10 + i} percent.")
+        page.insert_text((280, 815), f"Page {i + 1} of 4", fontsize=9)  # running footer (number varies)
+    page = doc[0]
+    path = tmp_path / "running.pdf"
+    doc.save(path)
+    parsed = _parse(path, _options(tmp_path, ocr=False))
+    texts = [b.text for p in parsed.pages for b in p.blocks]
+    assert not any("ACME Corp" in t or " of 4" in t for t in texts), texts
+    assert sum("Body text of page" in t for t in texts) == 4  # the content itself stays
+
+
+def test_pdf_margin_text_on_too_few_pages_is_kept(tmp_path: Path) -> None:
+    doc = pymupdf.open()
+    for i in range(4):
+        page = doc.new_page(width=595, height=842)
+        page.insert_text((72, 360), f"Body text of page {i + 1} with a sentence about the harbour.")
+        if i < 2:  # the same margin note twice is not a running header
+            page.insert_text((72, 40), "Draft for review", fontsize=9)
+    path = tmp_path / "notes.pdf"
+    doc.save(path)
+    parsed = _parse(path, _options(tmp_path, ocr=False))
+    assert sum("Draft for review" in b.text for p in parsed.pages for b in p.blocks) == 2
+
+
 @needs_tesseract
 def test_pdf_image_only_page_is_ocred(tmp_path: Path) -> None:
     doc = pymupdf.open()
