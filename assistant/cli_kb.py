@@ -82,6 +82,8 @@ def _print_ingest_table(data: dict[str, Any]) -> None:
             print(f"{f['status']:<9} {f['pages']:>5} {f['chunks']:>6} {f['figures']:>4}  {f['path']}")
             if f["error"]:
                 print(f"{'':<9} error: {f['error']}")
+            if f.get("warning"):
+                print(f"{'':<9} warning: {f['warning']}")
     t = data["totals"]
     print(f"\n{t['ingested']} ingested, {t['unchanged']} unchanged, {t['failed']} failed, {t['skipped']} skipped"
           f" ({t['pages']} pages, {t['chunks']} chunks, {t['figures']} figures, {t['pruned']} pruned)"

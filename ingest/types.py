@@ -123,6 +123,7 @@ class FileResult:
     figures: int = 0
     error: str | None = None
     seconds: float = 0.0
+    warning: str | None = None  # ingested, but something a user should know (e.g. nothing searchable in it)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

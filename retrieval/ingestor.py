@@ -48,6 +48,7 @@ class IngestReport:
             "pages": sum(f.pages for f in self.files if f.status == "ingested"),
             "chunks": sum(f.chunks for f in self.files if f.status == "ingested"),
             "figures": sum(f.figures for f in self.files if f.status == "ingested"),
+            "empty": sum(1 for f in self.files if f.status == "ingested" and f.warning),
             "pruned": len(self.pruned),
             "seconds": round(self.seconds, 3),
         }
@@ -227,7 +228,15 @@ class Ingestor:
             catalog.put_file(db, path, doc.doc_id, sha, st.st_size, st.st_mtime, "ingested")
         self._update_indexes(ids, vectors, dropped)
         figures = sum(1 for c in chunks if c.kind == "figure")
-        return FileResult(path, "ingested", pages=len(doc.pages), chunks=len(chunks) - figures, figures=figures)
+        return FileResult(path, "ingested", pages=len(doc.pages), chunks=len(chunks) - figures, figures=figures,
+                          warning=None if chunks else self._empty_reason(doc))
+
+    def _empty_reason(self, doc: ParsedDocument) -> str:
+        """Why a document that parsed cleanly gave nothing to search (XFA-only forms, blank or tiny pages)."""
+        if not self.kb.settings.ocr and doc.kind in ("pdf", "image"):
+            return "nothing searchable: no text layer and no figures; OCR is off (ingest with OCR to read scans)"
+        return ("nothing searchable: no text, no readable scan and no figures on any page"
+                " (e.g. an XFA-only form, blank pages, or an image too small to read)")
 
     def _drop_old(self, db: Any, path: str) -> list[int]:
         row = self.kb.catalog.file_row(path)

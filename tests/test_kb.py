@@ -213,3 +213,27 @@ def _settings(kb_dir: Path, kb: KBSettings):  # type: ignore[no-untyped-def]
     from assistant.config import Settings
 
     return Settings(kb_dir=kb_dir, kb=kb)
+
+
+def test_a_file_with_nothing_searchable_is_flagged(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """A blank PDF ingests cleanly but gives nothing to search: the report says so instead of a silent 0."""
+    import pymupdf
+
+    docs = tmp_path / "in"
+    docs.mkdir()
+    blank = pymupdf.open()
+    blank.new_page()
+    blank.new_page()
+    blank.save(docs / "blank.pdf")
+    make_pdf(docs / "real.pdf", PAGES)
+    kb = str(tmp_path / "kb")
+    assert main(["ingest", str(docs), "--kb", kb, "--text-model", "fake", "--image-model", "fake", "--json",
+                 "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    files = {Path(f["path"]).name: f for f in out["files"]}
+    assert files["blank.pdf"]["status"] == "ingested" and files["blank.pdf"]["chunks"] == 0
+    assert "nothing searchable" in files["blank.pdf"]["warning"]
+    assert files["real.pdf"]["warning"] is None and out["totals"]["empty"] == 1
+    main(["ingest", str(docs / "blank.pdf"), "--kb", str(tmp_path / "kb2"), "--text-model", "fake",
+          "--image-model", "fake", "--quiet"])
+    assert "warning: nothing searchable" in capsys.readouterr().out
