@@ -15,6 +15,7 @@ from typing import Any
 from ingest.types import BBox, Block, Chunk, Page, ParsedDocument
 
 TokenCounter = Callable[[str], int]
+BatchTokenCounter = Callable[[list[str]], list[int]]
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,28 @@ def approx_token_count(text: str) -> int:
 
 
 class Chunker:
-    def __init__(self, count_tokens: TokenCounter = approx_token_count, settings: ChunkerSettings | None = None):
-        self.count_tokens = count_tokens
+    def __init__(self, count_tokens: TokenCounter = approx_token_count, settings: ChunkerSettings | None = None,
+                 count_many: BatchTokenCounter | None = None):
+        self._count_one = count_tokens
+        self._count_many = count_many  # one tokenizer call per document for every block (Rust, parallel)
+        self._known: dict[str, int] = {}
         self.settings = settings or ChunkerSettings()
         self._splitter: Any = None  # langchain's splitter, built on first use
 
+    def count_tokens(self, text: str) -> int:
+        known = self._known.get(text)
+        return known if known is not None else self._count_one(text)
+
     def chunk(self, doc: ParsedDocument) -> list[Chunk]:
+        if self._count_many is not None:
+            texts = list({b.text for p in doc.pages for b in p.blocks})
+            self._known = dict(zip(texts, self._count_many(texts), strict=True))
+        try:
+            return self._chunk(doc)
+        finally:
+            self._known = {}
+
+    def _chunk(self, doc: ParsedDocument) -> list[Chunk]:
         seen: set[str] = set()
         out: list[Chunk] = []
         for page in doc.pages:

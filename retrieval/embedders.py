@@ -74,6 +74,9 @@ class OnnxMiniLMEmbedder:
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer.encode(text).ids)
 
+    def count_tokens_many(self, texts: list[str]) -> list[int]:
+        return [len(e.ids) for e in self._tokenizer.encode_batch(texts)]
+
     def _ids(self, texts: Sequence[str]) -> list[list[int]]:
         ids = [e.ids for e in self._tokenizer.encode_batch(list(texts))]
         cut = self.max_tokens - 1  # keep [CLS] + the first tokens, and end on [SEP] as BERT truncation does

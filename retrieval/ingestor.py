@@ -78,7 +78,9 @@ class Ingestor:
     @property
     def chunker(self) -> Chunker:
         if self._chunker is None:
-            self._chunker = Chunker(self.kb.models.text.count_tokens, self.kb.settings.chunker)
+            model = self.kb.models.text
+            self._chunker = Chunker(model.count_tokens, self.kb.settings.chunker,
+                                    getattr(model, "count_tokens_many", None))
         return self._chunker
 
     def run(self, paths: Sequence[str], prune: bool = False) -> IngestReport:
@@ -192,7 +194,9 @@ class Ingestor:
                   ) -> Iterator[tuple[str, str, os.stat_result, Any]]:
         """Chunk and describe figures (tagger, image model) in a thread, one document ahead of the text
         embedder: both models release the GIL, so the tagger's core is not idle while MiniLM runs."""
-        _ = self.kb.models.text, self.chunker  # loaded here, not raced for by two threads
+
+        def load() -> None:  # the text model and the chunker, built in this thread only (no race for them)
+            _ = self.kb.models.text, self.chunker
 
         def prepare(outcome: ParsedDocument | FileError) -> tuple[ParsedDocument, Prepared] | FileError:
             if isinstance(outcome, FileError):
@@ -200,12 +204,15 @@ class Ingestor:
             return outcome, prepare_chunks(self.kb, self.chunker.chunk(outcome))
 
         with ThreadPoolExecutor(max_workers=1) as pool:
+            loaded = pool.submit(load)  # while the parser processes start and read the first file
             queue: list[tuple[str, str, os.stat_result, Future[Any]]] = []
             for path, sha, st, outcome in parsed:
                 queue.append((path, sha, st, pool.submit(prepare, outcome)))
                 if len(queue) > 1:
+                    loaded.result()
                     path, sha, st, fut = queue.pop(0)
                     yield path, sha, st, fut.result()
+            loaded.result()  # a missing or corrupt model surfaces here, named
             for path, sha, st, fut in queue:
                 yield path, sha, st, fut.result()
 
