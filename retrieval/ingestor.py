@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -129,6 +131,7 @@ class Ingestor:
                                                      for r in roots)]
             report.pruned = self.kb.remove(gone) if gone else []
         self.kb.save_indexes()
+        report.files.sort(key=lambda f: f.path)  # files finish in any order; the report reads by path
         report.seconds = time.perf_counter() - started
         return report
 
@@ -150,45 +153,59 @@ class Ingestor:
         return None, sha, st
 
     def _parsed(self, todo: list[tuple[str, str, os.stat_result]]) -> Iterator[tuple[str, str, os.stat_result, Any]]:
-        """Parse ahead in worker processes (`limits.workers`) while earlier files are embedded here.
+        """Parse in worker processes (`limits.workers`) while earlier files are embedded here; results come in
+        the order they finish, at most PARSE_AHEAD of them waiting.
 
-        Smallest files first: the embedder (the bottleneck on 2 cores) starts within a moment instead of idling
-        through the parse of a big first file, and the parser, faster per page, stays ahead after that."""
+        One worker takes files smallest first, so the embedder (the bottleneck on 2 cores) starts at once; the
+        other takes them largest first, so the biggest file is not left to parse alone at the end."""
         options = ParseOptions(assets_dir=str(self.kb.assets_dir), passwords=self.passwords, ocr=self.kb.settings.ocr,
                                ocr_language=self.kb.settings.ocr_language)
-
         workers = [self.parser] + [IsolatedParser(self.kb.settings.limits)
                                    for _ in range(min(self._workers, len(todo)) - 1)]
-        idle: SimpleQueue[IsolatedParser] = SimpleQueue()
-        for worker in workers:
-            idle.put(worker)
+        pending = deque(sorted(todo, key=lambda t: t[2].st_size))
+        lock, stop, room = threading.Lock(), threading.Event(), threading.Semaphore(self.PARSE_AHEAD)
+        done: SimpleQueue[tuple[tuple[str, str, os.stat_result], Any, bool] | None] = SimpleQueue()
 
-        def parse(path: str, sha: str) -> ParsedDocument | FileError:
-            worker = idle.get()
+        def work(worker: IsolatedParser, smallest_first: bool) -> None:
             try:
-                return worker.parse(path, sha, options)
-            except FileError as exc:
-                return exc
+                while True:
+                    room.acquire()
+                    with lock:
+                        if stop.is_set() or not pending:
+                            return
+                        item = pending.popleft() if smallest_first else pending.pop()
+                    try:
+                        done.put((item, worker.parse(item[0], item[1], options), False))
+                    except FileError as exc:
+                        done.put((item, exc, False))
+                    except BaseException as exc:  # a bug, not a bad file: the consumer re-raises it
+                        done.put((item, exc, True))
+                        return
             finally:
-                idle.put(worker)
+                done.put(None)
 
+        threads = [threading.Thread(target=work, args=(w, i % 2 == 0), daemon=True, name=f"citeline-parse-{i}")
+                   for i, w in enumerate(workers)]
+        for thread in threads:
+            thread.start()
+        running = len(threads)
         try:
-            yield from self._in_order(todo, parse, len(workers))
+            while running:
+                got = done.get()
+                if got is None:
+                    running -= 1
+                    continue
+                (path, sha, st), outcome, crashed = got
+                room.release()
+                if crashed:
+                    raise outcome
+                yield path, sha, st, outcome
         finally:
+            stop.set()
+            for _ in threads:
+                room.release()  # wake any worker thread waiting for room, so it sees `stop`
             for worker in workers[1:]:
                 worker.close()
-
-    def _in_order(self, todo: list[tuple[str, str, os.stat_result]], parse: Callable[[str, str], Any],
-                  workers: int) -> Iterator[tuple[str, str, os.stat_result, Any]]:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            queue: list[tuple[str, str, os.stat_result, Future[ParsedDocument | FileError]]] = []
-            for item in sorted(todo, key=lambda t: t[2].st_size):
-                queue.append((*item, pool.submit(parse, item[0], item[1])))
-                if len(queue) > self.PARSE_AHEAD:
-                    path, sha, st, fut = queue.pop(0)
-                    yield path, sha, st, fut.result()
-            for path, sha, st, fut in queue:
-                yield path, sha, st, fut.result()
 
     def _prepared(self, parsed: Iterator[tuple[str, str, os.stat_result, Any]]
                   ) -> Iterator[tuple[str, str, os.stat_result, Any]]:
