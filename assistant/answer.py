@@ -82,8 +82,9 @@ def retrieval_confidence(query: str, hits: Sequence[Hit], embedder: Any = None, 
 class Answerer:
     def __init__(self, search: SearchFn, generator: Generator, *, embedder: Any = None,
                  settings: AnswerSettings | None = None, rewriter: QueryRewriter | None = None,
-                 assets_dir: str | Path | None = None) -> None:
+                 assets_dir: str | Path | None = None, query_image: str | None = None) -> None:
         self.search = search
+        self.query_image = query_image  # the user's own picture, shown to a vision-capable generator first
         self.generator = generator
         self.embedder = embedder
         self.settings = settings or AnswerSettings()
@@ -157,10 +158,14 @@ class Answerer:
         return replace(base, text=ABSTAIN_TEXT, abstained=True, citations=(), sources=closest)
 
     def _images(self, sources: Sequence[Source]) -> list[str]:
-        if not self.generator.supports_images or self.assets_dir is None:
+        """What a vision-capable generator sees: the user's query image first, then the cited figures' crops."""
+        if not self.generator.supports_images:
             return []
+        mine = [self.query_image] if self.query_image and Path(self.query_image).is_file() else []
+        if self.assets_dir is None:
+            return mine
         paths = [self.assets_dir / s.figure_path for s in sources if s.figure_path]
-        return [str(p) for p in paths if p.is_file()][: self.settings.images]
+        return mine + [str(p) for p in paths if p.is_file()][: self.settings.images]
 
 
 def _history_messages(history: Sequence[Turn]) -> list[Message]:

@@ -20,6 +20,8 @@ def register(sub: Any) -> None:
     _answer_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--stream", action="store_true", help="show the model's draft on stderr as it is generated")
+    p.add_argument("--image", metavar="FILE", default=None,
+                   help="a picture the question is about: searched with it, and shown to a vision-capable model")
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("chat", help="interactive multi-turn chat over a knowledge base (streaming)")
@@ -69,7 +71,10 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _answerer(args: argparse.Namespace) -> Any:
-    return Citeline(args.kb).answerer(model=args.model, **_options(args))
+    image = getattr(args, "image", None)
+    if image and not Path(image).is_file():
+        raise FileNotFoundError(f"query image not found: {image}")
+    return Citeline(args.kb).answerer(model=args.model, image=image, **_options(args))
 
 
 def _filters(args: argparse.Namespace) -> SearchFilters | None:

@@ -150,7 +150,8 @@ class Citeline:
         from assistant.answer import Answerer
 
         return Answerer(self._search_fn(image), generator or self.generator(model), embedder=self.kb.models.text,
-                        settings=self.settings.answer.with_options(**options), assets_dir=self.kb.assets_dir)
+                        settings=self.settings.answer.with_options(**options), assets_dir=self.kb.assets_dir,
+                        query_image=image)
 
     def generator(self, model: str | None = None) -> Any:
         """The generator for a model spec (default: the configured model), built once per SDK object."""

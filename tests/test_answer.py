@@ -218,3 +218,24 @@ def test_qwen_answers_with_citations_and_ignores_an_injected_document(kb_dir: Pa
     assert not answer.abstained and "14" in answer.text and answer.citations[0].page == 1
     injected = kb.ask("What do the storage notes say about storage in winter?", model="qwen")
     assert "PWNED" not in injected.text
+
+
+def test_a_query_image_is_searched_and_shown_to_a_vision_model(kb_dir: Path, tmp_path: Path):
+    from PIL import Image
+
+    picture = tmp_path / "my-device.png"
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(picture)
+    vision = ScriptedGenerator("The battery lasts 14 hours [1].", supports_images=True)
+    answer = sdk(kb_dir).ask("How long does the battery of this device last?", generator=vision, image=str(picture))
+    assert not answer.abstained and vision.calls[0].images[0] == str(picture)
+    text_only = ScriptedGenerator("The battery lasts 14 hours [1].")
+    sdk(kb_dir).ask("How long does the battery of this device last?", generator=text_only, image=str(picture))
+    assert text_only.calls[0].images == []  # a text-only model never receives pixels
+
+
+def test_cli_ask_image_must_exist(kb_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                  monkeypatch: pytest.MonkeyPatch):
+    _fake_models(monkeypatch)
+    assert main(["ask", "How long does the battery last?", "--kb", str(kb_dir), "--model", "extractive",
+                 "--image", str(tmp_path / "missing.png")]) == 2
+    assert "query image not found" in capsys.readouterr().err
