@@ -22,6 +22,8 @@ def register(sub: Any) -> None:
     p.add_argument("--passwords-file", metavar="FILE", help="a file with one password per line")
     p.add_argument("--prune", action="store_true", help="remove files that are gone from the given folders")
     p.add_argument("--no-ocr", action="store_true", help="do not OCR pages without a text layer")
+    p.add_argument("--workers", type=_at_least_one, default=None, metavar="N",
+                   help="parser processes (default: the number of cores, at most 4)")
     p.add_argument("--json", action="store_true", help="print one JSON report on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_ingest)
@@ -57,12 +59,22 @@ def read_passwords(args: argparse.Namespace) -> list[str]:
     return passwords
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     sdk = _sdk(args)
-    if args.no_ocr:
-        from dataclasses import replace
+    from dataclasses import replace
 
+    if args.no_ocr:
         sdk.settings = replace(sdk.settings, kb=replace(sdk.settings.kb, ocr=False))
+    if args.workers is not None:
+        kb = sdk.settings.kb
+        sdk.settings = replace(sdk.settings, kb=replace(kb, limits=replace(kb.limits, workers=args.workers)))
     progress = None if args.quiet else ProgressBar(sys.stderr)
     sdk.ingest(*args.paths, passwords=read_passwords(args), prune=args.prune, progress=progress)
     report = sdk.last_report

@@ -237,3 +237,13 @@ def test_a_file_with_nothing_searchable_is_flagged(tmp_path: Path, capsys: pytes
     main(["ingest", str(docs / "blank.pdf"), "--kb", str(tmp_path / "kb2"), "--text-model", "fake",
           "--image-model", "fake", "--quiet"])
     assert "warning: nothing searchable" in capsys.readouterr().out
+
+
+def test_cli_workers_option(tmp_path: Path, folder: Path, capsys: pytest.CaptureFixture[str]):
+    kb = str(tmp_path / "kb")
+    assert main(["ingest", str(folder), "--kb", kb, "--text-model", "fake", "--image-model", "fake", "--workers", "1",
+                 "--json", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["totals"]["ingested"] == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["ingest", str(folder), "--kb", kb, "--workers", "0"])
+    assert exc.value.code == 2 and "at least 1" in capsys.readouterr().err
