@@ -317,7 +317,8 @@ def embed_prepared(kb: KnowledgeBase, prepared: Prepared) -> dict[str, tuple[lis
         kb.register_space(TEXT, kb.settings.text_model or text_model.name, text_model.dimension)
         vectors[TEXT] = (list(range(len(prepared.chunks))),
                          np.asarray(text_model.embed(prepared.texts), dtype=np.float32))
-    image_model = kb.models.image
+    # the image model is touched only when figures were described (then the preparing thread has built it)
+    image_model = kb.models.image if prepared.image is not None else None
     if prepared.image is not None and image_model is not None:
         kb.register_space(IMAGE, kb.settings.image_model or image_model.name, image_model.dimension)
         if prepared.image[0]:
