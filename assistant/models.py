@@ -83,12 +83,9 @@ HUB_VLMS = {
 
 
 def models_dir() -> Path:
-    home = os.environ.get("CITELINE_HOME")
-    if home:
-        return Path(home).expanduser() / "models"
-    from platformdirs import user_cache_dir
+    from retrieval.models import cache_dir
 
-    return Path(user_cache_dir("citeline")) / "models"
+    return cache_dir()
 
 
 def _marker(path: Path) -> Path:

