@@ -71,10 +71,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _answerer(args: argparse.Namespace) -> Any:
-    image = getattr(args, "image", None)
-    if image and not Path(image).is_file():
-        raise FileNotFoundError(f"query image not found: {image}")
-    return Citeline(args.kb).answerer(model=args.model, image=image, **_options(args))
+    return Citeline(args.kb).answerer(model=args.model, image=getattr(args, "image", None), **_options(args))
 
 
 def _filters(args: argparse.Namespace) -> SearchFilters | None:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ingest.chunking import embedding_text
-from ingest.errors import CitelineError
+from ingest.errors import CitelineError, CorruptFile
 from retrieval.catalog import StoredChunk
 from retrieval.fusion import Fused, mmr, rrf, to_pages
 from retrieval.kb import IMAGE, TEXT, KnowledgeBase
@@ -60,6 +60,19 @@ class _Query:
     depth: int
 
 
+def _check_query_image(path: str) -> None:
+    """A query image must exist and be a picture Pillow can read: a clear error, not a decoder traceback."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"query image {path}: no such file")
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Exception as exc:  # UnidentifiedImageError, truncated data, decompression-bomb errors
+        raise CorruptFile(f"query image {path} is not a readable image (PNG, JPEG, WebP, ...): {exc}") from exc
+
+
 class Searcher:
     def __init__(self, kb: KnowledgeBase, settings: SearchSettings | None = None, *,
                  rescorer: Rescorer | None = None, rewriter: QueryRewriter | None = None) -> None:
@@ -76,8 +89,8 @@ class Searcher:
                level: Level = "chunk", history: Sequence[Turn] = ()) -> list[Hit]:
         names = self._check(query, image, retrievers, level, rescore)
         text = self.rewriter.rewrite(query, history) if query and history else query
-        if image is not None and not os.path.isfile(image):
-            raise FileNotFoundError(f"query image {image}: no such file")
+        if image is not None:
+            _check_query_image(image)
         q = _Query(text, image, filters, self._allowed(filters), max(self.settings.depth, top_k))
         if q.text is None and image is not None:
             q.text = self._image_tags(image)  # query by image also searches figure descriptions

@@ -233,9 +233,14 @@ def test_a_query_image_is_searched_and_shown_to_a_vision_model(kb_dir: Path, tmp
     assert text_only.calls[0].images == []  # a text-only model never receives pixels
 
 
-def test_cli_ask_image_must_exist(kb_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                  monkeypatch: pytest.MonkeyPatch):
+def test_cli_ask_image_must_exist_and_be_a_picture(kb_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch):
     _fake_models(monkeypatch)
     assert main(["ask", "How long does the battery last?", "--kb", str(kb_dir), "--model", "extractive",
                  "--image", str(tmp_path / "missing.png")]) == 2
-    assert "query image not found" in capsys.readouterr().err
+    assert "query image" in (err := capsys.readouterr().err) and "no such file" in err
+    garbage = tmp_path / "garbage.png"
+    garbage.write_bytes(b"not a picture at all")
+    assert main(["ask", "How long does the battery last?", "--kb", str(kb_dir), "--model", "extractive",
+                 "--image", str(garbage)]) == 2
+    assert "is not a readable image" in capsys.readouterr().err
