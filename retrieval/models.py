@@ -202,13 +202,17 @@ def derived(target: Path, build: Callable[[Path], None]) -> Path:
         return verify_sha256(target, digest.read_text().strip(), f"delete {target} and it is rebuilt on next use")
     import tempfile
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        built = Path(tmp) / target.name
-        build(built)
-        Path(tmp, "sha").write_text(sha256_file(built) + "\n")
-        os.replace(built, target)
-        os.replace(Path(tmp, "sha"), digest)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            built = Path(tmp) / target.name
+            build(built)
+            Path(tmp, "sha").write_text(sha256_file(built) + "\n")
+            os.replace(built, target)
+            os.replace(Path(tmp, "sha"), digest)
+    except OSError as exc:  # a read-only or full disk: say where, and how to choose another place
+        raise CitelineError(f"cannot write the derived model {target.name} to {target.parent} ({exc}); "
+                            "set CITELINE_HOME to a writable folder") from exc
     return target
 
 

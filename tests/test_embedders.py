@@ -282,3 +282,14 @@ def test_tagger_features_group_same_category(tagger) -> None:  # type: ignore[no
     assert tagger.supports_text_queries is False
     with pytest.raises(TextQueriesUnsupported):
         tagger.embed_texts(["zebra"])
+
+
+@real
+def test_q8_model_in_an_unwritable_place_names_the_fix(tmp_path: Path) -> None:
+    from ingest.errors import CitelineError
+    from retrieval.models import minilm_q8_onnx
+
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("a file where the cache folder should be")
+    with pytest.raises(CitelineError, match="CITELINE_HOME"):
+        minilm_q8_onnx(blocked / "models")
