@@ -140,10 +140,14 @@ class Citeline:
 
     def chat(self, *, model: str | None = None, filters: Any = None, generator: Any = None,
              **options: Any) -> Any:
-        """A multi-turn `ChatSession` (`.ask(q)`, `.stream(q)`, `.history`)."""
+        """A multi-turn `ChatSession` (`.ask(q, image=None)`, `.stream(q, image=None)`, `.history`)."""
         from assistant.chat import ChatSession
 
-        return ChatSession(self.answerer(model=model, generator=generator, **options), filters)
+        def with_image(image: str) -> Any:
+            return self.answerer(model=model, generator=generator, image=image, **options)
+
+        return ChatSession(self.answerer(model=model, generator=generator, **options), filters,
+                           with_image=with_image)
 
     def answerer(self, *, model: str | None = None, generator: Any = None, image: str | None = None,
                  **options: Any) -> Any:

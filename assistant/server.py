@@ -5,8 +5,9 @@
     curl -H "Authorization: Bearer $CITELINE_SERVER_KEY" -d '{"question": "Battery life?"}' localhost:8000/v1/ask
 
 Endpoints: GET /health; under /v1 (bearer key when one is configured): GET status, GET documents, POST ingest
-(multipart `files`), DELETE documents/{doc_id} or documents?path=..., POST search, POST ask (JSON, or
-Server-Sent Events `sources`, `token`, `answer` with `"stream": true`), GET assets/{path}.
+(multipart `files`), DELETE documents/{doc_id} or documents?path=..., POST search, POST ask (JSON with an optional
+base64 `image_b64` the question is about; the answer as JSON, or Server-Sent Events `sources`, `token`, `answer`
+with `"stream": true`), GET assets/{path}. Request bodies, uploads, SSE and errors: `assistant.server_http`.
 
 Concurrency: the SDK object and its generator are not thread-safe, so reads (status, documents, search, ask)
 run one at a time. Writes (ingest, remove) go through a sibling SDK object sharing the same models, so an
@@ -16,87 +17,49 @@ ingest neither blocks readers nor closes the reader under them; the KB's writer 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hmac
-import logging
 import os
-import re
-import shutil
-import tempfile
 import threading
-import unicodedata
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from ingest.discovery import SUPPORTED
-from ingest.errors import CitelineError, EmbedderMismatch, KBError, KBLocked, MissingDependency
+from ingest.errors import MissingDependency
 
 try:
-    from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Security
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
-    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-    from pydantic import BaseModel, ConfigDict, Field
-    from starlette.datastructures import UploadFile
-    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+    from fastapi.responses import FileResponse, StreamingResponse
 except ModuleNotFoundError as exc:  # the server is an optional edge
     raise MissingDependency("the HTTP server (fastapi, uvicorn)", "pip install 'citeline[server]'") from exc
+
+from assistant.server_http import (
+    ASK_RESPONSES,
+    ASSET_TYPES,
+    SSE_HEADERS,
+    UPLOAD_SCHEMA,
+    AskIn,
+    BodyLimit,
+    SearchIn,
+    ServerLimits,
+    add_error_handlers,
+    allowed_model,
+    answer_options,
+    asset_file,
+    bearer_check,
+    check_uploads,
+    query_image_file,
+    safe_upload_name,
+    save_upload,
+    sse_stream,
+)
 
 if TYPE_CHECKING:
     from assistant.chat import ChatSession
     from assistant.sdk import Citeline
 
-log = logging.getLogger("citeline.server")
-
-ASSET_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
-_UNSAFE_NAME = re.compile(r"[^\w.\- ()+,]")
-_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-_END = object()
-_BEARER = HTTPBearer(auto_error=False, description="the server's CITELINE_SERVER_KEY")
-
-
-@dataclass(frozen=True)
-class ServerLimits:
-    max_file_bytes: int = 100 * 2**20  # one uploaded file
-    max_files: int = 16  # files in one upload
-    max_request_bytes: int = 256 * 2**20  # any request body, refused before it is read when declared
-    max_image_bytes: int = 10 * 2**20  # a decoded query image
-    max_sessions: int = 256  # chat sessions kept (least recently used dropped)
-
-
-# -- request bodies ----------------------------------------------------------------------------------------
-class SamplingIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
-    top_k: int | None = Field(None, ge=0, le=1000)
-    max_tokens: int | None = Field(None, ge=1, le=4096)
-    seed: int | None = None
-    stop: list[str] | None = Field(None, max_length=8)
-
-
-class SearchIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    query: str | None = Field(None, min_length=1, max_length=4000)
-    top_k: int = Field(10, ge=1, le=100)
-    docs: list[str] = Field(default_factory=list, max_length=100, description="document names or ids")
-    image_b64: str | None = Field(None, description="a query image (PNG, JPEG, ...), base64-encoded")
-
-
-class AskIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    question: str = Field(min_length=1, max_length=4000)
-    model: str | None = Field(None, max_length=200, description="a named model; paths and URLs only as configured")
-    top_k: int | None = Field(None, ge=1, le=50, description="passages retrieved")
-    sampling: SamplingIn | None = None
-    stream: bool = False
-    session_id: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[\w.\-]+$")
-    docs: list[str] = Field(default_factory=list, max_length=100, description="only search these documents")
+__all__ = ["ServerLimits", "create_app", "safe_upload_name"]
 
 
 # -- the app -----------------------------------------------------------------------------------------------
@@ -107,9 +70,9 @@ def create_app(sdk: Citeline, *, api_key: str | None, limits: ServerLimits | Non
     app = FastAPI(title="Citeline", version="0.1.0", description="Answers over your documents, with verified "
                   "citations. Send `Authorization: Bearer <key>` when the server has a key.")
     app.add_api_route("/health", api.health, methods=["GET"])
-    app.include_router(api.router(_bearer_check(api_key)))
-    app.add_middleware(_BodyLimit, limit=limits.max_request_bytes)
-    _add_error_handlers(app)
+    app.include_router(api.router(bearer_check(api_key)))
+    app.add_middleware(BodyLimit, limit=limits.max_request_bytes)
+    add_error_handlers(app)
     return app
 
 
@@ -130,9 +93,9 @@ class _Api:
         r.add_api_route("/documents", self.documents, methods=["GET"])
         r.add_api_route("/documents", self.remove_path, methods=["DELETE"])
         r.add_api_route("/documents/{doc_id}", self.remove_document, methods=["DELETE"])
-        r.add_api_route("/ingest", self.ingest, methods=["POST"], openapi_extra=_UPLOAD_SCHEMA)
+        r.add_api_route("/ingest", self.ingest, methods=["POST"], openapi_extra=UPLOAD_SCHEMA)
         r.add_api_route("/search", self.search, methods=["POST"])
-        r.add_api_route("/ask", self.ask, methods=["POST"], responses=_ASK_RESPONSES)
+        r.add_api_route("/ask", self.ask, methods=["POST"], responses=ASK_RESPONSES)
         r.add_api_route("/assets/{path:path}", self.asset, methods=["GET"], response_class=FileResponse)
         return r
 
@@ -153,24 +116,28 @@ class _Api:
             return {"documents": [asdict(row) for row in self.sdk.documents()]}
 
     def search(self, body: SearchIn) -> dict[str, Any]:
-        with _query_image(body.image_b64, self.limits.max_image_bytes) as image, self.read_lock:
+        with query_image_file(body.image_b64, self.limits.max_image_bytes) as image, self.read_lock:
             hits = self.sdk.search(body.query, image=image, top_k=body.top_k, docs=body.docs)
         return {"query": body.query, "hits": [hit.to_json() for hit in hits]}
 
     def ask(self, body: AskIn) -> Any:
         from retrieval.types import SearchFilters
 
-        model = _allowed_model(body.model, self.sdk.settings.model)
+        model = allowed_model(body.model, self.sdk.settings.model)
         filters = SearchFilters(docs=tuple(body.docs)) if body.docs else None
-        with self.read_lock:
-            chat = self._chat(body.session_id, self.sdk.chat(model=model, filters=filters, **_answer_options(body)))
-            if not body.stream:
-                return chat.ask(body.question).to_json()
-        return StreamingResponse(_sse(lambda: chat.stream(body.question), self.read_lock),
-                                 media_type="text/event-stream", headers=_SSE_HEADERS)
+        with ExitStack() as stack:  # the query image file lives until the answer (or its stream) is over
+            image = stack.enter_context(query_image_file(body.image_b64, self.limits.max_image_bytes))
+            with self.read_lock:
+                chat = self._chat(body.session_id, self.sdk.chat(model=model, filters=filters,
+                                                                 **answer_options(body)))
+                if not body.stream:
+                    return chat.ask(body.question, image).to_json()
+            cleanup = stack.pop_all().close
+        return StreamingResponse(sse_stream(lambda: chat.stream(body.question, image), self.read_lock, cleanup),
+                                 media_type="text/event-stream", headers=SSE_HEADERS)
 
     def asset(self, path: str) -> FileResponse:
-        target = _asset_file(self.sdk.kb_dir / "assets", path)
+        target = asset_file(self.sdk.kb_dir / "assets", path)
         return FileResponse(target, media_type=ASSET_TYPES[target.suffix.lower()],
                             headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"})
 
@@ -179,7 +146,7 @@ class _Api:
         if session_id is None:
             return fresh
         session = self.sessions.pop(session_id, None) or fresh
-        session.answerer, session.filters = fresh.answerer, fresh.filters
+        session.answerer, session.filters, session.with_image = fresh.answerer, fresh.filters, fresh.with_image
         self.sessions[session_id] = session
         while len(self.sessions) > self.limits.max_sessions:
             self.sessions.popitem(last=False)
@@ -193,9 +160,9 @@ class _Api:
             return await asyncio.to_thread(self._save_and_ingest, files)
 
     def _save_and_ingest(self, files: list[Any]) -> dict[str, Any]:
-        names = _check_uploads(files, self.limits)
+        names = check_uploads(files, self.limits)
         self.uploads.mkdir(parents=True, exist_ok=True)
-        paths = [_save_upload(upload, self.uploads / name) for upload, name in zip(files, names, strict=True)]
+        paths = [save_upload(upload, self.uploads / name) for upload, name in zip(files, names, strict=True)]
         report = self.writer.ingest(*paths).last_report
         assert report is not None
         return report.to_json()
@@ -220,244 +187,3 @@ class _Api:
             if Path(path).resolve().is_relative_to(uploads):
                 Path(path).unlink(missing_ok=True)
         return {"removed": removed}
-
-
-# -- HTTP helpers --------------------------------------------------------------------------------------------
-def _bearer_check(api_key: str | None) -> Callable[..., None]:
-    def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)]) -> None:
-        if api_key is None:
-            return
-        given = credentials.credentials.encode() if credentials else b""
-        if not hmac.compare_digest(given, api_key.encode()):
-            raise HTTPException(401, "missing or invalid API key: send `Authorization: Bearer <key>` with the "
-                                "server's CITELINE_SERVER_KEY", headers={"WWW-Authenticate": "Bearer"})
-
-    return check
-
-
-def _allowed_model(model: str | None, configured: str) -> str | None:
-    """Clients may name models (qwen, smollm2, extractive, ...); paths and URLs only as the server configured."""
-    if model is None or model == configured or ":" not in model:
-        return model
-    raise HTTPException(400, f"model {model!r} is not allowed: name a model (e.g. qwen, smollm2, extractive); "
-                        "file paths and endpoints are chosen when the server starts (citeline serve --model)")
-
-
-def _answer_options(body: AskIn) -> dict[str, Any]:
-    sampling = body.sampling.model_dump(exclude_none=True) if body.sampling else {}
-    if "top_k" in sampling:
-        sampling["sample_top_k"] = sampling.pop("top_k")
-    if "stop" in sampling:
-        sampling["stop"] = tuple(sampling["stop"])
-    return {"top_k": body.top_k, **sampling}
-
-
-def _check_uploads(files: list[Any], limits: ServerLimits) -> list[str]:
-    """Validate every upload before anything is written: names, count, types and sizes."""
-    if not files or not all(isinstance(f, UploadFile) for f in files):
-        raise HTTPException(400, "send one or more files in the multipart field `files`")
-    if len(files) > limits.max_files:
-        raise HTTPException(400, f"at most {limits.max_files} files per upload")
-    names = [safe_upload_name(f.filename or "") for f in files]
-    if len(set(names)) != len(names):
-        raise HTTPException(400, f"duplicate file names in one upload: {', '.join(sorted(names))}")
-    for upload, name in zip(files, names, strict=True):
-        if Path(name).suffix.lower() not in SUPPORTED:
-            raise HTTPException(415, f"{name}: unsupported file type; supported: {' '.join(SUPPORTED)}")
-        if _upload_size(upload) > limits.max_file_bytes:
-            raise HTTPException(413, f"{name} is larger than the {limits.max_file_bytes} bytes allowed per file")
-    return names
-
-
-def safe_upload_name(raw: str, max_chars: int = 120) -> str:
-    """A client file name reduced to a plain, visible file name: no folders, no `..`, no control characters."""
-    name = unicodedata.normalize("NFC", raw.replace("\\", "/").rsplit("/", 1)[-1])
-    name = _UNSAFE_NAME.sub("_", name).strip(" .")
-    stem, suffix = os.path.splitext(name)
-    name = stem[: max_chars - len(suffix)] + suffix
-    if not stem.strip("._ "):
-        raise HTTPException(400, f"invalid file name {raw!r}")
-    return name
-
-
-def _upload_size(upload: UploadFile) -> int:
-    if upload.size is not None:
-        return upload.size
-    upload.file.seek(0, os.SEEK_END)
-    size = upload.file.tell()
-    upload.file.seek(0)
-    return size
-
-
-def _save_upload(upload: UploadFile, target: Path) -> str:
-    """Write atomically (a hidden part file, then rename), so a reader never sees half a file."""
-    part = target.with_name(f".{target.name}.part")
-    upload.file.seek(0)
-    with part.open("wb") as out:
-        shutil.copyfileobj(upload.file, out, 2**20)
-    os.replace(part, target)
-    return str(target)
-
-
-@contextmanager
-def _query_image(image_b64: str | None, max_bytes: int) -> Iterator[str | None]:
-    """A base64 query image as a temporary file, checked to be a readable picture."""
-    if image_b64 is None:
-        yield None
-        return
-    if len(image_b64) > (max_bytes * 4) // 3 + 4:
-        raise HTTPException(413, f"image_b64 is larger than the {max_bytes} bytes allowed")
-    try:
-        data = base64.b64decode(image_b64, validate=True)
-    except (binascii.Error, ValueError):
-        raise HTTPException(400, "image_b64 is not valid base64") from None
-    suffix = _image_suffix(data)
-    fd, path = tempfile.mkstemp(suffix=suffix, prefix="citeline-query-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        yield path
-    finally:
-        os.unlink(path)
-
-
-def _image_suffix(data: bytes) -> str:
-    import io
-
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.verify()
-            kind = (image.format or "png").lower()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise HTTPException(400, "image_b64 is not a readable image (PNG, JPEG, WebP, ...)") from None
-    return f".{kind}"
-
-
-def _asset_file(root: Path, rel: str) -> Path:
-    """A page thumbnail or figure crop inside `root`; anything that could leave it is refused."""
-    parts = rel.split("/")
-    if not rel or "\x00" in rel or "\\" in rel or rel.startswith("/") or ".." in parts or ":" in parts[0]:
-        raise HTTPException(400, f"invalid asset path {rel!r}: use a path relative to the assets folder")
-    root = root.resolve()
-    target = (root / rel).resolve()
-    if not target.is_relative_to(root) or not target.is_file() or target.suffix.lower() not in ASSET_TYPES:
-        raise HTTPException(404, f"no asset {rel!r}")
-    return target
-
-
-# -- streaming -----------------------------------------------------------------------------------------------
-async def _sse(start: Callable[[], Any], lock: threading.Lock) -> AsyncIterator[str]:
-    """Run the answer stream in its own thread (holding the read lock until it ends) and relay its events as
-    SSE frames. When the client goes away the stream is cancelled; the thread finishes and frees the lock."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    gone = threading.Event()
-
-    def put(item: Any) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, item)
-
-    threading.Thread(target=_pump, args=(start, lock, gone, put), daemon=True, name="citeline-sse").start()
-    try:
-        while (item := await queue.get()) is not _END:
-            yield item
-    finally:
-        gone.set()
-
-
-def _pump(start: Callable[[], Any], lock: threading.Lock, gone: threading.Event, put: Callable[[Any], None]) -> None:
-    try:
-        with lock:
-            stream = start()
-            for event in stream.events():
-                if gone.is_set():
-                    stream.cancel()
-                put(sse_frame(event.type, event.to_json()))
-    except Exception as exc:  # the status line is gone: report in-band
-        status, message = _error_status(exc)
-        put(sse_frame("error", {"type": "error", "status": status, "error": message}))
-    finally:
-        put(_END)
-
-
-def sse_frame(event: str, data: dict[str, Any]) -> str:
-    import json
-
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
-
-
-# -- errors --------------------------------------------------------------------------------------------------
-def _status_table() -> tuple[tuple[type[BaseException], int], ...]:
-    from assistant.generators.openai_compat import EndpointError
-    from assistant.models import ModelMissing
-
-    return ((KBLocked, 409), (EmbedderMismatch, 409),
-            (KBError, 404),  # "no knowledge base at ...: create one"
-            (ModelMissing, 503), (MissingDependency, 503), (EndpointError, 502),
-            (ValueError, 400), (NotImplementedError, 400),  # SearchError, UnknownGenerator, text queries unsupported
-            (FileNotFoundError, 404), (CitelineError, 500))
-
-
-def _error_status(exc: BaseException) -> tuple[int, str]:
-    if isinstance(exc, StarletteHTTPException):
-        return exc.status_code, str(exc.detail)
-    if isinstance(exc, CitelineError | FileNotFoundError):
-        status = next(code for kind, code in _status_table() if isinstance(exc, kind))
-        return status, str(exc)
-    log.error("unexpected error", exc_info=exc)
-    return 500, f"internal server error ({type(exc).__name__}); the details are in the server log"
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    async def http_error(request: Request, exc: Exception) -> JSONResponse:
-        status, message = _error_status(exc)
-        headers = getattr(exc, "headers", None)
-        return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
-
-    async def invalid(request: Request, exc: Exception) -> JSONResponse:
-        errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-        where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in errors)
-        return JSONResponse({"error": f"invalid request: {where}", "status": 400}, status_code=400)
-
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(RequestValidationError, invalid)
-    app.add_exception_handler(CitelineError, http_error)
-    app.add_exception_handler(FileNotFoundError, http_error)
-    app.add_exception_handler(Exception, http_error)
-
-
-class _BodyLimit:
-    """Refuse request bodies over `limit` bytes: before reading when Content-Length says so, else as they arrive."""
-
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope.get("headers") or ()).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.limit:
-            response = JSONResponse({"error": self._message(), "status": 413}, status_code=413)
-            return await response(scope, receive, send)
-        received = 0
-
-        async def bounded() -> Any:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.limit:
-                raise HTTPException(413, self._message())
-            return message
-
-        await self.app(scope, bounded, send)
-
-    def _message(self) -> str:
-        return f"request body larger than the {self.limit} bytes allowed"
-
-
-_UPLOAD_SCHEMA: dict[str, Any] = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["files"],
-    "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}}
-_ASK_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {
-    "schema": {"type": "string", "description": "with stream=true: events `sources`, `token`..., `answer`"}}}}}

@@ -274,6 +274,41 @@ def test_ask_with_another_named_model_and_a_session(client: httpx.Client):
     assert "Aurora" not in other.json()["query"]
 
 
+def _png_b64() -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_ask_with_a_query_image_shows_it_to_a_vision_model(client: httpx.Client, sdk: Citeline, stream: bool):
+    from assistant.generators.fake import ScriptedGenerator
+
+    vision = sdk._generators["fake-vision"] = ScriptedGenerator(REPLY, supports_images=True, name="fake-vision")
+    body = {"question": QUESTION, "model": "fake-vision", "image_b64": _png_b64(), "stream": stream}
+    if stream:
+        with client.stream("POST", "/v1/ask", json=body) as r:
+            assert r.status_code == 200
+            answer = sse_events(r)[-1][1]["answer"]
+    else:
+        r = client.post("/v1/ask", json=body)
+        assert r.status_code == 200, r.text
+        answer = r.json()
+    assert answer["model"] == "fake-vision" and not answer["abstained"]
+    (call,) = vision.calls
+    shown = Path(call.images[0])
+    assert shown.name.startswith("citeline-query-") and shown.suffix == ".png"  # the user's picture comes first
+    assert not shown.exists()  # the temporary copy is gone once the answer is out
+
+
+def test_ask_with_a_bad_query_image_is_400(client: httpx.Client):
+    bad = client.post("/v1/ask", json={"question": QUESTION, "image_b64": base64.b64encode(b"no image").decode()})
+    assert bad.status_code == 400 and "not a readable image" in bad.json()["error"]
+    assert client.post("/v1/ask", json={"question": QUESTION, "image_b64": "%%%"}).status_code == 400
+
+
 @pytest.mark.parametrize("model", ["gguf:/etc/passwd", "openai:gpt@http://10.0.0.1/v1", "no-such-model"])
 def test_ask_refuses_paths_urls_and_unknown_models(client: httpx.Client, model: str):
     r = client.post("/v1/ask", json={"question": QUESTION, "model": model})
