@@ -23,9 +23,11 @@ from assistant.prompting import (
     PLAIN_PROMPT,
     SYSTEM_PROMPT,
     build_messages,
+    judge_messages,
     pack_sources,
     source_from_hit,
     terms,
+    without_abstain_rule,
 )
 from assistant.types import ABSTAIN_TEXT, Answer, Message, Sampling, Source, StreamEvent
 from retrieval.rewrite import FollowUpRewriter, QueryRewriter, Turn
@@ -41,6 +43,9 @@ class AnswerSettings:
     source_tokens: int = 120  # at most this much of one hit
     max_sources: int = 4
     min_confidence: float = 0.25  # below this retrieval confidence, abstain without asking the model
+    # a generator that can judge (assistant.generators.Judge) is first asked whether the sources answer the
+    # question; below this log-odds of "Yes" over "No" the answer is an abstention. None: never ask.
+    min_answerable: float | None = None
     closest_sources: int = 3  # shown with an abstention
     images: int = 2  # figure crops sent to a vision-capable generator
     history_turns: int = 2
@@ -120,7 +125,17 @@ class Answerer:
         system = s.system_prompt
         if system == SYSTEM_PROMPT and not getattr(self.generator, "cites_reliably", True):
             system = PLAIN_PROMPT
+        judge = getattr(self.generator, "yes_no", None) if s.min_answerable is not None else None
+        if judge is not None:  # the judge decides abstention; the model is asked only to answer
+            system = without_abstain_rule(system)
         messages = build_messages(question, sources, _history_messages(history), system, s.history_turns)
+        if judge is not None:
+            base = replace(base, answerable=judge(judge_messages(messages)))
+            timings["judge_s"] = time.perf_counter() - started
+            if base.answerable is not None and base.answerable < s.min_answerable:
+                yield StreamEvent("answer", answer=self._abstain(replace(base, sources=tuple(sources)), hits,
+                                                                 started))
+                return
         raw, cancelled = [], False
         pieces = self.generator.stream(messages, self._images(sources), s.sampling)
         try:

@@ -56,6 +56,9 @@ def _answer_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--system-prompt", default=None, help="the system prompt, or @FILE to read it from a file")
     p.add_argument("--threshold", type=float, default=None, help="lexical support a cited sentence needs (0..1)")
     p.add_argument("--min-confidence", type=float, default=None, help="retrieval confidence below which to abstain")
+    p.add_argument("--min-answerable", type=float, default=None, metavar="LOGODDS",
+                   help="first ask the model whether the sources answer the question (GGUF models) and abstain "
+                        "below this log-odds of Yes over No; the model then answers without its own abstain rule")
     p.add_argument("--flag-unsupported", action="store_true", help="keep unsupported sentences, flagged")
 
 
@@ -66,6 +69,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     return {"top_k": args.top_k, "context_tokens": args.context_tokens, "temperature": args.temperature,
             "top_p": args.top_p, "max_tokens": args.max_tokens, "seed": args.seed, "system_prompt": prompt,
             "lexical_threshold": args.threshold, "min_confidence": args.min_confidence,
+            "min_answerable": args.min_answerable,
             "mode": "flag" if args.flag_unsupported else None,
             "sample_top_k": args.sample_top_k}
 
@@ -86,7 +90,8 @@ def answer_json(answer: Answer) -> dict[str, Any]:
                        "quote": c.quote, "verified": c.verified, "chunk_id": c.chunk_id,
                        "figure_path": c.figure_path} for c in answer.citations],
         "sources": [s.to_json() for s in answer.sources],
-        "query": answer.query, "confidence": round(answer.confidence, 4), "model": answer.model,
+        "query": answer.query, "confidence": round(answer.confidence, 4),
+        "answerable": None if answer.answerable is None else round(answer.answerable, 4), "model": answer.model,
         "timings": {k: round(v, 3) for k, v in answer.timings.items()},
     }
 

@@ -100,6 +100,7 @@ class Answer:
     raw_text: str = ""  # what the generator produced, before verification
     dropped: tuple[str, ...] = ()  # sentences removed (or flagged) because no source supports them
     confidence: float = 0.0  # retrieval confidence, 0..1
+    answerable: float | None = None  # the model's log-odds that the sources answer the question (when it judges)
     model: str = ""
     timings: dict[str, float] = field(default_factory=dict)  # first_token_s, answer_s, search_s
     cancelled: bool = False
@@ -108,7 +109,8 @@ class Answer:
         return {
             "question": self.question, "query": self.query, "answer": self.text, "abstained": self.abstained,
             "citations": [c.to_json() for c in self.citations], "sources": [s.to_json() for s in self.sources],
-            "dropped": list(self.dropped), "confidence": round(float(self.confidence), 4), "model": self.model,
+            "dropped": list(self.dropped), "confidence": round(float(self.confidence), 4),
+            "answerable": None if self.answerable is None else round(self.answerable, 4), "model": self.model,
             "timings": {k: round(v, 4) for k, v in self.timings.items()}, "cancelled": self.cancelled,
         }
 

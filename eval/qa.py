@@ -98,12 +98,14 @@ class Prediction:
     pages: set[int]
     first_token_s: float
     answer_s: float
+    answerable: float | None = None  # the judge's log-odds, when the generator judged
 
 
 def citeline_predict(answerer: Any, question: str, filters: Any) -> Prediction:
     a = answerer.ask(question, filters=filters)
     return Prediction(a.text, a.abstained, {c.page for c in a.citations if c.verified},
-                      a.timings.get("first_token_s", a.timings.get("answer_s", 0.0)), a.timings.get("answer_s", 0.0))
+                      a.timings.get("first_token_s", a.timings.get("answer_s", 0.0)), a.timings.get("answer_s", 0.0),
+                      a.answerable)
 
 
 def baseline_predict(search: Callable[..., Sequence[Any]], generator: Any, question: str, filters: Any, k: int = 4,
@@ -170,7 +172,7 @@ def run_mmlongbench(path: Path, kb_dir: Path, model: str = "qwen", limit: int | 
                    "pred": p.text, "abstained": p.abstained, "pages": sorted(p.pages),
                    "gold_pages": q.get("evidence_pages", []),
                    "score": score_answer(p.text, p.abstained, str(q["answer"]), q["answer_format"]),
-                   "first_token_s": p.first_token_s, "answer_s": p.answer_s}
+                   "first_token_s": p.first_token_s, "answer_s": p.answer_s, "answerable": p.answerable}
             runs[name].append(row)
             log("ROW " + json.dumps({name: row}))
             log(f"  [{i}/{len(questions)}] {name} {q['qid']} score={row['score']:.0f}"

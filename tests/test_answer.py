@@ -13,8 +13,9 @@ import pytest
 from assistant.answer import AnswerSettings
 from assistant.cli import main
 from assistant.config import Settings
-from assistant.generators.fake import ScriptedGenerator
-from assistant.prompting import REMOVED
+from assistant.generators import Judge
+from assistant.generators.fake import ScriptedGenerator, ScriptedJudge
+from assistant.prompting import JUDGE_QUESTION, REMOVED
 from assistant.sdk import Citeline
 from assistant.types import ABSTAIN_TEXT
 from retrieval.kb import KBSettings
@@ -61,6 +62,32 @@ def test_low_retrieval_confidence_abstains_without_asking_the_model(kb_dir: Path
     answer = sdk(kb_dir).ask("Which painter made the Mona Lisa in Florence?", generator=gen)
     assert answer.abstained and answer.text == ABSTAIN_TEXT and not gen.calls
     assert answer.sources and not answer.citations  # the closest sources are still shown
+
+
+def test_a_judge_below_the_threshold_abstains_before_generating(kb_dir: Path):
+    gen = ScriptedJudge("The battery lasts 14 hours [1].", judgement=-2.0)
+    assert isinstance(gen, Judge) and not isinstance(ScriptedGenerator(), Judge)
+    answer = sdk(kb_dir, min_answerable=-0.5).ask("How long does the battery last?", generator=gen)
+    assert answer.abstained and answer.text == ABSTAIN_TEXT and not gen.calls  # never asked to answer
+    assert answer.answerable == -2.0 and answer.sources and "judge_s" in answer.timings
+    (judged,) = gen.judged
+    assert judged[-1]["content"].endswith(JUDGE_QUESTION) and "14 hours" in judged[-1]["content"]
+    assert json.loads(json.dumps(answer.to_json()))["answerable"] == -2.0
+
+
+def test_a_judge_above_the_threshold_lets_the_model_answer_from_the_same_prompt(kb_dir: Path):
+    gen = ScriptedJudge("The battery lasts 14 hours [1].", judgement=0.3)
+    answer = sdk(kb_dir, min_answerable=-0.5).ask("How long does the battery last?", generator=gen)
+    assert not answer.abstained and answer.answerable == 0.3 and "14 hours" in answer.text
+    (judged,), (call,) = gen.judged, gen.calls
+    assert judged[:-1] == call.messages[:-1]  # same system prompt and history: the KV cache is shared
+    assert judged[-1]["content"] == f"{call.messages[-1]['content']}\n\n{JUDGE_QUESTION}"
+
+
+def test_no_threshold_no_judging(kb_dir: Path):
+    gen = ScriptedJudge("The battery lasts 14 hours [1].", judgement=-9.0)
+    answer = sdk(kb_dir).ask("How long does the battery last?", generator=gen)
+    assert not answer.abstained and answer.answerable is None and not gen.judged
 
 
 def test_an_unsupported_reply_becomes_an_abstention_with_the_closest_sources(kb_dir: Path):
@@ -153,6 +180,24 @@ def test_cli_ask_json(kb_dir: Path, capsys: pytest.CaptureFixture[str], monkeypa
     code = main(["ask", "Who painted the Mona Lisa in Florence?", "--kb", str(kb_dir), "--model", "extractive"])
     text = capsys.readouterr().out
     assert code == 1 and text.startswith(ABSTAIN_TEXT) and "closest sources" in text
+
+
+@pytest.mark.llm
+def test_cli_ask_min_answerable_judges_with_the_real_gguf(kb_dir: Path, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch):
+    pytest.importorskip("llama_cpp")
+    _fake_models(monkeypatch)
+    ask = ["ask", "How long does the battery last?", "--kb", str(kb_dir), "--model", "smollm2", "--json",
+           "--max-tokens", "24", "--seed", "1"]
+    main([*ask, "--min-answerable", "100"])  # no model is that sure: abstain without generating
+    out = json.loads(capsys.readouterr().out)
+    assert out["abstained"] and isinstance(out["answerable"], float) and out["answerable"] < 100
+    assert "first_token_s" not in out["timings"] and out["timings"]["judge_s"] > 0
+    main([*ask, "--min-answerable", "-100"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["answerable"] > -100 and "first_token_s" in out["timings"]  # judged, then asked to answer
+    main(ask)
+    assert json.loads(capsys.readouterr().out)["answerable"] is None  # not asked unless wanted
 
 
 def test_cli_ask_text_lists_numbered_citations(kb_dir: Path, capsys: pytest.CaptureFixture[str],

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from assistant import models
-from assistant.generators import UnknownGenerator, build_generator, generate
+from assistant.generators import Judge, UnknownGenerator, build_generator, generate
 from assistant.generators.fake import ScriptedGenerator
 from assistant.generators.openai_compat import EndpointError, parse_openai_spec, with_images
 from assistant.prompting import build_messages
@@ -191,3 +191,18 @@ def test_llama_smollm2_streams_and_follows_sampling():
     next(stream)
     stream.close()
     assert generate(gen, MESSAGES, (), Sampling(max_tokens=4))  # usable after a cancel
+
+
+@pytest.mark.llm
+def test_llama_judges_yes_no_and_keeps_answers_reproducible():
+    pytest.importorskip("llama_cpp")
+    gen = build_generator("smollm2", n_ctx=1024, n_threads=2)
+    assert isinstance(gen, Judge)
+    ask = [{"role": "user", "content": "Is Paris the capital of France? Reply Yes or No."}]
+    first = gen.yes_no(ask)
+    plain = generate(gen, MESSAGES, (), Sampling(max_tokens=16, seed=1))
+    assert gen.yes_no(ask) == pytest.approx(first, abs=1e-3)  # from a different cached prefix: same score
+    assert gen.yes_no([*MESSAGES[:-1], ask[0]]) != pytest.approx(first, abs=1e-3)
+    assert generate(gen, MESSAGES, (), Sampling(max_tokens=16, seed=1)) == plain  # judging left no trace
+    fresh = build_generator("smollm2", n_ctx=1024, n_threads=2)
+    assert fresh.yes_no(ask) == pytest.approx(first, abs=1e-3)

@@ -41,6 +41,15 @@ class Generator(Protocol):
         ...
 
 
+@runtime_checkable
+class Judge(Protocol):
+    """An optional second face of a generator: how strongly the model would reply "Yes" rather than "No"."""
+
+    def yes_no(self, messages: Sequence[Message]) -> float:
+        """The log-odds of "Yes" over "No" as the first word of the reply to `messages`."""
+        ...
+
+
 def generate(generator: Generator, messages: Sequence[Message], images: Sequence[str] = (),
              sampling: Sampling | None = None) -> str:
     """The whole reply at once."""
@@ -78,4 +87,4 @@ def build_generator(spec: str = "qwen", *, env: Mapping[str, str] | None = None,
     raise UnknownGenerator(spec)
 
 
-__all__ = ["GENERATOR_SPECS", "Generator", "UnknownGenerator", "build_generator", "generate"]
+__all__ = ["GENERATOR_SPECS", "Generator", "Judge", "UnknownGenerator", "build_generator", "generate"]

@@ -55,3 +55,16 @@ class ScriptedGenerator:
             if self.delay:
                 time.sleep(self.delay)
             yield piece
+
+
+@dataclass
+class ScriptedJudge(ScriptedGenerator):
+    """A scripted generator that also judges (`assistant.generators.Judge`): `judgement` is the log-odds it
+    returns (a number, or a function of the messages); `judged` records the messages it was asked about."""
+
+    judgement: float | Callable[[Sequence[Message]], float] = 0.0
+    judged: list[list[Message]] = field(default_factory=list)
+
+    def yes_no(self, messages: Sequence[Message]) -> float:
+        self.judged.append([dict(m) for m in messages])
+        return self.judgement(messages) if callable(self.judgement) else float(self.judgement)

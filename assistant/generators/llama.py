@@ -31,6 +31,7 @@ class LlamaGenerator:
         self.n_threads = n_threads or min(os.cpu_count() or 2, 4)
         self.n_batch = n_batch
         self._llm: Any = None
+        self._formatter: Any = None
         self._lock = threading.Lock()  # one llama context cannot serve two requests at once
 
     @property
@@ -48,6 +49,47 @@ class LlamaGenerator:
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def yes_no(self, messages: Sequence[Message]) -> float:
+        """Log-odds of "Yes" over "No" as the reply's first token: one prompt pass, no sampling. The prompt's
+        common prefix with the previous request is reused from the KV cache, and the answer that follows (same
+        system prompt and sources) reuses this one's."""
+        import numpy as np
+
+        with self._lock:
+            llm = self.llm
+            tokens = self._prompt_tokens(messages)
+            previous = list(llm.input_ids[: llm.n_tokens])
+            keep = 0
+            while keep < min(len(previous), len(tokens) - 1) and previous[keep] == tokens[keep]:
+                keep += 1
+            llm.n_tokens = keep
+            llm.eval(tokens[keep:])
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).astype(np.float64)
+            yes, no = self._yes_no_ids()
+            return float(np.logaddexp.reduce(logits[yes]) - np.logaddexp.reduce(logits[no]))
+
+    def _prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
+        """The chat prompt exactly as llama-cpp-python's GGUF chat template renders and tokenizes it."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        llm = self.llm
+        template = llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise NotImplementedError(f"{self.name}: the GGUF has no chat template, so it cannot judge")
+        if self._formatter is None:
+            text = llm._model.token_get_text
+            self._formatter = Jinja2ChatFormatter(
+                template=template, eos_token=text(llm.token_eos()) if llm.token_eos() != -1 else "",
+                bos_token=text(llm.token_bos()) if llm.token_bos() != -1 else "")
+        result = self._formatter(messages=[dict(m) for m in messages])
+        return list(llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True))
+
+    def _yes_no_ids(self) -> tuple[list[int], list[int]]:
+        def first(words: Sequence[str]) -> list[int]:
+            return sorted({self.llm.tokenize(w.encode(), add_bos=False, special=False)[0] for w in words})
+
+        return first(("Yes", " Yes", "yes", " yes", "YES")), first(("No", " No", "no", " no", "NO"))
 
     def stream(self, messages: Sequence[Message], images: Sequence[str] = (),
                sampling: Sampling | None = None) -> Iterator[str]:
