@@ -129,10 +129,11 @@ class Answerer:
         if judge is not None:  # the judge decides abstention; the model is asked only to answer
             system = without_abstain_rule(system)
         messages = build_messages(question, sources, _history_messages(history), system, s.history_turns)
-        if judge is not None:
-            base = replace(base, answerable=judge(judge_messages(messages)))
+        if judge is not None and s.min_answerable is not None:
+            answerable = float(judge(judge_messages(messages)))
+            base = replace(base, answerable=answerable)
             timings["judge_s"] = time.perf_counter() - started
-            if base.answerable is not None and base.answerable < s.min_answerable:
+            if answerable < s.min_answerable:
                 yield StreamEvent("answer", answer=self._abstain(replace(base, sources=tuple(sources)), hits,
                                                                  started))
                 return
