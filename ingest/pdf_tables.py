@@ -3,12 +3,17 @@ grid, kept whole as GitHub markdown with the header row first."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ingest import pdf_page as pg
 from ingest.pdf_page import TABLE_MAX_DRAWINGS
 from ingest.types import BBox, Block
 
+# A word of three or more letters somewhere in the grid. Plot axes and the labels of a ruled diagram (numbers,
+# single letters, symbols) also make grids; on 45 real PDFs every such "table" was one of those, while real
+# tables name what they hold. A rejected grid's text stays on the page as ordinary text.
+_WORD = re.compile(r"[^\W\d_]{3,}")
 TABLE_MAX_AREA = 4 * 612 * 792  # find_tables is slow on posters and maps: skip pages over 4x Letter
 
 
@@ -56,7 +61,7 @@ def _table_blocks(view: pg.PageView, tables: list[Any]) -> list[Block]:
     blocks = []
     for table in tables:
         rows = [r for r in _table_rows(table, words) if any(r)]
-        if len(rows) < 2 or max(len(r) for r in rows) < 2:
+        if len(rows) < 2 or max(len(r) for r in rows) < 2 or not any(_WORD.search(c) for r in rows for c in r):
             continue
         blocks.append(Block(text=_markdown(rows), bbox=BBox(*(float(v) for v in table.bbox)), kind="table"))
     return blocks

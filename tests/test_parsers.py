@@ -118,6 +118,20 @@ def test_pdf_text_heading_table_figure_caption(manual_pdf: Path, tmp_path: Path)
     assert doc.pages[1].section == "Battery and Power"
 
 
+def test_a_grid_of_numbers_and_symbols_is_not_a_table(tmp_path: Path) -> None:
+    """Plot axes and labelled diagrams are ruled grids too; with no word in them they stay plain text."""
+    doc = pymupdf.open()
+    page = doc.new_page()
+    _draw_table(page, [["0", "x1"], ["-2 2", "4 6"]], 72, 100)
+    _draw_table(page, [["Year", "Sales"], ["2019", "4.2"]], 72, 300)
+    path = tmp_path / "grids.pdf"
+    doc.save(path)
+    parsed = _parse(path, _options(tmp_path, ocr=False))
+    tables = [b.text for b in parsed.pages[0].blocks if b.kind == "table"]
+    assert tables == ["| Year | Sales |\n|---|---|\n| 2019 | 4.2 |"]
+    assert "-2 2" in parsed.pages[0].text and "x1" in parsed.pages[0].text  # the axis labels are kept as text
+
+
 def test_pdf_encrypted(tmp_path: Path) -> None:
     doc = pymupdf.open()
     doc.new_page().insert_text((72, 72), "Confidential: the launch date is 14 March.", fontsize=11)
