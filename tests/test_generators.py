@@ -6,6 +6,7 @@ import hashlib
 import http.server
 import importlib.machinery
 import json
+import math
 import sys
 import threading
 import types
@@ -18,7 +19,7 @@ import pytest
 from assistant import models
 from assistant.generators import Judge, UnknownGenerator, build_generator, generate
 from assistant.generators.fake import ScriptedGenerator
-from assistant.generators.openai_compat import EndpointError, parse_openai_spec, with_images
+from assistant.generators.openai_compat import EndpointError, parse_openai_spec, with_images, yes_no_logodds
 from assistant.prompting import build_messages
 from assistant.types import Sampling, Source
 
@@ -35,6 +36,18 @@ class _SSEHandler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+        if not body.get("stream", True):  # a one-token judgement with top_logprobs
+            top = [{"token": "Yes", "logprob": -0.4}, {"token": "No", "logprob": -1.2}, {"token": " yes",
+                                                                                     "logprob": -2.0}]
+            reply = {"choices": [{"message": {"content": "Yes"}, "logprobs": {"content": [
+                {"token": "Yes", "logprob": -0.4, "top_logprobs": top}]}}]}
+            data = json.dumps(reply).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
@@ -90,6 +103,21 @@ def test_openai_request_shape_key_and_images(sse_server: str, tmp_path: Path):
     assert (body["temperature"], body["top_p"], body["top_k"], body["max_tokens"], body["seed"]) == (0.3, 0.8, 5, 9, 7)
     parts = body["messages"][-1]["content"]
     assert parts[0]["type"] == "text" and parts[1]["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+def test_openai_judges_from_top_logprobs(sse_server: str):
+    _SSEHandler.requests.clear()
+    gen = build_generator(f"openai:m@{sse_server}", env={"CITELINE_API_KEY": "sk-test"})
+    assert isinstance(gen, Judge)
+    score = gen.yes_no(MESSAGES)
+    assert score == pytest.approx(math.log(math.exp(-0.4) + math.exp(-2.0)) - (-1.2))
+    body = _SSEHandler.requests[-1]["body"]
+    assert (body["max_tokens"], body["logprobs"], body["top_logprobs"], body["stream"]) == (1, True, 20, False)
+    only_no = {"choices": [{"logprobs": {"content": [{"top_logprobs": [{"token": "No", "logprob": -0.1},
+                                                                       {"token": "Maybe", "logprob": -3.0}]}]}}]}
+    assert yes_no_logodds(only_no) == pytest.approx(-3.0 + 0.1)  # "Yes" not listed: at most the floor
+    with pytest.raises(EndpointError, match="top_logprobs"):
+        yes_no_logodds({"choices": [{"message": {"content": "Yes"}}]})
 
 
 def test_openai_spec_and_errors():

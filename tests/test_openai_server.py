@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 import subprocess
 import sys
@@ -71,3 +72,13 @@ def test_cancel_closes_the_connection(server: str):
     next(stream)
     stream.close()
     assert generate(gen, MESSAGES, (), Sampling(max_tokens=4))  # the server still answers
+
+
+def test_judges_yes_no_through_a_real_openai_compatible_server(server: str):
+    from assistant.generators import Judge
+
+    gen = build_generator(f"openai:smollm2@{server}", env={})
+    assert isinstance(gen, Judge)
+    first = gen.yes_no(MESSAGES[:-1] + [{"role": "user", "content": "Is the sky blue on a clear day? Yes or No."}])
+    again = gen.yes_no(MESSAGES[:-1] + [{"role": "user", "content": "Is the sky blue on a clear day? Yes or No."}])
+    assert math.isfinite(first) and first == pytest.approx(again, abs=1e-3)  # greedy logits: reproducible

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import mimetypes
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -91,6 +92,45 @@ class OpenAICompatGenerator:
                 yield from _sse_content(resp.iter_lines())
         except httpx.HTTPError as e:
             raise EndpointError(f"cannot reach {url}: {e}") from e
+
+
+    def yes_no(self, messages: Sequence[Message]) -> float:
+        """Log-odds of "Yes" over "No" as the reply's first token, from the endpoint's `top_logprobs` (OpenAI,
+        vLLM and llama.cpp's server return them). A word missing from the top list counts as the least likely one
+        listed (an upper bound)."""
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        payload = {"model": self.model, "messages": [dict(m) for m in messages], "max_tokens": 1,
+                   "temperature": 0, "logprobs": True, "top_logprobs": 20, "stream": False}
+        url = f"{self.base_url}/chat/completions"
+        try:
+            with httpx.Client(timeout=self.timeout) as client:
+                resp = client.post(url, json=payload, headers=headers)
+        except httpx.HTTPError as e:
+            raise EndpointError(f"cannot reach {url}: {e}") from e
+        if resp.status_code >= 400:
+            raise EndpointError(f"{url} answered {resp.status_code}: {resp.text[:300]}")
+        return yes_no_logodds(resp.json(), url)
+
+
+def yes_no_logodds(reply: dict[str, Any], url: str = "the endpoint") -> float:
+    """log P(yes) - log P(no) from an OpenAI chat completion with `top_logprobs` on its first token."""
+    try:
+        top = reply["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+        listed = [(str(t["token"]).strip().lower(), float(t["logprob"])) for t in top]
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise EndpointError(f"{url} returned no top_logprobs, which judging needs (serve a model with logprobs "
+                            "enabled, or leave min_answerable unset)") from None
+    if not listed:
+        raise EndpointError(f"{url} returned an empty top_logprobs list")
+    floor = min(lp for _, lp in listed)
+
+    def mass(word: str) -> float:
+        found = [lp for token, lp in listed if token == word]
+        return math.log(sum(math.exp(lp) for lp in found)) if found else floor
+
+    return mass("yes") - mass("no")
 
 
 def _sse_content(lines: Iterator[str]) -> Iterator[str]:
