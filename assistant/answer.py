@@ -95,6 +95,9 @@ class Answerer:
         self.settings = settings or AnswerSettings()
         self.rewriter = rewriter or FollowUpRewriter()
         self.assets_dir = Path(assets_dir) if assets_dir else None
+        if self.settings.min_answerable is not None and not callable(getattr(generator, "yes_no", None)):
+            raise ValueError(f"model {generator.name!r} cannot judge whether the sources answer a question (GGUF "
+                             "and OpenAI-compatible models can): leave min_answerable unset")
 
     def ask(self, question: str, history: Sequence[Turn] = (), filters: SearchFilters | None = None,
             cancel: threading.Event | None = None) -> Answer:
@@ -125,7 +128,7 @@ class Answerer:
         system = s.system_prompt
         if system == SYSTEM_PROMPT and not getattr(self.generator, "cites_reliably", True):
             system = PLAIN_PROMPT
-        judge = getattr(self.generator, "yes_no", None) if s.min_answerable is not None else None
+        judge = self.generator.yes_no if s.min_answerable is not None else None  # type: ignore[attr-defined]
         if judge is not None:  # the judge decides abstention; the model is asked only to answer
             system = without_abstain_rule(system)
         messages = build_messages(question, sources, _history_messages(history), system, s.history_turns)

@@ -84,6 +84,11 @@ def test_a_judge_above_the_threshold_lets_the_model_answer_from_the_same_prompt(
     assert judged[-1]["content"] == f"{call.messages[-1]['content']}\n\n{JUDGE_QUESTION}"
 
 
+def test_a_threshold_for_a_model_that_cannot_judge_is_a_clear_error(kb_dir: Path):
+    with pytest.raises(ValueError, match="cannot judge"):
+        sdk(kb_dir, min_answerable=0.0).ask("How long does the battery last?", generator=ScriptedGenerator("x"))
+
+
 def test_no_threshold_no_judging(kb_dir: Path):
     gen = ScriptedJudge("The battery lasts 14 hours [1].", judgement=-9.0)
     answer = sdk(kb_dir).ask("How long does the battery last?", generator=gen)
