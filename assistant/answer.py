@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from assistant.citations import Verifier, VerifySettings, is_abstention, parse_claims
-from assistant.generators import Generator
+from assistant.generators import CannotJudge, Generator
 from assistant.prompting import (
     PLAIN_PROMPT,
     SYSTEM_PROMPT,
@@ -96,8 +96,7 @@ class Answerer:
         self.rewriter = rewriter or FollowUpRewriter()
         self.assets_dir = Path(assets_dir) if assets_dir else None
         if self.settings.min_answerable is not None and not callable(getattr(generator, "yes_no", None)):
-            raise ValueError(f"model {generator.name!r} cannot judge whether the sources answer a question (GGUF "
-                             "and OpenAI-compatible models can): leave min_answerable unset")
+            raise CannotJudge(generator.name)
 
     def ask(self, question: str, history: Sequence[Turn] = (), filters: SearchFilters | None = None,
             cancel: threading.Event | None = None) -> Answer:

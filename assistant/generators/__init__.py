@@ -29,6 +29,12 @@ class UnknownGenerator(CitelineError, ValueError):
                          "(`citeline models list` shows the known models)")
 
 
+class CannotJudge(CitelineError, ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"model {name!r} cannot judge whether the sources answer a question (GGUF and "
+                         "OpenAI-compatible models can): leave min_answerable (--min-answerable) unset")
+
+
 @runtime_checkable
 class Generator(Protocol):
     name: str
@@ -87,4 +93,4 @@ def build_generator(spec: str = "qwen", *, env: Mapping[str, str] | None = None,
     raise UnknownGenerator(spec)
 
 
-__all__ = ["GENERATOR_SPECS", "Generator", "Judge", "UnknownGenerator", "build_generator", "generate"]
+__all__ = ["GENERATOR_SPECS", "CannotJudge", "Generator", "Judge", "UnknownGenerator", "build_generator", "generate"]
