@@ -127,12 +127,11 @@ class Answerer:
         system = s.system_prompt
         if system == SYSTEM_PROMPT and not getattr(self.generator, "cites_reliably", True):
             system = PLAIN_PROMPT
-        judge = self.generator.yes_no if s.min_answerable is not None else None  # type: ignore[attr-defined]
-        if judge is not None:  # the judge decides abstention; the model is asked only to answer
+        if s.min_answerable is not None:  # the judge decides abstention; the model is asked only to answer
             system = without_abstain_rule(system)
         messages = build_messages(question, sources, _history_messages(history), system, s.history_turns)
-        if judge is not None and s.min_answerable is not None:
-            answerable = float(judge(judge_messages(messages)))
+        if s.min_answerable is not None:  # __init__ checked that the generator can judge
+            answerable = float(self.generator.yes_no(judge_messages(messages)))  # type: ignore[attr-defined]
             base = replace(base, answerable=answerable)
             timings["judge_s"] = time.perf_counter() - started
             if answerable < s.min_answerable:

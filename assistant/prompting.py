@@ -42,6 +42,7 @@ def without_abstain_rule(system_prompt: str) -> str:
             return system_prompt.removesuffix(rule).rstrip()
     return system_prompt
 
+
 # Asked after the sources and the question (same system prompt, so the answer that follows reuses the KV cache).
 JUDGE_QUESTION = "Do the sources above contain the answer to this question? Reply Yes or No."
 

@@ -32,6 +32,7 @@ class LlamaGenerator:
         self.n_batch = n_batch
         self._llm: Any = None
         self._formatter: Any = None
+        self._yes_no: tuple[list[int], list[int]] | None = None
         self._lock = threading.Lock()  # one llama context cannot serve two requests at once
 
     @property
@@ -59,10 +60,8 @@ class LlamaGenerator:
         with self._lock:
             llm = self.llm
             tokens = self._prompt_tokens(messages)
-            previous = list(llm.input_ids[: llm.n_tokens])
-            keep = 0
-            while keep < min(len(previous), len(tokens) - 1) and previous[keep] == tokens[keep]:
-                keep += 1
+            # at least one token is evaluated, so the logits belong to this prompt
+            keep = min(llm.longest_token_prefix(llm.input_ids[: llm.n_tokens], tokens), len(tokens) - 1)
             llm.n_tokens = keep
             llm.eval(tokens[keep:])
             logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).astype(np.float64)
@@ -86,10 +85,13 @@ class LlamaGenerator:
         return list(llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True))
 
     def _yes_no_ids(self) -> tuple[list[int], list[int]]:
+        """The first tokens of the ways the model may begin "Yes" and "No" (computed once per model)."""
         def first(words: Sequence[str]) -> list[int]:
             return sorted({self.llm.tokenize(w.encode(), add_bos=False, special=False)[0] for w in words})
 
-        return first(("Yes", " Yes", "yes", " yes", "YES")), first(("No", " No", "no", " no", "NO"))
+        if self._yes_no is None:
+            self._yes_no = first(("Yes", " Yes", "yes", " yes", "YES")), first(("No", " No", "no", " no", "NO"))
+        return self._yes_no
 
     def stream(self, messages: Sequence[Message], images: Sequence[str] = (),
                sampling: Sampling | None = None) -> Iterator[str]:

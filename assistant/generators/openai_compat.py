@@ -63,6 +63,14 @@ class OpenAICompatGenerator:
         self.timeout = timeout
         self.name = f"openai:{model}@{self.base_url}"
 
+    @property
+    def _url(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
     def _payload(self, messages: Sequence[Message], images: Sequence[str], s: Sampling) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "model": self.model, "stream": True, "messages": with_images(messages, images if self.supports_images else ()),
@@ -80,12 +88,11 @@ class OpenAICompatGenerator:
                sampling: Sampling | None = None) -> Iterator[str]:
         import httpx
 
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         payload = self._payload(messages, images, sampling or Sampling())
-        url = f"{self.base_url}/chat/completions"
+        url = self._url
         try:
             with httpx.Client(timeout=self.timeout) as client, client.stream("POST", url, json=payload,
-                                                                            headers=headers) as resp:
+                                                                            headers=self._headers) as resp:
                 if resp.status_code >= 400:
                     resp.read()
                     raise EndpointError(f"{url} answered {resp.status_code}: {resp.text[:300]}")
@@ -93,20 +100,18 @@ class OpenAICompatGenerator:
         except httpx.HTTPError as e:
             raise EndpointError(f"cannot reach {url}: {e}") from e
 
-
     def yes_no(self, messages: Sequence[Message]) -> float:
         """Log-odds of "Yes" over "No" as the reply's first token, from the endpoint's `top_logprobs` (OpenAI,
         vLLM and llama.cpp's server return them). A word missing from the top list counts as the least likely one
         listed (an upper bound)."""
         import httpx
 
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         payload = {"model": self.model, "messages": [dict(m) for m in messages], "max_tokens": 1,
                    "temperature": 0, "logprobs": True, "top_logprobs": 20, "stream": False}
-        url = f"{self.base_url}/chat/completions"
+        url = self._url
         try:
             with httpx.Client(timeout=self.timeout) as client:
-                resp = client.post(url, json=payload, headers=headers)
+                resp = client.post(url, json=payload, headers=self._headers)
         except httpx.HTTPError as e:
             raise EndpointError(f"cannot reach {url}: {e}") from e
         if resp.status_code >= 400:
