@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from assistant.citations import Verifier, VerifySettings, is_abstention, parse_claims
-from assistant.generators import CannotJudge, Generator
+from assistant.generators import CannotJudge, Generator, budget_of
 from assistant.prompting import (
     PLAIN_PROMPT,
     SYSTEM_PROMPT,
@@ -39,9 +39,11 @@ SearchFn = Callable[[str, int, "SearchFilters | None"], Sequence[Hit]]
 @dataclass(frozen=True)
 class AnswerSettings:
     top_k: int = 8  # hits retrieved
-    context_tokens: int = 300  # prompt budget for the sources (2 CPU cores: ~190 prompt tokens/s)
-    source_tokens: int = 120  # at most this much of one hit
-    max_sources: int = 4
+    # the source budget: None takes the generator's declared profile (assistant.generators.budget_of): the
+    # offline 0.5B gets 300 tokens in 4 sources of 120, OpenAI-compatible endpoints 6000 tokens in 10 of 800
+    context_tokens: int | None = None
+    source_tokens: int | None = None  # at most this much of one hit
+    max_sources: int | None = None
     min_confidence: float = 0.25  # below this retrieval confidence, abstain without asking the model
     # a generator that can judge (assistant.generators.Judge) is first asked whether the sources answer the
     # question; below this log-odds of "Yes" over "No" the answer is an abstention. None: never ask.
@@ -95,6 +97,7 @@ class Answerer:
         self.settings = settings or AnswerSettings()
         self.rewriter = rewriter or FollowUpRewriter()
         self.assets_dir = Path(assets_dir) if assets_dir else None
+        self._verifier: Verifier | None = None  # built on first use (the judge backend needs the generator)
         if self.settings.min_answerable is not None and not callable(getattr(generator, "yes_no", None)):
             raise CannotJudge(generator.name)
 
@@ -122,7 +125,9 @@ class Answerer:
         if confidence < s.min_confidence:
             yield StreamEvent("answer", answer=self._abstain(base, hits, started))
             return
-        sources = pack_sources(hits, query, s.context_tokens, s.source_tokens, s.max_sources)
+        budget = budget_of(self.generator)
+        sources = pack_sources(hits, query, s.context_tokens or budget.context_tokens,
+                               s.source_tokens or budget.source_tokens, s.max_sources or budget.max_sources)
         yield StreamEvent("sources", sources=tuple(sources))
         system = s.system_prompt
         if system == SYSTEM_PROMPT and not getattr(self.generator, "cites_reliably", True):
@@ -156,17 +161,20 @@ class Answerer:
         yield StreamEvent("answer", answer=answer)
 
     def _verified(self, base: Answer, sources: list[Source], hits: list[Hit], started: float) -> Answer:
-        verifier = Verifier(self.settings.verify, self.embedder)
+        if self._verifier is None:
+            self._verifier = Verifier(self.settings.verify, self.embedder, generator=self.generator)
+        verifier = self._verifier
         result = verifier.verify(base.raw_text, sources, base.query)
         if result.abstained and not is_abstention(base.raw_text):
             quoted = _quote_cited(base.raw_text, sources, base.query, self.embedder)
             if quoted:  # the model pointed at a source but said nothing checkable: quote that source instead
                 result = verifier.verify(quoted, sources, base.query)
         if result.abstained or (is_abstention(base.raw_text) and not result.citations):
-            return self._abstain(replace(base, dropped=tuple(result.dropped), sources=tuple(sources)), hits, started)
+            return self._abstain(replace(base, dropped=tuple(result.dropped), sources=tuple(sources),
+                                         checks=tuple(result.checks)), hits, started)
         base.timings["answer_s"] = time.perf_counter() - started
         return replace(base, text=result.text, citations=tuple(result.citations), sources=tuple(sources),
-                       abstained=False, dropped=tuple(result.dropped))
+                       abstained=False, dropped=tuple(result.dropped), checks=tuple(result.checks))
 
     def _abstain(self, base: Answer, hits: list[Hit], started: float) -> Answer:
         closest = base.sources or tuple(source_from_hit(i + 1, h) for i, h in

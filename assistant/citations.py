@@ -1,8 +1,10 @@
-"""Citations: parse the `[n]` markers of an answer, check each cited sentence against its source, keep only
-what the sources support, and decide when to abstain.
+"""Citations: parse the `[n]` markers of an answer, check each claim against its source, keep only what the
+sources support, and decide when to abstain.
 
-Support is lexical (the sentence's words and every number it states must be in the source) and, when a text
-embedder is given, semantic (cosine to the closest source sentence). Thresholds live in `VerifySettings`.
+Each sentence gets a three-way verdict from the entailment stage (`assistant.entailment`): supported by a span of
+a cited source, unsupported, or contradicted, with a machine-readable reason. A contradicted sentence is never
+shown; an unsupported one is dropped (default) or shown flagged (`mode="flag"`). Thresholds live in
+`VerifySettings`.
 """
 
 from __future__ import annotations
@@ -14,30 +16,34 @@ from typing import Any, Literal
 
 import numpy as np
 
+from assistant.entailment import EntailmentModel, build_entailment
 from assistant.prompting import split_sentences
 from assistant.prompting import terms as _terms
-from assistant.types import ABSTAIN_TEXT, Citation, Source
+from assistant.types import ABSTAIN_TEXT, Citation, ClaimCheck, Source
 
 _MARK = re.compile(r"\[\s*(?:sources?\s*)?(\d+(?:\s*(?:,|;|-|–|and)\s*\d+)*)\s*\]", re.I)
 _MARKS_AFTER_STOP = re.compile(r"([.!?])((?:\s*\[\s*(?:sources?\s*)?\d[^\]]*\])+)", re.I)
-_NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
+# "I could not find it": always an abstention
 _ABSTAIN = re.compile(
-    r"could not find|couldn't find|cannot find|can't find|not (?:found|mentioned|provided|stated|specified|given)"
-    r"|do(?:es)? not (?:contain|mention|provide|say|specify|include)|no (?:information|mention)|not enough information"
-    r"|cannot (?:be )?(?:answer|determine)|unable to (?:answer|find|determine)", re.I)
+    r"could not find|couldn't find|cannot find|can't find|unable to (?:answer|find|determine)|not enough information"
+    r"|\bno (?:information|mention|details?|data)\b|cannot (?:be )?(?:answer|determine)|i (?:do not|don't) know"
+    r"|there is no (?:mention|information)", re.I)
+# "X is not mentioned": an abstention unless a source supports it as a statement ("does not include water damage")
+_MAYBE_ABSTAIN = re.compile(
+    r"not (?:found|mentioned|provided|stated|specified|given|discussed|available|listed|described)"
+    r"|do(?:es)? not (?:contain|mention|provide|say|specify|include|state|discuss|give|list|describe)", re.I)
 
 
 @dataclass(frozen=True)
 class VerifySettings:
-    lexical_threshold: float = 0.6  # share of the sentence's content words found in the source
-    embedding_threshold: float = 0.6  # cosine to the closest source sentence ...
-    min_lexical: float = 0.3  # ... accepted only with at least this much word overlap
-    require_numbers: bool = True  # every number stated must appear in the source (or the question)
-    mode: Literal["drop", "flag"] = "drop"  # what happens to a sentence no source supports
+    entailment: str = "checks"  # the backend: checks (offline default) | nli:HUB_ID_OR_PATH | judge
+    coverage: float = 0.75  # checks: share of the claim's content words the supporting span must hold
+    semantic: float = 0.7  # checks: a paraphrase needs this cosine to its span (with half the words)
+    mode: Literal["drop", "flag"] = "drop"  # what happens to an unsupported (not contradicted) sentence
     infer_missing: bool = True  # an uncited sentence is attributed to its best supporting source, if any
 
     def __post_init__(self) -> None:
-        for name in ("lexical_threshold", "embedding_threshold", "min_lexical"):
+        for name in ("coverage", "semantic"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within 0..1, got {getattr(self, name)}")
         if self.mode not in ("drop", "flag"):
@@ -52,12 +58,14 @@ class Claim:
 
 @dataclass(frozen=True)
 class Support:
-    score: float
-    lexical: float
-    semantic: float
-    numbers_ok: bool
-    quote: str
-    supported: bool
+    verdict: str  # supported | unsupported | contradicted
+    score: float  # 0..1: the entailment score of the verdict
+    quote: str  # the source span the verdict rests on
+    reason: str
+
+    @property
+    def supported(self) -> bool:
+        return self.verdict == "supported"
 
 
 @dataclass
@@ -67,6 +75,7 @@ class Verification:
     dropped: list[str] = field(default_factory=list)
     abstained: bool = False
     invalid_refs: list[int] = field(default_factory=list)  # cited numbers with no such source
+    checks: list[ClaimCheck] = field(default_factory=list)  # every claim's verdict, shown or not
 
 
 def _expand(group: str) -> list[int]:
@@ -95,38 +104,35 @@ def parse_claims(answer: str) -> list[Claim]:
 
 
 def is_abstention(text: str) -> bool:
+    """The model says it could not answer (a sentence such as "the sources do not mention X" is checked against
+    the sources first: when one supports it, it is a negative answer, not an abstention)."""
+    return bool(_ABSTAIN.search(text) or _MAYBE_ABSTAIN.search(text))
+
+
+def _certain_abstention(text: str) -> bool:
     return bool(_ABSTAIN.search(text))
 
 
-def _numbers(text: str) -> set[str]:
-    return {n.replace(",", "").rstrip(".") for n in _NUMBER.findall(text)}
-
-
 class Verifier:
-    def __init__(self, settings: VerifySettings | None = None, embedder: Any = None) -> None:
+    def __init__(self, settings: VerifySettings | None = None, embedder: Any = None,
+                 entailment: EntailmentModel | None = None, generator: Any = None) -> None:
         self.settings = settings or VerifySettings()
         self.embedder = embedder  # any TextEmbedder (embed(texts) -> L2-normalised rows), or None
+        self.entailment = entailment or _build(self.settings, embedder, generator)
         self._source_cache: dict[int, tuple[list[str], np.ndarray | None]] = {}
 
     # -- support of one sentence by one source -------------------------------------------------------------
     def support(self, sentence: str, source: Source, question: str = "") -> Support:
-        sent_terms, src_terms = _terms(sentence), _terms(source.text)
-        novel = sent_terms - _terms(question)
-        cover_all = len(sent_terms & src_terms) / len(sent_terms) if sent_terms else 0.0
-        cover_new = len(novel & src_terms) / len(novel) if novel else cover_all
-        lexical = 0.7 * cover_new + 0.3 * cover_all
-        numbers_ok = _numbers(sentence) <= (_numbers(source.text) | _numbers(question))
-        pieces, semantic, best = self._closest(sentence, source)
-        if semantic is None:  # no embedder: the quote is the sentence sharing most words
-            best = max(range(len(pieces)), key=lambda i: len(sent_terms & _terms(pieces[i])))
-            semantic = 0.0
-        s = self.settings
-        ok = numbers_ok or not s.require_numbers
-        supported = ok and (lexical >= s.lexical_threshold or
-                            (semantic >= s.embedding_threshold and lexical >= s.min_lexical))
-        return Support(max(lexical, semantic), lexical, semantic, numbers_ok, pieces[best], supported)
+        """The verdict on `sentence` given `source` alone: the question is never evidence."""
+        check = getattr(self.entailment, "check", None)
+        if callable(check):  # the checks backend finds its own supporting span
+            r = check(source.text, sentence, question)
+            return Support(r.verdict, r.entailment_score, r.span or self._closest(sentence, source), r.reason)
+        (e,) = self.entailment.score([(source.text, sentence)])
+        score = {"supported": e.entail, "unsupported": e.neutral, "contradicted": e.contradict}[e.verdict]
+        return Support(e.verdict, score, self._closest(sentence, source), e.reason)
 
-    def _closest(self, sentence: str, source: Source) -> tuple[list[str], float | None, int]:
+    def _closest(self, sentence: str, source: Source) -> str:
         key = id(source)
         if key not in self._source_cache:
             pieces = split_sentences(source.text) or [source.text]
@@ -134,10 +140,9 @@ class Verifier:
             self._source_cache[key] = (pieces, vecs)
         pieces, vecs = self._source_cache[key]
         if vecs is None:
-            return pieces, None, 0
-        sims = vecs @ self.embedder.embed([sentence])[0]
-        best = int(np.argmax(sims))
-        return pieces, float(sims[best]), best
+            words = _terms(sentence)
+            return max(pieces, key=lambda p: len(words & _terms(p)))
+        return pieces[int(np.argmax(vecs @ self.embedder.embed([sentence])[0]))]
 
     # -- a whole answer -------------------------------------------------------------------------------------
     def verify(self, answer: str, sources: Sequence[Source], question: str = "") -> Verification:
@@ -146,16 +151,22 @@ class Verifier:
         result = Verification(text="")
         kept: list[str] = []
         for claim in parse_claims(answer):
-            if is_abstention(claim.text):
+            if _certain_abstention(claim.text):
                 result.dropped.append(claim.text)
                 continue
             result.invalid_refs += [n for n in claim.cited if n not in by_n]
             citations = self._cite(claim, by_n, question)
             verified = [c for c in citations if c.verified]
+            if not verified and is_abstention(claim.text):  # "not mentioned", and no source says so
+                result.dropped.append(claim.text)
+                continue
+            shown = bool(verified) or (self.settings.mode == "flag" and bool(citations)
+                                       and not any(c.verdict == "contradicted" for c in citations))
+            result.checks.append(_check(claim.text, verified or citations, shown))
             if verified:
                 result.citations += verified
                 kept.append(_render(claim.text, [c.n for c in verified]))
-            elif self.settings.mode == "flag" and citations:
+            elif shown:
                 result.citations += citations
                 result.dropped.append(claim.text)
                 kept.append(_render(claim.text, [c.n for c in citations]) + " (unverified)")
@@ -169,17 +180,36 @@ class Verifier:
 
     def _cite(self, claim: Claim, by_n: dict[int, Source], question: str) -> list[Citation]:
         """Check the cited sources; when none supports the sentence (small models often cite the wrong number),
-        attribute it to the single best supporting source instead, marked `inferred`."""
+        attribute it to the single best supporting source instead, marked `inferred`. Without any support the
+        citations say why: contradicted by a cited source (or, uncited, by any), else unsupported."""
         cited = [by_n[n] for n in claim.cited if n in by_n]
         checked = [(s, self.support(claim.text, s, question)) for s in cited]
         if any(sup.supported for _, sup in checked) or not self.settings.infer_missing:
             return [_citation(s, sup, claim.text, False) for s, sup in checked]
         others = [(s, self.support(claim.text, s, question)) for s in by_n.values() if s not in cited]
-        best = sorted(others, key=lambda p: p[1].score, reverse=True)[:1]
-        best = [p for p in best if p[1].supported]
+        best = sorted([p for p in others if p[1].supported], key=lambda p: p[1].score, reverse=True)[:1]
         if best:
             return [_citation(s, sup, claim.text, True) for s, sup in best]
+        if not checked:  # uncited and unsupported: report the source that contradicts it, if one does
+            checked = [p for p in others if p[1].verdict == "contradicted"][:1]
         return [_citation(s, sup, claim.text, False) for s, sup in checked]
+
+
+def _build(settings: VerifySettings, embedder: Any, generator: Any) -> EntailmentModel:
+    if settings.entailment == "checks":
+        from assistant.entailment.checks import CheckSettings
+
+        return build_entailment("checks", embedder=embedder,
+                                settings=CheckSettings(coverage=settings.coverage, semantic=settings.semantic))
+    return build_entailment(settings.entailment, embedder=embedder, generator=generator)
+
+
+def _check(sentence: str, citations: Sequence[Citation], shown: bool) -> ClaimCheck:
+    if not citations:
+        return ClaimCheck(sentence, "unsupported", "no source: the sentence matches none of the sources", None,
+                          "", shown)
+    c = next((c for c in citations if c.verdict == "contradicted"), citations[0])
+    return ClaimCheck(sentence, c.verdict, c.reason, c.n, c.quote, shown)
 
 
 def _render(text: str, numbers: Sequence[int]) -> str:
@@ -191,4 +221,5 @@ def _render(text: str, numbers: Sequence[int]) -> str:
 def _citation(source: Source, sup: Support, sentence: str, inferred: bool) -> Citation:
     return Citation(n=source.n, doc=source.doc, page=source.page, quote=sup.quote, verified=sup.supported,
                     support=sup.score, sentence=sentence, bbox=source.bbox, doc_id=source.doc_id,
-                    chunk_id=source.chunk_id, figure_path=source.figure_path, inferred=inferred)
+                    chunk_id=source.chunk_id, figure_path=source.figure_path, inferred=inferred,
+                    verdict=sup.verdict, reason=sup.reason)

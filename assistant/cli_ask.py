@@ -54,7 +54,7 @@ def _answer_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tokens", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--system-prompt", default=None, help="the system prompt, or @FILE to read it from a file")
-    p.add_argument("--threshold", type=float, default=None, help="lexical support a cited sentence needs (0..1)")
+    p.add_argument("--threshold", type=float, default=None, help="share of a claim's words its supporting source span must hold (0..1)")
     p.add_argument("--min-confidence", type=float, default=None, help="retrieval confidence below which to abstain")
     p.add_argument("--min-answerable", type=float, default=None, metavar="LOGODDS",
                    help="first ask the model whether the sources answer the question (GGUF models) and abstain "
@@ -68,7 +68,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         prompt = Path(prompt[1:]).read_text(encoding="utf-8")
     return {"top_k": args.top_k, "context_tokens": args.context_tokens, "temperature": args.temperature,
             "top_p": args.top_p, "max_tokens": args.max_tokens, "seed": args.seed, "system_prompt": prompt,
-            "lexical_threshold": args.threshold, "min_confidence": args.min_confidence,
+            "coverage": args.threshold, "min_confidence": args.min_confidence,
             "min_answerable": args.min_answerable,
             "mode": "flag" if args.flag_unsupported else None,
             "sample_top_k": args.sample_top_k}

@@ -131,7 +131,7 @@ class Citeline:
             filters: Any = None, generator: Any = None, image: str | None = None, **options: Any) -> Any:
         """A cited, verified answer (`Answer`), or with `stream=True` an `AnswerStream` of tokens whose
         `.answer` is set at the end. `options` override AnswerSettings, Sampling and VerifySettings fields
-        (top_k, temperature, max_tokens, seed, system_prompt, lexical_threshold, mode, ...). `image`: a query
+        (top_k, temperature, max_tokens, seed, system_prompt, coverage, entailment, mode, ...). `image`: a query
         image file searched together with the question (a question about a picture)."""
         answerer = self.answerer(model=model, generator=generator, image=image, **options)
         if stream:

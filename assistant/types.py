@@ -75,6 +75,8 @@ class Citation:
     chunk_id: str | None = None
     figure_path: str | None = None
     inferred: bool = False  # True when the model did not cite and the verifier attached the best source
+    verdict: str = "supported"  # supported | unsupported | contradicted (assistant.entailment.Verdict)
+    reason: str = ""  # the verifier's short, machine-readable reason
 
     @property
     def label(self) -> str:
@@ -86,7 +88,24 @@ class Citation:
             "bbox": list(self.bbox) if self.bbox else None, "chunk_id": self.chunk_id,
             "figure_path": self.figure_path, "quote": self.quote, "verified": self.verified,
             "support": round(float(self.support), 4), "sentence": self.sentence, "inferred": self.inferred,
+            "verdict": self.verdict, "reason": self.reason,
         }
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    """The verifier's verdict on one sentence of the model's reply, kept or not."""
+
+    sentence: str
+    verdict: str  # supported | unsupported | contradicted
+    reason: str
+    n: int | None = None  # the source it was checked against (None when no source was close)
+    quote: str = ""  # the source span the verdict rests on
+    shown: bool = False  # whether the sentence is in the answer text
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sentence": self.sentence, "verdict": self.verdict, "reason": self.reason, "n": self.n,
+                "quote": self.quote, "shown": self.shown}
 
 
 @dataclass(frozen=True)
@@ -99,6 +118,7 @@ class Answer:
     query: str = ""  # the standalone query that was searched (after rewriting a follow-up)
     raw_text: str = ""  # what the generator produced, before verification
     dropped: tuple[str, ...] = ()  # sentences removed (or flagged) because no source supports them
+    checks: tuple[ClaimCheck, ...] = ()  # every checked sentence with its verdict and reason
     confidence: float = 0.0  # retrieval confidence, 0..1
     answerable: float | None = None  # the model's log-odds that the sources answer the question (when it judges)
     model: str = ""
@@ -109,7 +129,7 @@ class Answer:
         return {
             "question": self.question, "query": self.query, "answer": self.text, "abstained": self.abstained,
             "citations": [c.to_json() for c in self.citations], "sources": [s.to_json() for s in self.sources],
-            "dropped": list(self.dropped), "confidence": round(float(self.confidence), 4),
+            "dropped": list(self.dropped), "claims": [c.to_json() for c in self.checks], "confidence": round(float(self.confidence), 4),
             "answerable": None if self.answerable is None else round(self.answerable, 4), "model": self.model,
             "timings": {k: round(v, 4) for k, v in self.timings.items()}, "cancelled": self.cancelled,
         }

@@ -241,7 +241,7 @@ def register(eval_sub: Any) -> None:
     p.add_argument("--limit", type=int, default=None, help="only the first N questions")
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
-                   help="an answer setting (min_confidence=0.45, lexical_threshold=0.6, context_tokens=300, ...)")
+                   help="an answer setting (min_confidence=0.45, coverage=0.75, context_tokens=300, ...)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--rows", metavar="FILE", help="write per-question rows as JSON to FILE")
     p.set_defaults(func=cmd_qa)

@@ -78,19 +78,21 @@ def test_nothing_supported_means_abstain():
 
 
 def test_threshold_is_configurable():
-    sentence = "The battery gives 14 hours of music playback [1]."
-    assert Verifier(VerifySettings(lexical_threshold=0.5)).verify(sentence, SOURCES).citations
-    assert Verifier(VerifySettings(lexical_threshold=0.95, embedding_threshold=1.0)).verify(sentence, SOURCES).abstained
+    sentence = "The battery gives 14 hours of music playback [1]."  # 'give' and 'music' are not in the source
+    assert Verifier(VerifySettings(coverage=0.5)).verify(sentence, SOURCES).citations
+    assert Verifier(VerifySettings(coverage=0.95, semantic=1.0)).verify(sentence, SOURCES).abstained
     with pytest.raises(ValueError):
-        VerifySettings(lexical_threshold=1.5)
+        VerifySettings(coverage=1.5)
 
 
-def test_embedding_support_with_the_hash_embedder():
-    verifier = Verifier(VerifySettings(lexical_threshold=0.9, embedding_threshold=0.5, min_lexical=0.3),
-                        embedder=HashEmbedder(64))
+def test_support_names_its_span_verdict_and_reason():
+    verifier = Verifier(embedder=HashEmbedder(64))
     support = verifier.support("Charging takes 90 minutes", SOURCES[0])
-    assert support.semantic > 0.5 and support.quote == "Charging takes 90 minutes."
-    assert verifier.verify("Charging takes 90 minutes [1].", SOURCES).citations
+    assert support.supported and support.quote == "Charging takes 90 minutes."
+    wrong = verifier.support("Charging takes 14 hours", SOURCES[0])
+    assert wrong.verdict == "contradicted" and "14" in wrong.reason
+    result = verifier.verify("Charging takes 90 minutes [1]. Charging takes 14 hours [1].", SOURCES)
+    assert [(c.verdict, c.shown) for c in result.checks] == [("supported", True), ("contradicted", False)]
 
 
 def test_numbers_with_separators_match():
@@ -103,3 +105,19 @@ def test_numbers_with_separators_match():
 def test_abstention_phrases(text: str):
     assert is_abstention(text)
     assert Verifier().verify(text, SOURCES).abstained
+
+
+def test_a_supported_negative_is_an_answer_not_an_abstention():
+    sources = [Source(1, "terms.pdf", "d3", 2, "text", "Water damage is excluded from the standard warranty.")]
+    result = Verifier().verify("The standard warranty does not include water damage [1].", sources)
+    assert not result.abstained and result.citations[0].verdict == "supported"
+    unsupported = Verifier().verify("The standard warranty does not include theft [1].", sources,
+                                    "Does the standard warranty include theft?")
+    assert unsupported.abstained
+
+
+def test_flag_mode_never_shows_a_contradicted_sentence():
+    result = Verifier(VerifySettings(mode="flag")).verify(
+        "The battery lasts 14 hours [1]. The battery does not last 14 hours [1].", SOURCES)
+    assert result.text == "The battery lasts 14 hours [1]."
+    assert [c.verdict for c in result.checks] == ["supported", "contradicted"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from assistant.types import Message, Sampling
@@ -33,6 +34,28 @@ class CannotJudge(CitelineError, ValueError):
     def __init__(self, name: str) -> None:
         super().__init__(f"model {name!r} cannot judge whether the sources answer a question (GGUF and "
                          "OpenAI-compatible models can): leave min_answerable (--min-answerable) unset")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much source text a generator is shown: a declared profile per backend, overridable per call
+    (AnswerSettings.context_tokens / source_tokens / max_sources)."""
+
+    context_tokens: int
+    source_tokens: int
+    max_sources: int
+
+
+# the offline 0.5B on 2 CPU cores reads ~190 prompt tokens/s: a small budget keeps the first token under 2 s
+SMALL_BUDGET = Budget(context_tokens=300, source_tokens=120, max_sources=4)
+# endpoints and VLMs have long contexts and fast prompt processing: thousands of tokens of evidence
+LARGE_BUDGET = Budget(context_tokens=6000, source_tokens=800, max_sources=10)
+
+
+def budget_of(generator: Any) -> Budget:
+    """A generator's declared `budget`, or the small profile for one that declares none."""
+    budget = getattr(generator, "budget", None)
+    return budget if isinstance(budget, Budget) else SMALL_BUDGET
 
 
 @runtime_checkable
@@ -93,4 +116,4 @@ def build_generator(spec: str = "qwen", *, env: Mapping[str, str] | None = None,
     raise UnknownGenerator(spec)
 
 
-__all__ = ["GENERATOR_SPECS", "CannotJudge", "Generator", "Judge", "UnknownGenerator", "build_generator", "generate"]
+__all__ = ["GENERATOR_SPECS", "LARGE_BUDGET", "SMALL_BUDGET", "Budget", "CannotJudge", "Generator", "Judge", "UnknownGenerator", "budget_of", "build_generator", "generate"]

@@ -62,6 +62,9 @@ class OpenAICompatGenerator:
         self.cites_reliably = True
         self.timeout = timeout
         self.name = f"openai:{model}@{self.base_url}"
+        from assistant.generators import LARGE_BUDGET
+
+        self.budget = LARGE_BUDGET
 
     @property
     def _url(self) -> str:

@@ -1,0 +1,362 @@
+"""The offline default entailment backend: deterministic claim checks against the best supporting span.
+
+A claim is supported by a span (one sentence, or two or three adjacent ones) of the premise when
+  * its content words are there (lemmatised; with a text embedder, a close synonym counts too),
+  * every entity it names is there, and every quantity it states is there with an equal value and unit,
+  * each quantity is stated for the same thing (the clause holding it in the source is the one that matches the
+    claim's clause best: "recharge takes 14 hours" is not supported by "lasts 14 hours, recharges in 3"),
+  * and nothing contradicts it: negation, direction (rose/fell), opposites (before/after), quantifiers
+    (some/all), the order of two events, or an entity whose number differs (Kestrel 3 vs Kestrel 5).
+Words that occur only in the question never count: the premise is the source, nothing else.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from assistant.entailment.base import Entailment
+from assistant.entailment.text import (
+    OPPOSITES,
+    ORDER,
+    Analysis,
+    Clause,
+    Quantity,
+    analyse,
+    direction,
+    is_noun,
+    quantifier,
+    comparable,
+    same_quantity,
+    unit_of,
+)
+from assistant.prompting import split_sentences
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    coverage: float = 0.75  # share of the claim's content words found in the span
+    soft_coverage: float = 0.5  # ... enough when the claim and the span are also semantically close
+    semantic: float = 0.7  # cosine of claim and span (needs an embedder)
+    synonym: float = 0.72  # cosine at which a claim word counts as found through a span word (needs an embedder)
+    min_aligned: float = 0.4  # a span must share this much with the claim before it can contradict it
+    max_span: int = 3  # adjacent sentences a supporting span may join
+
+
+@dataclass
+class _Outcome:
+    verdict: str  # supported | unsupported | contradicted
+    coverage: float
+    reason: str
+    span: str
+
+
+class ClaimChecks:
+    """`EntailmentModel` backend `checks`. An optional text embedder (any `TextEmbedder`) adds synonym matching
+    and a semantic-closeness allowance for paraphrases; the hard checks never depend on it."""
+
+    name = "checks"
+
+    def __init__(self, embedder: Any = None, settings: CheckSettings | None = None) -> None:
+        self.embedder = embedder
+        self.settings = settings or CheckSettings()
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[Entailment]:
+        return [self.check(premise, hypothesis).entailment for premise, hypothesis in pairs]
+
+    def check(self, premise: str, claim: str, question: str = "") -> Result:
+        """The verdict on `claim` from `premise` alone. `question` only marks which of the claim's words are its
+        answer (those not in the question): they must be in the span as well as most of the rest."""
+        c = analyse(claim)
+        asked = analyse(question).terms if question else set()
+        sentences = [analyse(s) for s in (split_sentences(premise) or [premise])]
+        outcomes = [self._judge(c, span, text, asked) for span, text in self._spans(sentences)]
+        if not outcomes or not c.clauses:
+            return Result("unsupported", 0.0, "empty: nothing to check", "")
+        supported = [o for o in outcomes if o.verdict == "supported"]
+        if supported:
+            best = max(supported, key=lambda o: o.coverage)
+        else:
+            contra = [o for o in outcomes if o.verdict == "contradicted"]
+            best = max(contra or outcomes, key=lambda o: o.coverage)
+        return Result(best.verdict, best.coverage, best.reason, best.span)
+
+    def _spans(self, sentences: list[Analysis]) -> list[tuple[list[Clause], str]]:
+        out = []
+        for size in range(1, self.settings.max_span + 1):
+            for i in range(len(sentences) - size + 1):
+                group = sentences[i: i + size]
+                out.append(([cl for a in group for cl in a.clauses], " ".join(a.text for a in group)))
+        return out
+
+    # -- one span ---------------------------------------------------------------------------------------------
+    def _judge(self, claim: Analysis, span: list[Clause], text: str, asked: set[str]) -> _Outcome:
+        span_terms = set().union(*(cl.terms for cl in span)) if span else set()
+        coverage, missing = self._coverage(claim, span_terms, _norm(text))
+        novel = [t for t in claim.terms if t not in asked and not unit_of(t)]
+        if asked and novel and coverage > 0:  # the answer's own words weigh as much as all the others
+            coverage = min(coverage, 1 - sum(t in missing for t in novel) / len(novel))
+        aligned = coverage >= self.settings.min_aligned
+        conflict = self._conflict(claim, span, text) if aligned else None
+        if conflict:
+            return _Outcome("contradicted", coverage, conflict, text)
+        gap = self._gap(claim, span, text)
+        if gap:
+            return _Outcome("unsupported", coverage, gap, text)
+        s = self.settings
+        if coverage >= s.coverage or (coverage >= s.soft_coverage and self._semantic(claim.text, text) >= s.semantic):
+            return _Outcome("supported", coverage, f"supported: coverage {coverage:.2f}", text)
+        words = ", ".join(f"'{w}'" for w in missing[:4])
+        return _Outcome("unsupported", coverage, f"coverage: {coverage:.2f}; not in the source: {words}", text)
+
+    def _coverage(self, claim: Analysis, span_terms: set[str], low: str) -> tuple[float, list[str]]:
+        """Weighted share of the claim found in the span: entities weigh 3 (a name the source does not give is
+        an addition: 'Norway and Sweden'), other nouns 2, other words 1."""
+        entities = list(dict.fromkeys(claim.entities))
+        in_entities = {w for e in entities for w in e.replace("-", " ").split()}
+        terms = [t for t in dict.fromkeys(t for cl in claim.clauses for t in cl.lemmas)
+                 if not unit_of(t) and t not in in_entities]
+        if not terms and not entities:
+            return 1.0, []
+        missing = [t for t in terms if t not in span_terms and not self._synonym(t, span_terms)]
+        lost = [e for e in entities if not _contains(low, e)]
+        weight = sum(map(_term_weight, terms)) + 3 * len(entities)
+        return 1 - (sum(map(_term_weight, missing)) + 3 * len(lost)) / weight, lost + missing
+
+    def _conflict(self, claim: Analysis, span: list[Clause], text: str) -> str | None:
+        for cc in claim.clauses:
+            best = _aligned(cc, span)
+            if not best:
+                continue
+            reason = (_polarity(cc, best) or _quantifier(cc, best) or _opposite(cc, best)
+                      or _order(cc, best))
+            if reason:
+                return reason
+        return _entity_swap(claim, text) or self._quantity_conflict(claim, span)
+
+    def _gap(self, claim: Analysis, span: list[Clause], text: str) -> str | None:
+        span_q = [q for cl in span for q in cl.quantities]
+        for q in claim.quantities:
+            if not any(same_quantity(q, s) for s in span_q):
+                return f"number: {q.text}{' ' + q.unit if q.unit else ''} is not in the source"
+        for cc in claim.clauses:
+            if _strong_quantifier(cc) and not any(quantifier(cl.words) for cl in span):
+                return f"quantifier: the source does not say '{_strong_quantifier(cc)}'"
+        return None
+
+    def _quantity_conflict(self, claim: Analysis, span: list[Clause]) -> str | None:
+        for cc in claim.clauses:
+            for q in cc.quantities:
+                reason = _misplaced(cc, q, span) or _wrong_value(cc, q, span)
+                if reason:
+                    return reason
+        return None
+
+    # -- embeddings (optional) ----------------------------------------------------------------------------------
+    def _vector(self, text: str) -> np.ndarray:
+        if text not in self._vectors:
+            if len(self._vectors) > 20000:
+                self._vectors.clear()
+            self._vectors[text] = np.asarray(self.embedder.embed([text])[0], dtype=np.float32)
+        return self._vectors[text]
+
+    def _synonym(self, word: str, span_terms: set[str]) -> bool:
+        if self.embedder is None or not span_terms or len(word) < 3:
+            return False
+        wv = self._vector(word)
+        return any(float(wv @ self._vector(t)) >= self.settings.synonym for t in span_terms if len(t) >= 3)
+
+    def _semantic(self, claim: str, span: str) -> float:
+        if self.embedder is None:
+            return 0.0
+        return float(self._vector(claim) @ self._vector(span))
+
+
+@dataclass(frozen=True)
+class Result:
+    verdict: str
+    coverage: float
+    reason: str
+    span: str  # the premise span the verdict was reached on (the quote)
+
+    @property
+    def entailment_score(self) -> float:
+        return max(self.entailment.entail, self.entailment.neutral, self.entailment.contradict)
+
+    @property
+    def entailment(self) -> Entailment:
+        c = max(0.0, min(1.0, self.coverage))
+        scores = {"supported": (max(c, 0.51), 0.0, 0.0), "unsupported": (0.0, max(1 - c, 0.51), 0.0),
+                  "contradicted": (0.0, 0.0, max(c, 0.51))}[self.verdict]
+        return Entailment(*scores, reason=self.reason)
+
+
+# -- clause comparisons ---------------------------------------------------------------------------------------
+def _norm(text: str) -> str:
+    from assistant.entailment.text import normalise
+
+    return " ".join(w.lower() for w in re.findall(r"[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*", normalise(text)))
+
+
+def _contains(low: str, entity: str) -> bool:
+    return re.search(rf"(?<![a-z0-9]){re.escape(entity)}(?![a-z0-9])", low) is not None
+
+
+def _term_weight(term: str) -> int:
+    """A thing (a noun and nothing else: 'theft', 'battery') weighs double: paraphrases change verbs and
+    adjectives ('lasts' / 'battery life'), an answer that names another thing is another answer."""
+    return 2 if is_noun(term) else 1
+
+
+def _weight(cc: Clause, term: str) -> int:
+    return 2 if any(term in e.split() for e in cc.entities) else 1
+
+
+def _overlap(cc: Clause, cl: Clause, q: Quantity | None = None) -> int:
+    """How much a source clause is about the claim clause: shared lemmas (entity words count double), units
+    excluded (a shared 'hours' says nothing about which attribute a number belongs to)."""
+    shared = {t for t in cc.terms & cl.terms if not unit_of(t)}
+    return sum(_weight(cc, t) for t in shared) + 3 * len(set(cc.entities) & set(cl.entities))
+
+
+def _aligned(cc: Clause, span: list[Clause]) -> Clause | None:
+    if not span or not cc.terms:
+        return None
+    scored = [(_overlap(cc, cl), -abs(len(cl.lemmas) - len(cc.lemmas)), i) for i, cl in enumerate(span)]
+    best = max(scored)
+    return span[best[2]] if best[0] > 0 else None
+
+
+def _binds(cc: Clause, cl: Clause | None) -> bool:
+    """The aligned source clause is about the same attribute (shares most of the claim clause's words)."""
+    return cl is not None and _overlap(cc, cl) >= max(1, len(cc.terms) // 2)
+
+
+def _polarity(cc: Clause, cl: Clause) -> str | None:
+    if cc.negations % 2 == cl.negations % 2:
+        return None
+    flip = bool(direction(cc.lemmas) and direction(cl.lemmas) and direction(cc.lemmas) != direction(cl.lemmas))
+    if flip:  # "did not fall" against "rose": polarity and direction both flip
+        return None
+    said = "negates" if cc.negations % 2 else "affirms"
+    return f"negation: the claim {said} what the source {'affirms' if cc.negations % 2 else 'negates'} ('{_gist(cl)}')"
+
+
+_Q_OK = {"all": {"all"}, "most": {"most", "all"}, "some": {"some", "most", "all", "few"}, "few": {"few", "some"},
+         "none": {"none"}}
+
+
+def _q(words: list[str]) -> str:
+    found = quantifier(words)
+    return "few" if found == "some" and set(words) & {"few", "minority", "rarely", "seldom"} else found
+
+
+def _quantifier(cc: Clause, cl: Clause) -> str | None:
+    claim_q, source_q = _q(cc.words), _q(cl.words)
+    if claim_q and source_q and source_q not in _Q_OK[claim_q]:
+        return f"quantifier: the claim says '{claim_q}', the source '{source_q}'"
+    return None
+
+
+def _strong_quantifier(cc: Clause) -> str:
+    words = set(cc.words)
+    for w in ("all", "every", "always", "most", "majority", "entire"):
+        if w in words:
+            return w
+    return ""
+
+
+def _opposite(cc: Clause, cl: Clause) -> str | None:
+    mine, theirs = direction(cc.lemmas), direction(cl.lemmas)
+    if mine and theirs and not (mine & theirs):
+        return (f"direction: the claim says {'/'.join(sorted(mine))} ({_dir_words(cc)}), the source "
+                f"{'/'.join(sorted(theirs))} ({_dir_words(cl)})")
+    for word in cc.terms - cl.terms - ORDER:
+        for pair in OPPOSITES:
+            if word in pair and (pair - {word}) & cl.terms - cc.terms:
+                other = next(iter(pair - {word}))
+                return f"opposite: the claim says '{word}', the source '{other}'"
+    return None
+
+
+def _dir_words(cl: Clause) -> str:
+    from assistant.entailment.text import DOWN, UP
+
+    return ", ".join(t for t in cl.lemmas if t in UP or t in DOWN)
+
+
+def _order(cc: Clause, cl: Clause) -> str | None:
+    """'A before B' against 'B before A' (or 'A after B'): the two sides of the order word are swapped."""
+    mine, theirs = _sides(cc), _sides(cl)
+    if not mine or not theirs:
+        return None
+    (m_left, m_right, m_word), (t_left, t_right, t_word) = mine, theirs
+    reverse = _order_sign(m_word) != _order_sign(t_word)
+    if reverse:
+        t_left, t_right = t_right, t_left
+    straight = len(m_left & t_left) + len(m_right & t_right)
+    swapped = len(m_left & t_right) + len(m_right & t_left)
+    if swapped > straight:
+        return f"order: the source puts it the other way round ('{_gist(cl)}')"
+    return None
+
+
+def _sides(cl: Clause) -> tuple[set[str], set[str], str] | None:
+    for i, t in enumerate(cl.lemmas):
+        if t in ORDER:
+            return set(cl.lemmas[:i]), set(cl.lemmas[i + 1:]), t
+    return None
+
+
+def _order_sign(word: str) -> int:
+    return 1 if word in ("before", "precede", "prior", "earlier") else -1
+
+
+def _entity_swap(claim: Analysis, text: str) -> str | None:
+    """'Kestrel 3' claimed where the source only names 'Kestrel 5': the same name with another number."""
+    low = _norm(text)
+    for e in claim.entities:
+        parts = e.split()
+        if len(parts) == 2 and parts[1].isdigit() and not _contains(low, e):
+            others = re.findall(rf"(?<![a-z0-9]){re.escape(parts[0])} (\d+)", low)
+            if others:
+                return f"entity: the source states this for '{parts[0]} {others[0]}', not '{e}'"
+    return None
+
+
+def _misplaced(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
+    """The number is in the source, but in a clause about something else than the claim's clause."""
+    holders = [cl for cl in span if any(same_quantity(q, s) for s in cl.quantities)]
+    if not holders:
+        return None
+    own = max(holders, key=lambda cl: _overlap(cc, cl))
+    rival = max(span, key=lambda cl: _overlap(cc, cl))
+    if _overlap(cc, own) < _overlap(cc, rival):
+        return f"number: {q.text} is stated for '{_gist(own)}', not for '{_gist(rival)}'"
+    return None
+
+
+def _wrong_value(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
+    """The source states this attribute with another value, or this value in another unit."""
+    if any(same_quantity(q, s) for cl in span for s in cl.quantities):
+        return None
+    same_number = [s for cl in span for s in cl.quantities if s.value == q.value and s.unit and q.unit]
+    if same_number:
+        return f"unit: the claim says {q.text} {q.unit}, the source {same_number[0].text} {same_number[0].unit}"
+    target = _aligned(cc, span)
+    if target is None or not _binds(cc, target):
+        return None
+    others = [s for s in target.quantities if comparable(q, s)]
+    if others:
+        shown = ", ".join(f"{s.text}{' ' + s.unit if s.unit else ''}" for s in others[:2])
+        return f"number: the source states {shown}, not {q.text}{' ' + q.unit if q.unit else ''}"
+    return None
+
+
+def _gist(cl: Clause) -> str:
+    return " ".join(cl.lemmas[:4])

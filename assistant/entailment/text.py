@@ -1,0 +1,343 @@
+"""What a claim check needs to know about a sentence: lemmas, quantities (number + unit), named entities,
+clauses, negation, direction and quantifier words.
+
+Kept libraries do the language work: `lemminflect` lemmatises (rose → rise, went → go, higher → high),
+`number-parser` reads number words (twenty-five → 25), `pint` knows units and converts between them
+(2 hours = 120 minutes; 40 litres ≠ 40 gallons). The word lists below are only the closed classes no library
+names for us: negators, quantifiers and direction words.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from assistant.prompting import STOPWORDS
+
+NEGATORS = frozenset("not no never none nobody nothing neither nor without cannot n't nowhere".split())
+# words that carry a negation of another word: "excludes" = "does not include"
+NEGATIVE_OF = {"exclude": "include", "lack": "have", "absent": "present", "fail": "succeed", "unable": "able",
+               "prohibit": "allow", "forbid": "allow", "deny": "confirm", "reject": "accept", "omit": "include",
+               "unavailable": "available", "impossible": "possible", "ineffective": "effective",
+               "unsafe": "safe", "unsupported": "supported", "insufficient": "sufficient"}
+_UP = ("increase rise grow gain raise boost climb jump improve expand high more great large big up soar surge "
+       "exceed above over strengthen accelerate fast long heavy warm hot add enlarge widen lengthen win max maximum "
+       "peak double triple upgrade strong positive")
+_DOWN = ("decrease fall decline drop reduce low less few small little down plunge slump shrink lose loss cut "
+         "below under weaken decelerate slow short light cool cold remove narrow shorten min minimum trough halve "
+         "downgrade weak negative worsen deteriorate")
+UP, DOWN = frozenset(_UP.split()), frozenset(_DOWN.split())
+# pairs that are opposites without being up/down
+OPPOSITES = {frozenset(p.split()) for p in (
+    "before after", "first last", "earlier later", "early late", "begin end", "start finish", "open close",
+    "inside outside", "enable disable", "accept reject", "allow prohibit", "win lose", "buy sell", "import export",
+    "north south", "east west", "left right", "young old", "old new", "cheap expensive", "wet dry", "on off",
+    "input output", "internal external", "public private", "male female", "daily weekly", "weekly monthly",
+    "daily monthly", "monthly annual", "monthly yearly", "precede follow", "prior after", "former latter",
+    "minimum maximum", "lower upper", "better worse", "good bad", "success failure", "benefit harm", "safe unsafe",
+    "include exclude", "true false", "always never", "mandatory optional", "required optional", "direct indirect")}
+# a precedence word in the claim reversed against the source ("A before B" vs "B before A")
+ORDER = frozenset("before after precede follow prior earlier later".split())
+ALL_Q = frozenset("all every each always entire whole everyone everything".split())
+MOST_Q = frozenset("most majority mostly usually generally".split())
+SOME_Q = frozenset("some several few many sometimes occasionally part minority certain".split())
+NONE_Q = frozenset("none no never nobody nothing".split())
+HEDGES = frozenset("about around approximately roughly nearly almost some circa approx ~ estimated".split())
+RANGE_WORDS = frozenset("up to least most over under than more less nearly almost".split())
+
+_TOKEN = re.compile(r"[$€£¥]|n't|[A-Za-z]+-?\d[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|\d+[A-Za-z]+\d[A-Za-z0-9]*|\d+(?:\.\d+)?|[A-Za-z][A-Za-z'’]*(?:-[A-Za-z]+)*|%|°[CF]|[A-Za-z0-9]+")
+_THOUSANDS = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+)(?![\d,])")
+_ALNUM = re.compile(r"(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*")
+_CLAUSE = re.compile(r"\s*(?:[,;:()]|\s(?:and|but|while|whereas|although|though|which|whose|who|where|"
+                     r"because|since|so|yet|or)\s)\s*", re.I)
+_NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+                 "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred "
+                 "thousand million billion dozen")
+NUMBER_WORDS = frozenset(_NUMBER_WORDS.split())
+_SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "bn": 1e9, "mn": 1e6, "k": 1e3}
+_FRACTIONS = {"half": 0.5, "quarter": 0.25, "third": 1 / 3, "twice": 2.0, "double": 2.0, "triple": 3.0}
+CURRENCY = {"$": "USD", "usd": "USD", "dollar": "USD", "dollars": "USD", "€": "EUR", "eur": "EUR", "euro": "EUR",
+            "euros": "EUR", "£": "GBP", "gbp": "GBP", "pound sterling": "GBP", "¥": "JPY", "yen": "JPY",
+            "jpy": "JPY", "chf": "CHF", "francs": "CHF"}
+PERCENT = frozenset({"%", "percent", "per cent", "percentage", "pct"})
+_NOT_UNITS = frozenset("a at in as is it or on to by of an be if do no us pi units unit point points "
+                       "people year-old".split()) | STOPWORDS
+_SYMBOL_UNITS = {"°C": "degC", "°F": "degF", "L": "liter", "l": "liter", "h": "hour", "hrs": "hour", "hr": "hour",
+                 "g": "gram", "m": "meter", "s": "second", "sec": "second", "secs": "second", "mins": "minute",
+                 "litres": "liter", "litre": "liter", "metres": "meter", "metre": "meter", "tonne": "metric_ton",
+                 "tonnes": "metric_ton", "tons": "ton", "celsius": "degC", "fahrenheit": "degF", "kph": "km/h",
+                 "knots": "knot", "kt": "knot"}
+
+
+@dataclass(frozen=True)
+class Quantity:
+    value: float
+    unit: str  # a pint unit name, "%", a currency code, or "" for a bare number
+    text: str
+    hedged: bool = False  # "about 40", "up to 40": a bound or an estimate, not an exact figure
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass
+class Clause:
+    words: list[str]  # lower-case surface words
+    lemmas: list[str]  # lemmas of the content words, in order
+    quantities: list[Quantity] = field(default_factory=list)
+    entities: list[str] = field(default_factory=list)
+    negations: int = 0
+
+    @property
+    def terms(self) -> set[str]:
+        return set(self.lemmas)
+
+
+@dataclass
+class Analysis:
+    text: str
+    clauses: list[Clause]
+
+    @property
+    def terms(self) -> set[str]:
+        return set().union(*(c.terms for c in self.clauses)) if self.clauses else set()
+
+    @property
+    def quantities(self) -> list[Quantity]:
+        return [q for c in self.clauses for q in c.quantities]
+
+    @property
+    def entities(self) -> list[str]:
+        return [e for c in self.clauses for e in c.entities]
+
+    @property
+    def words(self) -> set[str]:
+        return {w for c in self.clauses for w in c.words}
+
+
+@lru_cache(maxsize=1)
+def _ureg() -> Any:
+    import pint
+
+    return pint.UnitRegistry()
+
+
+@lru_cache(maxsize=4096)
+def lemma(word: str) -> str:
+    """The lemma lemminflect gives, preferring verb, then noun, then adjective readings for an unknown POS."""
+    from lemminflect import getAllLemmas, getAllLemmasOOV
+
+    w = word.lower().replace("’", "'")
+    if w in STOPWORDS or w in NEGATORS or not w.isalpha():
+        return w
+    found = getAllLemmas(w)
+    for pos in ("VERB", "ADJ", "NOUN", "ADV"):
+        if pos in found:
+            # "rose" is a noun and a past tense: the verb reading matters for direction checks
+            return str(found[pos][0])
+    oov = getAllLemmasOOV(w, upos="NOUN")
+    return str(oov.get("NOUN", (w,))[0]) if oov else w
+
+
+@lru_cache(maxsize=4096)
+def is_noun(lem: str) -> bool:
+    from lemminflect import getAllLemmas
+
+    found = getAllLemmas(lem)
+    return set(found) == {"NOUN"} or (not found and lem.isalpha())
+
+
+@lru_cache(maxsize=2048)
+def unit_of(token: str) -> str:
+    """A pint unit name for a token that names a unit ('hours', 'km', 'litres'), else ''."""
+    t = token.strip()
+    if t in _SYMBOL_UNITS:
+        return _SYMBOL_UNITS[t]
+    if t.lower() in _SYMBOL_UNITS:
+        return _SYMBOL_UNITS[t.lower()]
+    if len(t) < 2 or t.lower() in _NOT_UNITS or not re.fullmatch(r"[A-Za-z/²³µ]+", t):
+        return ""
+    try:
+        u = _ureg().parse_units(t)
+    except Exception:
+        return ""
+    return "" if u.dimensionless else str(u)
+
+
+def same_quantity(a: Quantity, b: Quantity) -> bool | None:
+    """True when a and b are the same amount, False when they are not, None when incomparable (different kinds
+    of unit: a date and a length)."""
+    if a.unit == b.unit or not a.unit or not b.unit:
+        return _close(a.value, b.value, a.hedged or b.hedged) or _percent_match(a, b)
+    if "%" in (a.unit, b.unit) or a.unit.isupper() or b.unit.isupper():  # currency or percent vs a unit
+        return False
+    try:
+        converted = _ureg().Quantity(b.value, b.unit).to(a.unit).magnitude
+    except Exception:
+        return False  # 40 litres vs 40 kg: other dimensions, so another quantity
+    return _close(a.value, float(converted), a.hedged or b.hedged)
+
+
+def _percent_match(a: Quantity, b: Quantity) -> bool:
+    """'half' (0.5) and '50%' are the same share."""
+    pa, pb = (q.value / 100 if q.unit == "%" else q.value for q in (a, b))
+    return "%" in (a.unit, b.unit) and a.unit != b.unit and _close(pa, pb, False)
+
+
+def _close(x: float, y: float, hedged: bool) -> bool:
+    if math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9):
+        return True
+    if hedged:
+        return math.isclose(x, y, rel_tol=0.1)
+    return _rounds_to(y, x) or _rounds_to(x, y)
+
+
+def _rounds_to(precise: float, shown: float) -> bool:
+    """3.47 shown as 3.5 (the shown figure has fewer decimals and is the rounding of the precise one)."""
+    decimals = _decimals(shown)
+    return decimals < _decimals(precise) and decimals >= 1 and round(precise, decimals) == round(shown, decimals)
+
+
+def _decimals(x: float) -> int:
+    s = repr(float(x)).rstrip("0").rstrip(".")
+    return len(s.split(".")[1]) if "." in s else 0
+
+
+def normalise(text: str) -> str:
+    """Digits for number words, no thousands separators, hyphenated '14-hour' split, unicode quotes plain."""
+    text = text.replace("’", "'").replace("–", "-").replace("—", " - ").replace("\u00a0", " ")
+    text = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), text)
+    text = re.sub(r"(\d)-(?=[A-Za-z])", r"\1 ", text)
+    text = re.sub(r"(?<=\d)(?=[A-Za-z%°])(?![A-Za-z]*\d)", " ", text)  # 40kg -> 40 kg (not X2, 3D stays)
+    return _number_words(text)
+
+
+_NUMWORD_RUN = re.compile(
+    r"\b(?:(?:" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")(?:[\s-]+(?:and\s+)?)?)+\b", re.I)
+
+
+def _number_words(text: str) -> str:
+    from number_parser import parse_number
+
+    def repl(m: re.Match[str]) -> str:
+        run = m.group(0)
+        stripped = run.strip(" -")
+        if stripped.lower() == "one":  # "one of", "the one": a pronoun unless a unit follows
+            after = text[m.end(): m.end() + 20].split()
+            return run if not after or not (unit_of(after[0].strip(".,;")) or after[0] in PERCENT) else \
+                run.replace(stripped, "1")
+        if stripped.lower().endswith(" and"):
+            stripped = stripped[:-4]
+        value = parse_number(stripped.lower().replace("-", " "))
+        if value is None:
+            return run
+        tail = run[len(run.rstrip()):]
+        return f"{value}{tail}" if run.rstrip(" -").lower().endswith(stripped.lower()) else run
+
+    return _NUMWORD_RUN.sub(repl, text)
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKEN.findall(normalise(text))
+
+
+def analyse(text: str) -> Analysis:
+    clean = normalise(text)
+    pieces = [p for p in _CLAUSE.split(clean) if p and p.strip()]
+    clauses = [_clause(piece, first=i == 0) for i, piece in enumerate(pieces)]
+    return Analysis(text, [c for c in clauses if c.words])
+
+
+def _clause(piece: str, first: bool = True) -> Clause:
+    toks = _TOKEN.findall(piece)
+    words = [t.lower() for t in toks]
+    entities = _entities(toks, first)
+    quantities = _quantities(toks)
+    entity_numbers = {w for e in entities for w in e.split() if w.isdigit()}
+    quantities = [q for q in quantities if not (q.text.isdigit() and q.text in entity_numbers and not q.unit)]
+    lemmas, negations = [], 0
+    for w in words:
+        if w in NEGATORS:
+            negations += 1
+            continue
+        if w in STOPWORDS or not re.search(r"[a-z]", w) or w in NUMBER_WORDS:
+            continue
+        lem = lemma(w)
+        if lem in NEGATIVE_OF:
+            negations += 1
+            lem = NEGATIVE_OF[lem]
+        lemmas.append(lem)
+    return Clause(words, lemmas, quantities, entities, negations)
+
+
+def _entities(toks: list[str], first: bool = True) -> list[str]:
+    """Names the claim commits to: capitalised words (not sentence-initial), codes like X2 or COVID-19, and a
+    name with its number ('Kestrel 3')."""
+    out: list[str] = []
+    for i, t in enumerate(toks):
+        low = t.lower()
+        if _ALNUM.fullmatch(t) and not re.fullmatch(r"\d+(?:st|nd|rd|th|s)", low):
+            out.append(low)
+        elif t[:1].isupper() and t.isalpha() and low not in STOPWORDS and (i > 0 or not first or t.isupper() and len(t) > 1):
+            nxt = toks[i + 1] if i + 1 < len(toks) else ""
+            out.append(f"{low} {nxt}" if nxt.isdigit() and len(nxt) < 4 else low)
+    return out
+
+
+def _quantities(toks: list[str]) -> list[Quantity]:
+    out = []
+    for i, t in enumerate(toks):
+        if not re.fullmatch(r"\d+(?:\.\d+)?", t):
+            continue
+        value, j = float(t), i + 1
+        if j < len(toks) and toks[j].lower() in _SCALE:
+            value *= _SCALE[toks[j].lower()]
+            j += 1
+        unit = ""
+        prev = toks[i - 1].lower() if i else ""
+        if prev in CURRENCY:
+            unit = CURRENCY[prev]
+        elif j < len(toks):
+            nxt = toks[j].lower()
+            if nxt in PERCENT or (nxt == "per" and j + 1 < len(toks) and toks[j + 1].lower() == "cent"):
+                unit = "%"
+            elif nxt in CURRENCY:
+                unit = CURRENCY[nxt]
+            else:
+                unit = unit_of(toks[j])
+        hedged = any(w.lower() in HEDGES or w.lower() in RANGE_WORDS for w in toks[max(0, i - 2): i])
+        out.append(Quantity(value, unit, t, hedged))
+    for i, t in enumerate(toks):  # "half", "twice": shares and multiples written as words
+        if t.lower() in _FRACTIONS and not (i and toks[i - 1].lower() in ("one", "1")):
+            out.append(Quantity(_FRACTIONS[t.lower()], "", t.lower(), False))
+    return out
+
+
+def direction(lemmas: Iterable[str]) -> set[str]:
+    found = set(lemmas)
+    return ({"up"} if found & UP else set()) | ({"down"} if found & DOWN else set())
+
+
+def quantifier(words: Iterable[str]) -> str:
+    ws = set(words)
+    for name, group in (("none", NONE_Q), ("all", ALL_Q), ("most", MOST_Q), ("some", SOME_Q)):
+        if ws & group:
+            return name
+    return ""
+
+
+def comparable(a: Quantity, b: Quantity) -> bool:
+    """Two quantities that measure the same kind of thing (a bare number compares with anything)."""
+    if not a.unit or not b.unit or a.unit == b.unit:
+        return True
+    if a.unit.isupper() or b.unit.isupper() or "%" in (a.unit, b.unit):
+        return False
+    try:
+        reg = _ureg()
+        return bool(reg.Quantity(1, a.unit).dimensionality == reg.Quantity(1, b.unit).dimensionality)
+    except Exception:
+        return False
