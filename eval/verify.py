@@ -165,7 +165,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{path}: no such dataset")
     cases = scifact_cases(path) if kind == "scifact-claims" else load_cases(path)
     cases = cases[: args.limit] if args.limit else cases
-    options = {}
+    options: dict[str, Any] = {}
     for pair in args.option:
         key, _, value = pair.partition("=")
         options[key] = value if key in ("entailment", "mode") else float(value)

@@ -27,10 +27,10 @@ from assistant.entailment.text import (
     Clause,
     Quantity,
     analyse,
+    comparable,
     direction,
     is_noun,
     quantifier,
-    comparable,
     same_quantity,
     unit_of,
 )

@@ -18,7 +18,7 @@ from typing import Any
 
 from assistant.prompting import STOPWORDS
 
-NEGATORS = frozenset("not no never none nobody nothing neither nor without cannot n't nowhere".split())
+NEGATORS = frozenset(["not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "without", "cannot", "n't", "nowhere"])
 # words that carry a negation of another word: "excludes" = "does not include"
 NEGATIVE_OF = {"exclude": "include", "lack": "have", "absent": "present", "fail": "succeed", "unable": "able",
                "prohibit": "allow", "forbid": "allow", "deny": "confirm", "reject": "accept", "omit": "include",
@@ -41,13 +41,13 @@ OPPOSITES = {frozenset(p.split()) for p in (
     "minimum maximum", "lower upper", "better worse", "good bad", "success failure", "benefit harm", "safe unsafe",
     "include exclude", "true false", "always never", "mandatory optional", "required optional", "direct indirect")}
 # a precedence word in the claim reversed against the source ("A before B" vs "B before A")
-ORDER = frozenset("before after precede follow prior earlier later".split())
-ALL_Q = frozenset("all every each always entire whole everyone everything".split())
-MOST_Q = frozenset("most majority mostly usually generally".split())
-SOME_Q = frozenset("some several few many sometimes occasionally part minority certain".split())
-NONE_Q = frozenset("none no never nobody nothing".split())
-HEDGES = frozenset("about around approximately roughly nearly almost some circa approx ~ estimated".split())
-RANGE_WORDS = frozenset("up to least most over under than more less nearly almost".split())
+ORDER = frozenset(["before", "after", "precede", "follow", "prior", "earlier", "later"])
+ALL_Q = frozenset(["all", "every", "each", "always", "entire", "whole", "everyone", "everything"])
+MOST_Q = frozenset(["most", "majority", "mostly", "usually", "generally"])
+SOME_Q = frozenset(["some", "several", "few", "many", "sometimes", "occasionally", "part", "minority", "certain"])
+NONE_Q = frozenset(["none", "no", "never", "nobody", "nothing"])
+HEDGES = frozenset(["about", "around", "approximately", "roughly", "nearly", "almost", "some", "circa", "approx", "~", "estimated"])
+RANGE_WORDS = frozenset(["up", "to", "least", "most", "over", "under", "than", "more", "less", "nearly", "almost"])
 
 _TOKEN = re.compile(r"[$€£¥]|n't|[A-Za-z]+-?\d[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|\d+[A-Za-z]+\d[A-Za-z0-9]*|\d+(?:\.\d+)?|[A-Za-z][A-Za-z'’]*(?:-[A-Za-z]+)*|%|°[CF]|[A-Za-z0-9]+")
 _THOUSANDS = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+)(?![\d,])")
@@ -64,8 +64,7 @@ CURRENCY = {"$": "USD", "usd": "USD", "dollar": "USD", "dollars": "USD", "€": 
             "euros": "EUR", "£": "GBP", "gbp": "GBP", "pound sterling": "GBP", "¥": "JPY", "yen": "JPY",
             "jpy": "JPY", "chf": "CHF", "francs": "CHF"}
 PERCENT = frozenset({"%", "percent", "per cent", "percentage", "pct"})
-_NOT_UNITS = frozenset("a at in as is it or on to by of an be if do no us pi units unit point points "
-                       "people year-old".split()) | STOPWORDS
+_NOT_UNITS = frozenset(["a", "at", "in", "as", "is", "it", "or", "on", "to", "by", "of", "an", "be", "if", "do", "no", "us", "pi", "units", "unit", "point", "points", "people", "year-old"]) | STOPWORDS
 _SYMBOL_UNITS = {"°C": "degC", "°F": "degF", "L": "liter", "l": "liter", "h": "hour", "hrs": "hour", "hr": "hour",
                  "g": "gram", "m": "meter", "s": "second", "sec": "second", "secs": "second", "mins": "minute",
                  "litres": "liter", "litre": "liter", "metres": "meter", "metre": "meter", "tonne": "metric_ton",
