@@ -32,7 +32,6 @@ from assistant.entailment.text import (
     is_noun,
     quantifier,
     same_quantity,
-    unit_of,
 )
 from assistant.prompting import split_sentences
 
@@ -98,7 +97,8 @@ class ClaimChecks:
     def _judge(self, claim: Analysis, span: list[Clause], text: str, asked: set[str]) -> _Outcome:
         span_terms = set().union(*(cl.terms for cl in span)) if span else set()
         coverage, missing = self._coverage(claim, span_terms, _norm(text))
-        novel = [t for t in claim.terms if t not in asked and not unit_of(t)]
+        units = {u for cl in claim.clauses for u in cl.units}
+        novel = [t for t in claim.terms if t not in asked and t not in units]
         if asked and novel and coverage > 0:  # the answer's own words weigh as much as all the others
             coverage = min(coverage, 1 - sum(t in missing for t in novel) / len(novel))
         aligned = coverage >= self.settings.min_aligned
@@ -119,8 +119,9 @@ class ClaimChecks:
         an addition: 'Norway and Sweden'), other nouns 2, other words 1."""
         entities = list(dict.fromkeys(claim.entities))
         in_entities = {w for e in entities for w in e.replace("-", " ").split()}
+        units = {u for cl in claim.clauses for u in cl.units}
         terms = [t for t in dict.fromkeys(t for cl in claim.clauses for t in cl.lemmas)
-                 if not unit_of(t) and t not in in_entities]
+                 if t not in units and t not in in_entities]
         if not terms and not entities:
             return 1.0, []
         missing = [t for t in terms if t not in span_terms and not self._synonym(t, span_terms)]
@@ -220,7 +221,7 @@ def _weight(cc: Clause, term: str) -> int:
 def _overlap(cc: Clause, cl: Clause, q: Quantity | None = None) -> int:
     """How much a source clause is about the claim clause: shared lemmas (entity words count double), units
     excluded (a shared 'hours' says nothing about which attribute a number belongs to)."""
-    shared = {t for t in cc.terms & cl.terms if not unit_of(t)}
+    shared = {t for t in cc.terms & cl.terms if t not in cc.units}
     return sum(_weight(cc, t) for t in shared) + 3 * len(set(cc.entities) & set(cl.entities))
 
 
@@ -330,15 +331,26 @@ def _entity_swap(claim: Analysis, text: str) -> str | None:
 
 
 def _misplaced(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
-    """The number is in the source, but in a clause about something else than the claim's clause."""
+    """The number is in the source, but in a clause about something else than the claim's clause: another
+    attribute ("recharge takes 14 hours" where 14 is the battery life) or another entity (the Kestrel 5's)."""
     holders = [cl for cl in span if any(same_quantity(q, s) for s in cl.quantities)]
     if not holders:
         return None
-    own = max(holders, key=lambda cl: _overlap(cc, cl))
-    rival = max(span, key=lambda cl: _overlap(cc, cl))
-    if _overlap(cc, own) < _overlap(cc, rival):
+    own = max(holders, key=lambda cl: _bind(cc, cl))
+    rival = max(span, key=lambda cl: _bind(cc, cl))
+    if _bind(cc, own) < _bind(cc, rival):
         return f"number: {q.text} is stated for '{_gist(own)}', not for '{_gist(rival)}'"
+    mine = set(cc.entities)
+    if mine and own.entities and not mine & set(own.entities) and any(mine & set(cl.entities) for cl in span):
+        return f"entity: {q.text} is stated for '{own.entities[0]}', not for '{cc.entities[0]}'"
     return None
+
+
+def _bind(cc: Clause, cl: Clause) -> int:
+    """Shared words of the claim clause and a source clause, leaving out units and names (a subject named once
+    serves every clause of its sentence)."""
+    names = {w for e in cc.entities for w in e.split()}
+    return len({t for t in cc.terms & cl.terms if t not in cc.units and t not in names})
 
 
 def _wrong_value(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:

@@ -78,6 +78,7 @@ class Quantity:
     unit: str  # a pint unit name, "%", a currency code, or "" for a bare number
     text: str
     hedged: bool = False  # "about 40", "up to 40": a bound or an estimate, not an exact figure
+    unit_word: str = ""  # the word that named the unit ("hours"), left out when comparing the clause's words
 
     def __str__(self) -> str:
         return self.text
@@ -94,6 +95,10 @@ class Clause:
     @property
     def terms(self) -> set[str]:
         return set(self.lemmas)
+
+    @property
+    def units(self) -> set[str]:
+        return {lemma(q.unit_word) for q in self.quantities if q.unit_word}
 
 
 @dataclass
@@ -164,7 +169,12 @@ def unit_of(token: str) -> str:
         u = _ureg().parse_units(t)
     except Exception:
         return ""
-    return "" if u.dimensionless else str(u)
+    if u.dimensionless:
+        return ""
+    # pint reads any prefix + unit ("cat" = centi-technical-atmosphere): keep only a unit's own symbol or name
+    symbol, name = f"{u:~}".replace(" ", ""), str(u)
+    low = t.lower()
+    return name if t == symbol or low.rstrip("s")[:4] == name[:4] or low == name else ""
 
 
 def same_quantity(a: Quantity, b: Quantity) -> bool | None:
@@ -225,6 +235,8 @@ def _number_words(text: str) -> str:
     def repl(m: re.Match[str]) -> str:
         run = m.group(0)
         stripped = run.strip(" -")
+        if stripped.lower() in _SCALE and re.search(r"\d\s*$", text[: m.start()]):
+            return run  # "2.5 million": the scale word stays for the quantity reader
         if stripped.lower() == "one":  # "one of", "the one": a pronoun unless a unit follows
             after = text[m.end(): m.end() + 20].split()
             return run if not after or not (unit_of(after[0].strip(".,;")) or after[0] in PERCENT) else \
@@ -296,20 +308,21 @@ def _quantities(toks: list[str]) -> list[Quantity]:
         if j < len(toks) and toks[j].lower() in _SCALE:
             value *= _SCALE[toks[j].lower()]
             j += 1
-        unit = ""
+        unit, word = "", ""
         prev = toks[i - 1].lower() if i else ""
         if prev in CURRENCY:
             unit = CURRENCY[prev]
         elif j < len(toks):
             nxt = toks[j].lower()
             if nxt in PERCENT or (nxt == "per" and j + 1 < len(toks) and toks[j + 1].lower() == "cent"):
-                unit = "%"
+                unit, word = "%", nxt
             elif nxt in CURRENCY:
-                unit = CURRENCY[nxt]
+                unit, word = CURRENCY[nxt], nxt
             else:
                 unit = unit_of(toks[j])
+                word = nxt if unit else ""
         hedged = any(w.lower() in HEDGES or w.lower() in RANGE_WORDS for w in toks[max(0, i - 2): i])
-        out.append(Quantity(value, unit, t, hedged))
+        out.append(Quantity(value, unit, t, hedged, word))
     for i, t in enumerate(toks):  # "half", "twice": shares and multiples written as words
         if t.lower() in _FRACTIONS and not (i and toks[i - 1].lower() in ("one", "1")):
             out.append(Quantity(_FRACTIONS[t.lower()], "", t.lower(), False))

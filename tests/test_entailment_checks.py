@@ -1,0 +1,104 @@
+"""The offline claim checks, one case per trap, and the contract every entailment backend keeps."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from assistant.entailment import Entailment, EntailmentModel, UnknownEntailment, build_entailment
+from assistant.entailment.checks import ClaimChecks
+from assistant.entailment.text import Quantity, analyse, same_quantity
+
+ROOT = Path(__file__).resolve().parents[1]
+SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
+
+P = "The Corvid 7 drone flies for 38 minutes per charge, and a full recharge takes 2 hours. The Corvid 9 flies for 52 minutes."
+
+
+@pytest.mark.parametrize("premise, claim, verdict, reason", [
+    (P, "The Corvid 7 flies for 38 minutes on a charge.", "supported", "supported"),
+    (P, "Recharging the Corvid 7 takes 120 minutes.", "supported", "supported"),  # unit conversion
+    (P, "A full recharge takes two hours.", "supported", "supported"),  # number word
+    (P, "The Corvid 7 does not fly for 38 minutes.", "contradicted", "negation"),
+    (P, "A full recharge takes 38 minutes.", "contradicted", "number"),  # a number of another clause
+    (P, "The Corvid 7 flies for 52 minutes.", "contradicted", "number"),  # another entity's attribute
+    (P, "The Corvid 7 flies for 38 hours.", "contradicted", "unit"),
+    (P, "The Corvid 7 flies for thirty minutes.", "contradicted", "number"),
+    (P, "The Corvid 7 flies for 38 minutes in rain and snow.", "unsupported", "coverage"),
+    ("Exports rose 4% in 2023, while imports fell 2%.", "Exports fell 4% in 2023.", "contradicted", "direction"),
+    ("Some participants reported mild headaches.", "All participants reported mild headaches.", "contradicted",
+     "quantifier"),
+    ("The filter is replaced before the pump is restarted.", "The pump is restarted before the filter is replaced.",
+     "contradicted", "order"),
+    ("The filter is replaced before the pump is restarted.", "The pump is restarted after the filter is replaced.",
+     "supported", "supported"),
+    ("The clinic was opened in 1994 and moved to Leeds in 2006.", "The clinic moved to Leeds in 1994.",
+     "contradicted", "number"),
+    ("Water damage is excluded from the basic plan.", "The basic plan does not cover water damage.", "supported",
+     "supported"),
+    ("The ferry runs in Norway.", "The ferry runs in Norway and Sweden.", "unsupported", "coverage"),
+])
+def test_each_trap(premise: str, claim: str, verdict: str, reason: str):
+    r = ClaimChecks().check(premise, claim)
+    assert (r.verdict, r.reason.split(":")[0]) == (verdict, reason), r.reason
+
+
+def test_question_words_are_not_support():
+    premise = "The Kestrel 5 battery lasts 14 hours."
+    question = "Does the Kestrel 5 battery last 20 hours?"
+    assert ClaimChecks().check(premise, "The Kestrel 5 battery lasts 20 hours.", question).verdict != "supported"
+    assert ClaimChecks().check(premise, "The Kestrel 5 battery lasts 14 hours.", question).verdict == "supported"
+
+
+def test_quantities_compare_by_value_and_unit():
+    q = analyse("It holds 1.5 kg, 40 litres and $2.5 million.").quantities
+    assert [(x.value, x.unit) for x in q] == [(1.5, "kilogram"), (40.0, "liter"), (2_500_000.0, "USD")]
+    assert same_quantity(Quantity(1500, "gram", "1500"), Quantity(1.5, "kilogram", "1.5"))
+    assert not same_quantity(Quantity(40, "gallon", "40"), Quantity(40, "liter", "40"))
+    assert same_quantity(Quantity(0.5, "", "half"), Quantity(50, "%", "50"))
+
+
+class TestEntailmentContract:
+    """What every backend promises (checks here; NLI and judge in test_entailment_backends.py)."""
+
+    @pytest.fixture
+    def model(self) -> EntailmentModel:
+        return build_entailment("checks")
+
+    def test_one_score_per_pair_in_range(self, model: EntailmentModel):
+        pairs = [(P, "The Corvid 9 flies for 52 minutes."), (P, "The Corvid 9 flies for 10 minutes."), (P, "Cats.")]
+        out = model.score(pairs)
+        assert len(out) == 3 and all(isinstance(e, Entailment) for e in out)
+        assert all(0 <= x <= 1 for e in out for x in (e.entail, e.neutral, e.contradict))
+        assert [e.verdict for e in out] == ["supported", "contradicted", "unsupported"]
+        assert all(e.reason for e in out)
+        assert model.score([]) == []
+
+    def test_unknown_backend_is_a_clear_error(self):
+        with pytest.raises(UnknownEntailment, match="checks"):
+            build_entailment("nope")
+
+
+def _eval(dataset: str) -> dict:
+    out = subprocess.run([sys.executable, "-m", "assistant.cli", "eval", "verify", "--dataset", dataset, "--json"],
+                         capture_output=True, text=True, cwd=ROOT, check=True, timeout=600)
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("name", ["verify_cases.jsonl", "verify_cases_holdout.jsonl"])
+def test_eval_verify_on_the_adversarial_cases(name: str):
+    """The shipped cases through the real CLI: the figures the closing note quotes, as a regression floor."""
+    result = _eval(f"cases:{ROOT / 'eval' / 'data' / name}")
+    assert result["cases"] >= 100
+    assert result["kept_right"]["rate"] >= 0.9 and result["rejected_wrong"]["rate"] >= 0.9, result["by_kind"]
+
+
+@pytest.mark.skipif(not SCIFACT.is_dir(), reason="needs ../shared/data/scifact")
+def test_eval_verify_on_scifact_rationales():
+    result = _eval(f"scifact-claims:{SCIFACT}")
+    assert result["cases"] == 300 and set(result["by_kind"]) == {"SUPPORT", "CONTRADICT", "NEI"}
+    assert result["by_kind"]["NEI"]["rate"] >= 0.6 and result["by_kind"]["SUPPORT"]["rate"] >= 0.5
