@@ -284,3 +284,15 @@ def test_real_offline_models_answer_with_citation(tmp_path: Path) -> None:
     assert answer is not None and not answer.abstained, answer
     assert answer.citations and answer.citations[0].page == 1
     assert any("verified" in e.label for e in at.expander)
+
+
+def test_a_contradicted_sentence_is_not_shown_and_its_reason_is(fake_kb: Path) -> None:
+    reply = CITED + " Charging takes 12 hours with the supplied adapter [1]."
+    at = _ask(_app(fake_kb, model=f"fake:{reply}"), "How long does the battery last and how long to charge?")
+    _no_exceptions(at)
+    assistant = at.chat_message[1]
+    assert "Charging takes 12 hours" not in assistant.markdown[0].value
+    assert any("1 contradicted" in c.value for c in assistant.caption)
+    (panel,) = [e for e in at.expander if e.label.startswith("Checked and not shown")]
+    line = panel.markdown[0].value
+    assert ":red-badge[contradicted]" in line and "12" in line and "number" in line

@@ -40,7 +40,12 @@ def render_answer(session: Session, index: int, answer: Answer) -> None:
     else:
         st.markdown(render.with_badges(answer.text, render.citation_states(answer)))
     if answer.dropped and not answer.abstained:
-        st.caption(f"{len(answer.dropped)} unsupported sentence(s) removed by verification.")
+        st.caption(render.removed_caption(answer))
+    rejected = [c for c in answer.checks if not c.shown]
+    if rejected:
+        with st.expander(f"Checked and not shown ({len(rejected)})", icon=":material/rule:"):
+            for c in rejected:
+                st.markdown(render.check_line(c))
     citation_chips(session, index, answer)
     st.download_button("Export as Markdown", render.answer_markdown(answer), file_name=f"citeline-answer-{index + 1}.md",
                        mime="text/markdown", key=f"export-{index}", icon=":material/download:", type="tertiary")

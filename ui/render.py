@@ -15,7 +15,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageOps
 
-from assistant.types import Answer, Citation, PageImage, Source
+from assistant.types import Answer, Citation, ClaimCheck, PageImage, Source
 
 BBox = tuple[float, float, float, float]
 HIGHLIGHT = (255, 176, 0)  # amber: visible on white paper and on most figures
@@ -225,3 +225,18 @@ def hit_rows(hits: Sequence[Any], shown_ids: set[int]) -> list[dict[str, Any]]:
          "text": " ".join(h.text.split())[:160]}
         for i, h in enumerate(hits, 1)
     ]
+
+
+def removed_caption(answer: Answer) -> str:
+    """'2 sentences removed by verification (1 contradicted by a source, 1 unsupported).'"""
+    verdicts = [c.verdict for c in answer.checks if not c.shown]
+    parts = [f"{verdicts.count(v)} {v}" for v in ("contradicted", "unsupported") if verdicts.count(v)]
+    detail = f" ({', '.join(parts)})" if parts else ""
+    return f"{len(answer.dropped)} sentence(s) removed by verification{detail}."
+
+
+def check_line(check: ClaimCheck) -> str:
+    """One rejected sentence with its verdict and the verifier's reason, as Markdown."""
+    colour = "red" if check.verdict == "contradicted" else "orange"
+    where = f" against [{check.n}]" if check.n else ""
+    return f":{colour}-badge[{check.verdict}]{where} ~~{check.sentence}~~ — {check.reason}"
