@@ -248,6 +248,8 @@ def test_ask_json(client: httpx.Client):
     assert not answer["abstained"] and "14 hours" in answer["answer"]
     (citation,) = answer["citations"]
     assert citation["doc"] == "manual.pdf" and citation["page"] == 1 and citation["verified"]
+    assert citation["verdict"] == "supported" and citation["reason"].startswith("supported")
+    assert [c["verdict"] for c in answer["claims"]] == ["supported"] and answer["claims"][0]["shown"]
     assert answer["sources"] and answer["model"] == "fake"
 
 

@@ -338,7 +338,8 @@ def _misplaced(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
         return None
     own = max(holders, key=lambda cl: _bind(cc, cl))
     rival = max(span, key=lambda cl: _bind(cc, cl))
-    if _bind(cc, own) < _bind(cc, rival):
+    bare = not (own.terms - own.units) and not own.entities  # "10 hours" alone (a table cell): says for nothing
+    if _bind(cc, own) < _bind(cc, rival) and not bare:
         return f"number: {q.text} is stated for '{_gist(own)}', not for '{_gist(rival)}'"
     mine = set(cc.entities)
     if mine and own.entities and not mine & set(own.entities) and any(mine & set(cl.entities) for cl in span):
