@@ -97,10 +97,6 @@ class ClaimChecks:
     def _judge(self, claim: Analysis, span: list[Clause], text: str, asked: set[str]) -> _Outcome:
         span_terms = set().union(*(cl.terms for cl in span)) if span else set()
         coverage, missing = self._coverage(claim, span_terms, _norm(text))
-        units = {u for cl in claim.clauses for u in cl.units}
-        novel = [t for t in claim.terms if t not in asked and t not in units]
-        if asked and novel and coverage > 0:  # the answer's own words weigh as much as all the others
-            coverage = min(coverage, 1 - sum(t in missing for t in novel) / len(novel))
         aligned = coverage >= self.settings.min_aligned
         conflict = self._conflict(claim, span, text) if aligned else None
         if conflict:
@@ -131,13 +127,12 @@ class ClaimChecks:
 
     def _conflict(self, claim: Analysis, span: list[Clause], text: str) -> str | None:
         for cc in claim.clauses:
-            best = _aligned(cc, span)
-            if not best:
-                continue
-            reason = (_polarity(cc, best) or _quantifier(cc, best) or _opposite(cc, best)
-                      or _order(cc, best))
-            if reason:
-                return reason
+            # the source clauses most about this claim clause (names aside: a subject named once serves every
+            # clause); a conflict counts only when every one of them conflicts
+            ties = _about(cc, span)
+            reasons = [_polarity(cc, cl) or _quantifier(cc, cl) or _opposite(cc, cl) or _order(cc, cl) for cl in ties]
+            if ties and all(reasons):
+                return reasons[0]
         return _entity_swap(claim, text) or self._quantity_conflict(claim, span)
 
     def _gap(self, claim: Analysis, span: list[Clause], text: str) -> str | None:
@@ -159,18 +154,29 @@ class ClaimChecks:
         return None
 
     # -- embeddings (optional) ----------------------------------------------------------------------------------
+    def _vectors_for(self, texts: Sequence[str]) -> None:
+        """Embed every text not yet cached in one batch (word lists are embedded once per verifier)."""
+        todo = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if not todo:
+            return
+        if len(self._vectors) > 20000:
+            self._vectors.clear()
+        for t, v in zip(todo, self.embedder.embed(todo), strict=True):
+            self._vectors[t] = np.asarray(v, dtype=np.float32)
+
     def _vector(self, text: str) -> np.ndarray:
-        if text not in self._vectors:
-            if len(self._vectors) > 20000:
-                self._vectors.clear()
-            self._vectors[text] = np.asarray(self.embedder.embed([text])[0], dtype=np.float32)
+        self._vectors_for([text])
         return self._vectors[text]
 
     def _synonym(self, word: str, span_terms: set[str]) -> bool:
         if self.embedder is None or not span_terms or len(word) < 3:
             return False
-        wv = self._vector(word)
-        return any(float(wv @ self._vector(t)) >= self.settings.synonym for t in span_terms if len(t) >= 3)
+        others = sorted(t for t in span_terms if len(t) >= 3)
+        if not others:
+            return False
+        self._vectors_for([word, *others])
+        matrix = np.stack([self._vectors[t] for t in others])
+        return bool(float(np.max(matrix @ self._vectors[word])) >= self.settings.synonym)
 
     def _semantic(self, claim: str, span: str) -> float:
         if self.embedder is None:
@@ -231,6 +237,15 @@ def _aligned(cc: Clause, span: list[Clause]) -> Clause | None:
     scored = [(_overlap(cc, cl), -abs(len(cl.lemmas) - len(cc.lemmas)), i) for i, cl in enumerate(span)]
     best = max(scored)
     return span[best[2]] if best[0] > 0 else None
+
+
+def _about(cc: Clause, span: list[Clause]) -> list[Clause]:
+    """The source clauses that share most with the claim clause: words (names aside), and the claim's numbers,
+    which anchor a clause more than any word does."""
+    scores = [_bind(cc, cl) + 2 * sum(any(same_quantity(q, s) for s in cl.quantities) for q in cc.quantities)
+              for cl in span]
+    best = max(scores, default=0)
+    return [cl for cl, sc in zip(span, scores, strict=True) if sc == best] if best > 0 else []
 
 
 def _binds(cc: Clause, cl: Clause | None) -> bool:

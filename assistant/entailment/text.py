@@ -52,14 +52,13 @@ RANGE_WORDS = frozenset(["up", "to", "least", "most", "over", "under", "than", "
 _TOKEN = re.compile(r"[$€£¥]|n't|[A-Za-z]+-?\d[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|\d+[A-Za-z]+\d[A-Za-z0-9]*|\d+(?:\.\d+)?|[A-Za-z][A-Za-z'’]*(?:-[A-Za-z]+)*|%|°[CF]|[A-Za-z0-9]+")
 _THOUSANDS = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+)(?![\d,])")
 _ALNUM = re.compile(r"(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*")
-_CLAUSE = re.compile(r"\s*(?:[,;:()]|\s(?:and|but|while|whereas|although|though|which|whose|who|where|"
+_CLAUSE = re.compile(r"\s*(?:[,;:]|\s(?:and|but|while|whereas|although|though|which|whose|who|where|"
                      r"because|since|so|yet|or)\s)\s*", re.I)
 _NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
                  "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred "
                  "thousand million billion dozen")
 NUMBER_WORDS = frozenset(_NUMBER_WORDS.split())
 _SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "bn": 1e9, "mn": 1e6, "k": 1e3}
-_FRACTIONS = {"half": 0.5, "quarter": 0.25, "third": 1 / 3, "twice": 2.0, "double": 2.0, "triple": 3.0}
 CURRENCY = {"$": "USD", "usd": "USD", "dollar": "USD", "dollars": "USD", "€": "EUR", "eur": "EUR", "euro": "EUR",
             "euros": "EUR", "£": "GBP", "gbp": "GBP", "pound sterling": "GBP", "¥": "JPY", "yen": "JPY",
             "jpy": "JPY", "chf": "CHF", "francs": "CHF"}
@@ -219,10 +218,18 @@ def _decimals(x: float) -> int:
 def normalise(text: str) -> str:
     """Digits for number words, no thousands separators, hyphenated '14-hour' split, unicode quotes plain."""
     text = text.replace("’", "'").replace("–", "-").replace("—", " - ").replace("\u00a0", " ")
+    text = re.sub(r"^\s*(?:yes|no)\s*[,.;:!-]\s*", "", text, flags=re.I)  # "No, the tablets are not ..." answers
+    text = re.sub(r"\bwith or without\b", "regardless of", text, flags=re.I)
+    # bounds are not negations: "no more than 70%" = "at most 70%"; "gluten-free" = "no gluten"
+    text = re.sub(r"\b(?:no|not)\s+(?:more|greater|higher)\s+than\b", "at most", text, flags=re.I)
+    text = re.sub(r"\b(?:no|not)\s+(?:less|fewer|lower)\s+than\b", "at least", text, flags=re.I)
+    text = re.sub(r"\b([A-Za-z]{3,})-free\b", r"no \1", text)
+    text = re.sub(r"(?<=[A-Za-z0-9])'s\b", "", text)  # possessive
     text = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), text)
     text = re.sub(r"(\d)-(?=[A-Za-z])", r"\1 ", text)
     text = re.sub(r"(?<=\d)(?=[A-Za-z%°])(?![A-Za-z]*\d)", " ", text)  # 40kg -> 40 kg (not X2, 3D stays)
-    return _number_words(text)
+    text = _number_words(text)
+    return re.sub(r"\b(\d+(?:\.\d+)?)\s*\(\s*\1\s*\)", r"\1", text)  # "thirty (30)" -> "30"
 
 
 _NUMWORD_RUN = re.compile(
@@ -271,7 +278,7 @@ def _clause(piece: str, first: bool = True) -> Clause:
     entity_numbers = {w for e in entities for w in e.split() if w.isdigit()}
     quantities = [q for q in quantities if not (q.text.isdigit() and q.text in entity_numbers and not q.unit)]
     lemmas, negations = [], 0
-    for w in words:
+    for w in [part for w in words for part in _parts(w)]:
         if w in NEGATORS:
             negations += 1
             continue
@@ -283,6 +290,13 @@ def _clause(piece: str, first: bool = True) -> Clause:
             lem = NEGATIVE_OF[lem]
         lemmas.append(lem)
     return Clause(words, lemmas, quantities, entities, negations)
+
+
+def _parts(word: str) -> list[str]:
+    """'user-serviceable' -> user, serviceable (a hyphenated compound says what its parts say); codes stay whole."""
+    if "-" in word and not re.search(r"\d", word):
+        return [p for p in word.split("-") if p]
+    return [word.strip("'")] if word.strip("'") else []
 
 
 def _entities(toks: list[str], first: bool = True) -> list[str]:
@@ -323,9 +337,6 @@ def _quantities(toks: list[str]) -> list[Quantity]:
                 word = nxt if unit else ""
         hedged = any(w.lower() in HEDGES or w.lower() in RANGE_WORDS for w in toks[max(0, i - 2): i])
         out.append(Quantity(value, unit, t, hedged, word))
-    for i, t in enumerate(toks):  # "half", "twice": shares and multiples written as words
-        if t.lower() in _FRACTIONS and not (i and toks[i - 1].lower() in ("one", "1")):
-            out.append(Quantity(_FRACTIONS[t.lower()], "", t.lower(), False))
     return out
 
 
