@@ -278,7 +278,7 @@ def _clause(piece: str, first: bool = True) -> Clause:
     entity_numbers = {w for e in entities for w in e.split() if w.isdigit()}
     quantities = [q for q in quantities if not (q.text.isdigit() and q.text in entity_numbers and not q.unit)]
     lemmas, negations = [], 0
-    for w in [part for w in words for part in _parts(w)]:
+    for w in [part for word in words for part in _parts(word)]:
         if w in NEGATORS:
             negations += 1
             continue
