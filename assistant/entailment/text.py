@@ -219,6 +219,11 @@ def normalise(text: str) -> str:
     """Digits for number words, no thousands separators, hyphenated '14-hour' split, unicode quotes plain."""
     text = text.replace("’", "'").replace("–", "-").replace("—", " - ").replace("\u00a0", " ")
     text = re.sub(r"^\s*(?:yes|no)\s*[,.;:!-]\s*", "", text, flags=re.I)  # "No, the tablets are not ..." answers
+    # "According to the sources, ...": where the claim comes from is not part of what it claims
+    text = re.sub(r"^\s*(?:according to|based on|as (?:stated|shown|mentioned|described) (?:in|on|by)|from|in)\s+"
+                  r"(?:the |this |these )?(?:information |text |data )?(?:provided |given |shown )?(?:in |by )?"
+                  r"(?:the |this |these )?(?:sources?|documents?|text|context|passages?|information|data|report|"
+                  r"chart|table|figure|page \d+)\b[^,]{0,40},\s*", "", text, flags=re.I)
     text = re.sub(r"\bwith or without\b", "regardless of", text, flags=re.I)
     # bounds are not negations: "no more than 70%" = "at most 70%"; "gluten-free" = "no gluten"
     text = re.sub(r"\b(?:no|not)\s+(?:more|greater|higher)\s+than\b", "at most", text, flags=re.I)
