@@ -41,7 +41,13 @@ def load_cases(path: Path) -> list[Case]:
     for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
-        row = json.loads(line)
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{i}: not a JSON object ({exc.msg})") from None
+        missing = [k for k in ("source", "answer") if not isinstance(row, dict) or k not in row]
+        if missing:
+            raise ValueError(f"{path}:{i}: missing {', '.join(missing)}")
         if row.get("expect") not in ("supported", "unsupported", "contradicted"):
             raise ValueError(f"{path}:{i}: expect must be supported, unsupported or contradicted")
         cases.append(Case(str(row.get("id", i)), row.get("kind", "case"), row["source"], row.get("question", ""),
@@ -163,7 +169,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 2
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such dataset")
-    cases = scifact_cases(path) if kind == "scifact-claims" else load_cases(path)
+    try:
+        cases = scifact_cases(path) if kind == "scifact-claims" else load_cases(path)
+    except (ValueError, KeyError, OSError) as exc:
+        print(f"citeline: error: {exc}", file=sys.stderr)
+        return 2
     cases = cases[: args.limit] if args.limit else cases
     options: dict[str, Any] = {}
     for pair in args.option:

@@ -106,3 +106,11 @@ def test_eval_verify_on_scifact_rationales():
     # today: SUPPORT kept 0.38, CONTRADICT rejected 0.81, NEI rejected 0.94 (landed verifier: 0.58 / 0.59 / 0.89)
     kinds = result["by_kind"]
     assert kinds["NEI"]["rate"] >= 0.88 and kinds["CONTRADICT"]["rate"] >= 0.72 and kinds["SUPPORT"]["rate"] >= 0.3
+
+
+def test_eval_verify_reports_a_broken_cases_file(tmp_path: Path):
+    bad = tmp_path / "cases.jsonl"
+    bad.write_text('{"source": "x", "answer": "y [1].", "expect": "supported"}\n{"source": \n', encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "assistant.cli", "eval", "verify", "--dataset", f"cases:{bad}"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 2 and "cases.jsonl:2: not a JSON object" in out.stderr and "Traceback" not in out.stderr

@@ -21,8 +21,10 @@ import numpy as np
 
 from assistant.entailment.base import Entailment
 from assistant.entailment.text import (
+    DOWN,
     OPPOSITES,
     ORDER,
+    UP,
     Analysis,
     Clause,
     Quantity,
@@ -30,6 +32,7 @@ from assistant.entailment.text import (
     comparable,
     direction,
     is_noun,
+    normalise,
     quantifier,
     same_quantity,
 )
@@ -205,8 +208,6 @@ class Result:
 
 # -- clause comparisons ---------------------------------------------------------------------------------------
 def _norm(text: str) -> str:
-    from assistant.entailment.text import normalise
-
     return " ".join(w.lower() for w in re.findall(r"[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*", normalise(text)))
 
 
@@ -301,8 +302,6 @@ def _opposite(cc: Clause, cl: Clause) -> str | None:
 
 
 def _dir_words(cl: Clause) -> str:
-    from assistant.entailment.text import DOWN, UP
-
     return ", ".join(t for t in cl.lemmas if t in UP or t in DOWN)
 
 
