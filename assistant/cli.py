@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 from ingest.errors import CitelineError
 
-CORE_MODULES = ("assistant.cli_kb", "assistant.cli_ask", "assistant.cli_search", "assistant.cli_serve")
+CORE_MODULES = ("assistant.cli_kb", "assistant.cli_ask", "assistant.cli_search", "assistant.cli_serve",
+                "assistant.cli_check")
 EDGE_MODULES = ("eval.cli", "ui.cli")  # optional edges, discovered by module name
 
 

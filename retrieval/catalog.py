@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ingest.types import BBox, Chunk, ParsedDocument
+from retrieval import faults
 
 SCHEMA_VERSION = 1
 
@@ -98,6 +99,12 @@ class Catalog:
     def generation(self) -> int:
         return int(self.get_meta("generation") or 0)
 
+    @property
+    def vectors_epoch(self) -> int:
+        """The generation at which every vector was last rewritten (reindex): a FAISS cache saved under another
+        epoch holds vectors of another model, even where its ids match, and is rebuilt rather than synced."""
+        return int(self.get_meta("vectors_epoch") or 0)
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic write; bumps the generation so FAISS caches know they are stale."""
@@ -105,10 +112,25 @@ class Catalog:
         try:
             yield self.db
             self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
+            faults.point("before_catalog_commit")
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+        faults.point("after_catalog_commit")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Several reads that see one committed state (WAL snapshot isolation), whatever a writer commits
+        meanwhile. Inside a transaction (the writer's own) it is that transaction."""
+        if self.db.in_transaction:
+            yield self.db
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield self.db
+        finally:
+            self.db.execute("COMMIT")
 
     # -- files ------------------------------------------------------------------------------------------
     def file_row(self, path: str) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ from ingest.errors import FileError
 from ingest.isolation import IsolatedParser
 from ingest.protocols import ParseOptions
 from ingest.types import Chunk, FileResult, ParsedDocument, doc_id_for, file_sha256
+from retrieval import faults
 from retrieval.kb import IMAGE, TEXT, KnowledgeBase
 
 
@@ -115,6 +116,7 @@ class Ingestor:
                 report.files.append(result)
                 pages_done += result.pages
                 self.progress(Progress(len(report.files), len(found), pages_done, path, result.status))
+                faults.point("between_documents")
                 if time.monotonic() - last_save > self.SAVE_EVERY_S:
                     self.kb.save_indexes()
                     last_save = time.monotonic()
@@ -145,10 +147,12 @@ class Ingestor:
         sha = file_sha256(path)
         doc_id = doc_id_for(sha)
         if self.kb.catalog.has_document(doc_id):
+            gone: list[str] = []
             with self.kb.catalog.transaction() as db:
                 if row and row["doc_id"] and row["doc_id"] != doc_id:
-                    self._drop_old(db, path)
+                    gone = self._drop_old(db, path)[1]
                 self.kb.catalog.put_file(db, path, doc_id, sha, st.st_size, st.st_mtime, "ingested")
+            self._drop_assets(gone)
             return FileResult(path, "unchanged"), sha, st
         return None, sha, st
 
@@ -238,8 +242,9 @@ class Ingestor:
         catalog = self.kb.catalog
         if isinstance(outcome, FileError):
             with catalog.transaction() as db:
-                self._drop_old(db, path)
+                gone = self._drop_old(db, path)[1]
                 catalog.put_file(db, path, None, sha, st.st_size, st.st_mtime, "failed", str(outcome))
+            self._drop_assets(gone)
             return FileResult(path, "failed", error=str(outcome))
         doc, prepared = outcome
         chunks, meta = prepared.chunks, prepared.meta
@@ -247,9 +252,10 @@ class Ingestor:
         for space in self.kb.spaces():
             self.kb.index(space)  # current before the commit, so the commit's delta can be applied in memory
         with catalog.transaction() as db:
-            dropped = self._drop_old(db, path)
+            dropped, gone = self._drop_old(db, path)
             ids = catalog.put_document(db, doc, Path(path).name, st.st_size, chunks, meta, vectors)
             catalog.put_file(db, path, doc.doc_id, sha, st.st_size, st.st_mtime, "ingested")
+        self._drop_assets([d for d in gone if d != doc.doc_id])
         self._update_indexes(ids, vectors, dropped)
         figures = sum(1 for c in chunks if c.kind == "figure")
         return FileResult(path, "ingested", pages=len(doc.pages), chunks=len(chunks) - figures, figures=figures,
@@ -262,12 +268,18 @@ class Ingestor:
         return ("nothing searchable: no text, no readable scan and no figures on any page"
                 " (e.g. an XFA-only form, blank pages, or an image too small to read)")
 
-    def _drop_old(self, db: Any, path: str) -> list[int]:
+    def _drop_old(self, db: Any, path: str) -> tuple[list[int], list[str]]:
+        """Forget what `path` held, inside the caller's transaction: the vector ids dropped, and the documents
+        whose assets may go once that transaction has committed (not before: a crash would roll the rows
+        back and leave them pointing at deleted thumbnails and crops)."""
         row = self.kb.catalog.file_row(path)
         dropped = self.kb.catalog.drop_file(db, path) if row else []
-        if row and row["doc_id"] and dropped:
-            shutil.rmtree(self.kb.assets_dir / row["doc_id"], ignore_errors=True)
-        return dropped
+        gone = row is not None and bool(row["doc_id"]) and not self.kb.catalog.has_document(row["doc_id"])
+        return dropped, [row["doc_id"]] if row and gone else []
+
+    def _drop_assets(self, doc_ids: list[str]) -> None:
+        for doc_id in doc_ids:
+            shutil.rmtree(self.kb.assets_dir / doc_id, ignore_errors=True)
 
     def _update_indexes(self, ids: list[int], vectors: dict[str, tuple[list[int], np.ndarray]],
                         dropped: list[int]) -> None:

@@ -1,16 +1,20 @@
 """The knowledge base on disk: catalog + one FAISS index per embedding space + assets + manifest.
 
     <kb>/catalog.sqlite   documents, files, pages, chunks, vectors, BM25 (source of truth)
-    <kb>/index/<space>.faiss (+ .json)   derived caches, healed from the catalog on open
+    <kb>/index/<space>.faiss   derived caches (header: catalog generation, vectors epoch, CRC), healed on open
     <kb>/assets/<doc_id>/  page thumbnails and figure crops
-    <kb>/manifest.json    what built the index (models, dimensions, chunker, version)
+    <kb>/manifest.json    what built the index (models, dimensions, chunker, version): a readable mirror of the
+                          catalog's `manifest` meta row, rewritten by the next writer when a crash left it behind
     <kb>/lock             the writer lock
+
+`KnowledgeBase.check()` verifies all of it (`citeline check`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -23,6 +27,7 @@ import numpy as np
 from ingest.chunking import ChunkerSettings
 from ingest.errors import EmbedderMismatch, KBError
 from ingest.isolation import Limits
+from retrieval import faults
 from retrieval.catalog import Catalog
 from retrieval.lock import WriterLock
 from retrieval.vectors import VectorIndex
@@ -118,6 +123,7 @@ class KnowledgeBase:
         self._lock = lock
         self._indexes: dict[str, VectorIndex] = {}
         self._index_generation: dict[str, int] = {}
+        self._index_epoch: dict[str, int] = {}
 
     # -- opening ----------------------------------------------------------------------------------------
     @classmethod
@@ -143,6 +149,8 @@ class KnowledgeBase:
             kb = cls(root, catalog, resolved, ModelSet(resolved, factory), lock)
             if writable and not manifest:
                 kb._write_manifest()
+            elif writable and manifest:
+                kb._heal_manifest_file(manifest)
         except BaseException:
             if lock:
                 lock.release()
@@ -164,6 +172,7 @@ class KnowledgeBase:
     def close(self) -> None:
         if self.writable:
             self.save_indexes()
+            self._sweep()
         self.catalog.close()
         if self._lock:
             self._lock.release()
@@ -180,28 +189,40 @@ class KnowledgeBase:
         return dict(self.manifest.get("spaces", {}))
 
     def index(self, space: str) -> VectorIndex | None:
-        """The FAISS index of a space, brought up to date with the catalog; None if the space is empty."""
-        info = self.spaces().get(space)
-        if not info:
-            return None
-        generation = self.catalog.generation
-        if space in self._indexes and self._index_generation.get(space) == generation:
+        """The FAISS index of a space, brought up to date with the catalog; None if the space is empty.
+
+        Read in one catalog snapshot, so a writer committing meanwhile never leaves the index tagged with a
+        generation it does not hold. A cache from another vectors epoch (before a reindex) is rebuilt, not
+        synced: its ids match, its vectors are another model's."""
+        with self.catalog.snapshot():
+            info = self.spaces().get(space)
+            if not info:
+                return None
+            generation, epoch = self.catalog.generation, self.catalog.vectors_epoch
+            if space in self._indexes and self._index_epoch.get(space) != epoch:
+                del self._indexes[space]
+            if space in self._indexes and self._index_generation.get(space) == generation:
+                return self._indexes[space]
+            if space not in self._indexes:
+                index, saved_at = VectorIndex.load(self.index_path(space), int(info["dimension"]), epoch)
+                self._indexes[space] = index
+                self._index_generation[space] = saved_at
+                self._index_epoch[space] = epoch
+            if self._index_generation[space] != generation:
+                self._indexes[space].sync(self.catalog, space)
+                self._index_generation[space] = generation
             return self._indexes[space]
-        if space not in self._indexes:
-            index, saved_at = VectorIndex.load(self.root / "index" / f"{space}.faiss", int(info["dimension"]))
-            self._indexes[space] = index
-            self._index_generation[space] = saved_at
-        if self._index_generation[space] != generation:
-            self._indexes[space].sync(self.catalog, space)
-            self._index_generation[space] = generation
-        return self._indexes[space]
+
+    def index_path(self, space: str) -> Path:
+        return self.root / "index" / f"{space}.faiss"
 
     def save_indexes(self) -> None:
-        generation = self.catalog.generation
-        for space in self.spaces():
-            index = self.index(space)
+        with self.catalog.snapshot():
+            generation, epoch = self.catalog.generation, self.catalog.vectors_epoch
+            current = {space: self.index(space) for space in self.spaces()}
+        for space, index in current.items():
             if index is not None:
-                index.save(self.root / "index" / f"{space}.faiss", generation)
+                index.save(self.index_path(space), generation, epoch)
 
     def register_space(self, space: str, model: str, dimension: int, normalized: bool = True) -> None:
         manifest = self.manifest
@@ -214,6 +235,12 @@ class KnowledgeBase:
             self._write_manifest(manifest)
 
     def _write_manifest(self, manifest: dict[str, Any] | None = None) -> None:
+        """The catalog's row first (the truth), then its mirror `manifest.json`."""
+        manifest = self._stamped_manifest(manifest)
+        self.catalog.set_meta("manifest", json.dumps(manifest))
+        self._mirror_manifest(manifest)
+
+    def _stamped_manifest(self, manifest: dict[str, Any] | None) -> dict[str, Any]:
         manifest = manifest or {
             "citeline_version": VERSION,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -225,10 +252,26 @@ class KnowledgeBase:
             "schema": 1,
         }
         manifest["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        self.catalog.set_meta("manifest", json.dumps(manifest))
+        return manifest
+
+    def _mirror_manifest(self, manifest: dict[str, Any]) -> None:
         tmp = self.root / "manifest.json.tmp"
         tmp.write_text(json.dumps(manifest, indent=2))
+        faults.point("mid_manifest_write")
         os.replace(tmp, self.root / "manifest.json")
+
+    def _heal_manifest_file(self, manifest: dict[str, Any]) -> None:
+        """A crash between the catalog's manifest row and its mirror leaves manifest.json behind: rewrite it."""
+        if manifest_file_state(self.root, manifest) is not None:
+            self._mirror_manifest(manifest)
+
+    def _sweep(self) -> None:
+        """What a crashed writer can leave behind, removed by the next one (it holds the lock): temporary
+        files, and the asset folders of documents that were never committed or whose removal was cut short."""
+        for tmp in [self.root / "manifest.json.tmp", *(self.root / "index").glob("*.tmp")]:
+            tmp.unlink(missing_ok=True)
+        for folder in orphan_asset_dirs(self):
+            shutil.rmtree(folder, ignore_errors=True)
 
     # -- maintenance ------------------------------------------------------------------------------------
     def remove(self, paths: list[str]) -> list[str]:
@@ -263,17 +306,22 @@ class KnowledgeBase:
         manifest["spaces"] = {}
         manifest["image_model"] = self.settings.image_model
         vectors = embed_stored_chunks(self, manifest["spaces"], progress)
-        with self.catalog.transaction() as db:
+        manifest = self._stamped_manifest(manifest)
+        with self.catalog.transaction() as db:  # vectors, the manifest naming their model, and the new epoch
             db.execute("DELETE FROM vectors")
             for space, (ids, matrix) in vectors.items():
                 db.executemany("INSERT INTO vectors(space, id, vec) VALUES(?,?,?)",
                                [(space, int(i), matrix[k].tobytes()) for k, i in enumerate(ids)])
-        self._write_manifest(manifest)
+            self.catalog.set_meta("manifest", json.dumps(manifest))
+            self.catalog.set_meta("vectors_epoch", str(self.catalog.generation + 1))  # this commit's generation
+        self._mirror_manifest(manifest)
         self._indexes.clear()
         self._index_generation.clear()
-        for path in (self.root / "index").glob("*"):
-            path.unlink()
-        self.save_indexes()
+        self._index_epoch.clear()
+        self.save_indexes()  # the old caches are from another epoch: rebuilt from the catalog, then replaced
+        for path in (self.root / "index").glob("*.faiss"):
+            if path.stem not in manifest["spaces"]:
+                path.unlink()  # a space the new models do not have
         return {space: len(ids) for space, (ids, _) in vectors.items()}
 
     def apply_delta(self, space: str, generation: int, ids: list[int], vectors: np.ndarray,
@@ -299,9 +347,39 @@ class KnowledgeBase:
             "generation": self.catalog.generation,
         }
 
+    def check(self) -> list[Any]:
+        """Every inconsistency found (`retrieval.integrity.Problem`); `healed` ones are derived files that
+        the next open or write repairs by itself. Read-only: safe while another process writes."""
+        from retrieval.integrity import check_kb
+
+        return check_kb(self)
+
     def _require_writable(self, what: str) -> None:
         if not self.writable:
             raise KBError(f"{what} needs the KB opened for writing (KnowledgeBase.open(..., writable=True))")
+
+
+_DOC_DIR = re.compile(r"^[0-9a-f]{24}$")  # assets/<doc_id>: the first 24 hex digits of the SHA-256
+
+
+def orphan_asset_dirs(kb: KnowledgeBase) -> list[Path]:
+    """Asset folders of no document in the catalog."""
+    if not kb.assets_dir.is_dir():
+        return []
+    known = {r[0] for r in kb.catalog.db.execute("SELECT doc_id FROM documents")}
+    return sorted(p for p in kb.assets_dir.iterdir() if p.is_dir() and _DOC_DIR.match(p.name) and p.name not in known)
+
+
+def manifest_file_state(root: Path, manifest: dict[str, Any]) -> str | None:
+    """None when manifest.json mirrors the catalog's manifest, else what is wrong with it."""
+    path = root / "manifest.json"
+    try:
+        on_disk = json.loads(path.read_text())
+    except FileNotFoundError:
+        return "manifest.json is missing"
+    except ValueError:
+        return "manifest.json is not valid JSON"
+    return None if on_disk == manifest else "manifest.json differs from the catalog's manifest"
 
 
 def _space_info(model: str, dimension: int, normalized: bool = True) -> dict[str, Any]:

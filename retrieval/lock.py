@@ -1,5 +1,8 @@
 """One writer at a time: an advisory lock on `<kb>/lock` that names its holder. The OS frees it on any exit,
-kill -9 included, so a crashed ingest never leaves a KB locked."""
+kill -9 included, so a crashed ingest never leaves a KB locked.
+
+A second writer does not wait: it fails at once with `KBLocked`, whose message names the holder (pid, host,
+command, since) — `citeline ingest|remove|reindex` exit 2 with it. Readers take no lock."""
 
 from __future__ import annotations
 
@@ -30,10 +33,13 @@ class WriterLock:
                 f"the knowledge base at {self.path.parent} is being written by {holder}; wait for it to finish "
                 "(readers such as search and ask can still use the KB meanwhile)"
             ) from None
-        os.ftruncate(fd, 0)
         info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "command": " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[:200]}
-        os.write(fd, json.dumps(info).encode())
+        data = json.dumps(info).encode()
+        # one write over the old holder, then cut what is left of it: a concurrent reader sees the old holder
+        # or the new one (its parser reads the first JSON object), never an empty file
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
         self._fd = fd
         return self
 
@@ -52,9 +58,9 @@ class WriterLock:
 
 def _read_holder(fd: int) -> str:
     try:
-        info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        info, _ = json.JSONDecoder().raw_decode(os.pread(fd, 4096, 0).decode() or "{}")
     except (OSError, ValueError):
         return "another process"
-    if not info:
+    if not info or not isinstance(info, dict):
         return "another process"
     return f"pid {info.get('pid')} on {info.get('host')} (`{info.get('command')}`, since {info.get('since')})"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from retrieval import faults
 from retrieval.catalog import Catalog
+
+MAGIC = b"CITELINE-FAISS\x01\n"  # a saved index: MAGIC, 8-byte header length, JSON header, FAISS bytes
 
 
 def _faiss() -> Any:
@@ -173,30 +177,38 @@ class VectorIndex:
         return np.take_along_axis(sims, top, axis=1).astype(np.float32), allowed[top]
 
     # -- persistence ------------------------------------------------------------------------------------
-    def save(self, path: Path, generation: int) -> None:
-        faiss = _faiss()
+    def save(self, path: Path, generation: int, epoch: int = 0) -> None:
+        """One file, one rename: a header (catalog generation and vectors epoch it holds, tombstones, a CRC of
+        the FAISS bytes) and the serialised index, so a reader never pairs an index with another one's tag."""
+        payload = _faiss().serialize_index(self.index).tobytes()
+        header = json.dumps({"generation": generation, "epoch": epoch, "size": self.size,
+                             "dimension": self.dimension, "approximate": self.approximate,
+                             "tombstones": sorted(self._dead), "bytes": len(payload),
+                             "crc32": zlib.crc32(payload)}).encode()
         tmp = path.with_suffix(".faiss.tmp")
-        faiss.write_index(self.index, str(tmp))
-        _fsync_file(tmp)
+        with open(tmp, "wb") as out:
+            out.write(MAGIC + len(header).to_bytes(8, "little") + header)
+            out.write(payload)
+            out.flush()
+            os.fsync(out.fileno())
+        faults.point("mid_faiss_save")
         os.replace(tmp, path)
-        _write_json_atomic(path.with_suffix(".json"), {"generation": generation, "size": self.size,
-                                                       "dimension": self.dimension, "approximate": self.approximate,
-                                                       "tombstones": sorted(self._dead)})
+        _fsync_dir(path.parent)
 
     @classmethod
-    def load(cls, path: Path, dimension: int) -> tuple[VectorIndex, int]:
-        """Returns the index and the catalog generation it was saved at (-1 when absent or unreadable)."""
-        if not path.exists():
+    def load(cls, path: Path, dimension: int, epoch: int = 0) -> tuple[VectorIndex, int]:
+        """Returns the index and the catalog generation it was saved at; an empty index and -1 when the file is
+        absent, damaged, of another dimension, or from another vectors epoch (another model's vectors)."""
+        header, payload = read_saved(path)
+        if header is None or int(header.get("epoch", -1)) != epoch or int(header.get("dimension", -1)) != dimension:
             return cls(dimension), -1
-        faiss = _faiss()
         try:
-            index = faiss.read_index(str(path))
-            info = json.loads(path.with_suffix(".json").read_text())
+            index = _faiss().deserialize_index(np.frombuffer(payload, dtype=np.uint8))
         except Exception:
             return cls(dimension), -1  # a damaged cache is rebuilt from the catalog
         if index.d != dimension:
             return cls(dimension), -1
-        return cls(dimension, index, tombstones=info.get("tombstones", ())), int(info.get("generation", -1))
+        return cls(dimension, index, tombstones=header.get("tombstones", ())), int(header["generation"])
 
     def sync(self, catalog: Catalog, space: str) -> bool:
         """Make the index hold exactly the catalog's vectors of `space`. Returns True if anything changed."""
@@ -227,16 +239,35 @@ def _one_thread(enabled: bool) -> Iterator[None]:
         faiss.omp_set_num_threads(before)
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def _fsync_dir(path: Path) -> None:
+    """Make a rename durable (the directory entry), where the platform allows opening a directory."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
     try:
         os.fsync(fd)
+    except OSError:
+        pass
     finally:
         os.close(fd)
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data))
-    _fsync_file(tmp)
-    os.replace(tmp, path)
+def read_saved(path: Path) -> tuple[dict[str, Any] | None, bytes]:
+    """A saved index file's header and FAISS bytes; (None, b"") when absent, not ours, truncated or damaged."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None, b""
+    if not data.startswith(MAGIC):
+        return None, b""
+    start = len(MAGIC) + 8
+    size = int.from_bytes(data[len(MAGIC):start], "little")
+    try:
+        header = json.loads(data[start : start + size])
+    except ValueError:
+        return None, b""
+    payload = data[start + size :]
+    if not isinstance(header, dict) or header.get("bytes") != len(payload) or header.get("crc32") != zlib.crc32(payload):
+        return None, b""
+    return header, payload
