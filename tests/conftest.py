@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 from pathlib import Path
@@ -8,7 +7,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()
+# the public test data (README.md, "Test data"); CITELINE_TEST_DATA points elsewhere
+SHARED_DATA = Path(os.environ.get("CITELINE_TEST_DATA") or ROOT / ".." / "shared" / "data").resolve()
 
 
 @pytest.fixture(autouse=True)
@@ -28,11 +28,38 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
 
 
+DATA_SKIP = "public test data missing"
+
+
+def data_reason(sub: str = "") -> str:
+    """The one skip reason for tests that read ../shared/data: says what is missing and where to get it."""
+    where = SHARED_DATA / sub if sub else SHARED_DATA
+    return f"{DATA_SKIP}: {where} not found (README.md, 'Test data', says where it comes from)"
+
+
+def needs_data(sub: str = "") -> pytest.MarkDecorator:
+    """Skip marker for a test that reads ../shared/data/<sub>."""
+    return pytest.mark.skipif(not (SHARED_DATA / sub).exists(), reason=data_reason(sub))
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"public test data not found at {SHARED_DATA} (see the brief: ../shared/data)")
+        pytest.skip(data_reason())
     return SHARED_DATA
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """A newcomer without the public data is told which tests did not run, and how to get it."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if DATA_SKIP in str(getattr(r, "longrepr", ""))]
+    if not skipped:
+        return
+    terminalreporter.section("tests skipped for missing public data")
+    for report in skipped:
+        terminalreporter.line(f"  {report.nodeid}")
+    terminalreporter.line(f"{len(skipped)} tests need {SHARED_DATA}: see README.md, 'Test data', for the sources "
+                          "(BEIR SciFact, MS-COCO, MMLongBench-Doc, the public PDF set) and where to put them.")
 
 
 def make_pdf(path: Path, pages: list[str], title: str = "") -> Path:
@@ -64,6 +91,3 @@ def fake_kb_settings():  # type: ignore[no-untyped-def]
 
 os.environ.setdefault("CITELINE_HOME", str(ROOT / ".citeline" / "test-home"))
 
-# The CLIP suite needs open_clip + torchvision, which live in their own venv (`bash scripts/setup.sh --clip`;
-# .ci/run runs it there). In the default venv it is not collected at all rather than reported as skipped.
-collect_ignore = [] if importlib.util.find_spec("open_clip") else ["test_clip.py"]

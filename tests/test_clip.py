@@ -6,12 +6,15 @@ Runs in the clip venv (open_clip needs torchvision); the main venv skips it.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-open_clip = pytest.importorskip("open_clip")
+open_clip = pytest.importorskip(
+    "open_clip", reason="the CLIP suite needs open_clip + torchvision, which live in their own venv: "
+    "`bash scripts/setup.sh --dev --clip && .venv-clip/bin/python -m pytest -m clip tests/test_clip.py`")
 torch = pytest.importorskip("torch")
 
 from retrieval.clip import OpenClipEmbedder, build_image_embedder  # noqa: E402
@@ -92,3 +95,50 @@ def test_local_checkpoint_round_trip(
 def test_missing_checkpoint_file_is_a_clear_error(tiny_model_name: str, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         OpenClipEmbedder(tiny_model_name, str(tmp_path / "nope.pt"))
+
+
+def _photos(folder: Path) -> list[Path]:
+    """Four real photos from ../shared/data/coco-mini when it is here, else four generated pictures."""
+    from PIL import Image
+
+    data = os.environ.get("CITELINE_TEST_DATA") or Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+    coco = Path(data) / "coco-mini" / "images"
+    folder.mkdir()
+    if coco.is_dir():
+        out = []
+        for src in sorted(coco.glob("*.jpg"))[:4]:
+            (folder / src.name).write_bytes(src.read_bytes())
+            out.append(folder / src.name)
+        return out
+    rng = np.random.default_rng(1)
+    out = []
+    for i in range(4):
+        path = folder / f"photo{i}.png"
+        Image.fromarray(rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)).save(path)
+        out.append(path)
+    return out
+
+
+def test_end_to_end_text_query_finds_a_photo_through_the_searcher(tiny_model_name: str, tmp_path: Path) -> None:
+    """Ingest photos into a real KB with the tiny CLIP, then a text query reaches them through the image index:
+    the Searcher's top image is the photo the same model scores highest for that text."""
+    from retrieval.ingestor import Ingestor
+    from retrieval.kb import KBSettings, KnowledgeBase
+    from retrieval.search import Searcher
+
+    photos = _photos(tmp_path / "photos")
+    torch.manual_seed(0)
+    settings = KBSettings(text_model="fake", image_model=f"clip:{tiny_model_name}:none", tag_images=False)
+    with KnowledgeBase.open(tmp_path / "kb", settings, writable=True) as kb:
+        report = Ingestor(kb).run([str(tmp_path / "photos")])
+        assert [f.status for f in report.files].count("ingested") == len(photos), report.files
+        index = kb.index("image")
+        assert index is not None and index.size == len(photos)
+        model = kb.models.image
+        for query in ("a dog on a beach", "a red bus in the street"):
+            hits = Searcher(kb).search(query, retrievers=["image"], top_k=len(photos))
+            assert hits and all(h.kind == "figure" and h.retrievers == {"image": i} for i, h in enumerate(hits, 1))
+            assert sorted(h.doc_name for h in hits) == sorted(p.name for p in photos)  # each photo exactly once
+            scores = model.embed_texts([query]) @ model.embed_images([str(p) for p in photos]).T
+            best = photos[int(np.argmax(scores[0]))].name
+            assert hits[0].doc_name == best

@@ -15,8 +15,9 @@ from retrieval.embedders import UnknownEmbedder, build_text_embedder
 from retrieval.fakes import HashEmbedder, HashImageEmbedder
 from retrieval.models import ModelChecksumError, sha256_file, verify_sha256
 from retrieval.protocols import ImageEmbedder, ImageTagger, TextEmbedder, TextQueriesUnsupported
+from tests.conftest import SHARED_DATA, needs_data
 
-COCO = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "coco-mini"
+COCO = SHARED_DATA / "coco-mini"
 real = pytest.mark.integration
 
 TEXT_SPECS = [
@@ -231,7 +232,7 @@ def tagger():  # type: ignore[no-untyped-def]
 
 
 @real
-@pytest.mark.skipif(not COCO.exists(), reason="../shared/data/coco-mini is not here")
+@needs_data("coco-mini")
 def test_tagger_onnx_export_matches_the_torch_model(tmp_path: Path) -> None:
     """The tagger runs an ONNX export derived once from the verified torch weights: same features, same
     probabilities as the torch model it came from, and the cached export is checked against its digest."""
@@ -261,7 +262,7 @@ def test_tagger_onnx_export_matches_the_torch_model(tmp_path: Path) -> None:
 
 
 @real
-@pytest.mark.skipif(not COCO.exists(), reason="../shared/data/coco-mini is not here")
+@needs_data("coco-mini")
 @pytest.mark.parametrize(("caption_word", "label"), [("zebra", "zebra"), ("pizza", "pizza"), ("bus", "bus")])
 def test_tagger_labels_coco_photos(tagger, caption_word: str, label: str) -> None:  # type: ignore[no-untyped-def]
     assert isinstance(tagger, ImageTagger) and isinstance(tagger, ImageEmbedder)
@@ -272,7 +273,7 @@ def test_tagger_labels_coco_photos(tagger, caption_word: str, label: str) -> Non
 
 
 @real
-@pytest.mark.skipif(not COCO.exists(), reason="../shared/data/coco-mini is not here")
+@needs_data("coco-mini")
 def test_tagger_features_group_same_category(tagger) -> None:  # type: ignore[no-untyped-def]
     zebra, pizza = _coco_image_whose_captions_say("zebra"), _coco_image_whose_captions_say("pizza")
     vectors = tagger.embed_images([zebra, pizza, zebra])

@@ -12,9 +12,10 @@ import pytest
 from assistant.entailment import Entailment, EntailmentModel, UnknownEntailment, build_entailment
 from assistant.entailment.checks import ClaimChecks
 from assistant.entailment.text import Quantity, analyse, same_quantity
+from tests.conftest import SHARED_DATA, needs_data
 
 ROOT = Path(__file__).resolve().parents[1]
-SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
+SCIFACT = SHARED_DATA / "scifact"
 
 P = "The Corvid 7 drone flies for 38 minutes per charge, and a full recharge takes 2 hours. The Corvid 9 flies for 52 minutes."
 
@@ -99,7 +100,7 @@ def test_eval_verify_on_the_adversarial_cases(name: str):
     assert result["by_kind"]["unit"]["rate"] >= 0.8 and result["by_kind"]["number_words"]["rate"] >= 0.7
 
 
-@pytest.mark.skipif(not SCIFACT.is_dir(), reason="needs ../shared/data/scifact")
+@needs_data("scifact")
 def test_eval_verify_on_scifact_rationales():
     result = _eval(f"scifact-claims:{SCIFACT}")
     assert result["cases"] == 300 and set(result["by_kind"]) == {"SUPPORT", "CONTRADICT", "NEI"}

@@ -86,9 +86,15 @@ def test_contract_streams_text_that_cites_the_source(generator: Any):
 
 
 def test_contract_closing_the_stream_is_clean(generator: Any):
+    threads = threading.active_count()
     stream = generator.stream(MESSAGES, (), Sampling())
-    next(iter(stream))
+    assert next(iter(stream))
     stream.close()  # cancellation: no exception, nothing left running
+    with pytest.raises(StopIteration):
+        next(stream)
+    assert threading.active_count() <= threads
+    again = "".join(generator.stream(MESSAGES, (), Sampling(max_tokens=32)))  # nothing held: a new stream runs
+    assert "14 hours" in again and "[1]" in again
 
 
 def test_openai_request_shape_key_and_images(sse_server: str, tmp_path: Path):

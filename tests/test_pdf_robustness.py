@@ -18,9 +18,10 @@ from ingest.errors import CorruptFile, FileError, PasswordRequired
 from ingest.parsers import parse_file
 from ingest.protocols import ParseOptions
 from ingest.types import ParsedDocument, file_sha256
+from tests.conftest import SHARED_DATA, needs_data
 
-PDFS = Path(__file__).parents[1] / ".." / "shared" / "data" / "pdfs"
-pytestmark = pytest.mark.skipif(not PDFS.is_dir(), reason=f"shared PDF set not found at {PDFS}")
+PDFS = SHARED_DATA / "pdfs"
+pytestmark = needs_data("pdfs")
 
 
 def _manifest() -> dict[str, dict[str, Any]]:

@@ -8,6 +8,8 @@ SmolVLM/Idefics3 and Qwen2-VL go through the same AutoProcessor / AutoModelForIm
 
 from __future__ import annotations
 
+import inspect
+import threading
 from pathlib import Path
 
 import pytest
@@ -102,11 +104,23 @@ def test_streams_text_and_honours_sampling(tiny_llava: Path, figure: str):
     assert greedy == "".join(gen.stream(MESSAGES, [figure], Sampling(max_tokens=6)))
     sampled = list(gen.stream(MESSAGES, [figure], Sampling(temperature=1.0, max_tokens=6, seed=1)))
     assert all(isinstance(p, str) for p in sampled)
-    assert "".join(gen.stream(MESSAGES, [], Sampling(max_tokens=3))) is not None  # text-only also works
+    text_only = gen._inputs(MESSAGES, [])  # text-only also works: no pixels, no image tokens, a real reply
+    assert "pixel_values" not in text_only
+    image_id = gen.load()[1].tokenizer.convert_tokens_to_ids("<image>")
+    assert int((text_only["input_ids"] == image_id).sum()) == 0
+    reply = "".join(gen.stream(MESSAGES, [], Sampling(max_tokens=3)))
+    assert reply == "".join(gen.stream(MESSAGES, [], Sampling(max_tokens=3)))  # greedy: reproducible
 
 
 def test_closing_the_stream_stops_the_worker(tiny_llava: Path, figure: str):
     gen = VLMGenerator(str(tiny_llava))
     stream = gen.stream(MESSAGES, [figure], Sampling(max_tokens=200))
-    next(stream, None)
+    before = {t for t in threading.enumerate() if t.is_alive()}
+    assert next(stream, None) is not None
+    workers = [t for t in threading.enumerate() if t.is_alive() and t not in before]
+    assert workers, "generation runs in a worker thread while the stream is open"
     stream.close()  # joins the worker: returns only once generation has stopped
+    assert not any(t.is_alive() for t in workers)
+    assert inspect.getgeneratorstate(stream) == inspect.GEN_CLOSED
+    assert gen._lock.acquire(timeout=5), "the generator's lock was not released"  # a next stream can start
+    gen._lock.release()
