@@ -27,7 +27,7 @@ def register(sub: Any) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     api_key = os.environ.get(API_KEY_ENV) or None
-    if api_key is None and not _is_loopback(args.host):
+    if api_key is None and not is_loopback(args.host):
         print(f"citeline: error: refusing to serve on {args.host} without an API key: set {API_KEY_ENV} "
               "(clients then send `Authorization: Bearer <key>`), or serve on 127.0.0.1", file=sys.stderr)
         return 2
@@ -59,7 +59,7 @@ def _uvicorn() -> Any:
     return uvicorn
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:

@@ -1,13 +1,16 @@
 """The headless HTTP API: a thin FastAPI layer that translates HTTP to SDK calls and our types' JSON back.
 
-    citeline serve --kb DIR                      # http://127.0.0.1:8000/docs for the OpenAPI page
+    citeline serve --kb DIR                      # http://127.0.0.1:8000/docs for the OpenAPI page (no key set)
     curl -H "Authorization: Bearer $CITELINE_SERVER_KEY" -F files=@manual.pdf localhost:8000/v1/ingest
     curl -H "Authorization: Bearer $CITELINE_SERVER_KEY" -d '{"question": "Battery life?"}' localhost:8000/v1/ask
 
 Endpoints: GET /health; under /v1 (bearer key when one is configured): GET status, GET documents, POST ingest
-(multipart `files`), DELETE documents/{doc_id} or documents?path=..., POST search, POST ask (JSON with an optional
+(multipart `files`), DELETE documents/{doc_id} or documents?path=... (relative to the uploads folder; only
+uploaded copies are ever deleted from disk), POST search, POST ask (JSON with an optional
 base64 `image_b64` the question is about; the answer as JSON, or Server-Sent Events `sources`, `token`, `answer`
-with `"stream": true`), GET assets/{path}. Request bodies, uploads, SSE and errors: `assistant.server_http`.
+with `"stream": true`), GET assets/{path}. With a key, GET /openapi.json needs it too and /docs is off.
+A failing model endpoint answers 502, a rate-limited one 503 with Retry-After, a timed-out one 504.
+Request bodies, uploads, SSE and errors: `assistant.server_http`.
 
 Concurrency: the SDK object and its generator are not thread-safe, so reads (status, documents, search, ask)
 run one at a time. Writes (ingest, remove) go through a sibling SDK object sharing the same models, so an
@@ -17,7 +20,6 @@ ingest neither blocks readers nor closes the reader under them; the KB's writer 
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -53,6 +55,8 @@ from assistant.server_http import (
     safe_upload_name,
     save_upload,
     sse_stream,
+    unlink_upload,
+    upload_path,
 )
 
 if TYPE_CHECKING:
@@ -67,10 +71,19 @@ def create_app(sdk: Citeline, *, api_key: str | None, limits: ServerLimits | Non
     """A FastAPI app over `sdk`. With `api_key`, every /v1 route needs `Authorization: Bearer <api_key>`."""
     limits = limits or ServerLimits()
     api = _Api(sdk, limits)
+    auth = bearer_check(api_key)
+    # With a key, the server tells nothing about itself without it but /health: the schema is served to key
+    # holders only, and the interactive pages are off (they fetch the schema without the key, so cannot work).
+    public = api_key is None
     app = FastAPI(title="Citeline", version="0.1.0", description="Answers over your documents, with verified "
-                  "citations. Send `Authorization: Bearer <key>` when the server has a key.")
+                  "citations. Send `Authorization: Bearer <key>` when the server has a key.",
+                  openapi_url="/openapi.json" if public else None, docs_url="/docs" if public else None,
+                  redoc_url="/redoc" if public else None)
     app.add_api_route("/health", api.health, methods=["GET"])
-    app.include_router(api.router(bearer_check(api_key)))
+    if not public:
+        app.add_api_route("/openapi.json", lambda: app.openapi(), methods=["GET"], include_in_schema=False,
+                          dependencies=[Depends(auth)])
+    app.include_router(api.router(auth))
     app.add_middleware(BodyLimit, limit=limits.max_request_bytes)
     add_error_handlers(app)
     return app
@@ -172,18 +185,21 @@ class _Api:
             rows = [row for row in self.sdk.documents() if row.doc_id == doc_id]
         if not rows:
             raise HTTPException(404, f"no document with id {doc_id!r} (GET /v1/documents lists them)")
+        moved = [p for p in rows[0].paths if Path(p).resolve() != Path(p)]
+        if moved:  # removal resolves paths: through a link now standing there it would forget another file
+            raise HTTPException(409, f"{moved[0]} has been replaced by a link since it was ingested; nothing was "
+                                "removed: delete the link, then this document")
         return self._remove(list(rows[0].paths))
 
     def remove_path(self, path: str) -> dict[str, Any]:
-        """Forget a file, or everything under a folder (absolute, or relative to the uploads folder)."""
-        return self._remove([str(self.uploads / path) if not os.path.isabs(path) else path])
+        """Forget an uploaded file, or everything under an uploads sub-folder (a path relative to the uploads
+        folder; documents ingested from elsewhere are removed by id)."""
+        return self._remove([str(upload_path(self.uploads, path))])
 
     def _remove(self, paths: list[str]) -> dict[str, Any]:
         removed = self.writer.remove(*paths)
         if not removed:
             raise HTTPException(404, f"nothing in the knowledge base under {', '.join(paths)}")
-        uploads = self.uploads.resolve()
         for path in removed:  # uploaded copies belong to the server; other files are the user's
-            if Path(path).resolve().is_relative_to(uploads):
-                Path(path).unlink(missing_ok=True)
+            unlink_upload(self.uploads, path)
         return {"removed": removed}

@@ -199,6 +199,30 @@ def _image_suffix(data: bytes) -> str:
     return f".{kind}"
 
 
+def upload_path(root: Path, rel: str) -> Path:
+    """A file or folder named by a client, relative to the uploads folder `root`; a path that is absolute,
+    climbs out (`..`, also through a symlink) or is not plain text is refused before anything is touched."""
+    parts = rel.replace("\\", "/").split("/")
+    if not rel.strip() or "\x00" in rel or rel.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+        raise HTTPException(400, f"invalid path {rel!r}: name a file or folder relative to the uploads folder "
+                            "(GET /v1/documents lists them; DELETE /v1/documents/{doc_id} removes any document)")
+    root = root.resolve()
+    target = root / rel
+    if not target.resolve().is_relative_to(root):
+        raise HTTPException(400, f"invalid path {rel!r}: it leads out of the uploads folder")
+    return target
+
+
+def unlink_upload(root: Path, path: str) -> bool:
+    """Delete `path` when it is a server-owned copy: a file (or link, never its target) whose folder lies
+    inside the uploads folder `root`. Anything else is the user's and stays."""
+    file = Path(path)
+    if not file.parent.resolve().is_relative_to(root.resolve()) or not (file.is_symlink() or file.is_file()):
+        return False
+    file.unlink()
+    return True
+
+
 def asset_file(root: Path, rel: str) -> Path:
     """A page thumbnail or figure crop inside `root`; anything that could leave it is refused."""
     parts = rel.split("/")
@@ -268,8 +292,12 @@ def _status_table() -> tuple[tuple[type[BaseException], int], ...]:
 
 
 def error_status(exc: BaseException) -> tuple[int, str]:
+    from assistant.generators.openai_compat import EndpointError
+
     if isinstance(exc, StarletteHTTPException):
         return exc.status_code, str(exc.detail)
+    if isinstance(exc, EndpointError):  # 502 broken upstream, 503 rate limited (Retry-After), 504 timed out
+        return exc.status, f"the model endpoint failed: {exc}"
     if isinstance(exc, CitelineError | FileNotFoundError):
         status = next(code for kind, code in _status_table() if isinstance(exc, kind))
         return status, str(exc)

@@ -103,6 +103,8 @@ def build_generator(spec: str = "qwen", *, env: Mapping[str, str] | None = None,
 
         model, base_url = parse_openai_spec(spec)
         key = options.pop("api_key", None) or env.get("CITELINE_API_KEY") or env.get("OPENAI_API_KEY")
+        if env.get("CITELINE_API_TIMEOUT"):  # seconds to wait for the endpoint (default 120)
+            options.setdefault("timeout", env["CITELINE_API_TIMEOUT"])
         return OpenAICompatGenerator(model, base_url, api_key=key, **options)
     if spec == "extractive":
         from assistant.generators.extractive import ExtractiveGenerator

@@ -20,7 +20,26 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
 class EndpointError(CitelineError):
-    pass
+    """The model endpoint failed. `status` is what our own HTTP server answers for it (502: the upstream is
+    broken; 503: it is overloaded, try later; 504: it did not answer in time); `headers` go with that answer."""
+
+    status = 502
+
+    def __init__(self, message: str, *, retry_after: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": self.retry_after} if self.retry_after else None
+
+
+class EndpointBusy(EndpointError):
+    status = 503  # HTTP 429 from the endpoint: its rate limit, not our client's fault
+
+
+class EndpointTimeout(EndpointError):
+    status = 504
 
 
 def parse_openai_spec(spec: str) -> tuple[str, str]:
@@ -52,15 +71,16 @@ def with_images(messages: Sequence[Message], images: Sequence[str]) -> list[dict
 
 class OpenAICompatGenerator:
     def __init__(self, model: str, base_url: str = OPENAI_BASE_URL, *, api_key: str | None = None,
-                 supports_images: bool = False, timeout: float = 120.0) -> None:
+                 supports_images: bool = False, timeout: float | str = 120.0) -> None:
         if base_url.startswith(OPENAI_BASE_URL) and not api_key:
             raise EndpointError("the OpenAI API needs a key: set OPENAI_API_KEY (or CITELINE_API_KEY)")
+        seconds = _seconds(timeout)
         self.model = model
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.supports_images = supports_images
         self.cites_reliably = True
-        self.timeout = timeout
+        self.timeout = seconds
         self.name = f"openai:{model}@{self.base_url}"
         from assistant.generators import LARGE_BUDGET
 
@@ -98,10 +118,10 @@ class OpenAICompatGenerator:
                                                                             headers=self._headers) as resp:
                 if resp.status_code >= 400:
                     resp.read()
-                    raise EndpointError(f"{url} answered {resp.status_code}: {resp.text[:300]}")
-                yield from _sse_content(resp.iter_lines())
+                    raise status_error(url, resp.status_code, resp.text, resp.headers.get("retry-after"))
+                yield from _sse_content(resp.iter_lines(), url)
         except httpx.HTTPError as e:
-            raise EndpointError(f"cannot reach {url}: {e}") from e
+            raise transport_error(url, e, self.timeout) from e
 
     def yes_no(self, messages: Sequence[Message]) -> float:
         """Log-odds of "Yes" over "No" as the reply's first token, from the endpoint's `top_logprobs` (OpenAI,
@@ -116,10 +136,68 @@ class OpenAICompatGenerator:
             with httpx.Client(timeout=self.timeout) as client:
                 resp = client.post(url, json=payload, headers=self._headers)
         except httpx.HTTPError as e:
-            raise EndpointError(f"cannot reach {url}: {e}") from e
+            raise transport_error(url, e, self.timeout) from e
         if resp.status_code >= 400:
-            raise EndpointError(f"{url} answered {resp.status_code}: {resp.text[:300]}")
-        return yes_no_logodds(resp.json(), url)
+            raise status_error(url, resp.status_code, resp.text, resp.headers.get("retry-after"))
+        try:
+            reply = resp.json()
+        except ValueError:
+            raise EndpointError(f"{url} answered with something that is not JSON: {resp.text[:200]!r}") from None
+        return yes_no_logodds(reply, url)
+
+
+def _seconds(timeout: float | str) -> float:
+    try:
+        seconds = float(timeout)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise EndpointError(f"invalid endpoint timeout {timeout!r}: give seconds, e.g. CITELINE_API_TIMEOUT=60")
+    return seconds
+
+
+def status_error(url: str, status: int, body: str, retry_after: str | None = None) -> EndpointError:
+    """An HTTP error status from the endpoint as a message that says what to do."""
+    detail = _error_detail(body)
+    if status in (401, 403):
+        return EndpointError(f"{url} refused the API key (HTTP {status}: {detail}): set CITELINE_API_KEY or "
+                             "OPENAI_API_KEY to a key this endpoint accepts")
+    if status == 404:
+        return EndpointError(f"{url} answered HTTP 404 ({detail}): check the base URL (it usually ends in /v1) "
+                             "and the model name")
+    if status == 429:
+        wait = f"retry after {retry_after} s" if retry_after and retry_after.isdigit() else \
+            f"retry after {retry_after}" if retry_after else "retry later"
+        return EndpointBusy(f"{url} is rate limiting requests (HTTP 429: {detail}): {wait}",
+                            retry_after=retry_after)
+    if status >= 500:
+        return EndpointError(f"{url} failed on its side (HTTP {status}: {detail}); the endpoint's own log "
+                             "says why", retry_after=retry_after if status == 503 else None)
+    return EndpointError(f"{url} refused the request (HTTP {status}: {detail})")
+
+
+def transport_error(url: str, error: Exception, timeout: float) -> EndpointError:
+    import httpx
+
+    if isinstance(error, httpx.TimeoutException):
+        return EndpointTimeout(f"{url} did not answer within {timeout:g} s ({type(error).__name__}): the model "
+                               "may be overloaded; try again, or raise CITELINE_API_TIMEOUT")
+    if isinstance(error, httpx.RemoteProtocolError):
+        return EndpointError(f"{url} closed the connection before the reply was complete ({error})")
+    return EndpointError(f"cannot reach {url}: {error}")
+
+
+def _error_detail(body: str) -> str:
+    """The message of an OpenAI-style error body (`{"error": {"message": ...}}`), else the body's start."""
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])[:300]
+    if isinstance(error, str) and error:
+        return error[:300]
+    return body.strip()[:300] or "no details"
 
 
 def yes_no_logodds(reply: dict[str, Any], url: str = "the endpoint") -> float:
@@ -141,17 +219,29 @@ def yes_no_logodds(reply: dict[str, Any], url: str = "the endpoint") -> float:
     return mass("yes") - mass("no")
 
 
-def _sse_content(lines: Iterator[str]) -> Iterator[str]:
+def _sse_content(lines: Iterator[str], url: str = "the endpoint") -> Iterator[str]:
+    """The text pieces of an OpenAI chat-completion SSE stream. The stream must end with `data: [DONE]` or a
+    `finish_reason`; one that just stops was cut off, and is an error rather than a silently short answer."""
+    finished = False
     for line in lines:
         if not line.startswith("data:"):
             continue
         data = line[5:].strip()
         if data == "[DONE]":
             return
-        event = json.loads(data)
+        try:
+            event = json.loads(data)
+        except ValueError:
+            raise EndpointError(f"{url} sent a stream event that is not JSON: {data[:200]!r}") from None
+        if not isinstance(event, dict):
+            raise EndpointError(f"{url} sent a stream event that is not an object: {data[:200]!r}")
         if event.get("error"):
-            raise EndpointError(f"the endpoint reported: {event['error']}")
-        for choice in event.get("choices", ()):
+            raise EndpointError(f"{url} reported an error mid-answer: {_error_detail(json.dumps(event))}")
+        for choice in event.get("choices") or ():
             piece = (choice.get("delta") or {}).get("content")
             if piece:
                 yield piece
+            finished = finished or bool(choice.get("finish_reason"))
+    if not finished:
+        raise EndpointError(f"{url} ended the stream before the reply was complete (no [DONE]): the answer "
+                            "was cut off; try again")
