@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from assistant.cli import add_kb_argument, add_model_arguments
 from assistant.progress import ProgressBar
 from assistant.sdk import Citeline
+from ingest.isolation import Limits
 
 
 def register(sub: Any) -> None:
@@ -24,6 +26,12 @@ def register(sub: Any) -> None:
     p.add_argument("--no-ocr", action="store_true", help="do not OCR pages without a text layer")
     p.add_argument("--workers", type=_at_least_one, default=None, metavar="N",
                    help="parser processes (default: the number of cores, at most 4)")
+    p.add_argument("--file-timeout", type=_positive, default=None, metavar="SECONDS",
+                   help="stop parsing a file after this long (default 300)")
+    p.add_argument("--file-memory-mb", type=_positive, default=None, metavar="MB",
+                   help="address-space bound of each parser process, in MiB (default 3072)")
+    p.add_argument("--max-file-mb", type=_positive, default=None, metavar="MB",
+                   help="skip files larger than this, in MiB (default 1024)")
     p.add_argument("--json", action="store_true", help="print one JSON report on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_ingest)
@@ -54,7 +62,8 @@ def read_passwords(args: argparse.Namespace) -> list[str]:
     passwords = list(args.password)
     if args.passwords_file:
         # keep each line exactly (minus the newline): spaces and non-ASCII characters are legal in passwords
-        lines = Path(args.passwords_file).read_text(encoding="utf-8").splitlines()
+        # (utf-8-sig: a byte-order mark from a Windows editor is not part of the first password)
+        lines = Path(args.passwords_file).read_text(encoding="utf-8-sig").splitlines()
         passwords += [line for line in lines if line]
     return passwords
 
@@ -66,15 +75,32 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def limits_from_args(args: argparse.Namespace, limits: Limits) -> Limits:
+    """The per-file bounds the command line overrides (the rest stay as configured)."""
+    changes: dict[str, Any] = {}
+    if args.workers is not None:
+        changes["workers"] = args.workers
+    if args.file_timeout is not None:
+        changes["seconds_per_file"] = args.file_timeout
+    if args.file_memory_mb is not None:
+        changes["memory_bytes"] = int(args.file_memory_mb * 1024**2)
+    if args.max_file_mb is not None:
+        changes["max_file_bytes"] = int(args.max_file_mb * 1024**2)
+    return replace(limits, **changes)
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     sdk = _sdk(args)
-    from dataclasses import replace
-
-    if args.no_ocr:
-        sdk.settings = replace(sdk.settings, kb=replace(sdk.settings.kb, ocr=False))
-    if args.workers is not None:
-        kb = sdk.settings.kb
-        sdk.settings = replace(sdk.settings, kb=replace(kb, limits=replace(kb.limits, workers=args.workers)))
+    kb = sdk.settings.kb
+    kb = replace(kb, ocr=kb.ocr and not args.no_ocr, limits=limits_from_args(args, kb.limits))
+    sdk.settings = replace(sdk.settings, kb=kb)
     progress = None if args.quiet else ProgressBar(sys.stderr)
     sdk.ingest(*args.paths, passwords=read_passwords(args), prune=args.prune, progress=progress)
     report = sdk.last_report

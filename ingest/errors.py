@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class CitelineError(Exception):
     """Base class for every error Citeline raises on purpose."""
@@ -30,6 +32,23 @@ class UnsupportedFile(FileError):
 
 class ResourceLimit(FileError):
     """A file exceeded the per-file time, memory or size bound."""
+
+
+class FileVanished(FileError):
+    """The file was deleted or moved after the ingest found it."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} was deleted or moved while the ingest ran; nothing was stored for it "
+                         "(ingest it again if it comes back, or --prune to forget it)")
+
+
+_ALLOC_FAILED = re.compile(r"\b(m|re|c)alloc \(\d+ bytes\) failed|out of memory", re.I)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Python's MemoryError, or MuPDF's failed allocation (a RuntimeError 'malloc (N bytes) failed') under the
+    worker's address-space bound: neither may be swallowed as a damaged page."""
+    return isinstance(exc, MemoryError) or bool(_ALLOC_FAILED.search(str(exc)))
 
 
 class KBError(CitelineError):

@@ -33,7 +33,8 @@ class ImageParser:
         except CitelineError:
             raise
         except MemoryError as exc:
-            raise _bomb(path, options) from exc
+            raise ResourceLimit(f"{path}: decoding the image ran out of the per-file memory bound; downscale it, "
+                                "or raise the bound (citeline ingest --file-memory-mb MB)") from exc
         except Exception as exc:  # Pillow raises many types on hostile files
             raise CorruptFile(f"{path}: image data is damaged ({type(exc).__name__}: {exc})") from exc
 
@@ -66,6 +67,8 @@ def _open_image(path: str, options: ParseOptions) -> Any:
     from PIL import Image, UnidentifiedImageError
 
     Image.MAX_IMAGE_PIXELS = options.max_image_pixels
+    if os.path.getsize(path) == 0:
+        raise CorruptFile(f"{path}: the file is empty (0 bytes); copy or download it again")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -83,7 +86,7 @@ def _open_image(path: str, options: ParseOptions) -> Any:
 def _bomb(path: str, options: ParseOptions) -> ResourceLimit:
     return ResourceLimit(
         f"{path}: the image has more than {options.max_image_pixels:,} pixels (max_image_pixels), "
-        "a possible decompression bomb; downscale it or raise the limit"
+        f"a possible decompression bomb; downscale it to at most {options.max_image_pixels:,} pixels"
     )
 
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ingest.errors import CorruptFile, FileError, ResourceLimit, UnsupportedFile
+from ingest.errors import CorruptFile, FileError, FileVanished, ResourceLimit, UnsupportedFile
 from ingest.protocols import ParseOptions
 from ingest.types import ParsedDocument, document_from_json
 
@@ -24,6 +24,7 @@ _ERRORS: dict[str, type[FileError]] = {
     "CorruptFile": CorruptFile,
     "UnsupportedFile": UnsupportedFile,
     "ResourceLimit": ResourceLimit,
+    "FileVanished": FileError,  # message formatted by the worker
     "FileError": FileError,
 }
 
@@ -45,10 +46,14 @@ class IsolatedParser:
         self._out: Any = None
 
     def parse(self, path: str, sha256: str, options: ParseOptions, pages_hint: int = 0) -> ParsedDocument:
-        size = os.path.getsize(path)
+        try:
+            size = os.path.getsize(path)
+        except FileNotFoundError:
+            raise FileVanished(path) from None
         if size > self.limits.max_file_bytes:
             raise ResourceLimit(
-                f"{path} is {size / 1e6:.0f} MB, over the {self.limits.max_file_bytes / 1e6:.0f} MB per-file bound"
+                f"{path} is {_mib(size)}, over the {_mib(self.limits.max_file_bytes)} per-file size bound; "
+                "split it, or raise the bound (citeline ingest --max-file-mb MB)"
             )
         request = {"path": path, "sha256": sha256, "options": asdict(options)}
         timeout = self.limits.seconds_per_file + self.limits.seconds_per_page * pages_hint
@@ -111,11 +116,15 @@ class IsolatedParser:
             code = self._proc.poll()
             self.close()
             if code is None:
-                raise ResourceLimit(f"{path}: parsing took longer than the {timeout:.0f} s per-file bound")
+                raise ResourceLimit(
+                    f"{path}: parsing took longer than the {timeout:g} s per-file time bound and was stopped; "
+                    "split the file, or raise the bound (citeline ingest --file-timeout SECONDS)"
+                )
             reason = "out of memory" if code in (-9, -6, 1) else f"exit code {code}"
             raise ResourceLimit(
                 f"{path}: the parser process died ({reason}); the file exceeds the "
-                f"{self.limits.memory_bytes / 1024**3:.1f} GiB per-file memory bound or is malformed"
+                f"{_mib(self.limits.memory_bytes)} per-file memory bound or is malformed; split or re-save it, "
+                "or raise the bound (citeline ingest --file-memory-mb MB)"
             )
         return json.loads(line)
 
@@ -137,3 +146,7 @@ class IsolatedParser:
                     return line or None
         finally:
             sel.close()
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024**2:.1f} MiB" if n < 10 * 1024**2 else f"{n / 1024**2:.0f} MiB"

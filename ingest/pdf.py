@@ -7,6 +7,7 @@ by `ParseOptions.max_image_pixels`, so a 200-inch page or a gigapixel scan costs
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from dataclasses import replace
@@ -14,13 +15,15 @@ from typing import Any
 
 from ingest import pdf_figures, pdf_tables
 from ingest import pdf_page as pg
-from ingest.errors import CitelineError, CorruptFile, PasswordRequired, ResourceLimit
+from ingest.errors import CitelineError, CorruptFile, PasswordRequired, ResourceLimit, is_out_of_memory
 from ingest.ocr import ocr_blocks, ocr_image
+from ingest.passwords import candidates
 from ingest.protocols import ParseOptions
 from ingest.types import BBox, Block, Page, ParsedDocument, doc_id_for
 
 _GARBAGE_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f\ue000-\uf8ff\ufffd]")
 CAPTION_RE = re.compile(r"^\s*(fig(ure|\.)?|table|chart|exhibit|plate)\s*[0-9IVX]+[a-z]?\s*[.:|\-—–]?", re.I)
+_OBJECT_RE = re.compile(rb"\d+\s+\d+\s+obj\b")
 MIN_TEXT_CHARS = 20  # under this a page "has no text layer" (scans, image-only slides, outlined text)
 RUNNING_PAGES = 3  # the same short margin text on this many pages is a running header or footer
 MARGIN = 0.1  # top and bottom fraction of the page where running headers and footers live
@@ -39,32 +42,50 @@ class PdfParser:
             return _parse_document(doc, path, sha256, options)
         except CitelineError:
             raise
-        except MemoryError as exc:
-            raise ResourceLimit(
-                f"{path}: ran out of memory while parsing; split or simplify the PDF"
-            ) from exc
         except Exception as exc:  # MuPDF raises RuntimeError subclasses on damaged structures
+            if is_out_of_memory(exc):
+                raise out_of_memory(path) from exc
             detail = f"{type(exc).__name__}: {exc}"
             raise CorruptFile(f"{path}: cannot be read as a PDF ({detail}); re-save or repair it") from exc
         finally:
             doc.close()
 
 
+def out_of_memory(path: str) -> ResourceLimit:
+    return ResourceLimit(f"{path}: parsing ran out of the per-file memory bound; split or simplify the PDF, "
+                         "or raise the bound (citeline ingest --file-memory-mb MB)")
+
+
 def open_pdf(path: str, passwords: tuple[str, ...] = ()) -> Any:
     """Open and authenticate; raise PasswordRequired or CorruptFile with a message a user can act on."""
     import pymupdf
 
+    if os.path.getsize(path) == 0:
+        raise CorruptFile(f"{path}: the file is empty (0 bytes); copy or download it again")
     try:
         doc = pymupdf.open(path, filetype="pdf")
     except Exception as exc:  # FileDataError, EmptyFileError, RuntimeError: all mean "not a usable PDF"
-        raise CorruptFile(f"{path}: not a readable PDF ({exc}); re-save or repair it") from exc
-    if doc.needs_pass and not any(doc.authenticate(pw) for pw in passwords):
+        raise CorruptFile(f"{path}: not a readable PDF ({exc}); {_repair_advice(path)}") from exc
+    # each password as typed, then its SASLprep form (how AES-256 writers key the file)
+    if doc.needs_pass and not any(doc.authenticate(pw) for pw in candidates(passwords)):
         doc.close()
         raise PasswordRequired(path, tried=len(passwords))
     if doc.page_count == 0:
         doc.close()
-        raise CorruptFile(f"{path}: the PDF has no pages (damaged page tree); re-save or repair it")
+        raise CorruptFile(f"{path}: the PDF has no pages (damaged page tree); {_repair_advice(path)}")
     return doc
+
+
+def _repair_advice(path: str) -> str:
+    """A PDF ends with %%EOF (incremental updates append after it, each with its own): without one near the end
+    the file was most likely cut short by an interrupted download or copy."""
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+        fh.seek(max(0, os.path.getsize(path) - 1024))
+        tail = fh.read()
+    if b"%%EOF" in tail or not _OBJECT_RE.search(head):  # no objects at all: garbage after a header, not a cut
+        return "re-save or repair it"
+    return "the file looks truncated (no %%EOF at its end): copy or download it again"
 
 
 def _parse_document(doc: Any, path: str, sha256: str, options: ParseOptions) -> ParsedDocument:
@@ -140,7 +161,9 @@ def _body_font_size(doc: Any, sample_pages: int = 12) -> float:
     for pno in range(0, min(doc.page_count, step * sample_pages), step):
         try:
             data = doc.load_page(pno).get_text("dict", flags=0)
-        except Exception:
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                raise
             continue
         for block in data.get("blocks", []):
             for line in block.get("lines", []):
@@ -157,7 +180,9 @@ def _logo_xrefs(doc: Any) -> frozenset[int]:
     for pno in range(doc.page_count):
         try:
             counts.update({img[0] for img in doc.get_page_images(pno) if img[0]})
-        except Exception:
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                raise
             continue
     return frozenset(x for x, n in counts.items() if n >= LOGO_PAGES)
 
@@ -169,7 +194,9 @@ def _parse_page(doc: Any, pno: int, ctx: pg.PageContext) -> Page:
     try:
         page = doc.load_page(pno)
         rect = page.rect
-    except Exception:  # one broken page object: keep its slot so page numbers stay right
+    except Exception as exc:  # one broken page object: keep its slot so page numbers stay right
+        if is_out_of_memory(exc):
+            raise
         return Page(number=pno + 1, width=0.0, height=0.0)
     view = pg.PageView(page)
     blocks, garbled = pg.safe(lambda: _text_blocks(view, ctx), ([], 0))

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.errors import CitelineError
+from ingest.errors import CitelineError, is_out_of_memory
 from ingest.protocols import ParseOptions
 from ingest.types import BBox
 
@@ -80,7 +80,9 @@ def safe(fn: Any, default: Any) -> Any:
         return fn()
     except CitelineError:  # our own errors (a missing tesseract, a resource bound) are meant to surface
         raise
-    except Exception:
+    except Exception as exc:
+        if is_out_of_memory(exc):  # the worker's memory bound, not a damaged page: fail the file
+            raise
         return default
 
 

@@ -13,7 +13,7 @@ import sys
 import traceback
 from typing import Any
 
-from ingest.errors import FileError
+from ingest.errors import FileError, FileVanished, is_out_of_memory
 from ingest.protocols import ParseOptions
 from ingest.types import document_to_json
 
@@ -22,16 +22,27 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
     from ingest.parsers import parse_file
 
     options = ParseOptions(**{**request["options"], "passwords": tuple(request["options"].get("passwords", ()))})
+    path = request["path"]
     try:
-        doc = parse_file(request["path"], request["sha256"], options)
-    except FileError as exc:
-        return {"ok": False, "error_type": type(exc).__name__, "message": str(exc)}
-    except MemoryError:
-        return {"ok": False, "error_type": "ResourceLimit", "message": "ran out of the per-file memory bound"}
-    except Exception as exc:  # a parser bug or a library failure on a hostile file: report, never crash
-        detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        return {"ok": False, "error_type": "CorruptFile", "message": f"could not parse: {detail}"}
+        doc = parse_file(path, request["sha256"], options)
+    except Exception as exc:
+        return failure(path, exc)
     return {"ok": True, "doc": document_to_json(doc)}
+
+
+def failure(path: str, exc: Exception) -> dict[str, Any]:
+    """The response for a file that did not parse: its own error, or what the exception means for the user."""
+    if not os.path.exists(path):  # deleted or moved mid-parse: whatever the parser said, that is the cause
+        exc = FileVanished(path)
+    if isinstance(exc, FileError):
+        return {"ok": False, "error_type": type(exc).__name__, "message": str(exc)}
+    if is_out_of_memory(exc):
+        return {"ok": False, "error_type": "ResourceLimit",
+                "message": f"{path}: parsing ran out of the per-file memory bound; split or simplify the file, "
+                           "or raise the bound (citeline ingest --file-memory-mb MB)"}
+    # a parser bug or a library failure on a hostile file: report, never crash
+    detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    return {"ok": False, "error_type": "CorruptFile", "message": f"{path}: could not parse ({detail}); re-save or repair it"}
 
 
 def main() -> int:
