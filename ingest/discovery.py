@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 SUPPORTED = (".pdf", ".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".txt", ".md", ".markdown",
-             ".html", ".htm")
+             ".html", ".htm", ".docx", ".docm", ".xlsx", ".xlsm", ".csv", ".tsv", ".pptx", ".pptm", ".eml", ".mbox")
 
 
 def discover(paths: Iterable[str], suffixes: tuple[str, ...] = SUPPORTED) -> Iterator[tuple[str, bool]]:

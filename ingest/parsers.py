@@ -6,12 +6,17 @@ import os
 
 from ingest.errors import UnsupportedFile
 from ingest.images import ImageParser
+from ingest.office_docx import DocxParser
+from ingest.office_mail import MailParser
+from ingest.office_sheets import CsvParser, XlsxParser
+from ingest.office_slides import PptxParser
 from ingest.pdf import PdfParser
 from ingest.protocols import ParseOptions, Parser
 from ingest.textfiles import TextParser
 from ingest.types import ParsedDocument
 
-PARSERS: tuple[Parser, ...] = (PdfParser(), ImageParser(), TextParser())
+PARSERS: tuple[Parser, ...] = (PdfParser(), ImageParser(), TextParser(), DocxParser(), XlsxParser(), CsvParser(),
+                               PptxParser(), MailParser())
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(s for p in PARSERS for s in p.suffixes)
 
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 BlockKind = Literal["text", "heading", "table", "caption"]
 ChunkKind = Literal["text", "table", "figure"]
-DocKind = Literal["pdf", "image", "text"]
+DocKind = Literal["pdf", "image", "text", "docx", "pptx", "sheet", "mail", "epub"]
 FileStatus = Literal["ingested", "unchanged", "failed", "skipped"]
 
 
