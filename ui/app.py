@@ -1,10 +1,12 @@
 """Citeline's Streamlit app: `citeline ui --kb DIR` (or `streamlit run ui/app.py -- --kb DIR`).
 
-Thin: read the configuration at this edge, get the SDK, draw the sidebar and the chosen view.
+Thin: read the configuration at this edge (the password gate first, when CITELINE_UI_PASSWORD is set), get the
+SDK, draw the sidebar and the chosen view.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,9 @@ import streamlit as st
 
 from assistant.sdk import Citeline
 from ui import components
+from ui.cli import PASSWORD_ENV
 from ui.kb_page import kb_page
+from ui.login import login_gate
 from ui.sidebar import sidebar
 from ui.state import ChatItem, Session, UIConfig, parse_args, search_filters
 from ui.uploads import QUERY_IMAGE_TYPES, save_query_image
@@ -34,6 +38,8 @@ def get_sdk(kb_dir: str, text_model: str | None, image_model: str | None) -> Cit
 def main() -> None:
     st.set_page_config(page_title="Citeline", page_icon=":material/menu_book:", layout="wide")
     st.html(COMPACT_CSS)
+    if not login_gate(os.environ.get(PASSWORD_ENV) or None, st.session_state):  # nothing else before it
+        return
     base: UIConfig = st.session_state.setdefault("base_config", parse_args(sys.argv[1:]))
     session = Session(st.session_state)
     default = get_sdk(base.kb_dir, base.text_model, base.image_model)

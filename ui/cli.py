@@ -1,14 +1,23 @@
-"""`citeline ui --kb DIR [--port N]`: launch the Streamlit app on a knowledge base."""
+"""`citeline ui --kb DIR [--port N]`: launch the Streamlit app on a knowledge base.
+
+The app can upload, ingest and delete documents, so it is not served off loopback to anyone who asks: a host
+other than 127.0.0.1 / ::1 / localhost needs a password (`CITELINE_UI_PASSWORD`, from the environment so that it
+never shows in `ps`; the app then asks for it before anything else) or an explicit `--allow-remote`, which
+prints the risk. Streamlit replaces this process (exec), so a signal to `citeline ui` reaches the server itself
+and nothing is left running on the port.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 APP = Path(__file__).with_name("app.py")
+PASSWORD_ENV = "CITELINE_UI_PASSWORD"
 
 
 def register(sub: Any) -> None:
@@ -19,7 +28,12 @@ def register(sub: Any) -> None:
     add_model_arguments(p)
     p.add_argument("--model", default=None, help="answer model spec (default: qwen, or CITELINE_MODEL)")
     p.add_argument("--port", type=int, default=8501)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help=f"address to listen on (default: loopback only; any other needs {PASSWORD_ENV} or "
+                   "--allow-remote)")
+    p.add_argument("--allow-remote", action="store_true",
+                   help=f"serve off loopback without a password ({PASSWORD_ENV}): anyone who can reach the port "
+                   "can read, upload, ingest and delete documents")
     p.add_argument("--headless", action="store_true", help="do not open a browser")
     p.set_defaults(func=cmd_ui)
 
@@ -37,13 +51,37 @@ def streamlit_command(args: argparse.Namespace) -> list[str]:
     return command + (["--", *script_args] if script_args else [])
 
 
+def exposure(host: str, port: int, password: str | None, allow_remote: bool) -> tuple[bool, str | None]:
+    """Whether to start on `host`, and what to tell the user first (the refusal, or the risk taken)."""
+    from assistant.cli_serve import is_loopback
+
+    if is_loopback(host) or password:
+        return True, None
+    if not allow_remote:
+        return False, (f"citeline: error: refusing to serve the UI on {host} without a password: anyone who can "
+                       f"reach port {port} could read, upload, ingest and delete documents. Set {PASSWORD_ENV} "
+                       "(the app then asks for it), serve on 127.0.0.1, or pass --allow-remote to accept the risk")
+    return True, (f"citeline: warning: serving the UI on {host}:{port} with no password (--allow-remote): anyone "
+                  f"who can reach it can read, upload, ingest and delete documents; set {PASSWORD_ENV} to require one")
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
+    start, message = exposure(args.host, args.port, os.environ.get(PASSWORD_ENV) or None, args.allow_remote)
+    if message:
+        print(message, file=sys.stderr)
+    if not start:
+        return 2
     try:
         import streamlit  # noqa: F401
     except ModuleNotFoundError:
         print("citeline: error: the UI needs Streamlit: pip install 'citeline[ui]'", file=sys.stderr)
         return 2
-    try:
-        return subprocess.call(streamlit_command(args))
+    command = streamlit_command(args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":  # become Streamlit: signals reach it, and no child outlives `citeline ui`
+        os.execv(command[0], command)
+    try:  # pragma: no cover - Windows has no exec that keeps the process
+        return subprocess.call(command)
     except KeyboardInterrupt:
         return 130
