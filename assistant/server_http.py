@@ -281,12 +281,11 @@ def sse_frame(event: str, data: dict[str, Any]) -> str:
 
 # -- errors --------------------------------------------------------------------------------------------------
 def _status_table() -> tuple[tuple[type[BaseException], int], ...]:
-    from assistant.generators.openai_compat import EndpointError
     from assistant.models import ModelMissing
 
     return ((KBLocked, 409), (EmbedderMismatch, 409),
             (KBError, 404),  # "no knowledge base at ...: create one"
-            (ModelMissing, 503), (MissingDependency, 503), (EndpointError, 502),
+            (ModelMissing, 503), (MissingDependency, 503),
             (ValueError, 400), (NotImplementedError, 400),  # SearchError, UnknownGenerator, text queries unsupported
             (FileNotFoundError, 404), (CitelineError, 500))
 
