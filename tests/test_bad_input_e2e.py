@@ -206,17 +206,19 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     folder, kb = root / "docs", root / "kb"
     build_folder(folder)
     passwords = root / "passwords.txt"  # as a Windows editor saves it: a byte-order mark and CRLF line ends
-    passwords.write_text("\r\n".join(["wrong-one", "foo", SASL_TYPED, ""]), encoding="utf-8-sig", newline="")
+    passwords.write_text("\r\n".join(["foo", "wrong-one", SASL_TYPED, ""]), encoding="utf-8-sig", newline="")
     cmd = ingest_args(folder, "--kb", str(kb), "--workers", "1", "--password", "openpassword",
                       "--password", NON_ASCII_PW, "--passwords-file", str(passwords))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     assert proc.stderr is not None and proc.stdout is not None
     # the first progress line comes once every file has been found and hashed, while the single worker is on
     # the smallest files (the hang among them): delete a file that is still waiting to be parsed
-    first_line = proc.stderr.readline()
+    seen = ""
+    while not seen.startswith("[") and proc.poll() is None:  # "[####---] 1/18 files ..."
+        seen = proc.stderr.readline()
     (folder / "vanishing.pdf").unlink()
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode in (0, 1), f"ingest crashed ({proc.returncode}): {first_line}{err}"
+    assert proc.returncode in (0, 1), f"ingest crashed ({proc.returncode}): {seen}{err}"
     first = json.loads(out)
     status_json, status_text = citeline("status", "--json", kb=kb), citeline("status", kb=kb)
     second_proc = subprocess.run(ingest_args(folder, "--kb", str(kb), "--password", LOCKED_PW, "--prune"),
