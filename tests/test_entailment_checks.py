@@ -48,6 +48,39 @@ def test_each_trap(premise: str, claim: str, verdict: str, reason: str):
     assert (r.verdict, r.reason.split(":")[0]) == (verdict, reason), r.reason
 
 
+FEE = "From 1 April the permit fee will rise from £80 to £95 a year, and 30% of the 1,200 permits go to residents."
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    (FEE, "The permit fee increases by £15 a year.", "supported"),  # a difference the claim says it is
+    (FEE, "The permit fee increases by £25 a year.", "contradicted"),
+    (FEE, "The permit fee will be £15 a year.", "contradicted"),  # no arithmetic cue: 15 is not the fee
+    (FEE, "360 of the 1,200 permits go to residents.", "supported"),  # 30% of 1,200
+    (FEE, "400 of the 1,200 permits go to residents.", "contradicted"),
+    ("The college was founded in 1887 and gained university status in 1965.",
+     "The college gained university status in 1965, 78 years after it was founded.", "supported"),
+    ("The college was founded in 1887 and gained university status in 1965.",
+     "The college gained university status in 1965, 68 years after it was founded.", "contradicted"),
+    ("Trains take 1 hour 50 minutes.", "Trains take 110 minutes.", "supported"),  # a compound duration
+    ("Trains take 1 hour 50 minutes.", "Trains take 100 minutes.", "contradicted"),
+    ("Food waste collections now serve 80% of households.", "Four in five households are served by food waste "
+     "collections.", "supported"),
+    ("Food waste collections now serve 80% of households.", "Three in five households are served by food waste "
+     "collections.", "contradicted"),
+    ("The handrail must be between 900 mm and 1,000 mm high.", "The handrail should be 90 to 100 centimetres high.",
+     "supported"),  # a range: the first number has the second's unit
+    ("The Standard plan and the Premier plan both exclude pre-existing conditions.", "Neither the Standard nor the Premier plan covers pre-existing "
+     "conditions.", "supported"),  # neither ... nor is one negation
+    ("Using fuel with more than 10% ethanol may damage the engine and is not covered by the warranty.",
+     "Damage from fuel with more than 10% ethanol is not covered by the warranty.", "supported"),  # negation scope
+    ("Using fuel with more than 10% ethanol may damage the engine and is covered by the warranty.",
+     "Damage from fuel with more than 10% ethanol is not covered by the warranty.", "contradicted"),
+])
+def test_arithmetic_ratios_ranges_and_negation_scope(premise: str, claim: str, verdict: str):
+    r = ClaimChecks().check(premise, claim)
+    assert r.verdict == verdict, r.reason
+
+
 def test_question_words_are_not_support():
     premise = "The Kestrel 5 battery lasts 14 hours."
     question = "Does the Kestrel 5 battery last 20 hours?"

@@ -30,8 +30,10 @@ from assistant.entailment.text import (
     Quantity,
     analyse,
     comparable,
+    derived,
     direction,
     is_noun,
+    lemma,
     normalise,
     quantifier,
     same_quantity,
@@ -133,15 +135,16 @@ class ClaimChecks:
             # the source clauses most about this claim clause (names aside: a subject named once serves every
             # clause); a conflict counts only when every one of them conflicts
             ties = _about(cc, span)
-            reasons = [_polarity(cc, cl) or _quantifier(cc, cl) or _opposite(cc, cl) or _order(cc, cl) for cl in ties]
+            reasons = [_polarity(cc, cl, span) or _quantifier(cc, cl) or _opposite(cc, cl) or _order(cc, cl) for cl in ties]
             if ties and all(reasons):
                 return reasons[0]
         return _entity_swap(claim, text) or self._quantity_conflict(claim, span)
 
     def _gap(self, claim: Analysis, span: list[Clause], text: str) -> str | None:
         span_q = [q for cl in span for q in cl.quantities]
+        words = _words(claim)
         for q in claim.quantities:
-            if not any(same_quantity(q, s) for s in span_q):
+            if not any(same_quantity(q, s) for s in span_q) and not derived(q, span_q, words):
                 return f"number: {q.text}{' ' + q.unit if q.unit else ''} is not in the source"
         for cc in claim.clauses:
             if _strong_quantifier(cc) and not any(quantifier(cl.words) for cl in span):
@@ -149,8 +152,11 @@ class ClaimChecks:
         return None
 
     def _quantity_conflict(self, claim: Analysis, span: list[Clause]) -> str | None:
+        pool, words = [s for cl in span for s in cl.quantities], _words(claim)
         for cc in claim.clauses:
             for q in cc.quantities:
+                if not any(same_quantity(q, s) for s in pool) and derived(q, pool, words):
+                    continue  # "rose by 15" from "from 80 to 95": arithmetic on the source's own figures
                 reason = _misplaced(cc, q, span) or _wrong_value(cc, q, span)
                 if reason:
                     return reason
@@ -254,9 +260,17 @@ def _binds(cc: Clause, cl: Clause | None) -> bool:
     return cl is not None and _overlap(cc, cl) >= max(1, len(cc.terms) // 2)
 
 
-def _polarity(cc: Clause, cl: Clause) -> str | None:
+def _polarity(cc: Clause, cl: Clause, span: Sequence[Clause] = ()) -> str | None:
     if cc.negations % 2 == cl.negations % 2:
         return None
+    if cl.negations % 2 and cl.negated and not cl.negated & cc.terms:
+        return None  # the source negates something the claim does not speak of
+    if cc.negations % 2 and cc.negated:
+        # the claim negates a thing: judge it where the source states that thing ("... and is covered by X")
+        stated = [c for c in span if cc.negated & c.terms]
+        if not stated or any(c.negations % 2 for c in stated):
+            return None
+        cl = stated[0]
     flip = bool(direction(cc.lemmas) and direction(cl.lemmas) and direction(cc.lemmas) != direction(cl.lemmas))
     if flip:  # "did not fall" against "rose": polarity and direction both flip
         return None
@@ -383,6 +397,10 @@ def _wrong_value(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
         shown = ", ".join(f"{s.text}{' ' + s.unit if s.unit else ''}" for s in others[:2])
         return f"number: the source states {shown}, not {q.text}{' ' + q.unit if q.unit else ''}"
     return None
+
+
+def _words(claim: Analysis) -> set[str]:
+    return {lemma(w) for cl in claim.clauses for w in cl.words} | {w for cl in claim.clauses for w in cl.words}
 
 
 def _gist(cl: Clause) -> str:

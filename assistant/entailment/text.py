@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -90,6 +90,7 @@ class Clause:
     quantities: list[Quantity] = field(default_factory=list)
     entities: list[str] = field(default_factory=list)
     negations: int = 0
+    negated: set[str] = field(default_factory=set)  # the content lemmas a negation applies to (its scope)
 
     @property
     def terms(self) -> set[str]:
@@ -234,7 +235,19 @@ def normalise(text: str) -> str:
     text = re.sub(r"(\d)-(?=[A-Za-z])", r"\1 ", text)
     text = re.sub(r"(?<=\d)(?=[A-Za-z%°])(?![A-Za-z]*\d)", " ", text)  # 40kg -> 40 kg (not X2, 3D stays)
     text = _number_words(text)
-    return re.sub(r"\b(\d+(?:\.\d+)?)\s*\(\s*\1\s*\)", r"\1", text)  # "thirty (30)" -> "30"
+    text = re.sub(r"\b(\d+(?:\.\d+)?)\s*\(\s*\1\s*\)", r"\1", text)  # "thirty (30)" -> "30"
+    return _RATIO.sub(_ratio, text)
+
+
+_RATIO = re.compile(r"\b(\d+)\s+(?:in|out of)\s+(?:every\s+)?(\d+)\b(\s+[A-Za-z]+)?")
+
+
+def _ratio(m: re.Match[str]) -> str:
+    """'4 in 5 households', '1 out of 10 people' -> a share ('80%'); '2 in 10 minutes' stays (a unit follows)."""
+    n, d, after = int(m.group(1)), int(m.group(2)), m.group(3) or ""
+    if not 0 < n < d or (after.strip() and (unit_of(after.strip()) or after.strip().lower() in PERCENT)):
+        return m.group(0)
+    return f"{100 * n / d:g}%{after}"
 
 
 _NUMWORD_RUN = re.compile(
@@ -282,10 +295,13 @@ def _clause(piece: str, first: bool = True) -> Clause:
     quantities = _quantities(toks)
     entity_numbers = {w for e in entities for w in e.split() if w.isdigit()}
     quantities = [q for q in quantities if not (q.text.isdigit() and q.text in entity_numbers and not q.unit)]
-    lemmas, negations = [], 0
-    for w in [part for word in words for part in _parts(word)]:
+    lemmas, negations, negated, scope = [], 0, set(), 0
+    parts = [part for word in words for part in _parts(word)]
+    for k, w in enumerate(parts):
         if w in NEGATORS:
-            negations += 1
+            if not (w == "nor" and "neither" in parts[:k]):  # "neither A nor B" is one negation
+                negations += 1
+            scope = SCOPE
             continue
         if w in STOPWORDS or not re.search(r"[a-z]", w) or w in NUMBER_WORDS:
             continue
@@ -293,8 +309,15 @@ def _clause(piece: str, first: bool = True) -> Clause:
         if lem in NEGATIVE_OF:
             negations += 1
             lem = NEGATIVE_OF[lem]
+            negated.add(lem)
+        elif scope:
+            negated.add(lem)
+            scope -= 1
         lemmas.append(lem)
-    return Clause(words, lemmas, quantities, entities, negations)
+    return Clause(words, lemmas, quantities, entities, negations, negated)
+
+
+SCOPE = 3  # content words after a negator that it applies to ("does not last 14 hours": last, hour)
 
 
 def _parts(word: str) -> list[str]:
@@ -319,7 +342,8 @@ def _entities(toks: list[str], first: bool = True) -> list[str]:
 
 
 def _quantities(toks: list[str]) -> list[Quantity]:
-    out = []
+    out: list[Quantity] = []
+    at: list[int] = []
     for i, t in enumerate(toks):
         if not re.fullmatch(r"\d+(?:\.\d+)?", t):
             continue
@@ -342,6 +366,18 @@ def _quantities(toks: list[str]) -> list[Quantity]:
                 word = nxt if unit else ""
         hedged = any(w.lower() in HEDGES or w.lower() in RANGE_WORDS for w in toks[max(0, i - 2): i])
         out.append(Quantity(value, unit, t, hedged, word))
+        at.append(i)
+    return _ranges(out, at, toks)
+
+
+def _ranges(found: list[Quantity], at: list[int], toks: list[str]) -> list[Quantity]:
+    """'90 to 100 cm', '10-12 hours', 'between 900 and 1000 mm': the first number of a range has the unit of the
+    second."""
+    out = list(found)
+    for k in range(len(found) - 1):
+        a, b = found[k], found[k + 1]
+        if not a.unit and b.unit and at[k + 1] - at[k] == 2 and toks[at[k] + 1].lower() in ("to", "-", "and"):
+            out[k] = Quantity(a.value, b.unit, a.text, True, b.unit_word)
     return out
 
 
@@ -369,3 +405,49 @@ def comparable(a: Quantity, b: Quantity) -> bool:
         return bool(reg.Quantity(1, a.unit).dimensionality == reg.Quantity(1, b.unit).dimensionality)
     except Exception:
         return False
+
+
+ARITHMETIC_CUES = frozenset(["by", "after", "later", "earlier", "before", "ago", "more", "less", "fewer", "longer",
+                             "shorter", "difference", "total", "combined", "altogether", "sum", "increase",
+                             "decrease", "rise", "fall", "drop", "gain", "grow", "cut", "higher", "lower", "than",
+                             "extra", "additional", "remaining", "left", "rest", "from"])
+
+
+def derived(q: Quantity, pool: Sequence[Quantity], words: Iterable[str]) -> str | None:
+    """How the claim's quantity `q` follows from two of the source's (`pool`), or None: a sum or difference
+    when the claim says so ('rose by 15', 'eleven years after 1792'), a compound duration (1 hour 50 minutes =
+    110 minutes), or a percentage of a whole (30% of 1,200 = 360)."""
+    cue = bool(set(words) & ARITHMETIC_CUES)
+    for i, a in enumerate(pool):
+        for b in pool[i + 1:]:
+            if a.unit == "%" or b.unit == "%":
+                share, whole = (a, b) if a.unit == "%" else (b, a)
+                if whole.unit != "%" and _equal(q, whole.value * share.value / 100, whole.unit or q.unit):
+                    return f"{share.text}% of {whole.text}"
+                continue
+            if not (comparable(a, q) and comparable(b, q) and comparable(a, b)):
+                continue
+            unit = q.unit or a.unit or b.unit
+            x, y = _in_unit(a, unit), _in_unit(b, unit)
+            if x is None or y is None:
+                continue
+            compound = bool(a.unit and b.unit and a.unit != b.unit)  # "1 hour 50 minutes"
+            if (cue or compound) and _equal(q, x + y, unit):
+                return f"{a.text} + {b.text}"
+            if cue and _equal(q, abs(x - y), unit):
+                return f"{max(a.text, b.text, key=lambda t: float(t))} - {min(a.text, b.text, key=lambda t: float(t))}"
+    return None
+
+
+def _in_unit(a: Quantity, unit: str) -> float | None:
+    if not a.unit or not unit or a.unit == unit:
+        return a.value
+    try:
+        return float(_ureg().Quantity(a.value, a.unit).to(unit).magnitude)
+    except Exception:
+        return None
+
+
+def _equal(q: Quantity, value: float, unit: str) -> bool:
+    return bool(same_quantity(q, Quantity(value, unit if q.unit else "", f"{value:g}")))
+
