@@ -154,12 +154,17 @@ def _upload_size(upload: UploadFile) -> int:
 
 
 def save_upload(upload: UploadFile, target: Path) -> str:
-    """Write atomically (a hidden part file, then rename), so a reader never sees half a file."""
-    part = target.with_name(f".{target.name}.part")
-    upload.file.seek(0)
-    with part.open("wb") as out:
-        shutil.copyfileobj(upload.file, out, 2**20)
-    os.replace(part, target)
+    """Write atomically (a hidden part file, then rename), so a reader never sees half a file. The part file is
+    new and exclusive (never an existing file or a link planted where it would go)."""
+    fd, part = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        upload.file.seek(0)
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(upload.file, out, 2**20)
+        os.replace(part, target)
+    except BaseException:
+        Path(part).unlink(missing_ok=True)
+        raise
     return str(target)
 
 

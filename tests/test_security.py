@@ -165,6 +165,41 @@ def test_an_upload_replaced_by_a_symlink_is_refused_and_its_target_kept(delete_b
     assert target.read_bytes() == b"# outside target\n"
 
 
+def test_an_upload_never_writes_through_a_planted_part_file_link(delete_base: str, tree: dict[str, Path]):
+    """Uploads are written to a part file, then renamed: a link planted where that part file went (the old
+    fixed name) must not make the server write outside the uploads folder."""
+    target = tree["outside"] / "planted-target.md"
+    target.write_bytes(b"# must stay\n")
+    (tree["uploads"] / ".planted.md.part").symlink_to(target)
+    body = b"# Planted\n\nThe charger is rated at 65 watts.\n"
+    r = httpx.post(f"{delete_base}/v1/ingest", files=[("files", ("planted.md", body, "text/markdown"))], timeout=60)
+    assert r.status_code == 200 and r.json()["files"][0]["status"] == "ingested", r.text
+    assert target.read_bytes() == b"# must stay\n" and (tree["uploads"] / "planted.md").read_bytes() == body
+    assert not [p for p in tree["uploads"].iterdir() if p.name.endswith(".part") and not p.is_symlink()]
+
+
+def test_ui_uploads_never_write_through_a_planted_part_file_link(tmp_path: Path):
+    from dataclasses import dataclass
+
+    from ui.uploads import save_uploads
+
+    @dataclass
+    class Upload:  # the two fields of Streamlit's UploadedFile that save_uploads reads
+        name: str
+        data: bytes
+
+        def getvalue(self) -> bytes:
+            return self.data
+
+    root, target = tmp_path / "uploads", tmp_path / "outside.md"
+    root.mkdir()
+    target.write_bytes(b"# must stay\n")
+    (root / ".notes.md.part").symlink_to(target)
+    saved = save_uploads([Upload("notes.md", b"# Notes\n\nTwo years of warranty.\n")], root)
+    assert saved.saved == [root / "notes.md"] and not saved.rejected
+    assert target.read_bytes() == b"# must stay\n" and (root / "notes.md").read_bytes().startswith(b"# Notes")
+
+
 def test_an_uploaded_file_is_deleted_by_its_relative_path(delete_base: str, tree: dict[str, Path]):
     """The control: the route does unlink what the server itself saved (so the checks above can fail)."""
     manual = tree["uploads"] / "manual.pdf"

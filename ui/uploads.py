@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import tempfile
 import unicodedata
@@ -127,10 +128,15 @@ def save_uploads(files: list[UploadedFile], root: Path, max_bytes: int = MAX_UPL
 def _write(path: Path, data: bytes) -> Path:
     path = _free_name(path, data)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        tmp = path.with_name(f".{path.name}.part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+    if not path.exists():  # a new, exclusive part file: never one that is there already, nor a planted link
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path
 
 
