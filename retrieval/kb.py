@@ -124,6 +124,7 @@ class KnowledgeBase:
         self._indexes: dict[str, VectorIndex] = {}
         self._index_generation: dict[str, int] = {}
         self._index_epoch: dict[str, int] = {}
+        self._saved: dict[str, tuple[int, int]] = {}  # (generation, epoch) each space's file holds, when known
 
     # -- opening ----------------------------------------------------------------------------------------
     @classmethod
@@ -208,6 +209,7 @@ class KnowledgeBase:
                 self._indexes[space] = index
                 self._index_generation[space] = saved_at
                 self._index_epoch[space] = epoch
+                self._saved[space] = (saved_at, epoch)
             if self._index_generation[space] != generation:
                 self._indexes[space].sync(self.catalog, space)
                 self._index_generation[space] = generation
@@ -221,8 +223,9 @@ class KnowledgeBase:
             generation, epoch = self.catalog.generation, self.catalog.vectors_epoch
             current = {space: self.index(space) for space in self.spaces()}
         for space, index in current.items():
-            if index is not None:
+            if index is not None and self._saved.get(space) != (generation, epoch):
                 index.save(self.index_path(space), generation, epoch)
+                self._saved[space] = (generation, epoch)
 
     def register_space(self, space: str, model: str, dimension: int, normalized: bool = True) -> None:
         manifest = self.manifest
@@ -318,6 +321,7 @@ class KnowledgeBase:
         self._indexes.clear()
         self._index_generation.clear()
         self._index_epoch.clear()
+        self._saved.clear()
         self.save_indexes()  # the old caches are from another epoch: rebuilt from the catalog, then replaced
         for path in (self.root / "index").glob("*.faiss"):
             if path.stem not in manifest["spaces"]:
