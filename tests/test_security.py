@@ -14,9 +14,11 @@ import http.client
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -89,12 +91,12 @@ def _documents(base: str) -> set[str]:
     return {p for d in httpx.get(f"{base}/v1/documents", timeout=30).json()["documents"] for p in d["paths"]}
 
 
-def _raw(base: str, method: str, target: str) -> tuple[int, dict[str, Any]]:
+def _raw(base: str, method: str, target: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
     """Send the request line exactly as written (httpx would normalise `..` and re-encode)."""
     host, port = base.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
     try:
-        conn.request(method, target)
+        conn.request(method, target, headers=headers or {})
         response = conn.getresponse()
         return response.status, json.loads(response.read() or b"{}")
     finally:
@@ -408,3 +410,40 @@ def test_a_streamed_answer_ends_with_an_error_event(relay: str, mode: str):
 def test_the_relay_still_answers_after_the_failures(relay: str):
     r = httpx.post(f"{relay}/v1/ask", json={"question": "How long does the Aurora battery last? mode=ok"}, timeout=60)
     assert r.status_code == 200 and "14 hours" in r.json()["answer"], r.text
+
+
+def test_a_real_citeline_serve_with_a_key(answer_kb: Path, endpoint: str, tmp_path: Path):
+    """The same guarantees through `citeline serve` itself (a subprocess): keyed schema and no /docs, path
+    checks on DELETE, and the endpoint's rate limit as 503 with its Retry-After."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "CITELINE_SERVER_KEY": "k3y", "CITELINE_API_TIMEOUT": "1", "PYTHONPATH": str(ROOT)}
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--kb", str(answer_kb), "--port",
+                                 str(port), "--model", f"openai:scripted@{endpoint}"], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    base, auth = f"http://127.0.0.1:{port}", {"Authorization": "Bearer k3y"}
+    try:
+        for _ in range(300):
+            assert proc.poll() is None, log.read_text(errors="replace")
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert httpx.get(f"{base}/openapi.json", timeout=10).status_code == 401
+        assert httpx.get(f"{base}/openapi.json", headers=auth, timeout=10).status_code == 200
+        assert httpx.get(f"{base}/docs", headers=auth, timeout=10).status_code == 404
+        status, body = _raw(base, "DELETE", f"/v1/documents?path={quote(str(answer_kb), safe='')}", auth)
+        assert status == 400 and "uploads folder" in body["error"]
+        r = httpx.post(f"{base}/v1/ask", json={"question": "How long does the Aurora battery last? mode=busy"},
+                       headers=auth, timeout=60)
+        assert r.status_code == 503 and r.headers["retry-after"] == "7" and "retry after 7 s" in r.json()["error"]
+        assert (answer_kb / "catalog.sqlite").is_file()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "Traceback" not in log.read_text(errors="replace")
+
