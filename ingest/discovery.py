@@ -7,7 +7,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 SUPPORTED = (".pdf", ".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".txt", ".md", ".markdown",
-             ".html", ".htm", ".docx", ".docm", ".xlsx", ".xlsm", ".csv", ".tsv", ".pptx", ".pptm", ".eml", ".mbox")
+             ".html", ".htm", ".docx", ".docm", ".xlsx", ".xlsm", ".csv", ".tsv", ".pptx", ".pptm", ".eml", ".mbox",
+             ".epub")
 
 
 def discover(paths: Iterable[str], suffixes: tuple[str, ...] = SUPPORTED) -> Iterator[tuple[str, bool]]:

@@ -14,6 +14,7 @@ import os
 import re
 from typing import Any
 
+from ingest import office_render as render
 from ingest.errors import ResourceLimit
 from ingest.office_common import guarded, macro_warning, markdown_table, open_office_zip, save_figure
 from ingest.protocols import ParseOptions
@@ -39,10 +40,15 @@ class DocxParser:
             document = docx.Document(stream)
             reader = _Reader(document, doc_id_for(sha256), options)
             pages = reader.read(path)
+            rendered = _rendered(stream, pages, doc_id_for(sha256), options) if render.wanted(path, options) \
+                else None
         props = document.core_properties
         title = (props.title or "").strip() or next((b.text for p in pages for b in p.blocks if b.kind == "heading"),
                                                     "") or os.path.splitext(os.path.basename(path))[0]
         meta = {"citation": "section+paragraph", "pagination": reader.pagination, **macro_warning(path)}
+        if rendered is not None:
+            pages = rendered
+            meta.update(citation="page+box", pagination="libreoffice")
         return ParsedDocument(path=path, sha256=sha256, kind="docx", pages=tuple(pages), title=title.split(" › ")[-1],
                               author=(props.author or "").strip(), outline=tuple(reader.outline), metadata=meta)
 
@@ -145,6 +151,11 @@ class _Reader:
                                figures=tuple(self.figures), section=self.page_section))
         self.page_section = self._section()
         self.blocks, self.figures = [], []
+
+
+def _rendered(stream: Any, pages: list[Page], doc_id: str, options: ParseOptions) -> list[Page] | None:
+    pdf = render.render_pdf(stream, ".docx")
+    return render.paginate(pdf, pages, doc_id, options) if pdf else None
 
 
 def _heading_level(par: Any) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ingest import office_render as render
 from ingest.errors import ResourceLimit
 from ingest.office_common import guarded, macro_warning, markdown_table, open_office_zip, save_figure
 from ingest.protocols import ParseOptions
@@ -39,13 +40,19 @@ class PptxParser:
             height = (deck.slide_height or 6858000) / EMU_PER_POINT
             doc_id = doc_id_for(sha256)
             pages = [_slide(s, n, width, height, doc_id, options) for n, s in enumerate(deck.slides, 1)]
+            hidden = {n for n, s in enumerate(deck.slides, 1) if s._element.get("show") in ("0", "false")}
+            pdf = render.render_pdf(stream, ".pptx") if render.wanted(path, options) else None
+            if pdf:
+                pages = render.slide_thumbnails(pdf, pages, hidden, doc_id, options)
             props = deck.core_properties
         outline = tuple((1, p.section, p.number) for p in pages if p.section)
         title = (props.title or "").strip() or (pages[0].section if pages and pages[0].section else "") \
             or os.path.splitext(os.path.basename(path))[0]
         return ParsedDocument(path=path, sha256=sha256, kind="pptx", pages=tuple(pages), title=title,
                               author=(props.author or "").strip(), outline=outline,
-                              metadata={"citation": "slide+box", "slides": str(len(pages)), **macro_warning(path)})
+                              metadata={"citation": "slide+box", "slides": str(len(pages)), **macro_warning(path),
+                                        **({"hidden_slides": ", ".join(map(str, sorted(hidden)))} if hidden else {}),
+                                        **({"thumbnails": "libreoffice"} if pdf else {})})
 
 
 def _slide(slide: Any, number: int, width: float, height: float, doc_id: str, options: ParseOptions) -> Page:

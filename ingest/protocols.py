@@ -19,6 +19,7 @@ class ParseOptions:
     min_figure_area_ratio: float = 0.01  # ... or covering less than 1% of the page
     max_pages: int = 3000
     max_image_pixels: int = 50_000_000  # decompression-bomb bound for any raster we decode
+    render_office: bool = True  # DOCX/PPTX pages and thumbnails through LibreOffice, when `soffice` is installed
 
 
 class Parser(Protocol):

@@ -20,6 +20,7 @@ from ingest.discovery import SUPPORTED
 from ingest.errors import CorruptFile, FileError, PasswordRequired, ResourceLimit
 from ingest.office_common import cell_range
 from ingest.office_docx import DocxParser
+from ingest.office_epub import EpubParser
 from ingest.office_mail import MailParser
 from ingest.office_sheets import CsvParser, XlsxParser
 from ingest.office_slides import PptxParser
@@ -32,7 +33,8 @@ SHA = "ab" * 32
 
 
 def opts(tmp: Path, **kw: Any) -> ParseOptions:
-    return ParseOptions(assets_dir=str(tmp / "assets"), **{"ocr": False, **kw})
+    """Parser options; LibreOffice rendering off unless a test asks for it (the no-renderer citations)."""
+    return ParseOptions(assets_dir=str(tmp / "assets"), **{"ocr": False, "render_office": False, **kw})
 
 
 def png(size: tuple[int, int] = (240, 160), color: tuple[int, int, int] = (200, 40, 40)) -> bytes:
@@ -180,7 +182,7 @@ def chunks_of(doc: ParsedDocument) -> list[Chunk]:
 
 # -- the file-type lists agree ---------------------------------------------------------------------------------
 def test_every_listed_suffix_has_a_parser_and_every_parser_is_listed():
-    office = {".docx", ".docm", ".xlsx", ".xlsm", ".csv", ".tsv", ".pptx", ".pptm", ".eml", ".mbox"}
+    office = {".docx", ".docm", ".xlsx", ".xlsm", ".csv", ".tsv", ".pptx", ".pptm", ".eml", ".mbox", ".epub"}
     assert office <= SUPPORTED_SUFFIXES
     assert set(SUPPORTED) == set(SUPPORTED_SUFFIXES)  # discovery (CLI, UI uploads, HTTP) = the parser registry
 
@@ -230,6 +232,59 @@ def test_docx_rendered_page_breaks_give_pages(tmp_path: Path):
     assert doc.metadata["pagination"] == "word-rendered"
     assert [p.blocks[0].text for p in doc.pages] == ["Paragraph on page 1.", "Paragraph on page 2.",
                                                      "Paragraph on page 3."]
+
+
+def _need_soffice() -> None:
+    from ingest.office_render import soffice
+
+    if soffice() is None:
+        pytest.skip("LibreOffice (soffice) is not installed: bash scripts/setup.sh --dev installs it")
+
+
+def test_libreoffice_gives_docx_real_pages_boxes_and_thumbnails(tmp_path: Path):
+    _need_soffice()
+    import pymupdf
+
+    doc = DocxParser().parse(str(make_docx(tmp_path / "r.docx", picture=png())), SHA, opts(tmp_path,
+                                                                                        render_office=True))
+    assert doc.metadata["citation"] == "page+box" and doc.metadata["pagination"] == "libreoffice"
+    assert len(doc.pages) == 2 and (doc.pages[0].width, doc.pages[0].height) == (612.0, 792.0)  # US Letter
+    for page in doc.pages:  # each page's image, rendered by LibreOffice
+        assert page.thumbnail and (tmp_path / "assets" / page.thumbnail).is_file()
+    chunks = chunks_of(doc)
+    table = next(c for c in chunks if c.kind == "table")
+    outlook = next(c for c in chunks if "Atacama" in c.text)
+    assert table.page == 1 and outlook.page == 2
+    # the boxes are where the words are: render page 1 and read the text inside the table's box
+    with pymupdf.open(stream=_render(tmp_path / "r.docx"), filetype="pdf") as pdf:
+        assert table.bbox is not None
+        inside = pdf[0].get_textbox(pymupdf.Rect(*table.bbox.as_list()))
+        assert "Oslo" in inside and "97.5%" in inside and "Atacama" not in inside
+    note = next(b for b in doc.pages[0].blocks if b.text.startswith("[Footnote]"))
+    assert note.bbox.y0 > 600  # printed at the foot of page 1 (its chunk's box spans paragraph and footnote)
+    (fig,) = doc.pages[1].figures
+    assert fig.bbox.y1 - fig.bbox.y0 > 50  # the picture's box on the rendered page, not a whole-page box
+
+
+def _render(path: Path) -> bytes:
+    from ingest.office_render import render_pdf
+
+    with open(path, "rb") as fh:
+        pdf = render_pdf(fh, ".docx")
+    assert pdf is not None
+    return pdf
+
+
+def test_libreoffice_gives_slides_thumbnails_and_never_renders_macro_files(tmp_path: Path):
+    _need_soffice()
+    deck = PptxParser().parse(str(make_pptx(tmp_path / "d.pptx")), SHA, opts(tmp_path, render_office=True))
+    assert deck.metadata["thumbnails"] == "libreoffice"
+    assert all(p.thumbnail and (tmp_path / "assets" / p.thumbnail).is_file() for p in deck.pages)
+    macro = tmp_path / "d.pptm"
+    macro.write_bytes((tmp_path / "d.pptx").read_bytes())
+    deck = PptxParser().parse(str(macro), SHA, opts(tmp_path, render_office=True))
+    assert "thumbnails" not in deck.metadata and all(p.thumbnail is None for p in deck.pages)
+    assert deck.metadata["macros"].endswith("macros never executed")
 
 
 # -- XLSX / CSV ---------------------------------------------------------------------------------------------
@@ -367,6 +422,57 @@ def test_mbox_holds_each_message_and_a_forwarded_message_nests(tmp_path: Path):
     assert sections[0] == "Fwd: alarm" and sections[-1] == "Holiday rota"
     code = next(c for c in chunks_of(doc) if "7731" in c.text)
     assert code.section.startswith("Attachment inner.eml › ") and "notes.txt" in code.section
+
+
+# -- EPUB ----------------------------------------------------------------------------------------------------
+def make_epub(path: Path, *, picture: bytes | None = None, drm: bool = False) -> Path:
+    """An EPUB 3 as the spec lays it out: `mimetype` stored first, the container, the OPF, spine-ordered XHTML."""
+    opf = ('<?xml version="1.0" encoding="UTF-8"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0" '
+           'unique-identifier="id"><metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:identifier id="id">'
+           'urn:uuid:1</dc:identifier><dc:title>The Lighthouse Keeper</dc:title><dc:creator>Mara Quill</dc:creator>'
+           '<dc:language>en</dc:language></metadata><manifest>'
+           '<item id="c2" href="text/ch2.xhtml" media-type="application/xhtml+xml"/>'
+           '<item id="c1" href="text/ch1.xhtml" media-type="application/xhtml+xml"/>'
+           '<item id="img" href="images/lamp.png" media-type="image/png"/>'
+           '<item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/></manifest>'
+           '<spine><itemref idref="c1"/><itemref idref="c2"/></spine></package>')
+    ch1 = ("<html xmlns=\"http://www.w3.org/1999/xhtml\"><head><title>One</title></head><body>"
+           "<h1>Chapter One: The Storm</h1><p>The lamp was lit at dusk every night for forty years.</p>"
+           "<p>Nobody came.</p></body></html>")
+    ch2 = ("<html xmlns=\"http://www.w3.org/1999/xhtml\"><head><title>Two</title></head><body>"
+           "<h1>Chapter Two: The Ship</h1><p>The schooner Albatross ran aground on the northern reef.</p>"
+           + ('<img src="../images/lamp.png" alt="the lamp"/>' if picture else "") + "</body></html>")
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip")
+        zf.writestr("META-INF/container.xml", '<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:'
+                    'names:tc:opendocument:xmlns:container"><rootfiles><rootfile full-path="OEBPS/content.opf" '
+                    'media-type="application/oebps-package+xml"/></rootfiles></container>')
+        zf.writestr("OEBPS/content.opf", opf)
+        zf.writestr("OEBPS/text/ch1.xhtml", ch1)
+        zf.writestr("OEBPS/text/ch2.xhtml", ch2)
+        zf.writestr("OEBPS/nav.xhtml", "<html><body><nav><ol><li>One</li></ol></nav></body></html>")
+        if picture:
+            zf.writestr("OEBPS/images/lamp.png", picture)
+        if drm:
+            zf.writestr("META-INF/encryption.xml", '<encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:'
+                        'container" xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData>'
+                        '<enc:CipherData><enc:CipherReference URI="OEBPS/text/ch1.xhtml"/></enc:CipherData>'
+                        '</enc:EncryptedData></encryption>')
+    return path
+
+
+def test_epub_chapters_in_spine_order_with_headings_and_images(tmp_path: Path):
+    doc = EpubParser().parse(str(make_epub(tmp_path / "b.epub", picture=png())), SHA, opts(tmp_path))
+    assert (doc.kind, doc.title, doc.author) == ("epub", "The Lighthouse Keeper", "Mara Quill")
+    # the spine (ch1, ch2) wins over the manifest's order (ch2 first); nav.xhtml is not in the spine
+    assert [p.section for p in doc.pages] == ["Chapter One: The Storm", "Chapter Two: The Ship"]
+    chunks = chunks_of(doc)
+    reef = next(c for c in chunks if "northern reef" in c.text)
+    assert (reef.page, reef.section) == (2, "Chapter Two: The Ship")
+    (fig,) = doc.pages[1].figures
+    assert (tmp_path / "assets" / fig.image_path).is_file()
+    with pytest.raises(FileError, match="DRM-protected"):
+        EpubParser().parse(str(make_epub(tmp_path / "drm.epub", drm=True)), SHA, opts(tmp_path))
 
 
 # -- bad input: one clear error per file, through the real bounded worker -----------------------------------
