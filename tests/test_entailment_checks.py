@@ -81,6 +81,19 @@ def test_arithmetic_ratios_ranges_and_negation_scope(premise: str, claim: str, v
     assert r.verdict == verdict, r.reason
 
 
+@pytest.mark.parametrize("premise, claim, verdict", [
+    ("Startup time has been reduced by about 40% on large projects.",
+     "Startup time increased by about 40% on large projects.", "contradicted"),  # 'large' describes, 'reduced' moves
+    ("Startup time has been reduced by about 40% on large projects.",
+     "Startup time fell by about 40% on large projects.", "supported"),
+    ("Bacteroides abundance was 2.3-fold higher in the high-fibre group.",
+     "Bacteroides abundance was 2.3-fold lower in the high-fibre group.", "contradicted"),
+    ("Dizziness is common with Lorvex.", "Dizziness is uncommon with Lorvex.", "contradicted"),  # base-form opposites
+])
+def test_direction_is_a_change_or_a_comparison_not_a_description(premise: str, claim: str, verdict: str):
+    assert ClaimChecks().check(premise, claim).verdict == verdict
+
+
 def test_question_words_are_not_support():
     premise = "The Kestrel 5 battery lasts 14 hours."
     question = "Does the Kestrel 5 battery last 20 hours?"

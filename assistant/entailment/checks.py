@@ -21,10 +21,8 @@ import numpy as np
 
 from assistant.entailment.base import Entailment
 from assistant.entailment.text import (
-    DOWN,
     OPPOSITES,
     ORDER,
-    UP,
     Analysis,
     Clause,
     Quantity,
@@ -32,6 +30,7 @@ from assistant.entailment.text import (
     comparable,
     derived,
     direction,
+    direction_words,
     is_noun,
     lemma,
     normalise,
@@ -271,7 +270,7 @@ def _polarity(cc: Clause, cl: Clause, span: Sequence[Clause] = ()) -> str | None
         if not stated or any(c.negations % 2 for c in stated):
             return None
         cl = stated[0]
-    flip = bool(direction(cc.lemmas) and direction(cl.lemmas) and direction(cc.lemmas) != direction(cl.lemmas))
+    flip = bool(direction(cc.words) and direction(cl.words) and direction(cc.words) != direction(cl.words))
     if flip:  # "did not fall" against "rose": polarity and direction both flip
         return None
     said = "negates" if cc.negations % 2 else "affirms"
@@ -303,7 +302,7 @@ def _strong_quantifier(cc: Clause) -> str:
 
 
 def _opposite(cc: Clause, cl: Clause) -> str | None:
-    mine, theirs = direction(cc.lemmas), direction(cl.lemmas)
+    mine, theirs = direction(cc.words), direction(cl.words)
     if mine and theirs and not (mine & theirs):
         return (f"direction: the claim says {'/'.join(sorted(mine))} ({_dir_words(cc)}), the source "
                 f"{'/'.join(sorted(theirs))} ({_dir_words(cl)})")
@@ -316,7 +315,7 @@ def _opposite(cc: Clause, cl: Clause) -> str | None:
 
 
 def _dir_words(cl: Clause) -> str:
-    return ", ".join(t for t in cl.lemmas if t in UP or t in DOWN)
+    return ", ".join(w for w, _ in direction_words(cl.words))
 
 
 def _order(cc: Clause, cl: Clause) -> str | None:

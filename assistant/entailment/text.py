@@ -24,13 +24,21 @@ NEGATIVE_OF = {"exclude": "include", "lack": "have", "absent": "present", "fail"
                "prohibit": "allow", "forbid": "allow", "deny": "confirm", "reject": "accept", "omit": "include",
                "unavailable": "available", "impossible": "possible", "ineffective": "effective",
                "unsafe": "safe", "unsupported": "supported", "insufficient": "sufficient"}
-_UP = ("increase rise grow gain raise boost climb jump improve expand high more great large big up soar surge "
-       "exceed above over strengthen accelerate fast long heavy warm hot add enlarge widen lengthen win max maximum "
-       "peak double triple upgrade strong positive")
-_DOWN = ("decrease fall decline drop reduce low less few small little down plunge slump shrink lose loss cut "
-         "below under weaken decelerate slow short light cool cold remove narrow shorten min minimum trough halve "
-         "downgrade weak negative worsen deteriorate")
-UP, DOWN = frozenset(_UP.split()), frozenset(_DOWN.split())
+# direction: a change ("rose", "was cut") or a comparison ("higher", "fewer", "more", "below"). A plain adjective is
+# a description, not a direction: "large projects", "a high-fibre diet", "cold water".
+_CHANGE_UP = ("increase rise grow gain raise boost climb jump improve expand soar surge exceed strengthen accelerate "
+              "add enlarge widen lengthen double triple upgrade extend heighten deepen intensify")
+_CHANGE_DOWN = ("decrease fall decline drop reduce plunge slump shrink cut weaken decelerate remove narrow shorten "
+                "halve downgrade worsen deteriorate lower lessen diminish ease slow contract")
+_SCALE_UP = "high great large big fast long heavy warm hot strong wide deep many much"
+_SCALE_DOWN = "low small little slow short light cool cold weak narrow shallow few"
+_ALWAYS_UP = "more most above over up max maximum peak"
+_ALWAYS_DOWN = "less least fewer fewest below under down min minimum trough"
+CHANGE_UP, CHANGE_DOWN = frozenset(_CHANGE_UP.split()), frozenset(_CHANGE_DOWN.split())
+SCALE_UP, SCALE_DOWN = frozenset(_SCALE_UP.split()), frozenset(_SCALE_DOWN.split())
+ALWAYS_UP, ALWAYS_DOWN = frozenset(_ALWAYS_UP.split()), frozenset(_ALWAYS_DOWN.split())
+UP = CHANGE_UP | SCALE_UP | ALWAYS_UP
+DOWN = CHANGE_DOWN | SCALE_DOWN | ALWAYS_DOWN
 # pairs that are opposites without being up/down
 OPPOSITES = {frozenset(p.split()) for p in (
     "before after", "first last", "earlier later", "early late", "begin end", "start finish", "open close",
@@ -39,7 +47,10 @@ OPPOSITES = {frozenset(p.split()) for p in (
     "input output", "internal external", "public private", "male female", "daily weekly", "weekly monthly",
     "daily monthly", "monthly annual", "monthly yearly", "precede follow", "prior after", "former latter",
     "minimum maximum", "lower upper", "better worse", "good bad", "success failure", "benefit harm", "safe unsafe",
-    "include exclude", "true false", "always never", "mandatory optional", "required optional", "direct indirect")}
+    "include exclude", "true false", "always never", "mandatory optional", "required optional", "direct indirect",
+    "high low", "large small", "big small", "fast slow", "long short", "heavy light", "hot cold", "warm cool",
+    "strong weak", "wide narrow", "deep shallow", "many few", "positive negative", "gain loss", "profit loss",
+    "common uncommon", "common rare", "frequent rare", "dry sweet", "light dark", "increase decrease")}
 # a precedence word in the claim reversed against the source ("A before B" vs "B before A")
 ORDER = frozenset(["before", "after", "precede", "follow", "prior", "earlier", "later"])
 ALL_Q = frozenset(["all", "every", "each", "always", "entire", "whole", "everyone", "everything"])
@@ -381,9 +392,20 @@ def _ranges(found: list[Quantity], at: list[int], toks: list[str]) -> list[Quant
     return out
 
 
-def direction(lemmas: Iterable[str]) -> set[str]:
-    found = set(lemmas)
-    return ({"up"} if found & UP else set()) | ({"down"} if found & DOWN else set())
+def direction_words(words: Iterable[str]) -> list[tuple[str, str]]:
+    """The (word, "up" | "down") pairs of a clause's surface words: changes, comparatives, and bound words."""
+    out = []
+    for w in words:
+        lem = lemma(w)
+        if lem in CHANGE_UP or w in ALWAYS_UP or (w != lem and lem in SCALE_UP and w.endswith(("er", "est"))):
+            out.append((w, "up"))
+        elif lem in CHANGE_DOWN or w in ALWAYS_DOWN or (w != lem and lem in SCALE_DOWN and w.endswith(("er", "est"))):
+            out.append((w, "down"))
+    return out
+
+
+def direction(words: Iterable[str]) -> set[str]:
+    return {d for _, d in direction_words(words)}
 
 
 def quantifier(words: Iterable[str]) -> str:
