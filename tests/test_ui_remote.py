@@ -29,7 +29,7 @@ from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto  # noqa: E
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from tests.conftest import ROOT, make_pdf  # noqa: E402
-from ui.cli import PASSWORD_ENV, exposure  # noqa: E402
+from ui.cli import PASSWORD_ENV, REMOTE_ENV, exposure  # noqa: E402
 from ui.state import UIConfig  # noqa: E402
 
 APP = str(ROOT / "ui" / "app.py")
@@ -128,6 +128,40 @@ def test_the_right_password_opens_upload_ingest_and_remove(fake_kb: Path, monkey
     assert len(at.get("file_uploader")) == 2  # files and a folder
     assert at.button(key="ingest") is not None and at.button(key="remove") is not None
     assert at.multiselect[0].label == "Remove documents" and "manual.pdf" in at.multiselect[0].options
+
+
+def _signed_in(kb: Path, monkeypatch: pytest.MonkeyPatch, model: str, remote: bool) -> AppTest:
+    if remote:
+        monkeypatch.setenv(REMOTE_ENV, "1")
+    else:
+        monkeypatch.delenv(REMOTE_ENV, raising=False)
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["base_config"] = UIConfig(kb_dir=str(kb), text_model="fake", image_model="fake", model=model)
+    at = at.run()
+    at.text_input[0].set_value(PASSWORD)
+    at = at.button(key="login").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.mark.parametrize("model", ["extractive", "openai:served@http://127.0.0.1:9/v1"])
+def test_off_loopback_visitors_cannot_type_folders_paths_or_urls(fake_kb: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  model: str):
+    """A typed endpoint URL would receive the operator's API key; a typed folder would open or create a KB
+    anywhere: off loopback the app offers only what it was started with and the built-in offline models."""
+    at = _signed_in(fake_kb, monkeypatch, model, remote=True)
+    assert not [t.label for t in at.sidebar.text_input]
+    (choice,) = at.sidebar.selectbox
+    expected = ["Offline (Qwen2.5 0.5B)", "Extractive (no model)"]
+    assert choice.options == (expected if model == "extractive" else ["Configured (openai:served)", *expected])
+    assert str(fake_kb) in " ".join(str(c.value) for c in at.sidebar.caption)
+
+
+def test_on_loopback_the_folder_and_any_model_can_be_chosen(fake_kb: Path, monkeypatch: pytest.MonkeyPatch):
+    at = _signed_in(fake_kb, monkeypatch, "extractive", remote=False)
+    assert "Knowledge base folder" in [t.label for t in at.sidebar.text_input]
+    assert "OpenAI-compatible server" in at.sidebar.selectbox(key="generator").options
 
 
 def test_no_password_no_gate(fake_kb: Path, monkeypatch: pytest.MonkeyPatch):

@@ -18,7 +18,7 @@ import streamlit as st
 
 from assistant.sdk import Citeline
 from ui import components
-from ui.cli import PASSWORD_ENV
+from ui.cli import PASSWORD_ENV, REMOTE_ENV
 from ui.kb_page import kb_page
 from ui.login import login_gate
 from ui.sidebar import sidebar
@@ -43,7 +43,8 @@ def main() -> None:
     base: UIConfig = st.session_state.setdefault("base_config", parse_args(sys.argv[1:]))
     session = Session(st.session_state)
     default = get_sdk(base.kb_dir, base.text_model, base.image_model)
-    view, cfg = sidebar(base.with_(kb_dir=base.kb_dir or str(default.kb_dir)), session, default.settings.model)
+    view, cfg = sidebar(base.with_(kb_dir=base.kb_dir or str(default.kb_dir)), session, default.settings.model,
+                        remote=bool(os.environ.get(REMOTE_ENV)))
     sdk = get_sdk(cfg.kb_dir, cfg.text_model, cfg.image_model)
     session.ensure_kb(str(sdk.kb_dir))
     if view == "Chat":

@@ -3,7 +3,9 @@
 The app can upload, ingest and delete documents, so it is not served off loopback to anyone who asks: a host
 other than 127.0.0.1 / ::1 / localhost needs a password (`CITELINE_UI_PASSWORD`, from the environment so that it
 never shows in `ps`; the app then asks for it before anything else) or an explicit `--allow-remote`, which
-prints the risk. Streamlit replaces this process (exec), so a signal to `citeline ui` reaches the server itself
+prints the risk. Off loopback the app also opens only the knowledge base and models it was started with (a
+visitor cannot type a folder, a model path or an endpoint URL, which would carry the operator's API key).
+Streamlit replaces this process (exec), so a signal to `citeline ui` reaches the server itself
 and nothing is left running on the port.
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 
 APP = Path(__file__).with_name("app.py")
 PASSWORD_ENV = "CITELINE_UI_PASSWORD"
+REMOTE_ENV = "CITELINE_UI_REMOTE"  # set for the app when served off loopback: no visitor-typed folders or URLs
 
 
 def register(sub: Any) -> None:
@@ -77,6 +80,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
         print("citeline: error: the UI needs Streamlit: pip install 'citeline[ui]'", file=sys.stderr)
         return 2
     command = streamlit_command(args)
+    from assistant.cli_serve import is_loopback
+
+    if not is_loopback(args.host):
+        os.environ[REMOTE_ENV] = "1"
     sys.stdout.flush()
     sys.stderr.flush()
     if os.name == "posix":  # become Streamlit: signals reach it, and no child outlives `citeline ui`

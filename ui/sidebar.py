@@ -17,23 +17,29 @@ GENERATORS = {
 DEFAULT_VLM = "HuggingFaceTB/SmolVLM-256M-Instruct"
 
 
-def sidebar(base: UIConfig, session: Session, default_model: str) -> tuple[str, UIConfig]:
+def sidebar(base: UIConfig, session: Session, default_model: str, remote: bool = False) -> tuple[str, UIConfig]:
+    """`remote` (served off loopback): the knowledge base and the model are the ones `citeline ui` was started
+    with, plus the built-in offline ones; no folder, path or URL typed by a visitor is ever opened."""
     with st.sidebar:
         st.title("Citeline")
         st.caption("Answers from your documents, with every claim cited.")
         view = st.radio("View", VIEWS, horizontal=True, key="view", label_visibility="collapsed")
-        kb_dir = st.text_input("Knowledge base folder", value=base.kb_dir, key="kb_dir_input",
-                               help="A folder holding a Citeline knowledge base; a new folder creates one.")
+        if remote:
+            kb_dir = base.kb_dir
+            st.caption(f"Knowledge base: `{kb_dir}`")
+        else:
+            kb_dir = st.text_input("Knowledge base folder", value=base.kb_dir, key="kb_dir_input",
+                                   help="A folder holding a Citeline knowledge base; a new folder creates one.")
         if st.button("Clear conversation", icon=":material/delete_sweep:", width="stretch",
                      disabled=not session.items):
             session.clear()
         with st.expander("Settings", icon=":material/tune:"):
-            cfg = settings(base.with_(kb_dir=kb_dir.strip()), base.model or default_model)
+            cfg = settings(base.with_(kb_dir=kb_dir.strip()), base.model or default_model, remote)
     return str(view), cfg
 
 
-def settings(cfg: UIConfig, default_model: str) -> UIConfig:
-    model = generator_spec(default_model)
+def settings(cfg: UIConfig, default_model: str, remote: bool = False) -> UIConfig:
+    model = fixed_generator_spec(default_model) if remote else generator_spec(default_model)
     temperature = st.slider("Temperature", 0.0, 1.5, cfg.temperature, 0.05, key="temperature",
                             help="0 = deterministic; higher = more varied wording")
     max_tokens = st.number_input("Max answer tokens", 16, 2048, cfg.max_tokens, 16, key="max_tokens")
@@ -44,6 +50,15 @@ def settings(cfg: UIConfig, default_model: str) -> UIConfig:
                       help="Show which retrievers found each source, and their ranks")
     return cfg.with_(model=model, temperature=float(temperature), max_tokens=int(max_tokens), top_k=int(top_k),
                      modalities=tuple(modalities), debug=bool(debug))
+
+
+def fixed_generator_spec(default: str) -> str:
+    """The model the server was started with, or a built-in offline one: no spec, path or URL to type."""
+    choices = {name: spec for name, spec in GENERATORS.items() if spec in ("qwen", "extractive")}
+    if default not in choices.values():
+        choices = {f"Configured ({default.split('@', 1)[0]})": default, **choices}
+    start = list(choices.values()).index(default)
+    return choices[st.selectbox("Answer model", list(choices), index=start, key="generator")]
 
 
 def generator_spec(default: str) -> str:
