@@ -89,6 +89,8 @@ def test_arithmetic_ratios_ranges_and_negation_scope(premise: str, claim: str, v
     ("Bacteroides abundance was 2.3-fold higher in the high-fibre group.",
      "Bacteroides abundance was 2.3-fold lower in the high-fibre group.", "contradicted"),
     ("Dizziness is common with Lorvex.", "Dizziness is uncommon with Lorvex.", "contradicted"),  # base-form opposites
+    ("Bacteroides abundance was 2.3-fold higher in the high-fibre group, whereas Firmicutes abundance was lower.",
+     "Firmicutes abundance was 2.3-fold higher in the high-fibre group.", "contradicted"),  # a first-word name
 ])
 def test_direction_is_a_change_or_a_comparison_not_a_description(premise: str, claim: str, verdict: str):
     assert ClaimChecks().check(premise, claim).verdict == verdict

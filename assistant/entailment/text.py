@@ -346,10 +346,19 @@ def _entities(toks: list[str], first: bool = True) -> list[str]:
         low = t.lower()
         if _ALNUM.fullmatch(t) and not re.fullmatch(r"\d+(?:st|nd|rd|th|s)", low):
             out.append(low)
-        elif t[:1].isupper() and t.isalpha() and low not in STOPWORDS and (i > 0 or not first or t.isupper() and len(t) > 1):
+        elif t[:1].isupper() and t.isalpha() and low not in STOPWORDS and (i > 0 or not first or t.isupper() and len(t) > 1
+                                                                             or _unknown_word(low)):
             nxt = toks[i + 1] if i + 1 < len(toks) else ""
             out.append(f"{low} {nxt}" if nxt.isdigit() and len(nxt) < 4 else low)
     return out
+
+
+@lru_cache(maxsize=4096)
+def _unknown_word(low: str) -> bool:
+    """Not an English word lemminflect knows: a capitalised first word like this is a name ('Firmicutes ...')."""
+    from lemminflect import getAllLemmas
+
+    return len(low) > 2 and not getAllLemmas(low)
 
 
 def _quantities(toks: list[str]) -> list[Quantity]:
