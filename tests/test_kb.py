@@ -247,3 +247,64 @@ def test_cli_workers_option(tmp_path: Path, folder: Path, capsys: pytest.Capture
     with pytest.raises(SystemExit) as exc:
         main(["ingest", str(folder), "--kb", kb, "--workers", "0"])
     assert exc.value.code == 2 and "at least 1" in capsys.readouterr().err
+
+
+def test_lock_file_names_the_new_holder_over_a_longer_stale_one(tmp_path: Path):
+    """The holder's record overwrites a longer one left by an earlier holder; the name read back is the new one."""
+    (tmp_path / "lock").write_text(json.dumps({"pid": 1, "host": "h", "since": "s", "command": "x" * 500}))
+    with WriterLock(tmp_path):
+        with pytest.raises(KBLocked, match=f"being written by pid {os.getpid()} on "):
+            WriterLock(tmp_path).acquire()
+        assert json.loads((tmp_path / "lock").read_text())["pid"] == os.getpid()
+
+
+def _ingested_kb(tmp_path: Path, folder: Path) -> Path:
+    kb = tmp_path / "kb"
+    assert main(["ingest", str(folder), "--kb", str(kb), "--text-model", "fake", "--image-model", "fake",
+                 "--quiet"]) == 0
+    return kb
+
+
+def test_check_passes_a_clean_kb_and_names_each_kind_of_damage(tmp_path: Path, folder: Path,
+                                                               capsys: pytest.CaptureFixture[str]):
+    kb = _ingested_kb(tmp_path, folder)
+    capsys.readouterr()
+    assert main(["check", "--kb", str(kb), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["problems"] == []
+
+    db = sqlite3.connect(kb / "catalog.sqlite")
+    victim = db.execute("SELECT id FROM chunks ORDER BY id LIMIT 1").fetchone()[0]
+    db.execute("DELETE FROM vectors WHERE id=?", (victim,))  # a chunk without its vector
+    db.execute("INSERT INTO vectors(space, id, vec) VALUES('text', 99999, ?)", (bytes(4 * 64),))  # of no chunk
+    thumb = db.execute("SELECT thumbnail FROM pages WHERE thumbnail IS NOT NULL LIMIT 1").fetchone()[0]
+    db.commit()
+    db.close()
+    (kb / "assets" / thumb).unlink()
+    (kb / "assets" / ("f" * 24)).mkdir()  # an asset folder of no document: a leftover, healed by the next write
+    assert main(["check", "--kb", str(kb)]) == 1
+    out = capsys.readouterr().out
+    assert "1 chunks without their text vector" in out and "1 vectors of no chunk" in out
+    assert "thumbnails or figure crops are missing" in out and "note: [leftover] 1 asset folders" in out
+    # written behind the catalog's back (no generation bump): the FAISS cache no longer matches, and says so
+    assert "the 'text' index does not match the catalog after healing: 1 ids too many, 1 missing" in out
+    assert "4 problem(s)" in out
+
+
+def test_a_writer_heals_what_a_crash_leaves_behind(tmp_path: Path, folder: Path, fake_kb_settings: KBSettings):
+    """An old manifest.json, temporary files and orphan asset folders are notes for the check, gone after the
+    next write; a missing FAISS cache is rebuilt."""
+    kb_dir = _ingested_kb(tmp_path, folder)
+    (kb_dir / "manifest.json").write_text("{}")
+    (kb_dir / "manifest.json.tmp").write_text("{")
+    (kb_dir / "index" / "text.faiss.tmp").write_bytes(b"half")
+    (kb_dir / "index" / "text.faiss").unlink()
+    (kb_dir / "assets" / ("0" * 24)).mkdir()
+    kb = KnowledgeBase.open(kb_dir, fake_kb_settings)
+    problems = kb.check()
+    kb.close()
+    assert len(problems) == 5 and all(p.healed for p in problems), problems
+    KnowledgeBase.open(kb_dir, fake_kb_settings, writable=True).close()
+    kb = KnowledgeBase.open(kb_dir, fake_kb_settings)
+    assert kb.check() == []
+    assert json.loads((kb_dir / "manifest.json").read_text()) == kb.manifest
+    kb.close()
