@@ -580,3 +580,39 @@ def test_answers_from_office_files_cite_the_right_page_slide_or_cell(mixed_kb: P
     assert hit.section == section and words in hit.text
     if doc.endswith(".xlsx"):  # the citation's box is the cell range itself
         assert c.bbox is not None and cell_range("Codes", BBox(*c.bbox)) == section
+
+
+def test_the_ui_source_panel_shows_a_cited_cell_range_as_a_table(mixed_kb: Path):
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+    from ui.state import UIConfig
+
+    at = AppTest.from_file(str(ROOT / "ui" / "app.py"), default_timeout=60)
+    at.session_state["base_config"] = UIConfig(kb_dir=str(mixed_kb), text_model="fake", image_model="fake",
+                                               model="extractive")
+    at.run()
+    at.chat_input[0].set_value("Which door code opens the cold lab?")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    cards = [e for e in at.expander if e.label.startswith("[1] budget.xlsx · page 2")]
+    assert cards and "verified" in cards[0].label
+    tables = [m.value for m in cards[0].markdown if m.value.startswith("| Room | Door code |")]
+    assert tables == ["| Room | Door code |\n|---|---|\n| Cold lab | XK-42 |\n| Server room | QZ-17 |"]
+
+
+def test_re_ingesting_office_files_is_incremental(mixed_kb: Path):
+    docs = mixed_kb.parent / "docs"
+    report = _sdk(mixed_kb).ingest(docs).last_report
+    assert report is not None and report.totals["unchanged"] == 4 and report.totals["ingested"] == 0
+    import openpyxl
+
+    wb = openpyxl.load_workbook(docs / "budget.xlsx")
+    wb["Codes"]["B2"] = "ZZ-99"  # the cold lab's code changes: only this file is parsed again
+    wb.save(str(docs / "budget.xlsx"))
+    sdk = _sdk(mixed_kb)
+    report = sdk.ingest(docs).last_report
+    assert report is not None and (report.totals["ingested"], report.totals["unchanged"]) == (1, 3)
+    hits = [h for h in sdk.search("door code cold lab", top_k=5) if h.doc_name == "budget.xlsx"]
+    assert "ZZ-99" in hits[0].text and "XK-42" not in " ".join(h.text for h in hits)

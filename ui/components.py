@@ -147,6 +147,9 @@ def source_body(sdk: Citeline, s: Source, quote: str, bbox: Any, key: str) -> No
         left.image(thumb, width="stretch")
     with right:
         _quote(quote)
+        table = render.table_markdown(s.text) if s.kind == "table" else None
+        if table:  # a table (a sheet's cell range included) reads as a table
+            st.markdown(table)
     region = render.region_view(page, bbox) if page is not None and bbox else None
     if region is not None:
         st.image(region, width="stretch")

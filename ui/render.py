@@ -213,6 +213,15 @@ def answer_markdown(answer: Answer) -> str:
     return "\n".join(lines)
 
 
+def table_markdown(text: str) -> str | None:
+    """The Markdown pipe table in a table source (a PDF, DOCX or slide table, a sheet's cell range), to show
+    as a small table rather than as a one-line quote; None for any other text."""
+    rows = [line.strip() for line in text.splitlines() if line.strip().startswith("|")]
+    if len(rows) < 2 or not set(rows[1].replace("|", "")) <= set("-: "):
+        return None
+    return "\n".join(rows)
+
+
 def retrievers_label(retrievers: dict[str, int]) -> str:
     return ", ".join(f"{name} #{rank}" for name, rank in sorted(retrievers.items(), key=lambda kv: kv[1]))
 
