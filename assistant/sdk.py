@@ -149,6 +149,18 @@ class Citeline:
         return ChatSession(self.answerer(model=model, generator=generator, **options), filters,
                            with_image=with_image)
 
+    def chart(self, question: str, *, filters: Any = None, docs: Sequence[str] = (), **settings: Any) -> Any:
+        """A cited chart (`assistant.charts.Chart`) of numbers read from the KB's tables: every point cites its
+        document, page, table bbox, row and column and was found again in that cell; `chart.save("out.png")`
+        (.png/.svg/.json), `chart.spec` (Vega-Lite). When no table holds the data, `chart.refused` is True and
+        `chart.closest` lists the closest tables. `settings` override `ChartSettings` (top_k, width, height)."""
+        from assistant.charts import ChartMaker, ChartSettings
+        from retrieval.types import SearchFilters
+
+        if docs:
+            filters = replace(filters or SearchFilters(), docs=tuple(docs))
+        return ChartMaker(self.kb, self.search, ChartSettings(**settings)).chart(question, filters)
+
     def answerer(self, *, model: str | None = None, generator: Any = None, image: str | None = None,
                  **options: Any) -> Any:
         from assistant.answer import Answerer

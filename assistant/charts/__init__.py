@@ -1,0 +1,8 @@
+"""Cited charts from document tables: every plotted value is read from a table cell and checked against it."""
+
+from __future__ import annotations
+
+from assistant.charts.build import ChartMaker, ChartSettings
+from assistant.charts.types import Chart, ChartPoint, ChartSeries, TableRef
+
+__all__ = ["Chart", "ChartMaker", "ChartPoint", "ChartSeries", "ChartSettings", "TableRef"]

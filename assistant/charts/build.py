@@ -1,0 +1,188 @@
+"""The chart stage: search tables → read them back → select columns and rows → parse → verify → Vega-Lite.
+
+    chart = ChartMaker(kb, search).chart("Plot the total population by census year")
+
+Numbers come from the cells of tables found in the knowledge base, never from a model; each point cites its
+cell and is checked against it (`assistant.charts.verify`); what cannot be plotted is said in `Chart.text`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from assistant.charts import numbers
+from assistant.charts.geometry import separate_rows
+from assistant.charts.render import HEIGHT, WIDTH, build_spec
+from assistant.charts.select import Selection, is_time, select
+from assistant.charts.tables import Table, from_markdown
+from assistant.charts.types import Chart, ChartPoint, ChartSeries, TableRef
+from assistant.charts.verify import CellChecker
+from retrieval.types import Hit, SearchFilters
+
+SearchFn = Callable[..., Sequence[Hit]]
+
+
+@dataclass(frozen=True)
+class ChartSettings:
+    top_k: int = 30  # table hits retrieved
+    max_tables: int = 12  # candidate tables read back and matched
+    closest: int = 3  # tables listed with a refusal
+    width: int = WIDTH
+    height: int = HEIGHT
+
+
+class ChartMaker:
+    def __init__(self, kb: Any, search: SearchFn, settings: ChartSettings | None = None) -> None:
+        self.kb = kb
+        self.search = search
+        self.settings = settings or ChartSettings()
+
+    def chart(self, question: str, filters: SearchFilters | None = None) -> Chart:
+        tables = self.tables(question, filters)
+        selections = [select(t, question) for t in tables]
+        usable = [s for s in selections if s.value_cols]
+        if not usable:
+            return self._refusal(question, tables, selections)
+        best = max(usable, key=lambda s: (s.score, -s.table.search_rank))
+        if best.table.notes:  # stacked rows the text could not separate: the page's layout may
+            again = select(separate_rows(best.table), question)
+            best = again if again.value_cols else best
+        return self._chart(question, best)
+
+    # -- finding tables ---------------------------------------------------------------------------------
+    def tables(self, question: str, filters: SearchFilters | None = None) -> list[Table]:
+        only_tables = replace(filters or SearchFilters(), modalities=("table",))
+        hits = list(self.search(question, top_k=self.settings.top_k, filters=only_tables))
+        text_hits = self.search(question, top_k=10, filters=filters)
+        hits += [h for h in text_hits if h.kind == "text" and _has_markdown_table(h.text)]
+        seen: dict[tuple[Any, ...], Table] = {}
+        for rank, hit in enumerate(hits):
+            key = (hit.doc_id, hit.page, tuple(hit.bbox.as_list()) if hit.bbox else None, hit.kind == "text" and hit.id)
+            if key in seen or len(seen) >= self.settings.max_tables:
+                continue
+            table = self._read(hit, rank)
+            if table is not None:
+                seen[key] = table
+        return list(seen.values())
+
+    def _read(self, hit: Hit, rank: int) -> Table | None:
+        chunks = [(hit.id, hit.text)] if hit.kind == "text" else self._table_chunks(hit)
+        page = self.kb.catalog.page(hit.doc_id, hit.page) or {}
+        bbox = tuple(hit.bbox.as_list()) if hit.bbox else None
+        return from_markdown(chunks, doc=hit.doc_name, doc_id=hit.doc_id, page=hit.page, bbox=bbox,  # type: ignore[arg-type]
+                             section=hit.section, context=self._page_text(hit.doc_id, hit.page),
+                             search_rank=rank, source_path=page.get("path"))
+
+    def _table_chunks(self, hit: Hit) -> list[tuple[int, str]]:
+        """All the chunks of the hit's table (a long table is stored in several, with the same bbox)."""
+        rows = self.kb.catalog.db.execute(
+            "SELECT id, text, bbox FROM chunks WHERE doc_id=? AND page=? AND kind='table' ORDER BY id",
+            (hit.doc_id, hit.page)).fetchall()
+        want = hit.bbox.as_list() if hit.bbox else None
+        same = [(int(r[0]), str(r[1])) for r in rows if _bbox_of(r[2]) == want]
+        return same or [(hit.id, hit.text)]
+
+    def _page_text(self, doc_id: str, page: int) -> str:
+        row = self.kb.catalog.db.execute("SELECT text FROM pages WHERE doc_id=? AND number=?",
+                                         (doc_id, page)).fetchone()
+        return str(row[0] or "") if row else ""
+
+    # -- building ---------------------------------------------------------------------------------------
+    def _chart(self, question: str, sel: Selection) -> Chart:
+        table = sel.table
+        checker = CellChecker(self.kb.catalog)
+        missing: list[str] = []
+        series = [self._series(table, sel, j, checker, missing) for j in sel.value_cols]
+        series = [s for s in series if s.points]
+        series = _one_unit(series, missing)
+        if not series:
+            return self._refusal(question, [table], [replace(sel, value_cols=())],
+                                 why="no value of the chosen columns could be read and checked: " + "; ".join(missing[:5]))
+        x_title = table.columns[sel.x_col]
+        labels = [p.x for p in series[0].points]
+        mark = "line" if len(labels) >= 3 and all(is_time(x) for x in labels) else "bar"
+        unit = numbers.header_unit(series[0].name)
+        y_title = series[0].name if len(series) == 1 else (unit.describe() or "value")
+        title = f"{y_title if len(series) == 1 else ', '.join(s.name for s in series)} by {x_title or 'row'}"
+        ref = TableRef(table.doc, table.doc_id, table.page, table.bbox, table.columns, sel.score)
+        box = f" (table at {', '.join(f'{v:.0f}' for v in table.bbox)})" if table.bbox else ""
+        caption = f"Source: {table.doc}, page {table.page}{box}; every value checked against its cell"
+        spec = build_spec(tuple(series), mark=mark, title=title, x_title=x_title, y_title=y_title,
+                          caption=caption, width=self.settings.width, height=self.settings.height)
+        n = sum(len(s.points) for s in series)
+        text = (f"Plotted {', '.join(s.name for s in series)} by {x_title or 'row'}: {n} values from the table "
+                f"on page {table.page} of {table.doc}, each found again in its cell.")
+        if missing:
+            text += " Not plotted: " + "; ".join(missing) + "."
+        return Chart(question, text, tuple(series), mark, x_title, y_title, title, caption, spec,
+                     tuple(missing), False, (ref,))
+
+    def _series(self, table: Table, sel: Selection, j: int, checker: CellChecker,
+                missing: list[str]) -> ChartSeries:
+        column = table.columns[j]
+        header = numbers.header_unit(column)
+        points: list[ChartPoint] = []
+        for i in sel.rows:
+            row = table.rows[i]
+            label, cell = row[sel.x_col].text, row[j]
+            if not label or not cell.known:
+                missing.append(f"{column} for a row the table stacks with others and that could not be separated")
+                continue
+            if numbers.is_missing(cell.text):
+                missing.append(f"{column} for {label} (the table gives '{cell.text or 'nothing'}')")
+                continue
+            value = numbers.parse_cell(cell.text, header)
+            if value is None:
+                missing.append(f"{column} for {label} ('{cell.text}' is not a number)")
+                continue
+            ok, checked, why = checker.check(table, cell, value)
+            if not ok:
+                missing.append(f"{column} for {label} ({why})")
+                continue
+            points.append(ChartPoint(column, label, value.value, value.unit, value.raw, table.doc, table.doc_id,
+                                     table.page, table.bbox, label, column, True, checked))
+        units = [p.unit for p in points]
+        unit = max(set(units), key=units.count) if units else header.unit
+        odd = [p for p in points if p.unit != unit]
+        for p in odd:
+            missing.append(f"{column} for {p.x} ('{p.raw}' is in {p.unit or 'no unit'}, the column in {unit or 'no unit'})")
+        return ChartSeries(column, unit, tuple(p for p in points if p.unit == unit))
+
+    def _refusal(self, question: str, tables: list[Table], selections: list[Selection], why: str = "") -> Chart:
+        ranked = sorted(selections, key=lambda s: (-s.score, s.table.search_rank))[: self.settings.closest]
+        closest = tuple(TableRef(s.table.doc, s.table.doc_id, s.table.page, s.table.bbox, s.table.columns, s.score)
+                        for s in ranked)
+        if not tables:
+            text = "No table in your documents holds this data (no table was found for the question)."
+        else:
+            reasons = why or "; ".join(f"{s.table.doc} p.{s.table.page}: {s.reason}" for s in ranked if s.reason)
+            text = "No table in your documents holds this data, so nothing is plotted. Closest tables: " + \
+                "; ".join(t.label + " (" + ", ".join(c for c in t.columns if c)[:80] + ")" for t in closest) + \
+                (f". Why: {reasons}." if reasons else ".")
+        return Chart(question, text, refused=True, closest=closest)
+
+
+def _one_unit(series: list[ChartSeries], missing: list[str]) -> list[ChartSeries]:
+    """A chart never mixes units on one axis: the series in the first series' unit are kept, the others named."""
+    if not series:
+        return series
+    unit = series[0].unit
+    for s in series[1:]:
+        if s.unit != unit:
+            missing.append(f"{s.name} (in {s.unit or 'no unit'}; the chart is in {unit or 'no unit'}, units are not mixed)")
+    return [s for s in series if s.unit == unit]
+
+
+def _bbox_of(raw: Any) -> list[float] | None:
+    import json
+
+    if not raw:
+        return None
+    return [round(float(v), 2) for v in json.loads(raw)]
+
+
+def _has_markdown_table(text: str) -> bool:
+    return sum(1 for line in text.splitlines() if re.match(r"^\s*\|.*\|\s*$", line)) >= 3

@@ -1,0 +1,70 @@
+"""Vega-Lite through Altair for the spec; PNG and SVG through vl-convert (no browser). Both imported lazily."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ingest.errors import CitelineError
+
+if TYPE_CHECKING:
+    from assistant.charts.types import Chart, ChartSeries
+
+WIDTH, HEIGHT = 640, 360  # the whole image, axes and titles included (autosize "fit")
+
+
+class ChartRenderError(CitelineError, ValueError):
+    """A chart could not be written (unknown format, nothing plotted)."""
+
+
+def build_spec(series: tuple[ChartSeries, ...], *, mark: str, title: str, x_title: str, y_title: str,
+               caption: str, width: int = WIDTH, height: int = HEIGHT) -> dict[str, Any]:
+    """A Vega-Lite spec: x in table order, one colour per series, a tooltip with each point's citation."""
+    import altair as alt
+
+    values: list[dict[str, Any]] = [{"x": p.x, "y": p.y, "series": s.name, "raw": p.raw, "source": f"{p.doc} p.{p.page}",
+               "row": p.row, "column": p.column} for s in series for p in s.points]
+    order: list[str] = list(dict.fromkeys(str(v["x"]) for v in values))
+    base = alt.Chart(alt.Data(values=values), title=alt.TitleParams(title, subtitle=caption, anchor="start"))
+    chart = base.mark_line(point=True) if mark == "line" else base.mark_bar()
+    x = alt.X("x:N", sort=order, title=x_title, axis=alt.Axis(labelLimit=160))
+    encodings: dict[str, Any] = {
+        "x": x, "y": alt.Y("y:Q", title=y_title),
+        "tooltip": [alt.Tooltip("x:N", title=x_title or "x"), alt.Tooltip("y:Q", title=y_title or "y"),
+                    alt.Tooltip("series:N"), alt.Tooltip("raw:N", title="cell"), alt.Tooltip("source:N")]}
+    if len(series) > 1:
+        encodings["color"] = alt.Color("series:N", title=None, sort=[s.name for s in series])
+        if mark == "bar":
+            encodings["xOffset"] = alt.XOffset("series:N", sort=[s.name for s in series])
+    spec: dict[str, Any] = chart.encode(**encodings).properties(width=width, height=height).to_dict()
+    spec["autosize"] = {"type": "fit", "contains": "padding"}
+    return spec
+
+
+def to_png(spec: dict[str, Any], *, scale: float = 1.0) -> bytes:
+    import vl_convert
+
+    return bytes(vl_convert.vegalite_to_png(spec, scale=scale))
+
+
+def to_svg(spec: dict[str, Any]) -> str:
+    import vl_convert
+
+    return str(vl_convert.vegalite_to_svg(spec))
+
+
+def save(chart: Chart, path: Path, *, scale: float = 1.0) -> Path:
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        path.write_text(json.dumps(chart.to_json(), indent=2), encoding="utf-8")
+        return path
+    if suffix not in (".png", ".svg"):
+        raise ChartRenderError(f"{path}: write a chart as .png, .svg or .json")
+    if chart.refused or not chart.spec:
+        raise ChartRenderError(f"nothing to draw: {chart.text}")
+    if suffix == ".png":
+        path.write_bytes(to_png(chart.spec, scale=scale))
+    else:
+        path.write_text(to_svg(chart.spec), encoding="utf-8")
+    return path

@@ -1,0 +1,194 @@
+"""Which table, which column(s), which rows: deterministic matching of the question's words against headers.
+
+The question's content words (lemmatised, with the abbreviations tables use: 'No.' = number, '%' = percent)
+are matched against each numeric column's header. The columns with the best match are the series; the
+label column (the first that is not a serial number) is the x axis. A table is refused when no value column
+matches a word of the question that is specific to it, or when the question names something (a measure, a
+subject) that appears nowhere in the table or on its page: a chart of another quantity is worse than none.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from assistant.charts import numbers
+from assistant.charts.tables import Table
+from assistant.entailment.text import lemma
+from assistant.prompting import STOPWORDS
+
+_CHART = """plot plotting chart graph draw show visualize visualise visualization display compare
+comparison bar bars line lines pie trend trends series table tables data value values figure over across per each
+every give make create versus vs against report document documents listed list shown please using use based
+breakdown distribution how what which the from for of in by and"""
+CHART_WORDS = frozenset(_CHART.split())
+# header words that say little about which quantity a column holds
+_GENERIC = """number total percent amount value year month date count rate share figure no nos
+average level quantity"""
+GENERIC = frozenset(_GENERIC.split())
+_ALIASES = {"no": "number", "nos": "number", "num": "number", "#": "number", "%": "percent", "percentage": "percent",
+            "pct": "percent", "yr": "year", "yrs": "year", "avg": "average", "qty": "quantity", "amt": "amount",
+            "mths": "month", "mth": "month", "fy": "year"}
+_SERIAL = re.compile(r"^(?:sl\.?|s\.?|sr\.?|serial)?\s*no\.?$|^#$|^sl\.?$", re.I)
+_TOTAL = re.compile(r"^(?:sub[\s-]*total|grand\s+total|total|difference|net\s+total)\b", re.I)
+_WORD = re.compile(r"%|#|[A-Za-z][A-Za-z'’.-]*")
+_TIME = re.compile(r"^(?:(?:q[1-4]|h[12]|fy)\s*)?'?(?:1[6-9]|2[01])?\d{2}(?:\s*[-/–]\s*\d{2,4})?$|"
+                   r"^(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?(?:[\s,'-]+\d{2,4})?$|"
+                   r"^\d{4}\s+(?:q[1-4]|h[12])$|^(?:q[1-4]|h[12])\s+\d{4}$", re.I)
+
+
+@dataclass(frozen=True)
+class Selection:
+    table: Table
+    x_col: int
+    value_cols: tuple[int, ...]
+    rows: tuple[int, ...]  # indexes into table.rows
+    score: float
+    reason: str = ""  # why nothing was selected (empty when value_cols is not)
+
+
+def terms(text: str) -> set[str]:
+    """Lemmatised content words with table abbreviations resolved ('No. of Shareholders' -> number, shareholder)."""
+    out = set()
+    for raw in _WORD.findall(text.replace("’", "'")):
+        w = raw.lower().strip(".'-")
+        w = _ALIASES.get(w, w)
+        for part in w.split("-") if "-" in w and not re.search(r"\d", w) else [w]:
+            if len(part) < 2 and part not in ("%", "#") or part in STOPWORDS:
+                continue
+            lem = lemma(part) if part.isalpha() else part
+            out.add(_ALIASES.get(lem, lem))
+    return out
+
+
+def _loose(term: str) -> str:
+    """For 'does the table mention it at all': monthly = month, shareholding = sharehold."""
+    t = re.sub(r"(?:ly|ing|ings|s)$", "", term)
+    return t[:6]
+
+
+def question_terms(question: str) -> set[str]:
+    return {t for t in terms(question) if t not in CHART_WORDS}
+
+
+def is_time(label: str) -> bool:
+    return bool(_TIME.match(label.strip()))
+
+
+def select(table: Table, question: str) -> Selection:
+    q = question_terms(question)
+    headers = [terms(c) for c in table.columns]
+    x_col = _x_column(table, q, headers)
+    value_cols = [j for j in range(len(table.columns)) if j != x_col and _is_numeric(table, j)
+                  and not _SERIAL.match(table.columns[j].strip()) and not _is_serial(table, j)]
+    if x_col < 0 or not value_cols:
+        return Selection(table, x_col, (), (), 0.0, "the table has no label column and number columns")
+    labels = set().union(*(terms(r[x_col].text) for r in table.rows))
+    everywhere = set().union(*headers, labels, terms(table.section), terms(table.context), terms(table.doc))
+    near = set().union(*headers, labels, terms(table.section), terms(_intro(table)))
+    names = _names(question)
+    unmatched = sorted(t for t in q - names if not _found(t, everywhere))
+    scores = {j: _score(q, headers[j] - headers[x_col]) + _unit_fit(q, table.columns[j]) for j in value_cols}
+    best = max(scores.values())
+    chosen = [j for j in value_cols if scores[j] == best and best > 0]
+    if not chosen:
+        return Selection(table, x_col, (), (), 0.0, "no column of the table matches the question")
+    specific = q - GENERIC - names
+    in_cols = (q - GENERIC) & set().union(*(headers[j] for j in chosen))
+    vague = sorted(t for t in specific - in_cols if not _found(t, near))
+    # a column matched on generic words only ('number of employees' against 'No. of Directors') must have
+    # the rest of the question around the table; one stray word is forgiven when two specific words match
+    if (vague and len(in_cols) < 2) or len(unmatched) > (1 if len(in_cols) >= 2 else 0):
+        return Selection(table, x_col, (), (), best, f"nothing in the table is about {', '.join(vague or unmatched)}")
+    rows = _rows(table, x_col, question)
+    coverage = len(q & everywhere) / max(1, len(q))
+    x_named = 0.5 if headers[x_col] & q else 0.0
+    score = 2 * best + coverage + x_named + 0.5 * len(names & everywhere) - len(unmatched) - 0.5 * len(vague)
+    return Selection(table, x_col, tuple(chosen[:6]), rows, score)
+
+
+def _unit_fit(q: set[str], header: str) -> float:
+    """'percentage of shares' asks for the % column, not the count beside it."""
+    if "percent" not in q:
+        return 0.0
+    return 1.0 if numbers.header_unit(header).unit == "%" else -0.5
+
+
+def _found(term: str, words: set[str]) -> bool:
+    return term in words or _loose(term) in {_loose(w) for w in words}
+
+
+def _intro(table: Table) -> str:
+    """The page text just before the table (its title, the sentence that introduces it)."""
+    first = next((c for c in table.columns if c), "")
+    key = " ".join(first.split()[:2])
+    at = table.context.find(key) if key else -1
+    return table.context[max(0, at - 400):at] if at > 0 else ""
+
+
+def _score(q: set[str], header: set[str]) -> float:
+    """Question words the header has (generic ones count half), less a little for each word it adds."""
+    matched = sum(0.5 if t in GENERIC else 1.0 for t in q & header)
+    return matched - 0.1 * len(header - q) if matched else 0.0
+
+
+def _names(question: str) -> set[str]:
+    """Capitalised words of the question after its first (a company, a place): whose table, not what to plot."""
+    words = re.findall(r"[A-Za-z][A-Za-z'’.-]*", question)
+    return set().union(*(terms(w) for w in words[1:] if w[:1].isupper()))
+
+
+def _x_column(table: Table, q: set[str], headers: list[set[str]]) -> int:
+    candidates = [j for j in range(len(table.columns)) if not _SERIAL.match(table.columns[j].strip())
+                  and _labels(table, j) and (not _is_numeric(table, j) or _is_time_col(table, j))]
+    if not candidates:
+        return -1
+    named = [j for j in candidates if headers[j] & q]
+    return named[0] if named and not _is_time_col(table, candidates[0]) else candidates[0]
+
+
+def _is_serial(table: Table, j: int) -> bool:
+    """A column counting its rows (1, 2, 3, ...): numbering, not data."""
+    values = [numbers.parse_cell(r[j].text) for r in table.rows if r[j].text]
+    nums = [v.value for v in values if v is not None]
+    return len(nums) >= 3 and len(nums) == len(values) and nums == [float(k) for k in range(1, len(nums) + 1)]
+
+
+def _labels(table: Table, j: int) -> list[str]:
+    return [r[j].text for r in table.rows if r[j].text]
+
+
+def _is_time_col(table: Table, j: int) -> bool:
+    labels = _labels(table, j)
+    return bool(labels) and sum(is_time(v) for v in labels) >= 0.8 * len(labels)
+
+
+def _is_numeric(table: Table, j: int) -> bool:
+    cells = [r[j].text for r in table.rows if r[j].text and not _TOTAL.match(r[0].text or "")]
+    if not cells:
+        return False
+    good = sum(1 for c in cells if numbers.parse_cell(c) is not None or numbers.is_missing(c))
+    return good >= 0.6 * len(cells) and any(numbers.parse_cell(c) is not None for c in cells)
+
+
+def _rows(table: Table, x_col: int, question: str) -> tuple[int, ...]:
+    labelled = [i for i, r in enumerate(table.rows) if r[x_col].text or not r[x_col].known]
+    kept = [i for i in labelled if not any(_TOTAL.match(c.text) for c in table.rows[i][:x_col + 1] if c.text)]
+    kept = kept or labelled
+    low = " " + re.sub(r"\s+", " ", question.lower()) + " "
+    named = [i for i in kept if len(table.rows[i][x_col].text) >= 3
+             and f" {table.rows[i][x_col].text.lower()} " in low.replace(",", " ").replace("?", " ")]
+    if len(named) >= 2:
+        return tuple(named)
+    years = [int(y) for y in re.findall(r"\b((?:1[6-9]|20)\d{2})\b", question)]
+    if len(years) >= 2 and re.search(r"\b(?:from|between|since)\b", question, re.I):
+        lo, hi = min(years), max(years)
+        ranged = [i for i in kept if (y := _year_of(table.rows[i][x_col].text)) is not None and lo <= y <= hi]
+        if ranged:
+            return tuple(ranged)
+    return tuple(kept)
+
+
+def _year_of(label: str) -> int | None:
+    m = re.search(r"\b((?:1[6-9]|20)\d{2})\b", label)
+    return int(m.group(1)) if m else None
