@@ -287,6 +287,29 @@ def test_libreoffice_gives_slides_thumbnails_and_never_renders_macro_files(tmp_p
     assert deck.metadata["macros"].endswith("macros never executed")
 
 
+SAMPLES = Path(__file__).parent / "data" / "office"  # Word/PowerPoint-saved files (see SOURCES.md)
+
+
+def test_word_saved_samples_pages_and_comments(tmp_path: Path):
+    doc = parse_file(str(SAMPLES / "par-rendered-page-breaks.docx"), SHA, opts(tmp_path))
+    assert doc.metadata["pagination"] == "word-rendered"  # Word's own layout: 3 pages
+    assert [p.number for p in doc.pages] == [1, 2, 3] and doc.pages[0].blocks[0].text == "No page breaks"
+    assert doc.pages[2].blocks[0].text.startswith("Two page")
+    doc = parse_file(str(SAMPLES / "comments-rich-para.docx"), SHA, opts(tmp_path))
+    texts = [b.text for b in doc.pages[0].blocks]
+    noted = texts.index("Some text worthy of note.")
+    assert texts[noted + 1].startswith("[Comment by Steve Canny] Text with hyperlink")  # after its paragraph
+
+
+def test_powerpoint_saved_samples_tables_and_notes(tmp_path: Path):
+    deck = parse_file(str(SAMPLES / "tbl-cell.pptx"), SHA, opts(tmp_path))
+    third = [b for b in deck.pages[2].blocks if b.kind == "table"]
+    assert third and third[0].text.splitlines()[:3] == ["| a | b | c |", "|---|---|---|", "| d | e | f |"]
+    assert deck.pages[1].blocks[0].text.startswith("| merged cell |")
+    notes = parse_file(str(SAMPLES / "sld-notes.pptx"), SHA, opts(tmp_path))
+    assert [b.text for b in notes.pages[0].blocks][-1] == "Speaker notes: Notes" and not notes.pages[1].blocks
+
+
 # -- XLSX / CSV ---------------------------------------------------------------------------------------------
 def test_xlsx_sheets_ranges_formats_merged_and_hidden(tmp_path: Path):
     doc = XlsxParser().parse(str(make_xlsx(tmp_path / "b.xlsx")), SHA, opts(tmp_path))
