@@ -11,9 +11,11 @@ macro can run even under LibreOffice's own macro policy.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import replace
@@ -36,7 +38,7 @@ def wanted(path: str, options: ParseOptions) -> bool:
         and os.path.splitext(path)[1].lower() not in MACRO_SUFFIXES
 
 
-def render_pdf(stream: IO[bytes], suffix: str, timeout: float = RENDER_TIMEOUT_S) -> bytes | None:
+def render_pdf(stream: IO[bytes], suffix: str, timeout: float | None = None) -> bytes | None:
     """The document as PDF bytes, or None when LibreOffice fails or times out (the caller goes on without)."""
     exe = soffice()
     if exe is None:
@@ -48,16 +50,30 @@ def render_pdf(stream: IO[bytes], suffix: str, timeout: float = RENDER_TIMEOUT_S
             shutil.copyfileobj(stream, fh)
         cmd = [exe, f"-env:UserInstallation=file://{tmp}/profile", "--headless", "--invisible", "--norestore",
                "--nolockcheck", "--nodefault", "--convert-to", "pdf", "--outdir", os.path.join(tmp, "out"), source]
-        try:
-            subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           timeout=timeout, env={**os.environ, "HOME": tmp}, check=False)
-        except (subprocess.TimeoutExpired, OSError):
+        if not _run(cmd, timeout or RENDER_TIMEOUT_S, {**os.environ, "HOME": tmp}):
             return None
         out = os.path.join(tmp, "out", "document.pdf")
         if not os.path.isfile(out):
             return None
         with open(out, "rb") as fh:
             return fh.read()
+
+
+def _run(cmd: list[str], timeout: float, env: dict[str, str]) -> bool:
+    """Run soffice in its own process group, so a timeout kills soffice.bin too, not only the launcher."""
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=env, start_new_session=True)
+    except OSError:
+        return False
+    try:
+        proc.wait(timeout=timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return False
 
 
 def _words(text: str) -> list[str]:

@@ -266,6 +266,16 @@ def test_libreoffice_gives_docx_real_pages_boxes_and_thumbnails(tmp_path: Path):
     assert fig.bbox.y1 - fig.bbox.y0 > 50  # the picture's box on the rendered page, not a whole-page box
 
 
+def test_a_render_that_times_out_falls_back_to_section_citations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    _need_soffice()
+    from ingest import office_render
+
+    monkeypatch.setattr(office_render, "RENDER_TIMEOUT_S", 0.2)  # soffice cannot start in 0.2 s: killed
+    doc = DocxParser().parse(str(make_docx(tmp_path / "r.docx")), SHA, opts(tmp_path, render_office=True))
+    assert doc.metadata["citation"] == "section+paragraph" and all(p.thumbnail is None for p in doc.pages)
+    assert any("Model K7" in c.text for c in chunks_of(doc))
+
+
 def _render(path: Path) -> bytes:
     from ingest.office_render import render_pdf
 
