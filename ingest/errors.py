@@ -42,13 +42,24 @@ class FileVanished(FileError):
                          "(ingest it again if it comes back, or --prune to forget it)")
 
 
-_ALLOC_FAILED = re.compile(r"\b(m|re|c)alloc \(\d+ bytes\) failed|out of memory", re.I)
+_ALLOC_FAILED = re.compile(r"\b(m|re|c)alloc \(\d+ bytes\) failed|out of memory|cannot allocate memory|"
+                           r"failed to map segment", re.I)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """Python's MemoryError, or MuPDF's failed allocation (a RuntimeError 'malloc (N bytes) failed') under the
-    worker's address-space bound: neither may be swallowed as a damaged page."""
+    """Python's MemoryError, MuPDF's failed allocation (a RuntimeError 'malloc (N bytes) failed') or a library
+    that cannot be mapped (ImportError) under the worker's address-space bound: none of them is a damaged file."""
     return isinstance(exc, MemoryError) or bool(_ALLOC_FAILED.search(str(exc)))
+
+
+def out_of_memory(path: str, what: str = "the file") -> ResourceLimit:
+    """The error for a file whose parsing hit this process's address-space bound (set by ingest.isolation)."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    bound = "" if soft == resource.RLIM_INFINITY else f"{soft / 1024**2:.0f} MiB "
+    return ResourceLimit(f"{path}: parsing ran out of the {bound}per-file memory bound; split or simplify {what}, "
+                         "or raise the bound (citeline ingest --file-memory-mb MB)")
 
 
 class KBError(CitelineError):

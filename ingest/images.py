@@ -12,7 +12,7 @@ import os
 import warnings
 from typing import Any
 
-from ingest.errors import CitelineError, CorruptFile, FileError, ResourceLimit
+from ingest.errors import CitelineError, CorruptFile, FileError, ResourceLimit, out_of_memory
 from ingest.ocr import OcrLine, ocr_blocks, ocr_image
 from ingest.protocols import ParseOptions
 from ingest.types import BBox, Figure, Page, ParsedDocument, doc_id_for
@@ -33,8 +33,7 @@ class ImageParser:
         except CitelineError:
             raise
         except MemoryError as exc:
-            raise ResourceLimit(f"{path}: decoding the image ran out of the per-file memory bound; downscale it, "
-                                "or raise the bound (citeline ingest --file-memory-mb MB)") from exc
+            raise out_of_memory(path, "the image") from exc
         except Exception as exc:  # Pillow raises many types on hostile files
             raise CorruptFile(f"{path}: image data is damaged ({type(exc).__name__}: {exc})") from exc
 

@@ -15,7 +15,14 @@ from typing import Any
 
 from ingest import pdf_figures, pdf_tables
 from ingest import pdf_page as pg
-from ingest.errors import CitelineError, CorruptFile, PasswordRequired, ResourceLimit, is_out_of_memory
+from ingest.errors import (
+    CitelineError,
+    CorruptFile,
+    PasswordRequired,
+    ResourceLimit,
+    is_out_of_memory,
+    out_of_memory,
+)
 from ingest.ocr import ocr_blocks, ocr_image
 from ingest.passwords import candidates
 from ingest.protocols import ParseOptions
@@ -44,16 +51,11 @@ class PdfParser:
             raise
         except Exception as exc:  # MuPDF raises RuntimeError subclasses on damaged structures
             if is_out_of_memory(exc):
-                raise out_of_memory(path) from exc
+                raise out_of_memory(path, "the PDF") from exc
             detail = f"{type(exc).__name__}: {exc}"
             raise CorruptFile(f"{path}: cannot be read as a PDF ({detail}); re-save or repair it") from exc
         finally:
             doc.close()
-
-
-def out_of_memory(path: str) -> ResourceLimit:
-    return ResourceLimit(f"{path}: parsing ran out of the per-file memory bound; split or simplify the PDF, "
-                         "or raise the bound (citeline ingest --file-memory-mb MB)")
 
 
 def open_pdf(path: str, passwords: tuple[str, ...] = ()) -> Any:

@@ -13,7 +13,7 @@ import sys
 import traceback
 from typing import Any
 
-from ingest.errors import FileError, FileVanished, is_out_of_memory
+from ingest.errors import FileError, FileVanished, is_out_of_memory, out_of_memory
 from ingest.protocols import ParseOptions
 from ingest.types import document_to_json
 
@@ -34,12 +34,10 @@ def failure(path: str, exc: Exception) -> dict[str, Any]:
     """The response for a file that did not parse: its own error, or what the exception means for the user."""
     if not os.path.exists(path):  # deleted or moved mid-parse: whatever the parser said, that is the cause
         exc = FileVanished(path)
+    if is_out_of_memory(exc):
+        exc = out_of_memory(path)
     if isinstance(exc, FileError):
         return {"ok": False, "error_type": type(exc).__name__, "message": str(exc)}
-    if is_out_of_memory(exc):
-        return {"ok": False, "error_type": "ResourceLimit",
-                "message": f"{path}: parsing ran out of the per-file memory bound; split or simplify the file, "
-                           "or raise the bound (citeline ingest --file-memory-mb MB)"}
     # a parser bug or a library failure on a hostile file: report, never crash
     detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
     return {"ok": False, "error_type": "CorruptFile", "message": f"{path}: could not parse ({detail}); re-save or repair it"}
