@@ -96,6 +96,23 @@ def test_direction_is_a_change_or_a_comparison_not_a_description(premise: str, c
     assert ClaimChecks().check(premise, claim).verdict == verdict
 
 
+TOUR = "The quartet will tour 14 cities, opening in Lyon on 2 October and closing in Prague on 19 November."
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    ("Aldric later moved the royal court from Pellam to Tarsk.", "Aldric moved the royal court from Tarsk to Pellam.",
+     "contradicted"),
+    ("Aldric later moved the royal court from Pellam to Tarsk.", "Aldric moved the royal court from Pellam to Tarsk.",
+     "supported"),
+    (TOUR, "The tour opens in Prague.", "contradicted"),  # Prague is where it closes
+    (TOUR, "The tour opens in Lyon.", "supported"),
+    (TOUR, "The tour closes in Prague on 19 November.", "supported"),
+])
+def test_names_keep_their_roles(premise: str, claim: str, verdict: str):
+    r = ClaimChecks().check(premise, claim)
+    assert r.verdict == verdict, r.reason
+
+
 def test_question_words_are_not_support():
     premise = "The Kestrel 5 battery lasts 14 hours."
     question = "Does the Kestrel 5 battery last 20 hours?"

@@ -137,7 +137,8 @@ class ClaimChecks:
             reasons = [_polarity(cc, cl, span) or _quantifier(cc, cl) or _opposite(cc, cl) or _order(cc, cl) for cl in ties]
             if ties and all(reasons):
                 return reasons[0]
-        return _entity_swap(claim, text) or self._quantity_conflict(claim, span)
+        return (_entity_swap(claim, text) or _from_to(claim.text, text) or _role_swap(claim, span)
+                or self._quantity_conflict(claim, span))
 
     def _gap(self, claim: Analysis, span: list[Clause], text: str) -> str | None:
         span_q = [q for cl in span for q in cl.quantities]
@@ -355,6 +356,47 @@ def _entity_swap(claim: Analysis, text: str) -> str | None:
             if others:
                 return f"entity: the source states this for '{parts[0]} {others[0]}', not '{e}'"
     return None
+
+
+_FROM_TO = re.compile(r"\bfrom\s+(?:the\s+)?([a-z0-9.]+)\s+to\s+(?:the\s+)?([a-z0-9.]+)")
+
+
+def _from_to(claim: str, text: str) -> str | None:
+    """'from Tarsk to Pellam' against 'from Pellam to Tarsk': the two ends swapped."""
+    mine = set(_FROM_TO.findall(_norm(claim)))
+    for a, b in _FROM_TO.findall(_norm(text)):
+        if (b, a) in mine and (a, b) not in mine and a != b:
+            return f"order: the source says from {a} to {b}"
+    return None
+
+
+def _role_swap(claim: Analysis, span: list[Clause]) -> str | None:
+    """A name the source states in a clause about another attribute, while the clause about the claim's
+    attribute names someone else: 'opens in Prague' where the source opens in Lyon and closes in Prague."""
+    for cc in claim.clauses:
+        for e in dict.fromkeys(cc.entities):
+            holders = [cl for cl in span if e in cl.entities]
+            if not holders or len(holders) == len(span):
+                continue
+            own = max(holders, key=lambda cl: _bind(cc, cl))
+            best = max(_bind(cc, cl) for cl in span)
+            if _bind(cc, own) >= best:
+                continue
+            known = {_key(x) for x in _names(claim)}
+            for rival in (cl for cl in span if _bind(cc, cl) == best):
+                other = [x for x in rival.entities if _key(x) not in known]
+                if other and _key(e) not in {_key(x) for x in rival.entities}:
+                    return f"entity: '{e}' is stated for '{_gist(own)}'; '{_gist(rival)}' is stated for '{other[0]}'"
+    return None
+
+
+def _key(entity: str) -> str:
+    """One spelling of a name: 'GATA-3' = 'gata3', 'ILCs' = 'ilc'."""
+    return re.sub(r"[-\s]", "", entity.lower()).removesuffix("s")
+
+
+def _names(claim: Analysis) -> set[str]:
+    return {e for cl in claim.clauses for e in cl.entities}
 
 
 def _misplaced(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
