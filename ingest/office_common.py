@@ -16,7 +16,14 @@ import os
 import zipfile
 from typing import IO, Any
 
-from ingest.errors import CorruptFile, FileError, PasswordRequired, ResourceLimit
+from ingest.errors import (
+    CorruptFile,
+    FileError,
+    PasswordRequired,
+    ResourceLimit,
+    is_out_of_memory,
+    out_of_memory,
+)
 from ingest.protocols import ParseOptions
 from ingest.types import BBox, Figure
 
@@ -166,7 +173,7 @@ def guarded(path: str, what: str, fn: Any) -> Any:
         return fn()
     except FileError:
         raise
-    except MemoryError as exc:
-        raise ResourceLimit(f"{path}: ran out of memory while reading the {what}") from exc
     except Exception as exc:  # python-docx/openpyxl/python-pptx raise KeyError, ValueError, lxml errors ...
+        if is_out_of_memory(exc):  # the worker's address-space bound, not a damaged file
+            raise out_of_memory(path) from exc
         raise CorruptFile(f"{path}: cannot be read as {what} ({type(exc).__name__}: {exc}); re-save it") from exc
