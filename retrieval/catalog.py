@@ -80,9 +80,12 @@ class Catalog:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
-            if self.get_meta("schema") is None:
-                self.set_meta("schema", str(SCHEMA_VERSION))
-                self.set_meta("generation", "0")
+            # both rows in one transaction (a crash between two autocommits once left a KB without a generation,
+            # whose FAISS caches then never looked stale); INSERT OR IGNORE also completes such a KB
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES('schema', ?)", (str(SCHEMA_VERSION),))
+            self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES('generation', '0')")
+            self.db.execute("COMMIT")
 
     def close(self) -> None:
         self.db.close()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from retrieval.vectors import normalise, read_saved
+from retrieval.vectors import normalise, read_header
 
 if TYPE_CHECKING:
     from retrieval.kb import KnowledgeBase
@@ -119,7 +119,7 @@ def _indexes(kb: KnowledgeBase) -> list[Problem]:
     generation, epoch = kb.catalog.generation, kb.catalog.vectors_epoch
     for space, info in kb.spaces().items():
         want = kb.catalog.vector_ids(space)
-        header, _ = read_saved(kb.index_path(space))
+        header = read_header(kb.index_path(space))
         if header is None and len(want):
             out.append(Problem("index", f"the '{space}' FAISS cache is missing or unreadable (rebuilt on open)", True))
         elif header is not None and (header.get("epoch") != epoch or header.get("generation") != generation):

@@ -20,7 +20,7 @@ import numpy as np
 from retrieval import faults
 from retrieval.catalog import Catalog
 
-MAGIC = b"CITELINE-FAISS\x01\n"  # a saved index: MAGIC, 8-byte header length, JSON header, FAISS bytes
+MAGIC = b"CITELINE-FAISS\x01\n"  # a saved index: MAGIC, FAISS bytes, JSON trailer, 8-byte trailer length
 
 
 def _faiss() -> Any:
@@ -178,17 +178,27 @@ class VectorIndex:
 
     # -- persistence ------------------------------------------------------------------------------------
     def save(self, path: Path, generation: int, epoch: int = 0) -> None:
-        """One file, one rename: a header (catalog generation and vectors epoch it holds, tombstones, a CRC of
-        the FAISS bytes) and the serialised index, so a reader never pairs an index with another one's tag."""
-        payload = _faiss().serialize_index(self.index).tobytes()
-        header = json.dumps({"generation": generation, "epoch": epoch, "size": self.size,
-                             "dimension": self.dimension, "approximate": self.approximate,
-                             "tombstones": sorted(self._dead), "bytes": len(payload),
-                             "crc32": zlib.crc32(payload)}).encode()
+        """One file, one rename: MAGIC, the FAISS bytes (streamed, never copied in memory), then a trailer (the
+        catalog generation and vectors epoch the index holds, tombstones, size and CRC of the FAISS bytes), so
+        a reader never pairs an index with another one's tag."""
+        faiss = _faiss()
         tmp = path.with_suffix(".faiss.tmp")
+        crc, size = 0, 0
         with open(tmp, "wb") as out:
-            out.write(MAGIC + len(header).to_bytes(8, "little") + header)
-            out.write(payload)
+            out.write(MAGIC)
+
+            def write(chunk: bytes) -> None:
+                nonlocal crc, size
+                crc, size = zlib.crc32(chunk, crc), size + len(chunk)
+                out.write(chunk)
+
+            writer = faiss.PyCallbackIOWriter(write)
+            faiss.write_index(self.index, writer)
+            del writer
+            trailer = json.dumps({"generation": generation, "epoch": epoch, "size": self.size,
+                                  "dimension": self.dimension, "approximate": self.approximate,
+                                  "tombstones": sorted(self._dead), "bytes": size, "crc32": crc}).encode()
+            out.write(trailer + len(trailer).to_bytes(8, "little"))
             out.flush()
             os.fsync(out.fileno())
         faults.point("mid_faiss_save")
@@ -199,14 +209,14 @@ class VectorIndex:
     def load(cls, path: Path, dimension: int, epoch: int = 0) -> tuple[VectorIndex, int]:
         """Returns the index and the catalog generation it was saved at; an empty index and -1 when the file is
         absent, damaged, of another dimension, or from another vectors epoch (another model's vectors)."""
-        header, payload = read_saved(path)
-        if header is None or int(header.get("epoch", -1)) != epoch or int(header.get("dimension", -1)) != dimension:
+        header = read_header(path)
+        if header is None or header.get("epoch") != epoch or header.get("dimension") != dimension:
             return cls(dimension), -1
         try:
-            index = _faiss().deserialize_index(np.frombuffer(payload, dtype=np.uint8))
+            index = _read_payload(path, int(header["bytes"]), int(header["crc32"]))
         except Exception:
-            return cls(dimension), -1  # a damaged cache is rebuilt from the catalog
-        if index.d != dimension:
+            index = None  # a damaged cache is rebuilt from the catalog
+        if index is None or index.d != dimension:
             return cls(dimension), -1
         return cls(dimension, index, tombstones=header.get("tombstones", ())), int(header["generation"])
 
@@ -253,21 +263,49 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def read_saved(path: Path) -> tuple[dict[str, Any] | None, bytes]:
-    """A saved index file's header and FAISS bytes; (None, b"") when absent, not ours, truncated or damaged."""
+def read_header(path: Path) -> dict[str, Any] | None:
+    """A saved index file's trailer; None when absent, not ours, or truncated (the FAISS bytes are not read)."""
     try:
-        data = path.read_bytes()
-    except OSError:
-        return None, b""
-    if not data.startswith(MAGIC):
-        return None, b""
-    start = len(MAGIC) + 8
-    size = int.from_bytes(data[len(MAGIC):start], "little")
-    try:
-        header = json.loads(data[start : start + size])
-    except ValueError:
-        return None, b""
-    payload = data[start + size :]
-    if not isinstance(header, dict) or header.get("bytes") != len(payload) or header.get("crc32") != zlib.crc32(payload):
-        return None, b""
-    return header, payload
+        with open(path, "rb") as f:
+            if f.read(len(MAGIC)) != MAGIC:
+                return None
+            end = f.seek(0, os.SEEK_END)
+            if end < len(MAGIC) + 8:
+                return None
+            f.seek(end - 8)
+            n = int.from_bytes(f.read(8), "little")
+            if n <= 0 or n > end - len(MAGIC) - 8:
+                return None
+            f.seek(end - 8 - n)
+            header = json.loads(f.read(n))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(header, dict) or header.get("bytes") != end - 8 - n - len(MAGIC):
+        return None
+    return header
+
+
+def _read_payload(path: Path, size: int, crc: int) -> Any:
+    """The FAISS index stored after MAGIC, or None when its CRC does not match (checked before FAISS parses it,
+    so damaged bytes never reach the parser)."""
+    with open(path, "rb") as f:
+        f.seek(len(MAGIC))
+        got, left = 0, size
+        while left:
+            chunk = f.read(min(left, 1 << 20))
+            if not chunk:
+                return None
+            got, left = zlib.crc32(chunk, got), left - len(chunk)
+        if got != crc:
+            return None
+        f.seek(len(MAGIC))
+        left = size
+
+        def read(n: int) -> bytes:
+            nonlocal left
+            chunk = f.read(min(n, left))
+            left -= len(chunk)
+            return chunk
+
+        faiss = _faiss()
+        return faiss.read_index(faiss.PyCallbackIOReader(read))

@@ -271,6 +271,35 @@ def test_a_pre_reindex_faiss_file_is_rebuilt_not_synced(tmp_path: Path) -> None:
     kb.close()
 
 
+def test_a_damaged_or_foreign_faiss_file_loads_as_absent(tmp_path: Path) -> None:
+    """Truncated (a crash mid-write of a non-atomic copy), one flipped byte, the old sidecar format, another
+    epoch or dimension: each loads as an empty index tagged -1 (rebuilt from the catalog), never a wrong one."""
+    from retrieval.vectors import VectorIndex
+
+    rng = np.random.default_rng(0)
+    index = VectorIndex(16)
+    index.add(np.arange(50), rng.standard_normal((50, 16)).astype(np.float32))
+    path = tmp_path / "text.faiss"
+    index.save(path, generation=9, epoch=4)
+    good = path.read_bytes()
+    loaded, generation = VectorIndex.load(path, 16, epoch=4)
+    assert generation == 9 and sorted(loaded.ids().tolist()) == list(range(50))
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0xFF
+    variants = {"truncated": good[: len(good) // 2], "flipped": bytes(flipped), "empty": b""}
+    for name, data in variants.items():
+        path.write_bytes(data)
+        loaded, generation = VectorIndex.load(path, 16, epoch=4)
+        assert (generation, loaded.size) == (-1, 0), name
+    path.write_bytes(good)
+    assert VectorIndex.load(path, 16, epoch=5)[1] == -1  # saved before a reindex
+    assert VectorIndex.load(path, 32, epoch=4)[1] == -1  # another dimension
+    import faiss
+
+    faiss.write_index(index.index, str(path))  # a bare FAISS file (the format before the trailer)
+    assert VectorIndex.load(path, 16, epoch=4)[1] == -1
+
+
 # -- kill -9 at arbitrary moments of a larger run ---------------------------------------------------------------
 def _corpus(folder: Path, n: int) -> None:
     folder.mkdir()
