@@ -3,7 +3,8 @@
 SQLite is the source of truth. Each document is written in one transaction (rows, vectors and full-text
 entries together), so a kill at any moment leaves either the old state or the new one. The FAISS files are
 caches derived from the `vectors` table, tagged with the catalog's `generation` so a stale one is detected and
-brought up to date on open.
+brought up to date on open, and with its `vectors_epoch` (bumped by a reindex) so one holding another model's
+vectors is rebuilt. Readers group their reads in `snapshot()`, so a commit never lands between two of them.
 """
 
 from __future__ import annotations

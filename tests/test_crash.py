@@ -185,6 +185,7 @@ CASES = [
 ]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("op", "fault"), CASES, ids=[f"{op}-{fault}" for op, fault in CASES])
 def test_crash_at_every_point_then_rerun_equals_a_clean_run(scene: Scene, op: str, fault: str) -> None:
     expected = scene.reference(op)
