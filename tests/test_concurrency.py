@@ -142,6 +142,7 @@ def test_readers_and_a_server_during_a_real_ingest(tmp_path: Path) -> None:
 
         _wait_for(server_up, "the server", procs)
         assert httpx.get(f"{base}/v1/status", timeout=30).json()["counts"]["documents"] == 1
+        seed_id = httpx.get(f"{base}/v1/documents", timeout=30).json()["documents"][0]["doc_id"]
 
         stop = tmp_path / "stop"
         reader = subprocess.Popen([sys.executable, "-c", READER, str(kb), str(stop), str(logs["reader"]), str(N_NOTES)],
@@ -157,6 +158,7 @@ def test_readers_and_a_server_during_a_real_ingest(tmp_path: Path) -> None:
         _wait_for(lambda: " files " in logs["ingest"].read_text(errors="replace"), "the ingest's progress", procs)
         second = _cli("ingest", str(other), "--kb", str(kb), *FAKE, "--quiet")
         remover = _cli("remove", str(seed / "seed.pdf"), "--kb", str(kb))
+        http_remove = httpx.delete(f"{base}/v1/documents/{seed_id}", timeout=60)  # the server's own writer
         was_running = ingest.poll() is None
         mid = httpx.post(f"{base}/v1/search", json={"query": "harbour ledger containers", "top_k": 5}, timeout=60)
 
@@ -172,6 +174,7 @@ def test_readers_and_a_server_during_a_real_ingest(tmp_path: Path) -> None:
         for attempt in (second, remover):
             assert attempt.returncode == 2, attempt.stderr
             assert f"being written by pid {ingest.pid}" in attempt.stderr and "ingest" in attempt.stderr
+        assert http_remove.status_code == 409 and f"pid {ingest.pid}" in http_remove.text, http_remove.text
         assert mid.status_code == 200, mid.text
 
         report = json.loads(out)
