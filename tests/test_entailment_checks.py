@@ -113,6 +113,17 @@ def test_names_keep_their_roles(premise: str, claim: str, verdict: str):
     assert r.verdict == verdict, r.reason
 
 
+@pytest.mark.parametrize("premise, claim, verdict", [
+    ("Add 250 g of self-raising flour.", "Add a quarter of a kilogram of self-raising flour.", "supported"),
+    ("Add 250 g of self-raising flour.", "Add half a kilogram of self-raising flour.", "contradicted"),
+    ("The ferry crossing takes 150 minutes.", "The ferry crossing takes two and a half hours.", "supported"),
+    ("Water the seedlings 2 times a week.", "Water the seedlings twice a week.", "supported"),
+])
+def test_fractions_of_units(premise: str, claim: str, verdict: str):
+    r = ClaimChecks().check(premise, claim)
+    assert r.verdict == verdict, r.reason
+
+
 def test_question_words_are_not_support():
     premise = "The Kestrel 5 battery lasts 14 hours."
     question = "Does the Kestrel 5 battery last 20 hours?"

@@ -121,7 +121,7 @@ class ClaimChecks:
         in_entities = {w for e in entities for w in e.replace("-", " ").split()}
         units = {u for cl in claim.clauses for u in cl.units}
         terms = [t for t in dict.fromkeys(t for cl in claim.clauses for t in cl.lemmas)
-                 if t not in units and t not in in_entities]
+                 if t not in units and t not in in_entities and t not in FRAME_WORDS]
         if not terms and not entities:
             return 1.0, []
         missing = [t for t in terms if t not in span_terms and not self._synonym(t, span_terms)]
@@ -219,6 +219,14 @@ def _norm(text: str) -> str:
 
 def _contains(low: str, entity: str) -> bool:
     return re.search(rf"(?<![a-z0-9]){re.escape(entity)}(?![a-z0-9])", low) is not None
+
+
+# words that frame a statement without being what it states: auxiliaries, connectives, focus adverbs. They do
+# not count as support, nor does their absence count against it ("once it has been in place" = "after").
+FRAME_WORDS = frozenset(["have", "do", "be", "get", "although", "though", "once", "if", "so", "just", "even",
+                         "also", "still", "already", "yet", "far", "around", "out", "whether", "because", "since",
+                         "while", "whereas", "unless", "however", "thus", "hence", "then", "there", "here",
+                         "really", "actually", "indeed"])
 
 
 def _term_weight(term: str) -> int:

@@ -245,9 +245,42 @@ def normalise(text: str) -> str:
     text = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), text)
     text = re.sub(r"(\d)-(?=[A-Za-z])", r"\1 ", text)
     text = re.sub(r"(?<=\d)(?=[A-Za-z%°])(?![A-Za-z]*\d)", " ", text)  # 40kg -> 40 kg (not X2, 3D stays)
+    text = _fractions(text)
     text = _number_words(text)
     text = re.sub(r"\b(\d+(?:\.\d+)?)\s*\(\s*\1\s*\)", r"\1", text)  # "thirty (30)" -> "30"
     return _RATIO.sub(_ratio, text)
+
+
+_FRACTION = {"half": 0.5, "quarter": 0.25, "third": 1 / 3}
+_UNIT_WORD = r"([A-Za-z]+)"
+
+
+def _fractions(text: str) -> str:
+    """'half an hour' -> '0.5 hour', 'a quarter of a kilogram' -> '0.25 kilogram', 'an hour and a half' ->
+    '1.5 hour', 'two and a half hours' -> '2.5 hours', 'twice' -> '2 times'. Only before a real unit."""
+    def unit_ok(word: str) -> bool:
+        return bool(unit_of(word))
+
+    def frac(m: re.Match[str]) -> str:
+        return f"{_FRACTION[m.group(1).lower()]:g} {m.group(2)}" if unit_ok(m.group(2)) else m.group(0)
+
+    def and_half(m: re.Match[str]) -> str:
+        return f"1.5 {m.group(1)}" if unit_ok(m.group(1)) else m.group(0)
+
+    text = re.sub(r"\b(?:an?\s+|one\s+)?(half|quarter|third)\s+(?:of\s+)?(?:an?\s+)" + _UNIT_WORD, frac, text,
+                  flags=re.I)
+    text = re.sub(r"\b(?:an?|one)\s+" + _UNIT_WORD + r"\s+and\s+a\s+half\b", and_half, text, flags=re.I)
+    text = re.sub(r"\b(\d+|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")\s+and\s+a\s+half\s+"
+                  + _UNIT_WORD, lambda m: f"{m.group(1)} and a half {m.group(2)}" if not unit_ok(m.group(2)) else
+                  f"{_plus_half(m.group(1))} {m.group(2)}", text, flags=re.I)
+    return re.sub(r"\btwice\b", "2 times", text, flags=re.I)
+
+
+def _plus_half(number: str) -> str:
+    from number_parser import parse_number
+
+    value = float(number) if number.isdigit() else parse_number(number.lower())
+    return f"{float(value) + 0.5:g}" if value is not None else f"{number} and a half"
 
 
 _RATIO = re.compile(r"\b(\d+)\s+(?:in|out of)\s+(?:every\s+)?(\d+)\b(\s+[A-Za-z]+)?")
