@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from assistant.charts import numbers
-from assistant.charts.geometry import separate_rows
+from assistant.charts.geometry import separate_rows, text_above
 from assistant.charts.render import HEIGHT, WIDTH, build_spec
 from assistant.charts.select import Selection, is_time, select
 from assistant.charts.tables import Table, from_markdown
@@ -41,15 +41,13 @@ class ChartMaker:
         self.settings = settings or ChartSettings()
 
     def chart(self, question: str, filters: SearchFilters | None = None) -> Chart:
-        tables = self.tables(question, filters)
+        # stacked rows the text could not separate are separated by the page's layout (while the PDF is there)
+        tables = [separate_rows(t) if t.notes else t for t in self.tables(question, filters)]
         selections = [select(t, question) for t in tables]
         usable = [s for s in selections if s.value_cols]
         if not usable:
             return self._refusal(question, tables, selections)
         best = max(usable, key=lambda s: (s.score, -s.table.search_rank))
-        if best.table.notes:  # stacked rows the text could not separate: the page's layout may
-            again = select(separate_rows(best.table), question)
-            best = again if again.value_cols else best
         return self._chart(question, best)
 
     # -- finding tables ---------------------------------------------------------------------------------
@@ -72,9 +70,13 @@ class ChartMaker:
         chunks = [(hit.id, hit.text)] if hit.kind == "text" else self._table_chunks(hit)
         page = self.kb.catalog.page(hit.doc_id, hit.page) or {}
         bbox = tuple(hit.bbox.as_list()) if hit.bbox else None
-        return from_markdown(chunks, doc=hit.doc_name, doc_id=hit.doc_id, page=hit.page, bbox=bbox,  # type: ignore[arg-type]
-                             section=hit.section, context=self._page_text(hit.doc_id, hit.page),
-                             search_rank=rank, source_path=page.get("path"))
+        table = from_markdown(chunks, doc=hit.doc_name, doc_id=hit.doc_id, page=hit.page, bbox=bbox,  # type: ignore[arg-type]
+                              section=hit.section, context=self._page_text(hit.doc_id, hit.page),
+                              search_rank=rank, source_path=page.get("path"))
+        if table is None:
+            return None
+        intro = text_above(table.source_path, table.page, table.bbox) or _text_before(table.context, chunks[0][1])
+        return replace(table, intro=intro)
 
     def _table_chunks(self, hit: Hit) -> list[tuple[int, str]]:
         """All the chunks of the hit's table (a long table is stored in several, with the same bbox)."""
@@ -104,6 +106,8 @@ class ChartMaker:
         x_title = table.columns[sel.x_col]
         labels = [p.x for p in series[0].points]
         mark = "line" if len(labels) >= 3 and all(is_time(x) for x in labels) else "bar"
+        if mark == "line":
+            series = [_chronological(s) for s in series]
         unit = numbers.header_unit(series[0].name)
         y_title = series[0].name if len(series) == 1 else (unit.describe() or "value")
         title = f"{y_title if len(series) == 1 else ', '.join(s.name for s in series)} by {x_title or 'row'}"
@@ -176,12 +180,39 @@ def _one_unit(series: list[ChartSeries], missing: list[str]) -> list[ChartSeries
     return [s for s in series if s.unit == unit]
 
 
+_MONTH_AT = {m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
+
+
+def _time_key(label: str) -> tuple[int, int] | None:
+    year = re.search(r"(?:1[6-9]|2[01])\d{2}", label)
+    month = re.search(r"[A-Za-z]{3}", label)
+    if year is None:
+        return None
+    return int(year.group(0)), _MONTH_AT.get(month.group(0).lower(), 0) if month else 0
+
+
+def _chronological(series: ChartSeries) -> ChartSeries:
+    """A time series reads left to right (annual reports often list the latest year first)."""
+    keys = [_time_key(p.x) for p in series.points]
+    if any(k is None for k in keys):
+        return series
+    order = sorted(range(len(keys)), key=lambda i: keys[i] or (0, 0))
+    return replace(series, points=tuple(series.points[i] for i in order))
+
+
 def _bbox_of(raw: Any) -> list[float] | None:
     import json
 
     if not raw:
         return None
     return [round(float(v), 2) for v in json.loads(raw)]
+
+
+def _text_before(context: str, markdown: str, width: int = 400) -> str:
+    """Without the PDF: the page text before the table's first row, as the catalog stores the page."""
+    first = markdown.splitlines()[0] if markdown else ""
+    at = context.find(first) if first else -1
+    return context[max(0, at - width):at] if at > 0 else ""
 
 
 def _has_markdown_table(text: str) -> bool:

@@ -46,6 +46,23 @@ def separate_rows(table: Table) -> Table:
     return replace(table, rows=tuple(rows))
 
 
+def text_above(path: str | None, page: int, bbox: tuple[float, float, float, float] | None,
+               height: float = 72.0) -> str:
+    """The words printed just above a table (its title, the sentence introducing it), from the PDF."""
+    if not path or not bbox or Path(path).suffix.lower() != ".pdf" or not Path(path).is_file():
+        return ""
+    import pymupdf
+
+    try:
+        with pymupdf.open(path) as doc:
+            if doc.needs_pass or page > doc.page_count:
+                return ""
+            clip = pymupdf.Rect(bbox[0] - 20, max(0.0, bbox[1] - height), bbox[2] + 20, bbox[1] + 1)
+            return str(doc[page - 1].get_text("text", clip=clip))
+    except Exception:  # a changed or damaged file: no introduction, the headers still speak
+        return ""
+
+
 def _page_cells(path: str, table: Table) -> list[list[list[Word]]]:
     """Rows of cells of the ruled table inside the bbox, each cell as its words."""
     import pymupdf
@@ -91,7 +108,7 @@ def _fix_group(rows: list[tuple[Cell, ...]], page_rows: list[list[list[Word]]]) 
                 continue
             labels = _assign(_lines(cells[j]), anchors, height)
             if labels is None:
-                return None
+                continue  # this column stays unseparated; the others need not
             for p in range(n):
                 out[p][j] = replace(rows[p][j], text=labels[p], known=True)
         return [tuple(r) for r in out]

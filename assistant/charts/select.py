@@ -22,6 +22,11 @@ comparison bar bars line lines pie trend trends series table tables data value v
 every give make create versus vs against report document documents listed list shown please using use based
 breakdown distribution how what which the from for of in by and"""
 CHART_WORDS = frozenset(_CHART.split())
+# words a request uses for its axis or its verb ('by size', 'paid to', 'held by'): matched when a header has them,
+# never required
+_SOFT = """size range type kind group category class bracket level wise split pay paid hold held declare declared
+receive received attend get take record report give spend make"""
+SOFT = frozenset(_SOFT.split())
 # header words that say little about which quantity a column holds
 _GENERIC = """number total percent amount value year month date count rate share figure no nos
 average level quantity"""
@@ -51,7 +56,7 @@ def terms(text: str) -> set[str]:
     """Lemmatised content words with table abbreviations resolved ('No. of Shareholders' -> number, shareholder)."""
     out = set()
     for raw in _WORD.findall(text.replace("’", "'")):
-        w = raw.lower().strip(".'-")
+        w = re.sub(r"'s$", "", raw.lower()).strip(".'-")
         w = _ALIASES.get(w, w)
         for part in w.split("-") if "-" in w and not re.search(r"\d", w) else [w]:
             if len(part) < 2 and part not in ("%", "#") or part in STOPWORDS:
@@ -78,22 +83,25 @@ def is_time(label: str) -> bool:
 def select(table: Table, question: str) -> Selection:
     q = question_terms(question)
     headers = [terms(c) for c in table.columns]
-    x_col = _x_column(table, q, headers)
+    for j in range(1, len(headers)):  # a bare '%' column is the share of the column to its left
+        if headers[j] and headers[j] <= {"percent"} and headers[j - 1]:
+            headers[j] = headers[j] | headers[j - 1]
+    x_col = _x_column(table, q, headers, question)
     value_cols = [j for j in range(len(table.columns)) if j != x_col and _is_numeric(table, j)
                   and not _SERIAL.match(table.columns[j].strip()) and not _is_serial(table, j)]
     if x_col < 0 or not value_cols:
         return Selection(table, x_col, (), (), 0.0, "the table has no label column and number columns")
     labels = set().union(*(terms(r[x_col].text) for r in table.rows))
     everywhere = set().union(*headers, labels, terms(table.section), terms(table.context), terms(table.doc))
-    near = set().union(*headers, labels, terms(table.section), terms(_intro(table)))
+    near = set().union(*headers, labels, terms(table.section), terms(table.intro))
     names = _names(question)
-    unmatched = sorted(t for t in q - names if not _found(t, everywhere))
+    unmatched = sorted(t for t in q - names - SOFT if not _found(t, everywhere))
     scores = {j: _score(q, headers[j] - headers[x_col]) + _unit_fit(q, table.columns[j]) for j in value_cols}
     best = max(scores.values())
     chosen = [j for j in value_cols if scores[j] == best and best > 0]
     if not chosen:
         return Selection(table, x_col, (), (), 0.0, "no column of the table matches the question")
-    specific = q - GENERIC - names
+    specific = q - GENERIC - names - SOFT
     in_cols = (q - GENERIC) & set().union(*(headers[j] for j in chosen))
     vague = sorted(t for t in specific - in_cols if not _found(t, near))
     # a column matched on generic words only ('number of employees' against 'No. of Directors') must have
@@ -103,7 +111,14 @@ def select(table: Table, question: str) -> Selection:
     rows = _rows(table, x_col, question)
     coverage = len(q & everywhere) / max(1, len(q))
     x_named = 0.5 if headers[x_col] & q else 0.0
-    score = 2 * best + coverage + x_named + 0.5 * len(names & everywhere) - len(unmatched) - 0.5 * len(vague)
+    # names (capitalised words: 'Audit Committee', 'NSE') pick columns inside a table; between tables they
+    # count where the table is introduced, so a column header does not outvote the table's own title
+    plain = max(_score(q, headers[j] - headers[x_col], names) for j in chosen)
+    titled = set().union(*headers, labels, terms(table.intro))
+    section = terms(table.section)
+    named = sum(1.0 if _found(t, titled) else 0.6 if _found(t, section) else 0.3
+                for t in names if _found(t, everywhere))
+    score = 2 * plain + coverage + x_named + named - len(unmatched) - 0.5 * len(vague)
     return Selection(table, x_col, tuple(chosen[:6]), rows, score)
 
 
@@ -118,18 +133,11 @@ def _found(term: str, words: set[str]) -> bool:
     return term in words or _loose(term) in {_loose(w) for w in words}
 
 
-def _intro(table: Table) -> str:
-    """The page text just before the table (its title, the sentence that introduces it)."""
-    first = next((c for c in table.columns if c), "")
-    key = " ".join(first.split()[:2])
-    at = table.context.find(key) if key else -1
-    return table.context[max(0, at - 400):at] if at > 0 else ""
-
-
-def _score(q: set[str], header: set[str]) -> float:
-    """Question words the header has (generic ones count half), less a little for each word it adds."""
-    matched = sum(0.5 if t in GENERIC else 1.0 for t in q & header)
-    return matched - 0.1 * len(header - q) if matched else 0.0
+def _score(q: set[str], header: set[str], leave_out: set[str] | None = None) -> float:
+    """Question words the header has (generic ones count half; `leave_out` not at all), less a little for each
+    word it adds that the question does not ask for."""
+    matched = sum(0.5 if t in GENERIC else 1.0 for t in (q - (leave_out or set())) & header)
+    return matched - 0.3 * len(header - q) if matched else 0.0
 
 
 def _names(question: str) -> set[str]:
@@ -138,13 +146,17 @@ def _names(question: str) -> set[str]:
     return set().union(*(terms(w) for w in words[1:] if w[:1].isupper()))
 
 
-def _x_column(table: Table, q: set[str], headers: list[set[str]]) -> int:
+def _x_column(table: Table, q: set[str], headers: list[set[str]], question: str = "") -> int:
+    """The label column: the one the request names after 'by', 'per', 'each' or 'across' when its header is
+    made of those words, else the first column of labels that is not a serial number."""
     candidates = [j for j in range(len(table.columns)) if not _SERIAL.match(table.columns[j].strip())
                   and _labels(table, j) and (not _is_numeric(table, j) or _is_time_col(table, j))]
     if not candidates:
         return -1
-    named = [j for j in candidates if headers[j] & q]
-    return named[0] if named and not _is_time_col(table, candidates[0]) else candidates[0]
+    m = re.search(r"\b(?:by|per|each|every|across)\b(?!.*\b(?:by|per|each|every|across)\b)(.*)$", question, re.I)
+    phrase = terms(m.group(1)) if m else set()
+    named = [j for j in candidates if headers[j] and headers[j] & phrase and headers[j] <= phrase | GENERIC]
+    return named[0] if named else candidates[0]
 
 
 def _is_serial(table: Table, j: int) -> bool:
@@ -176,16 +188,16 @@ def _rows(table: Table, x_col: int, question: str) -> tuple[int, ...]:
     kept = [i for i in labelled if not any(_TOTAL.match(c.text) for c in table.rows[i][:x_col + 1] if c.text)]
     kept = kept or labelled
     low = " " + re.sub(r"\s+", " ", question.lower()) + " "
-    named = [i for i in kept if len(table.rows[i][x_col].text) >= 3
-             and f" {table.rows[i][x_col].text.lower()} " in low.replace(",", " ").replace("?", " ")]
-    if len(named) >= 2:
-        return tuple(named)
     years = [int(y) for y in re.findall(r"\b((?:1[6-9]|20)\d{2})\b", question)]
     if len(years) >= 2 and re.search(r"\b(?:from|between|since)\b", question, re.I):
         lo, hi = min(years), max(years)
         ranged = [i for i in kept if (y := _year_of(table.rows[i][x_col].text)) is not None and lo <= y <= hi]
         if ranged:
             return tuple(ranged)
+    named = [i for i in kept if len(table.rows[i][x_col].text) >= 3
+             and f" {table.rows[i][x_col].text.lower()} " in low.replace(",", " ").replace("?", " ")]
+    if len(named) >= 2:
+        return tuple(named)
     return tuple(kept)
 
 

@@ -48,6 +48,7 @@ class Table:
     context: str = ""  # the text of the page the table is on (captions, the sentence that introduces it)
     search_rank: int = 0
     source_path: str | None = None
+    intro: str = ""  # the text printed just above the table (its title)
 
     @property
     def key(self) -> tuple[str, int, tuple[float, ...] | None]:
