@@ -22,6 +22,9 @@ def register(sub: Any) -> None:
     p.add_argument("--stream", action="store_true", help="show the model's draft on stderr as it is generated")
     p.add_argument("--image", metavar="FILE", default=None,
                    help="a picture the question is about: searched with it, and shown to a vision-capable model")
+    p.add_argument("--chart", metavar="OUT", default=None,
+                   help="answer with a cited chart of numbers read from the documents' tables, written to OUT "
+                        "(.png, .svg, or .json for the Vega-Lite spec and every point's citation)")
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("chat", help="interactive multi-turn chat over a knowledge base (streaming)")
@@ -111,7 +114,31 @@ def print_answer(answer: Answer, out: TextIO) -> None:
         print("\n" + "\n".join(lines), file=out)
 
 
+def cmd_chart(args: argparse.Namespace) -> int:
+    """`ask --chart OUT`: the chart stage only (numbers come from table cells, not from the model)."""
+    out = Path(args.chart)
+    if out.suffix.lower() not in (".png", ".svg", ".json"):
+        print(f"citeline: error: --chart {out}: write a chart as .png, .svg or .json", file=sys.stderr)
+        return 2
+    with Citeline(args.kb) as kb:
+        chart = kb.chart(args.question, filters=_filters(args))
+    if not chart.refused or out.suffix.lower() == ".json":
+        chart.save(out)
+    if args.json:
+        print(json.dumps(chart.to_json(), indent=2))
+    else:
+        print(chart.text)
+        for t in chart.sources or chart.closest:
+            box = f" table at [{', '.join(f'{v:.0f}' for v in t.bbox)}]" if t.bbox else ""
+            print(f"  {'source' if chart.sources else 'closest'}: {t.doc} p.{t.page}{box}")
+        if not chart.refused or out.suffix.lower() == ".json":
+            print(f"wrote {out}", file=sys.stderr)
+    return 1 if chart.refused else 0
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
+    if getattr(args, "chart", None):
+        return cmd_chart(args)
     answerer = _answerer(args)
     if args.stream:
         stream = answerer.stream(args.question, (), _filters(args))

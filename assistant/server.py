@@ -144,7 +144,10 @@ class _Api:
                 chat = self._chat(body.session_id, self.sdk.chat(model=model, filters=filters,
                                                                  **answer_options(body)))
                 if not body.stream:
-                    return chat.ask(body.question, image).to_json()
+                    answer = chat.ask(body.question, image).to_json()
+                    if body.chart:  # numbers read from table cells, never from the model (assistant.charts)
+                        answer["chart"] = self.sdk.chart(body.question, filters=filters).to_json()
+                    return answer
             cleanup = stack.pop_all().close
         return StreamingResponse(sse_stream(lambda: chat.stream(body.question, image), self.read_lock, cleanup),
                                  media_type="text/event-stream", headers=SSE_HEADERS)

@@ -83,6 +83,8 @@ class AskIn(BaseModel):
     docs: list[str] = Field(default_factory=list, max_length=100, description="only search these documents")
     image_b64: str | None = Field(None, description="a picture the question is about (PNG, JPEG, ...), base64: "
                                   "searched with the question and shown first to a vision-capable model")
+    chart: bool = Field(False, description="also chart the numbers the question asks for from the documents' tables: "
+                        "the answer JSON gets `chart` (a Vega-Lite spec, every point with its cited, checked cell)")
 
 
 

@@ -112,8 +112,8 @@ class ChartMaker:
         y_title = series[0].name if len(series) == 1 else (unit.describe() or "value")
         title = f"{y_title if len(series) == 1 else ', '.join(s.name for s in series)} by {x_title or 'row'}"
         ref = TableRef(table.doc, table.doc_id, table.page, table.bbox, table.columns, sel.score)
-        box = f" (table at {', '.join(f'{v:.0f}' for v in table.bbox)})" if table.bbox else ""
-        caption = f"Source: {table.doc}, page {table.page}{box}; every value checked against its cell"
+        box = f"table at ({', '.join(f'{v:.0f}' for v in table.bbox)}) · " if table.bbox else ""
+        caption = f"Source: {table.doc}, page {table.page} · {box}every value checked against its cell"
         spec = build_spec(tuple(series), mark=mark, title=title, x_title=x_title, y_title=y_title,
                           caption=caption, width=self.settings.width, height=self.settings.height)
         n = sum(len(s.points) for s in series)

@@ -68,6 +68,7 @@ def _page_cells(path: str, table: Table) -> list[list[list[Word]]]:
     import pymupdf
 
     assert table.bbox is not None
+    getattr(pymupdf, "no_recommend_layout", lambda: None)()  # PyMuPDF prints an ad on stdout, which --json owns
     with pymupdf.open(path) as doc:
         page = doc[table.page - 1]
         clip = pymupdf.Rect(*table.bbox) + (-2, -2, 2, 2)

@@ -26,9 +26,11 @@ def build_spec(series: tuple[ChartSeries, ...], *, mark: str, title: str, x_titl
     values: list[dict[str, Any]] = [{"x": p.x, "y": p.y, "series": s.name, "raw": p.raw, "source": f"{p.doc} p.{p.page}",
                "row": p.row, "column": p.column} for s in series for p in s.points]
     order: list[str] = list(dict.fromkeys(str(v["x"]) for v in values))
-    base = alt.Chart(alt.Data(values=values), title=alt.TitleParams(title, subtitle=caption, anchor="start"))
+    subtitle = caption.split(" · ", 1) if len(caption) > 90 else caption  # long captions on two lines
+    base = alt.Chart(alt.Data(values=values), title=alt.TitleParams(title, subtitle=subtitle, anchor="start"))
     chart = base.mark_line(point=True) if mark == "line" else base.mark_bar()
-    x = alt.X("x:N", sort=order, title=x_title, axis=alt.Axis(labelLimit=160))
+    angle = 0 if max((len(o) for o in order), default=0) <= 8 and len(order) <= 16 else -40
+    x = alt.X("x:N", sort=order, title=x_title, axis=alt.Axis(labelLimit=160, labelAngle=angle))
     encodings: dict[str, Any] = {
         "x": x, "y": alt.Y("y:Q", title=y_title),
         "tooltip": [alt.Tooltip("x:N", title=x_title or "x"), alt.Tooltip("y:Q", title=y_title or "y"),
