@@ -17,7 +17,7 @@ if __package__ in (None, ""):  # `streamlit run ui/app.py` runs this file as a s
 import streamlit as st
 
 from assistant.sdk import Citeline
-from ui import components
+from ui import charts, components
 from ui.cli import PASSWORD_ENV, REMOTE_ENV
 from ui.kb_page import kb_page
 from ui.login import login_gate
@@ -84,7 +84,10 @@ def run_turn(sdk: Citeline, session: Session, cfg: UIConfig, prompt: Any) -> Cha
                 st.image(item.image, width=160)
             st.markdown(text)
         with st.chat_message("assistant"):
-            if text:
+            if text and charts.is_chart_request(text):  # numbers from table cells, never from the model
+                item.chart = charts.chart_for(sdk, text, search_filters(cfg))
+                item.answer = charts.chart_answer(item.chart)
+            elif text:
                 history = _turns(session)
                 item.answer = components.stream_answer(sdk, text, cfg, history, search_filters(cfg),
                                                        image=item.image)

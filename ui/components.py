@@ -12,7 +12,7 @@ import streamlit as st
 
 from assistant.sdk import Citeline
 from assistant.types import Answer, Source, StreamEvent
-from ui import render
+from ui import charts, render
 from ui.state import ChatItem, Session, UIConfig, search_filters
 
 
@@ -28,6 +28,7 @@ def render_turn(sdk: Citeline, session: Session, index: int, item: ChatItem) -> 
             st.error(item.error)
         elif item.answer is not None:
             render_answer(session, index, item.answer)
+            charts.render_chart(item.chart, str(index))
         else:
             render_image_hits(session, index, item)
 

@@ -249,3 +249,9 @@ def check_line(check: ClaimCheck) -> str:
     colour = "red" if check.verdict == "contradicted" else "orange"
     where = f" against [{check.n}]" if check.n else ""
     return f":{colour}-badge[{check.verdict}]{where} ~~{check.sentence}~~ — {check.reason}"
+
+
+def chart_rows(chart: Any) -> list[dict[str, Any]]:
+    """One row per plotted value of an `assistant.charts.Chart`: what is plotted and the cell it was read from."""
+    return [{"series": p.series, "label": p.x, "value": p.y, "cell": p.raw, "source": f"{p.doc} p.{p.page}",
+             "row": p.row, "column": p.column, "checked": p.checked if p.verified else "no"} for p in chart.points]

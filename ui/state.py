@@ -62,6 +62,7 @@ class ChatItem:
     hits: list[Any] = field(default_factory=list)  # retrieval.types.Hit, for an image search
     image: str | None = None  # the query image file, when there was one
     error: str | None = None
+    chart: Any = None  # assistant.charts.Chart, when the turn asked for a chart
 
 
 class Session:

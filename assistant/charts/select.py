@@ -76,6 +76,18 @@ def question_terms(question: str) -> set[str]:
     return {t for t in terms(question) if t not in CHART_WORDS}
 
 
+_REQUEST = re.compile(r"^\s*(?:please\s+|can you\s+|could you\s+)?(?:plot|chart|graph|visuali[sz]e|draw)\b|"
+                      r"\b(?:as|in)\s+an?\s+(?:bar|line|column|pie)?\s*(?:chart|graph|plot)\b|"
+                      r"\b(?:bar|line|column|pie)\s+(?:chart|graph|plot)\b|"
+                      r"^\s*(?:make|create|give me|show me|draw)\s+an?\s+(?:chart|graph|plot)\b", re.I)
+
+
+def is_chart_request(text: str) -> bool:
+    """'Plot revenue by year', 'Show X as a bar chart', 'bar chart of Y': the user asks for a chart (not a
+    question that mentions one, such as 'What does the chart on page 3 show?')."""
+    return bool(_REQUEST.search(text))
+
+
 def is_time(label: str) -> bool:
     return bool(_TIME.match(label.strip()))
 
