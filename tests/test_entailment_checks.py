@@ -41,7 +41,7 @@ P = "The Corvid 7 drone flies for 38 minutes per charge, and a full recharge tak
      "contradicted", "number"),
     ("Water damage is excluded from the basic plan.", "The basic plan does not cover water damage.", "supported",
      "supported"),
-    ("The ferry runs in Norway.", "The ferry runs in Norway and Sweden.", "unsupported", "coverage"),
+    ("The ferry runs in Norway.", "The ferry runs in Norway and Sweden.", "unsupported", "name"),
 ])
 def test_each_trap(premise: str, claim: str, verdict: str, reason: str):
     r = ClaimChecks().check(premise, claim)
@@ -120,6 +120,25 @@ def test_names_keep_their_roles(premise: str, claim: str, verdict: str):
     ("Water the seedlings 2 times a week.", "Water the seedlings twice a week.", "supported"),
 ])
 def test_fractions_of_units(premise: str, claim: str, verdict: str):
+    r = ClaimChecks().check(premise, claim)
+    assert r.verdict == verdict, r.reason
+
+
+TREATY = ("The Treaty of Calvessa was signed in 1648, ending a long war. The treaty was ratified by the Aurean "
+          "parliament in 1649.")
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    (TREATY, "The Aurean parliament ratified the Treaty of Calvessa in 1648.", "contradicted"),  # the next sentence
+    (TREATY, "The Aurean parliament ratified the Treaty of Calvessa in 1649.", "supported"),
+    ("The trust funded 140 projects across Wales and the north of England.",
+     "The trust funded 140 projects across Wales, Scotland and the north of England.", "unsupported"),  # added name
+    ("Cars are banned inside the walls of the Old Town.", "Cars are allowed inside the walls of the Old Town.",
+     "contradicted"),
+    ("Under the treaty the duchies kept their independence.", "Under the treaty the duchies lost their independence.",
+     "contradicted"),
+])
+def test_the_whole_source_and_named_additions(premise: str, claim: str, verdict: str):
     r = ClaimChecks().check(premise, claim)
     assert r.verdict == verdict, r.reason
 

@@ -84,6 +84,12 @@ class ClaimChecks:
         supported = [o for o in outcomes if o.verdict == "supported"]
         if supported:
             best = max(supported, key=lambda o: o.coverage)
+            # support from one span is not enough when the rest of the source says otherwise: a date that
+            # belongs to the neighbouring sentence's event, a number stated for another attribute
+            whole = [cl for a in sentences for cl in a.clauses]
+            conflict = self._conflict(c, whole, premise) if len(sentences) > 1 else None
+            if conflict:
+                return Result("contradicted", best.coverage, conflict, best.span)
         else:
             contra = [o for o in outcomes if o.verdict == "contradicted"]
             best = max(contra or outcomes, key=lambda o: o.coverage)
@@ -149,6 +155,13 @@ class ClaimChecks:
         for cc in claim.clauses:
             if _strong_quantifier(cc) and not any(quantifier(cl.words) for cl in span):
                 return f"quantifier: the source does not say '{_strong_quantifier(cc)}'"
+        low = _norm(text)
+        spelled = {_key(x) for cl in span for x in cl.entities}
+        names = [e for e in dict.fromkeys(claim.entities) if _proper_name(e, claim.text)]
+        found = [e for e in names if _contains(low, e) or _key(e) in spelled]
+        for e in names:
+            if e not in found and found:
+                return f"name: '{e}' is not in the source"  # "in Wales, Scotland and the north": an addition
         return None
 
     def _quantity_conflict(self, claim: Analysis, span: list[Clause]) -> str | None:
@@ -396,6 +409,14 @@ def _role_swap(claim: Analysis, span: list[Clause]) -> str | None:
                 if other and _key(e) not in {_key(x) for x in rival.entities}:
                     return f"entity: '{e}' is stated for '{_gist(own)}'; '{_gist(rival)}' is stated for '{other[0]}'"
     return None
+
+
+def _proper_name(entity: str, text: str) -> bool:
+    """A place or person named in running text ('... Wales, Scotland and ...'), not a code, an acronym that the
+    source may spell out, or a technical term that opens the sentence."""
+    if not entity.isalpha() or entity.isupper():
+        return False
+    return re.search(rf"(?<=[a-z,;] ){re.escape(entity.title())}\b", text) is not None
 
 
 def _key(entity: str) -> str:

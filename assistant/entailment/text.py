@@ -23,7 +23,8 @@ NEGATORS = frozenset(["not", "no", "never", "none", "nobody", "nothing", "neithe
 NEGATIVE_OF = {"exclude": "include", "lack": "have", "absent": "present", "fail": "succeed", "unable": "able",
                "prohibit": "allow", "forbid": "allow", "deny": "confirm", "reject": "accept", "omit": "include",
                "unavailable": "available", "impossible": "possible", "ineffective": "effective",
-               "unsafe": "safe", "unsupported": "supported", "insufficient": "sufficient"}
+               "unsafe": "safe", "unsupported": "supported", "insufficient": "sufficient", "ban": "allow",
+               "prevent": "allow", "refuse": "accept", "ineligible": "eligible", "invalid": "valid"}
 # direction: a change ("rose", "was cut") or a comparison ("higher", "fewer", "more", "below"). A plain adjective is
 # a description, not a direction: "large projects", "a high-fibre diet", "cold water".
 _CHANGE_UP = ("increase rise grow gain raise boost climb jump improve expand soar surge exceed strengthen accelerate "
@@ -50,7 +51,7 @@ OPPOSITES = {frozenset(p.split()) for p in (
     "include exclude", "true false", "always never", "mandatory optional", "required optional", "direct indirect",
     "high low", "large small", "big small", "fast slow", "long short", "heavy light", "hot cold", "warm cool",
     "strong weak", "wide narrow", "deep shallow", "many few", "positive negative", "gain loss", "profit loss",
-    "common uncommon", "common rare", "frequent rare", "dry sweet", "light dark", "increase decrease")}
+    "common uncommon", "common rare", "keep lose", "pass fail", "guilty innocent", "legal illegal", "frequent rare", "dry sweet", "light dark", "increase decrease")}
 # a precedence word in the claim reversed against the source ("A before B" vs "B before A")
 ORDER = frozenset(["before", "after", "precede", "follow", "prior", "earlier", "later"])
 ALL_Q = frozenset(["all", "every", "each", "always", "entire", "whole", "everyone", "everything"])
