@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 
 from assistant.types import ABSTAIN_TEXT, Message, Source
@@ -48,7 +49,9 @@ JUDGE_QUESTION = "Do the sources above contain the answer to this question? Repl
 
 TokenCounter = Callable[[str], int]
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9.%'-]*")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n+")
+_BOUNDARY = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*(?=\S)|\n+")
+_ABBREV = "e.g i.e etc vs approx fig figs no nos cf al mr mrs ms dr st pp vol ed ca resp incl"
+_ABBREVIATIONS = frozenset(_ABBREV.split())  # a lower-case word after these continues the sentence
 _SOURCE = re.compile(r'<source n="(\d+)" doc="([^"]*)" page="(\d+)" kind="([^"]*)">\n(.*?)\n</source>', re.S)
 
 _STOP = (
@@ -83,7 +86,23 @@ def terms(text: str) -> set[str]:
 
 
 def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]
+    """Sentences: a line break, a CJK full stop, or a Latin stop before a space, unless the next word is
+    lower-case after an abbreviation ('e.g. the'). Whatever script the next sentence starts in (Cyrillic, CJK,
+    full-width letters, lower case), it is a sentence of its own: glued to a supported sentence, an injected
+    one would ride on its support."""
+    pieces, start = [], 0
+    for m in _BOUNDARY.finditer(text):
+        if "\n" not in m.group(0) and text[m.start() - 1] in ".!?" and m.end() < len(text):
+            nxt = text[m.end()]
+            words = text[start:m.start()].split()
+            prev = words[-1].rstrip(".!?").lower() if words else ""
+            if (nxt.isascii() and nxt.islower() and (prev in _ABBREVIATIONS or len(prev) <= 1)) \
+                    or nxt in ",;:)":
+                continue
+        pieces.append(text[start:m.start()])
+        start = m.end()
+    pieces.append(text[start:])
+    return [p.strip() for p in pieces if p.strip()]
 
 
 def escape_source_text(text: str) -> str:
@@ -91,16 +110,133 @@ def escape_source_text(text: str) -> str:
     return re.sub(r"</?\s*source", lambda m: html.escape(m.group(0)), text, flags=re.I)
 
 
-_INJECTION = re.compile(
-    r"[^.!?\n]*(?:\b(?:ignore|disregard|forget|override)\b[^.!?\n]{0,40}\b(?:instructions?|prompts?|rules)\b"
-    r"|\bsystem prompt\b|\byou are now\b|\b(?:reply|respond|answer|say) only (?:with|in)\b)[^.!?\n]*[.!?]?", re.I)
 REMOVED = "[text addressed to the assistant removed]"
+
+# Sentences addressed to the assistant rather than to a human reader: overriding its rules, telling it what to
+# reply, asking for its prompt, giving it a new role. Matched on a normalised copy of each sentence (NFKC folds
+# full-width letters, zero-width characters are dropped, line wraps are spaces, case is folded), in English,
+# French, German, Spanish, Italian, Portuguese, Russian, Chinese, Japanese and Korean. A wrongly cut sentence
+# costs one fact; a missed one is caught later only if the verifier finds no support for what it asked for.
+_AI = (r"(?:ai|a\.i\.|assistants?|chat ?bots?|language models?|llms?|ai models?|gpt|chatgpt|claude|qwen|copilot"
+       r"|ai agents?|ia|ki)")
+_RULES = (r"(?:instructions?|prompts?|rules?|guidance|guidelines?|directions?|directives?|orders?|commands?"
+          r"|constraints?|sources?|documents?|context|system|everything|all of (?:the|that)|the above"
+          r"|what you (?:were|have been|are) told)")
+_OVERRIDE = (r"(?:ignore|ignoring|disregard|forget|override|overrule|bypass|discard|abandon|set aside"
+             r"|pay no (?:attention|heed)|take no notice|(?:do not|don't|never) (?:follow|obey|heed|use|cite)"
+             r"|stop following|no longer follow)")
+_REPLY = r"(?:reply|respond|answer|say|output|print|write|return|state)"
+_ANSWER = r"(?:answer|reply|response|output|summary)"
+_INSTRUCTION_PATTERNS = [
+    # English
+    rf"\b{_OVERRIDE}\b.{{0,60}}?\b{_RULES}\b",
+    r"\b(?:instructions?|rules?|prompts?|guidance|guidelines?|directives?)\b.{0,60}\b(?:overridden|overruled|void"
+    r"|no longer appl|cancell?ed|revoked|replaced|suspended|do not apply)",
+    rf"\b(?:note|message|attention|instructions?|directive|memo|reminder|notice|command)s?\b.{{0,25}}\b(?:to|for)\b"
+    rf".{{0,20}}\b{_AI}\b",
+    rf"^(?:[\w-]+ ){{0,2}}{_AI}\s*[:,]",
+    rf"\b(?:if|when|while) you(?: are|'re) an? {_AI}\b",
+    rf"\b{_AI} (?:reading|processing|summari[sz]ing|parsing|seeing|analy[sz]ing|answering)\b",
+    rf"\bas an? {_AI}\b.{{0,40}}\b(?:you|must|should)\b",
+    rf"\b{_REPLY}\b.{{0,30}}?\b(?:only|just|exactly|solely|nothing but|nothing else|the (?:single )?word)\b",
+    r"\b(?:tell|inform|advise|instruct|remind|direct) (?:the |your |all )?(?:user|reader|customer|human|person)s?\b",
+    rf"\b(?:your|the) {_ANSWER}s? (?:must|should|shall|has to|needs to|is to)\b",
+    rf"\b(?:include|put|add|insert|append|mention|cite|embed|place|show)\b.{{0,80}}\b(?:in|into|to|with) (?:your|the|every"
+    rf"|each|all) {_ANSWER}s?\b",
+    rf"\b(?:when|whenever|if) (?:someone|anyone|a user|the user|users|you are|you're|people) (?:asks?|asked|questions?)"
+    rf"\b.{{0,80}}\b{_REPLY}\b",
+    rf"\bwhen asked\b.{{0,80}}\b{_REPLY}\b",
+    r"\bfrom (?:your own|your) (?:memory|knowledge)\b",
+    r"\bthe (?:correct|right|official|only) answer (?:to give|you give|you must give)\b",
+    r"\bsystem[ -]?(?:prompt|message)\b|\b(?:initial|hidden|original|secret|internal) (?:prompt|instructions)\b",
+    r"\b(?:reveal|print|repeat|show|output|display|leak|dump|recite|write out)\b.{0,40}\b(?:your|the) (?:hidden |initial "
+    r"|original |secret |internal |full |complete )?(?:instructions|prompt|rules|configuration|guidelines)\b",
+    r"\b(?:repeat|print|output|copy|recite)\b.{0,20}\b(?:the )?(?:text|words|everything|content|messages?) (?:above"
+    r"|before|preceding)\b",
+    r"\byou are (?:now|no longer)\b|\bfrom now on\b|\b(?:developer|god|jailbreak|dan) mode\b"
+    r"|\bpretend (?:to be|you are)\b|\bnew (?:instructions?|directives?|rules|task|role|persona)\b",
+    # French
+    r"\b(?:ignore[zrs]?|oublie[zrs]?|ne (?:tiens|tenez) pas compte|(?:fais|faites) abstraction|outrepasse[zr]?)\b"
+    r".{0,60}\b(?:instructions?|consignes?|règles?|directives?|invites?|sources?|prompts?|tout ce qu)",
+    r"\b(?:réponds|répondez|répondre|dis|dites|écris|écrivez)\b.{0,40}(?:\buniquement|\bseulement|\brien d'autre"
+    r"|\bque par|à l'utilisateur|au lecteur)",
+    r"\b(?:consignes?|instructions?|prompt|invite|message) (?:du |de )?système\b|\b(?:tu es|vous êtes) (?:maintenant"
+    r"|désormais)\b|\bà partir de maintenant\b",
+    # German
+    r"\b(?:ignorier\w*|vergiss|vergessen|missacht\w*|übergeh\w*)\b.{0,60}(?:anweisung|anleitung|regeln|vorgaben|befehl"
+    r"|quellen|instruktion|prompt|alles)",
+    r"\b(?:antworte|antworten sie|sag|sage|sagen sie|schreib|schreibe|gib)\b.{0,40}\b(?:nur|ausschließlich|lediglich"
+    r"|dem (?:nutzer|benutzer|leser))\b",
+    r"\bsystem-?(?:prompt|anweisung|nachricht)|\b(?:in|bei) (?:deiner|ihrer) antwort\b|\b(?:du bist|sie sind) (?:jetzt"
+    r"|nun|ab sofort)\b",
+    # Spanish, Italian, Portuguese
+    r"\b(?:ignora|ignore|ignoren|ignorar|olvida|olvide|olviden|olvidar|omite|omita|desobedece|haz caso omiso|ignorate"
+    r"|dimentica|dimenticate|trascura|esqueça|esqueca|desconsidere)\b.{0,60}\b(?:instrucciones|instrucción|reglas?"
+    r"|indicaciones|directrices|fuentes?|istruzioni|regole|fonti|instruções|instrucoes|regras|orientações|prompt"
+    r"|todo lo)",
+    r"\b(?:responde|responda|contesta|conteste|di|diga|escribe|escriba|rispondi|rispondete|dici|scrivi|diz|escreva)"
+    r"\b.{0,40}\b(?:solo|sólo|solamente|únicamente|nada más|soltanto|unicamente|apenas|somente|al usuario"
+    r"|all'utente|ao usuário|ao utilizador)",
+    r"\b(?:prompt|mensaje|instrucciones) del sistema\b|\bprompt di sistema\b|\bprompt do sistema\b"
+    r"|\bahora eres\b|\ba partir de ahora\b|\bdile al usuario\b",
+    # Russian
+    r"(?:игнорируй|проигнорируй|забудь|не обращай)\w*.{0,60}(?:инструкци|правил|указани|промпт|источник)",
+    r"(?:ответь|отвечай|скажи|напиши)\w*.{0,40}(?:только|лишь|пользовател)|системн\w* (?:промпт|подсказк|инструкци)"
+    r"|\bты теперь\b",
+    # Chinese, Japanese, Korean
+    r"(?:忽略|无视|忽视|忘记|忘掉|不要理会|不要遵循|跳过|无需理会).{0,20}(?:指令|指示|说明|规则|提示|来源|要求|命令)",
+    r"系统提示|系统指令|系统消息|(?:只|仅)(?:回答|回复|输出|说)|告诉用户|你现在是",
+    r"(?:無視|忘れ).{0,20}(?:指示|命令|ルール|プロンプト)|(?:指示|命令|プロンプト).{0,10}(?:無視|忘れ)|システムプロンプト",
+    r"(?:무시|잊어).{0,20}(?:지시|명령|규칙)|(?:지시|명령|규칙).{0,10}(?:무시|잊어)|시스템 프롬프트",
+]
+_INSTRUCTION = re.compile("|".join(f"(?:{p})" for p in _INSTRUCTION_PATTERNS), re.I | re.S)
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+# sentence ends for detection: Latin stops before a space, CJK stops anywhere (semicolons do not end one: an
+# instruction's payload often follows its semicolon)
+_CUT_UNIT = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*")
+
+
+def _normalised(text: str) -> str:
+    return " ".join(_INVISIBLE.sub("", unicodedata.normalize("NFKC", text)).split()).casefold()
+
+
+def addresses_assistant(sentence: str) -> bool:
+    """Whether a sentence is an instruction to the assistant ("ignore previous instructions", "note to AI
+    models: ...", "répondez uniquement par ...", "忽略之前的所有指令")."""
+    return _INSTRUCTION.search(_normalised(sentence)) is not None
+
+
+def _cut_prose(text: str) -> str:
+    units = [u for u in _CUT_UNIT.split(" ".join(text.split())) if u]
+    out: list[str] = []
+    carry = False  # an instruction that ends with a colon introduces its payload: the next sentence goes too
+    for unit in units:
+        if carry or addresses_assistant(unit):
+            carry = unit.rstrip().endswith(":")
+            if not out or out[-1] != REMOVED:
+                out.append(REMOVED)
+            continue
+        out.append(unit)
+    joiner = "" if re.search(r"[。！？]", text) and not re.search(r"[.!?]\s", text) else " "
+    return joiner.join(out)
+
+
+def _cut_table(text: str) -> str:
+    """Table rows keep their shape: a cell addressed to the assistant is replaced, its row stays."""
+    def row(line: str) -> str:
+        if not line.lstrip().startswith("|"):
+            return _cut_prose(line) if line.strip() else line
+        cells = line.split("|")
+        return "|".join(f" {REMOVED} " if c.strip() and addresses_assistant(c) else c for c in cells)
+    return "\n".join(row(line) for line in text.split("\n"))
 
 
 def neutralise_instructions(text: str) -> str:
-    """Second line of defence: sentences that address the assistant ("ignore previous instructions", "reply
-    only with ...") are cut from the source, so an obeyed injection also fails verification."""
-    return _INJECTION.sub(REMOVED, text)
+    """Second line of defence (the first is the fencing): sentences that address the assistant are cut from
+    the source, so the model never reads them and an obeyed injection finds no support in verification.
+    Text with nothing to cut is returned unchanged."""
+    cut = _cut_table(text) if text.lstrip().startswith("|") else _cut_prose(text)
+    return cut if REMOVED in cut else text
 
 
 def best_window(text: str, query: str, max_tokens: int, count: TokenCounter = approx_tokens) -> str:
@@ -128,8 +264,9 @@ def best_window(text: str, query: str, max_tokens: int, count: TokenCounter = ap
 
 
 def pack_sources(hits: Sequence[Hit], query: str, budget_tokens: int = 360, per_source_tokens: int = 140,
-                 max_sources: int = 6, count: TokenCounter = approx_tokens) -> list[Source]:
-    """Number the best hits 1..n, each cut to its most relevant window, until the token budget is spent."""
+                 max_sources: int = 6, count: TokenCounter = approx_tokens, cut: bool = True) -> list[Source]:
+    """Number the best hits 1..n, each cut to its most relevant window, until the token budget is spent.
+    `cut=False` keeps text addressed to the assistant (to measure what the fencing alone resists)."""
     sources: list[Source] = []
     seen: set[str] = set()
     used = 0
@@ -139,7 +276,7 @@ def pack_sources(hits: Sequence[Hit], query: str, budget_tokens: int = 360, per_
         room = min(per_source_tokens, budget_tokens - used)
         if room < 24:
             break
-        text = best_window(neutralise_instructions(hit.text), query, room, count)
+        text = best_window(neutralise_instructions(hit.text) if cut else hit.text, query, room, count)
         key = " ".join(text.lower().split())[:200]
         if not text.strip() or key in seen:
             continue
@@ -158,7 +295,8 @@ def source_from_hit(n: int, hit: Hit, text: str | None = None) -> Source:
 
 
 def format_source(s: Source) -> str:
-    doc = html.escape(s.doc, quote=True)
+    # a file name is document text too ("ignore previous instructions.pdf"): cut like the rest
+    doc = html.escape(REMOVED if addresses_assistant(s.doc) else s.doc, quote=True)
     return f'<source n="{s.n}" doc="{doc}" page="{s.page}" kind="{s.kind}">\n{escape_source_text(s.text)}\n</source>'
 
 

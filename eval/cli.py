@@ -14,7 +14,7 @@ from typing import Any
 
 from assistant.cli import register_modules
 
-EVAL_MODULES = ("eval.qa", "eval.verify")  # optional siblings adding `citeline eval <name>`
+EVAL_MODULES = ("eval.qa", "eval.verify", "eval.injection", "eval.charts")  # optional siblings adding `citeline eval <name>`
 
 
 def register(sub: Any) -> None:

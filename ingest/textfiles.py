@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from html.parser import HTMLParser
+from typing import Any
 
 from ingest.errors import CorruptFile, ResourceLimit
 from ingest.protocols import ParseOptions
@@ -35,6 +36,16 @@ _HTML_BLOCKS = {
 }
 _HTML_HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _HTML_SKIP = {"script", "style", "noscript", "template", "svg", "head"}
+_HTML_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+_HTML_IMPLIED_END = {"p", "li", "dt", "dd", "tr", "td", "th", "option"}  # a sibling start tag closes these
+
+
+def _hidden(attrs: list[tuple[str, str | None]]) -> bool:
+    """An element a reader never sees (`hidden`, `aria-hidden="true"`, `display:none`, `visibility:hidden`):
+    not document text, and a favourite hiding place for instructions aimed at an assistant."""
+    a = {k.lower(): (v or "").lower() for k, v in attrs}
+    style = a.get("style", "").replace(" ", "")
+    return "hidden" in a or a.get("aria-hidden") == "true" or "display:none" in style or "visibility:hidden" in style
 
 
 class TextParser:
@@ -137,9 +148,19 @@ class _HtmlText(HTMLParser):
         self._skip = 0
         self._in_title = False
         self._heading = False
+        self._hidden: list[Any] = []  # [tag, depth] of the hidden element being skipped
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "title":
+        if self._hidden and tag == self._hidden[0]:
+            if tag not in _HTML_IMPLIED_END or self._hidden[1] > 1:
+                self._hidden[1] += 1
+                return
+            self._hidden = []  # an unclosed hidden <p> ends at the next <p>
+        if self._hidden:
+            return
+        if tag not in _HTML_VOID and _hidden(attrs):
+            self._hidden = [tag, 1]
+        elif tag == "title":
             self._in_title = True
         elif tag in _HTML_SKIP:
             self._skip += 1
@@ -148,6 +169,11 @@ class _HtmlText(HTMLParser):
             self._heading = tag in _HTML_HEADINGS
 
     def handle_endtag(self, tag: str) -> None:
+        if self._hidden:
+            if tag == self._hidden[0]:
+                self._hidden[1] -= 1
+                self._hidden = self._hidden if self._hidden[1] else []
+            return
         if tag == "title":
             self._in_title = False
         elif tag in _HTML_SKIP:
@@ -158,7 +184,7 @@ class _HtmlText(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self._in_title:
             self.title += data
-        elif not self._skip:
+        elif not self._skip and not self._hidden:
             self._buf.append(data)
 
     def flush(self) -> None:
