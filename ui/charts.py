@@ -35,8 +35,7 @@ def chart_answer(chart: Chart) -> Answer:
 def render_chart(chart: Chart | None, key: str) -> None:
     if chart is None or chart.refused or not chart.spec:
         return
-    st.vega_lite_chart(chart.spec, use_container_width=False, key=f"chart-{key}")
-    st.caption(chart.caption)
+    st.vega_lite_chart(chart.spec, width="stretch", key=f"chart-{key}")  # the spec's autosize fits the column
     rows = render.chart_rows(chart)
     with st.expander(f"Plotted values and their cells ({len(rows)})", icon=":material/table_chart:"):
-        st.dataframe(rows, hide_index=True, use_container_width=True)
+        st.dataframe(rows, hide_index=True, width="stretch")
