@@ -181,6 +181,64 @@ def kb(tmp_path_factory: pytest.TempPathFactory) -> Any:
     sdk.close()
 
 
+def _ruled_table_pdf(path: Path, title: str, rows: list[list[str]]) -> Path:
+    """A one-page PDF with a ruled table (drawn cell borders, as ingest's table finder expects)."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    page.insert_text((72, 110), title, fontsize=13)
+    for i, row in enumerate(rows):
+        for j, cell in enumerate(row):
+            rect = pymupdf.Rect(72 + j * 110, 140 + i * 22, 72 + (j + 1) * 110, 140 + (i + 1) * 22)
+            page.draw_rect(rect, color=(0, 0, 0), width=0.7)
+            page.insert_text((rect.x0 + 4, rect.y1 - 7), cell, fontsize=10)
+    doc.save(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def made_kb(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A year-per-column statement in a generated PDF and a Markdown table in a text document."""
+    from assistant.config import Settings
+    from assistant.sdk import Citeline
+    from retrieval.kb import KBSettings
+
+    root = tmp_path_factory.mktemp("made")
+    docs = root / "docs"
+    docs.mkdir()
+    _ruled_table_pdf(docs / "acme 10-K.pdf", "Selected financial data", [
+        ["($ in millions)", "2021", "2022", "2023"], ["Net sales", "$1,234", "$1,456", "$1,789"],
+        ["Operating income", "(45)", "120", "210"], ["Net income", "12", "80", "150"]])
+    (docs / "battery.md").write_text("# Battery report\n\nMeasured battery life by mode.\n\n| Mode | Battery life (hours) |\n"
+                                     "|---|---|\n| Eco | 41 |\n| Normal | 28.5 |\n| Performance | 12 |\n", encoding="utf-8")
+    settings = Settings(kb_dir=root / "kb", kb=KBSettings(image_model="fake", tag_images=False), model="fake:x [1].")
+    sdk = Citeline(root / "kb", settings=settings).ingest(docs)
+    yield sdk
+    sdk.close()
+
+
+def test_year_per_column_statement_is_read_by_rows(made_kb: Any) -> None:
+    chart = made_kb.chart("Plot operating income and net income by year")
+    assert [s.name for s in chart.series] == ["Operating income", "Net income"] and chart.mark == "line"
+    assert [(p.x, p.y) for p in chart.series[0].points] == [("2021", -45.0), ("2022", 120.0), ("2023", 210.0)]
+    assert [(p.x, p.y) for p in chart.series[1].points] == [("2021", 12.0), ("2022", 80.0), ("2023", 150.0)]
+    assert all(p.verified and p.checked == "catalog+pdf" and p.row == p.series and p.column == p.x
+               for p in chart.points)
+    assert chart.y_title == "$ in millions" and chart.x_title == "Year"
+    single = made_kb.chart("Plot net sales by year")
+    assert [(p.x, p.y, p.unit) for p in single.points] == [("2021", 1234.0, "USD"), ("2022", 1456.0, "USD"),
+                                                           ("2023", 1789.0, "USD")]
+
+
+def test_markdown_table_in_a_text_document(made_kb: Any) -> None:
+    chart = made_kb.chart("Compare battery life across the modes as a bar chart")
+    assert [(p.x, p.y) for p in chart.points] == [("Eco", 41.0), ("Normal", 28.5), ("Performance", 12.0)]
+    assert chart.mark == "bar" and chart.series[0].unit == "hour" and chart.y_title == "Battery life (hours)"
+    assert all(p.doc == "battery.md" and p.verified and p.checked == "catalog" for p in chart.points)
+    assert made_kb.chart("Plot the number of employees by year").refused
+
+
 @needs_data("mmlongbench-dev")
 def test_table_to_series_on_a_real_pdf(kb: Any) -> None:
     chart = kb.chart("Plot the total population by census year")

@@ -97,19 +97,24 @@ class ChartMaker:
         table = sel.table
         checker = CellChecker(self.kb.catalog)
         missing: list[str] = []
-        series = [self._series(table, sel, j, checker, missing) for j in sel.value_cols]
+        if sel.transposed:
+            series = [self._row_series(table, sel, i, checker, missing) for i in sel.rows]
+        else:
+            series = [self._series(table, sel, j, checker, missing) for j in sel.value_cols]
         series = [s for s in series if s.points]
         series = _one_unit(series, missing)
         if not series:
             return self._refusal(question, [table], [replace(sel, value_cols=())],
                                  why="no value of the chosen columns could be read and checked: " + "; ".join(missing[:5]))
-        x_title = table.columns[sel.x_col]
-        labels = [p.x for p in series[0].points]
+        labels = list(dict.fromkeys(p.x for s in series for p in s.points))
+        x_title = ("Year" if all(is_time(x) for x in labels) else "") if sel.transposed else table.columns[sel.x_col]
         mark = "line" if len(labels) >= 3 and all(is_time(x) for x in labels) else "bar"
         if mark == "line":
             series = [_chronological(s) for s in series]
-        unit = numbers.header_unit(series[0].name)
+        unit = numbers.header_unit(table.columns[sel.x_col] if sel.transposed else series[0].name)
         y_title = series[0].name if len(series) == 1 else (unit.describe() or "value")
+        if sel.transposed and unit.describe():  # '($ in millions)' heads the label column of such tables
+            y_title = f"{y_title} ({unit.describe()})" if len(series) == 1 else unit.describe()
         title = f"{y_title if len(series) == 1 else ', '.join(s.name for s in series)} by {x_title or 'row'}"
         ref = TableRef(table.doc, table.doc_id, table.page, table.bbox, table.columns, sel.score)
         box = f"table at ({', '.join(f'{v:.0f}' for v in table.bbox)}) · " if table.bbox else ""
@@ -154,6 +159,32 @@ class ChartMaker:
         for p in odd:
             missing.append(f"{column} for {p.x} ('{p.raw}' is in {p.unit or 'no unit'}, the column in {unit or 'no unit'})")
         return ChartSeries(column, unit, tuple(p for p in points if p.unit == unit))
+
+    def _row_series(self, table: Table, sel: Selection, i: int, checker: CellChecker,
+                    missing: list[str]) -> ChartSeries:
+        """One row of a year-per-column table as a series (its label the name, the column headers the x axis)."""
+        row = table.rows[i]
+        name = row[sel.x_col].text
+        points: list[ChartPoint] = []
+        for j in sel.value_cols:
+            column, cell = table.columns[j], row[j]
+            header = numbers.header_unit(column)
+            value = None if numbers.is_missing(cell.text) or not cell.known else numbers.parse_cell(cell.text, header)
+            if value is None:
+                missing.append(f"{name} for {column} ('{cell.text or 'nothing'}' is not a number)")
+                continue
+            ok, checked, why = checker.check(table, cell, value)
+            if not ok:
+                missing.append(f"{name} for {column} ({why})")
+                continue
+            points.append(ChartPoint(name, column, value.value, value.unit, value.raw, table.doc, table.doc_id,
+                                     table.page, table.bbox, name, column, True, checked))
+        units = [p.unit for p in points]
+        unit = max(set(units), key=units.count) if units else ""
+        for p in points:
+            if p.unit != unit:
+                missing.append(f"{name} for {p.x} ('{p.raw}' is in {p.unit or 'no unit'}, the row in {unit or 'no unit'})")
+        return ChartSeries(name, unit, tuple(p for p in points if p.unit == unit))
 
     def _refusal(self, question: str, tables: list[Table], selections: list[Selection], why: str = "") -> Chart:
         ranked = sorted(selections, key=lambda s: (-s.score, s.table.search_rank))[: self.settings.closest]

@@ -50,6 +50,7 @@ class Selection:
     rows: tuple[int, ...]  # indexes into table.rows
     score: float
     reason: str = ""  # why nothing was selected (empty when value_cols is not)
+    transposed: bool = False  # the series are rows (a year per column); `rows` are the series, `value_cols` the x
 
 
 def terms(text: str) -> set[str]:
@@ -112,7 +113,8 @@ def select(table: Table, question: str) -> Selection:
     best = max(scores.values())
     chosen = [j for j in value_cols if scores[j] == best and best > 0]
     if not chosen:
-        return Selection(table, x_col, (), (), 0.0, "no column of the table matches the question")
+        flipped = _transposed(table, q, names, x_col, value_cols, everywhere, near)
+        return flipped or Selection(table, x_col, (), (), 0.0, "no column of the table matches the question")
     specific = q - GENERIC - names - SOFT
     in_cols = (q - GENERIC) & set().union(*(headers[j] for j in chosen))
     vague = sorted(t for t in specific - in_cols if not _found(t, near))
@@ -132,6 +134,34 @@ def select(table: Table, question: str) -> Selection:
                 for t in names if _found(t, everywhere))
     score = 2 * plain + coverage + x_named + named - len(unmatched) - 0.5 * len(vague)
     return Selection(table, x_col, tuple(chosen[:6]), rows, score)
+
+
+_TIME_WORDS = frozenset(["year", "yearly", "annual", "annually", "month", "monthly", "quarter", "quarterly", "period",
+                         "date", "fiscal", "time", "trend"])
+
+
+def _transposed(table: Table, q: set[str], names: set[str], x_col: int, value_cols: list[int],
+                everywhere: set[str], near: set[str]) -> Selection | None:
+    """A table with a year per column ('| | 2019 | 2020 | 2021 |', as financial statements print them): the row
+    the question names is the series, the years are the x axis."""
+    times = [j for j in value_cols if is_time(re.sub(r"\(.*?\)", "", table.columns[j]).strip())]
+    if len(times) < 2:
+        return None
+    row_terms = {i: terms(r[x_col].text) for i, r in enumerate(table.rows) if r[x_col].text and r[x_col].known}
+    scores = {i: _score(q - _TIME_WORDS, t) for i, t in row_terms.items()}
+    best = max(scores.values(), default=0.0)
+    if best <= 0:
+        return None
+    chosen = [i for i, v in scores.items() if v == best]
+    q = q - _TIME_WORDS
+    in_rows = (q - GENERIC) & set().union(*(row_terms[i] for i in chosen))
+    unmatched = sorted(t for t in q - names - SOFT if not _found(t, everywhere))
+    vague = sorted(t for t in q - GENERIC - names - SOFT - in_rows if not _found(t, near))
+    if (vague and len(in_rows) < 2) or len(unmatched) > (1 if len(in_rows) >= 2 else 0):
+        return Selection(table, x_col, (), (), best, f"nothing in the table is about {', '.join(vague or unmatched)}")
+    coverage = len(q & everywhere) / max(1, len(q))
+    return Selection(table, x_col, tuple(times), tuple(chosen[:6]), 2 * best + coverage - len(unmatched),
+                     transposed=True)
 
 
 def _unit_fit(q: set[str], header: str) -> float:

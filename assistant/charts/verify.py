@@ -36,8 +36,9 @@ class CellChecker:
         words = self._page_words(table)
         if words is None:
             return True, "catalog", ""
-        pieces = value.raw.replace("(", " ").replace(")", " ").split()
-        if not all(p in words for p in pieces):
+        printed = words | {w.strip("()") for w in words}
+        pieces = [p.strip("()") for p in value.raw.split()]
+        if not all(p in printed for p in pieces if p):
             return False, "catalog+pdf", f"'{value.raw}' is not printed inside the table on page {table.page}"
         return True, "catalog+pdf", ""
 
