@@ -19,7 +19,7 @@ import numpy as np
 
 from ingest.chunking import Chunker, embedding_text
 from ingest.discovery import discover
-from ingest.errors import FileError
+from ingest.errors import FileError, FileVanished
 from ingest.isolation import IsolatedParser
 from ingest.protocols import ParseOptions
 from ingest.types import Chunk, FileResult, ParsedDocument, doc_id_for, file_sha256
@@ -139,6 +139,12 @@ class Ingestor:
 
     # -- stages -----------------------------------------------------------------------------------------
     def _precheck(self, path: str) -> tuple[FileResult | None, str, os.stat_result]:
+        try:
+            return self._precheck_file(path)
+        except FileNotFoundError:  # deleted between discovery and now: a per-file error, the run goes on
+            return FileResult(path, "failed", error=str(FileVanished(path))), "", os.stat_result((0,) * 10)
+
+    def _precheck_file(self, path: str) -> tuple[FileResult | None, str, os.stat_result]:
         st = os.stat(path)
         row = self.kb.catalog.file_row(path)
         if row and row["status"] == "ingested" and row["size"] == st.st_size and row["mtime"] == st.st_mtime \

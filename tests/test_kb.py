@@ -308,3 +308,25 @@ def test_a_writer_heals_what_a_crash_leaves_behind(tmp_path: Path, folder: Path,
     assert kb.check() == []
     assert json.loads((kb_dir / "manifest.json").read_text()) == kb.manifest
     kb.close()
+
+
+def test_a_file_deleted_after_discovery_is_a_per_file_error(tmp_path: Path, folder: Path,
+                                                            fake_kb_settings: KBSettings):
+    """Deleted between discovery and its size/hash check: that file fails with what to do, the run goes on."""
+    from retrieval.ingestor import Ingestor
+
+    doomed, kept = folder / "manual.pdf", [folder / "notes.md"]
+    with KnowledgeBase.open(tmp_path / "kb", fake_kb_settings, writable=True) as kb:
+        ingestor = Ingestor(kb)
+        real = ingestor._precheck_file
+
+        def vanish_first(path: str):  # the real check, after the file is gone (as a racing `rm` would leave it)
+            if path == str(doomed):
+                doomed.unlink()
+            return real(path)
+
+        ingestor._precheck_file = vanish_first  # type: ignore[method-assign]
+        report = ingestor.run([str(folder)])
+    by_path = {f.path: f for f in report.files}
+    assert by_path[str(doomed)].status == "failed" and "deleted or moved" in (by_path[str(doomed)].error or "")
+    assert all(by_path[str(p)].status == "ingested" for p in kept)
