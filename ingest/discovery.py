@@ -8,7 +8,7 @@ from pathlib import Path
 
 SUPPORTED = (".pdf", ".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".txt", ".md", ".markdown",
              ".html", ".htm", ".docx", ".docm", ".xlsx", ".xlsm", ".csv", ".tsv", ".pptx", ".pptm", ".eml", ".mbox",
-             ".epub")
+             ".epub", ".doc", ".xls", ".ppt", ".odt", ".ods", ".odp", ".rtf")
 
 
 def discover(paths: Iterable[str], suffixes: tuple[str, ...] = SUPPORTED) -> Iterator[tuple[str, bool]]:

@@ -40,6 +40,11 @@ def wanted(path: str, options: ParseOptions) -> bool:
 
 def render_pdf(stream: IO[bytes], suffix: str, timeout: float | None = None) -> bytes | None:
     """The document as PDF bytes, or None when LibreOffice fails or times out (the caller goes on without)."""
+    return convert(stream, suffix, "pdf", timeout)
+
+
+def convert(stream: IO[bytes], suffix: str, target: str, timeout: float | None = None) -> bytes | None:
+    """`soffice --convert-to TARGET` in a fresh profile that disables macros; the output's bytes or None."""
     exe = soffice()
     if exe is None:
         return None
@@ -48,15 +53,33 @@ def render_pdf(stream: IO[bytes], suffix: str, timeout: float | None = None) -> 
         stream.seek(0)
         with open(source, "wb") as fh:
             shutil.copyfileobj(stream, fh)
+        _no_macros_profile(os.path.join(tmp, "profile"))
         cmd = [exe, f"-env:UserInstallation=file://{tmp}/profile", "--headless", "--invisible", "--norestore",
-               "--nolockcheck", "--nodefault", "--convert-to", "pdf", "--outdir", os.path.join(tmp, "out"), source]
+               "--nolockcheck", "--nodefault", "--convert-to", target, "--outdir", os.path.join(tmp, "out"), source]
         if not _run(cmd, timeout or RENDER_TIMEOUT_S, {**os.environ, "HOME": tmp}):
             return None
-        out = os.path.join(tmp, "out", "document.pdf")
+        out = os.path.join(tmp, "out", "document." + target.split(":")[0])
         if not os.path.isfile(out):
             return None
         with open(out, "rb") as fh:
             return fh.read()
+
+
+_NO_MACROS = """<?xml version="1.0" encoding="UTF-8"?>
+<oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema">
+<item oor:path="/org.openoffice.Office.Common/Security/Scripting"><prop oor:name="MacroSecurityLevel" oor:op="fuse">
+<value>3</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Security/Scripting"><prop oor:name="DisableMacrosExecution"
+ oor:op="fuse"><value>true</value></prop></item>
+</oor:items>
+"""
+
+
+def _no_macros_profile(profile: str) -> None:
+    """LibreOffice's user profile with macro execution disabled outright (security level 'very high')."""
+    os.makedirs(os.path.join(profile, "user"), exist_ok=True)
+    with open(os.path.join(profile, "user", "registrymodifications.xcu"), "w", encoding="utf-8") as fh:
+        fh.write(_NO_MACROS)
 
 
 def _run(cmd: list[str], timeout: float, env: dict[str, str]) -> bool:

@@ -18,8 +18,8 @@ apt_pkgs=()
 command -v tesseract >/dev/null || apt_pkgs+=(tesseract-ocr tesseract-ocr-eng)
 if [ "$DEV" = 1 ] && ! command -v chromium >/dev/null; then apt_pkgs+=(chromium); fi
 if [ "$DEV" = 1 ] && ! command -v chromedriver >/dev/null; then apt_pkgs+=(chromium-driver); fi  # UI browser test
-if [ "$DEV" = 1 ] && ! command -v soffice >/dev/null; then  # optional Office renderer: DOCX/PPTX page images
-  apt_pkgs+=(libreoffice-writer-nogui libreoffice-impress-nogui)
+if [ "$DEV" = 1 ] && ! command -v soffice >/dev/null; then  # optional Office renderer: page images, .doc/.xls/.odt
+  apt_pkgs+=(libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui)
 fi
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

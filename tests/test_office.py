@@ -21,6 +21,7 @@ from ingest.errors import CorruptFile, FileError, PasswordRequired, ResourceLimi
 from ingest.office_common import cell_range
 from ingest.office_docx import DocxParser
 from ingest.office_epub import EpubParser
+from ingest.office_legacy import LegacyOfficeParser
 from ingest.office_mail import MailParser
 from ingest.office_sheets import CsvParser, XlsxParser
 from ingest.office_slides import PptxParser
@@ -182,7 +183,8 @@ def chunks_of(doc: ParsedDocument) -> list[Chunk]:
 
 # -- the file-type lists agree ---------------------------------------------------------------------------------
 def test_every_listed_suffix_has_a_parser_and_every_parser_is_listed():
-    office = {".docx", ".docm", ".xlsx", ".xlsm", ".csv", ".tsv", ".pptx", ".pptm", ".eml", ".mbox", ".epub"}
+    office = {".docx", ".docm", ".xlsx", ".xlsm", ".csv", ".tsv", ".pptx", ".pptm", ".eml", ".mbox", ".epub",
+              ".doc", ".xls", ".ppt", ".odt", ".ods", ".odp", ".rtf"}
     assert office <= SUPPORTED_SUFFIXES
     assert set(SUPPORTED) == set(SUPPORTED_SUFFIXES)  # discovery (CLI, UI uploads, HTTP) = the parser registry
 
@@ -274,6 +276,42 @@ def test_a_render_that_times_out_falls_back_to_section_citations(tmp_path: Path,
     doc = DocxParser().parse(str(make_docx(tmp_path / "r.docx")), SHA, opts(tmp_path, render_office=True))
     assert doc.metadata["citation"] == "section+paragraph" and all(p.thumbnail is None for p in doc.pages)
     assert any("Model K7" in c.text for c in chunks_of(doc))
+
+
+def _converted(path: Path, source: Path, target: str) -> Path:
+    """A real legacy/OpenDocument file, written by LibreOffice itself from one of ours."""
+    from ingest.office_render import convert
+
+    with open(source, "rb") as fh:
+        data = convert(fh, source.suffix, target)
+    assert data, f"LibreOffice could not write .{target}"
+    path.write_bytes(data)
+    return path
+
+
+def test_legacy_and_opendocument_files_read_through_libreoffice(tmp_path: Path):
+    _need_soffice()
+    doc_file = _converted(tmp_path / "trial.doc", make_docx(tmp_path / "t.docx"), "doc")
+    assert doc_file.read_bytes()[:4] == b"\xd0\xcf\x11\xe0"  # a real OLE Word 97 file
+    doc = LegacyOfficeParser().parse(str(doc_file), SHA, opts(tmp_path))
+    assert doc.kind == "docx" and doc.metadata["converted_from"] == "doc" and doc.path == str(doc_file)
+    table = next(c for c in chunks_of(doc) if c.kind == "table")
+    assert "| Oslo | Model K7 | 99.2% |" in table.text and table.section.endswith("Costs")
+    ods = _converted(tmp_path / "budget.ods", make_xlsx(tmp_path / "b.xlsx"), "ods")
+    sheet = LegacyOfficeParser().parse(str(ods), SHA, opts(tmp_path))
+    cell = next(c for c in chunks_of(sheet) if "XK-42" in c.text)
+    assert sheet.kind == "sheet" and cell.section == "Codes!A1:B3" and "Codes" in sheet.metadata["hidden_sheets"]
+    odp = _converted(tmp_path / "launch.odp", make_pptx(tmp_path / "l.pptx"), "odp")
+    deck = LegacyOfficeParser().parse(str(odp), SHA, opts(tmp_path))
+    notes = next(c for c in chunks_of(deck) if "rooftop terrace" in c.text)
+    assert deck.kind == "pptx" and notes.page == 1 and notes.text.startswith("Speaker notes:")
+
+
+def test_legacy_files_without_libreoffice_say_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    (tmp_path / "old.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no soffice on this PATH
+    with pytest.raises(FileError, match=r"not installed: run `apt-get install libreoffice.*or save the file as \.xlsx"):
+        LegacyOfficeParser().parse(str(tmp_path / "old.xls"), SHA, opts(tmp_path))
 
 
 def _render(path: Path) -> bytes:

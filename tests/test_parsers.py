@@ -298,9 +298,9 @@ def test_markdown_html_and_plain_text(tmp_path: Path) -> None:
 
 def test_registry(tmp_path: Path) -> None:
     assert {".pdf", ".png", ".tiff", ".md", ".html"} <= SUPPORTED_SUFFIXES
-    assert parser_for("x.PDF") is not None and parser_for("x.DOCX") is not None and parser_for("x.doc") is None
-    odd = tmp_path / "x.doc"  # legacy binary Word: not read (save as .docx)
-    odd.write_bytes(b"\xd0\xcf\x11\xe0")
+    assert parser_for("x.PDF") is not None and parser_for("x.DOCX") is not None and parser_for("x.wpd") is None
+    odd = tmp_path / "x.wpd"  # WordPerfect: not read
+    odd.write_bytes(b"\xffWPC")
     with pytest.raises(UnsupportedFile, match="supported:"):
         _parse(odd, _options(tmp_path))
 

@@ -45,7 +45,7 @@ def counts_row(status: dict[str, Any]) -> None:
 # -- uploads ----------------------------------------------------------------------------------------------
 def upload_section(sdk: Citeline, session: Session) -> None:
     with st.container(border=True):
-        st.markdown("**Add documents** · PDF, images, text, Markdown, HTML, Word, Excel/CSV, PowerPoint, e-mail, EPUB · "
+        st.markdown("**Add documents** · PDF, images, text, Markdown, HTML, Office and OpenDocument, CSV, e-mail, EPUB · "
                     f"up to {MAX_UPLOAD_MB} MB per file")
         left, right = st.columns(2)
         files = left.file_uploader("Files", type=list(UPLOAD_TYPES), accept_multiple_files=True,
