@@ -25,12 +25,17 @@ CHART_WORDS = frozenset(_CHART.split())
 # words a request uses for its axis or its verb ('by size', 'paid to', 'held by'): matched when a header has them,
 # never required
 _SOFT = """size range type kind group category class bracket level wise split pay paid hold held declare declared
-receive received attend get take record report give spend make"""
+receive received attend get take record report give spend make company firm organisation organization"""
 SOFT = frozenset(_SOFT.split())
 # header words that say little about which quantity a column holds
 _GENERIC = """number total percent amount value year month date count rate share figure no nos
 average level quantity"""
 GENERIC = frozenset(_GENERIC.split())
+# a closed list of the words reports and statements use for the same quantity (both directions)
+_SYNONYM_GROUPS = ("revenue sale turnover", "profit earnings income", "price quote", "employee staff headcount",
+                   "cost expense expenditure spending", "population inhabitant", "salary wage",
+                   "shareholder stockholder", "dividend payout")
+SYNONYMS = {w: frozenset(g.split()) - {w} for g in _SYNONYM_GROUPS for w in g.split()}
 _ALIASES = {"no": "number", "nos": "number", "num": "number", "#": "number", "%": "percent", "percentage": "percent",
             "pct": "percent", "yr": "year", "yrs": "year", "avg": "average", "qty": "quantity", "amt": "amount",
             "mths": "month", "mth": "month", "fy": "year"}
@@ -116,7 +121,7 @@ def select(table: Table, question: str) -> Selection:
         flipped = _transposed(table, q, names, x_col, value_cols, everywhere, near)
         return flipped or Selection(table, x_col, (), (), 0.0, "no column of the table matches the question")
     specific = q - GENERIC - names - SOFT
-    in_cols = (q - GENERIC) & set().union(*(headers[j] for j in chosen))
+    in_cols = (q - GENERIC) & expand(set().union(*(headers[j] for j in chosen)))
     vague = sorted(t for t in specific - in_cols if not _found(t, near))
     # a column matched on generic words only ('number of employees' against 'No. of Directors') must have
     # the rest of the question around the table; one stray word is forgiven when two specific words match
@@ -154,7 +159,7 @@ def _transposed(table: Table, q: set[str], names: set[str], x_col: int, value_co
         return None
     chosen = [i for i, v in scores.items() if v == best]
     q = q - _TIME_WORDS
-    in_rows = (q - GENERIC) & set().union(*(row_terms[i] for i in chosen))
+    in_rows = (q - GENERIC) & expand(set().union(*(row_terms[i] for i in chosen)))
     unmatched = sorted(t for t in q - names - SOFT if not _found(t, everywhere))
     vague = sorted(t for t in q - GENERIC - names - SOFT - in_rows if not _found(t, near))
     if (vague and len(in_rows) < 2) or len(unmatched) > (1 if len(in_rows) >= 2 else 0):
@@ -172,14 +177,20 @@ def _unit_fit(q: set[str], header: str) -> float:
 
 
 def _found(term: str, words: set[str]) -> bool:
+    words = expand(words)
     return term in words or _loose(term) in {_loose(w) for w in words}
 
 
 def _score(q: set[str], header: set[str], leave_out: set[str] | None = None) -> float:
-    """Question words the header has (generic ones count half; `leave_out` not at all), less a little for each
-    word it adds that the question does not ask for."""
-    matched = sum(0.5 if t in GENERIC else 1.0 for t in (q - (leave_out or set())) & header)
-    return matched - 0.3 * len(header - q) if matched else 0.0
+    """Question words the header has (generic ones count half; `leave_out` not at all; synonyms as themselves),
+    less a little for each word it adds that the question does not ask for."""
+    matched = sum(0.5 if t in GENERIC else 1.0 for t in (q - (leave_out or set())) & expand(header))
+    return matched - 0.3 * len(header - expand(q)) if matched else 0.0
+
+
+def expand(words: set[str]) -> set[str]:
+    """The words with the synonyms reports use for them (revenue = sales = turnover, profit = income, ...)."""
+    return words.union(*(SYNONYMS.get(w, ()) for w in words))
 
 
 def _names(question: str) -> set[str]:
