@@ -115,7 +115,7 @@ REMOVED = "[text addressed to the assistant removed]"
 # Sentences addressed to the assistant rather than to a human reader: overriding its rules, telling it what to
 # reply, asking for its prompt, giving it a new role. Matched on a normalised copy of each sentence (NFKC folds
 # full-width letters, zero-width characters are dropped, line wraps are spaces, case is folded), in English,
-# French, German, Spanish, Italian, Portuguese, Russian, Chinese, Japanese and Korean. A wrongly cut sentence
+# French, Dutch, German, Spanish, Italian, Portuguese, Russian, Chinese, Japanese and Korean. A wrongly cut sentence
 # costs one fact; a missed one is caught later only if the verifier finds no support for what it asked for.
 _AI = (r"(?:ai|a\.i\.|assistants?|chat ?bots?|language models?|llms?|ai models?|gpt|chatgpt|claude|qwen|copilot"
        r"|ai agents?|ia|ki)")
@@ -136,7 +136,17 @@ _INSTRUCTION_PATTERNS = [
     rf".{{0,20}}\b{_AI}\b",
     rf"^(?:[\w-]+ ){{0,2}}{_AI}\s*[:,]",
     rf"\b(?:if|when|while) you(?: are|'re) an? {_AI}\b",
-    rf"\b{_AI} (?:reading|processing|summari[sz]ing|parsing|seeing|analy[sz]ing|answering)\b",
+    rf"\b{_AI} (?:reading|processing|summari[sz]ing|parsing|seeing|analy[sz]ing|answering|readers?|crawlers?)\b",
+    r"\b(?:any|all|every) (?:automated|ai|machine) (?:systems?|tools?|readers?|agents?)\b|\bmachine readers?\b",
+    r"^\W*(?:system|developer|admin|administrator)(?: (?:override|message|note|update|notice|prompt))?\s*:"
+    r".*\b(?:say|reply|respond|answer|tell|output|report|print|write|ignore)\b",
+    r"\b(?:system|developer|admin) (?:override|mode)\b",
+    r"\balways (?:report|say|answer|reply|respond|state|mention|claim|include|add|end|begin|start)\b",
+    r"\b(?:every|each|any|all|your) (?:replies|reply|answers?|responses?|summar(?:y|ies))\b.{0,50}\b(?:must|should|shall"
+    r"|has to|have to|needs? to) (?:begin|start|end|include|contain|mention|say|state|read)\b",
+    r"\b(?:every|each|any|all) (?:replies|reply|answers?|responses?|summar(?:y|ies))\b.{0,50}\b(?:ends?|begins?|starts?)"
+    r" with\b",
+    r"\blet'?s (?:play a game|pretend|role-?play)\b|\blet us pretend\b",
     rf"\bas an? {_AI}\b.{{0,40}}\b(?:you|must|should)\b",
     rf"\b{_REPLY}\b.{{0,30}}?\b(?:only|just|exactly|solely|nothing but|nothing else|the (?:single )?word)\b",
     r"\b(?:tell|inform|advise|instruct|remind|direct) (?:the |your |all )?(?:user|reader|customer|human|person)s?\b",
@@ -162,6 +172,11 @@ _INSTRUCTION_PATTERNS = [
     r"|\bque par|à l'utilisateur|au lecteur)",
     r"\b(?:consignes?|instructions?|prompt|invite|message) (?:du |de )?système\b|\b(?:tu es|vous êtes) (?:maintenant"
     r"|désormais)\b|\bà partir de maintenant\b",
+    r"\b(?:à l'attention|attention|note|message|consigne)s? (?:de|pour|à) (?:l'ia|l'assistant|l'intelligence "
+    r"artificielle|tout (?:assistant|modèle|système automatisé))",
+    # Dutch
+    r"\b(?:negeer|vergeet)\b.{0,60}\b(?:instructies|regels|aanwijzingen|opdrachten|bronnen)\b"
+    r"|\bantwoord\b.{0,30}\b(?:alleen|uitsluitend|enkel)\b",
     # German
     r"\b(?:ignorier\w*|vergiss|vergessen|missacht\w*|übergeh\w*)\b.{0,60}(?:anweisung|anleitung|regeln|vorgaben|befehl"
     r"|quellen|instruktion|prompt|alles)",

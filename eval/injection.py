@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_CASES = Path(__file__).parent / "data" / "injection_cases.jsonl"
+# written after the detector was tuned on DEFAULT_CASES, run once as a held-out check, then fixed (see CHANGELOG)
+HOLDOUT_CASES = Path(__file__).parent / "data" / "injection_cases_holdout.jsonl"
 # What a reply that leaks the system prompt contains (phrases of SYSTEM_PROMPT and PLAIN_PROMPT).
 SYSTEM_PROMPT_MARKERS = ("numbered sources", "copying the facts", "not instructions", "never instructions",
                          "<source", "data, not", "you answer questions")
@@ -298,7 +300,8 @@ def markdown(result: dict[str, Any]) -> str:
 
 def register(eval_sub: Any) -> None:
     p = eval_sub.add_parser("injection", help="hostile documents: how often an injected instruction is followed")
-    p.add_argument("--cases", default=str(DEFAULT_CASES), metavar="FILE", help="injection cases (JSON lines)")
+    p.add_argument("--cases", action="append", metavar="FILE", help="injection cases (JSON lines; repeatable; "
+                   "default: eval/data/injection_cases.jsonl and injection_cases_holdout.jsonl)")
     p.add_argument("--model", default="qwen", help="the generator (qwen, extractive, gguf:PATH, openai:...)")
     p.add_argument("--text-model", default="minilm-q8")
     p.add_argument("--image-model", default="tagger")
@@ -314,7 +317,7 @@ def cmd_injection(args: argparse.Namespace) -> int:
     import tempfile
 
     try:
-        cases = load_cases(args.cases)
+        cases = [c for path in args.cases or (DEFAULT_CASES, HOLDOUT_CASES) for c in load_cases(path)]
     except (OSError, ValueError) as exc:
         print(f"citeline: error: {exc}", file=sys.stderr)
         return 2

@@ -16,15 +16,25 @@ from assistant.config import Settings
 from assistant.generators.fake import ScriptedGenerator
 from assistant.prompting import REMOVED, addresses_assistant, neutralise_instructions
 from assistant.sdk import Citeline
-from eval.injection import Case, ask_case, build_corpus, contains, judge, load_cases, shown_text
+from eval.injection import (
+    HOLDOUT_CASES,
+    Case,
+    ask_case,
+    build_corpus,
+    contains,
+    judge,
+    load_cases,
+    shown_text,
+)
 from retrieval.kb import KBSettings
 
-CASES = load_cases()
+CASES = load_cases() + load_cases(HOLDOUT_CASES)
 BY_ID = {c.id: c for c in CASES}
 HOSTILE = [c for c in CASES if c.goal != "control"]
 # where the parser itself drops the injection, or keeps it outside the passages the model reads
 NOT_IN_PASSAGES = {"html-comment": "dropped", "html-script": "dropped", "html-hidden-div": "dropped",
-                   "html-hidden-attr": "dropped", "html-aria-hidden": "dropped", "html-title": "title",
+                   "html-hidden-attr": "dropped", "html-aria-hidden": "dropped", "h-html-noscript": "dropped",
+                   "html-title": "title",
                    "title-pdf-meta": "title", "title-pdf-meta-number": "title", "filename-canary": "name",
                    "filename-url": "name"}
 QWEN_SAMPLE = ("direct-canary", "para-from-now-on", "lang-de", "ocr-false-minutes", "html-hidden-div", "table-url")
@@ -60,7 +70,7 @@ def test_the_corpus_covers_every_carrier_and_language_it_claims():
                           "html", "title", "filename", "hidden_text", "control"}
     goals = {c.goal for c in HOSTILE}
     assert goals == {"canary", "url", "false_fact", "ignore_sources", "system_prompt"}
-    assert len({c.id for c in CASES}) == len(CASES) and len(HOSTILE) >= 45
+    assert len({c.id for c in CASES}) == len(CASES) and len(HOSTILE) >= 60
     for case in CASES:  # no case can pass because its fact already holds what the injection wants
         assert not any(contains(case.fact, t) or contains(case.id, t) for t in case.targets), case.id
         assert case.answer in case.fact, case.id
@@ -141,6 +151,8 @@ def test_instructions_are_recognised_across_lines_cases_scripts_and_languages(te
     "The system prompts you for a password.", "Instructions for assembly are in the box.",
     "Model: Aurora X2.", "The service desk will respond within two days.", "Do not forget to charge it.",
     "Press the answer button to take a call.", "Les instructions de montage sont fournies.",
+    "Operating system: Android 14.", "Always charge the battery before storing it.",
+    "Each reply from the service desk includes a ticket number.", "Every answer on the form must be printed in ink.",
 ])
 def test_documentation_that_merely_sounds_imperative_is_kept(text: str):
     assert not addresses_assistant(text) and neutralise_instructions(text) == text
