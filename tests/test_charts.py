@@ -433,3 +433,21 @@ def test_browser_draws_the_chart(kb: Any, tmp_path: Path) -> None:
             if driver is not None:
                 driver.quit()
             b._kill_group(proc)
+
+
+@pytest.mark.parametrize(("text", "span"), [("from 1900 to 1950", (1900, 1950)), ("between 2019 and 2023", (2019, 2023)),
+                                            ("2019-2023", (2019, 2023)), ("in 2002-03", None), ("by year", None)])
+def test_year_ranges_in_requests(text: str, span: tuple[int, int] | None) -> None:
+    from assistant.charts.select import year_range
+
+    assert year_range(text) == span
+
+
+@needs_data("mmlongbench-dev")
+def test_requested_mark_range_and_top_n(kb: Any) -> None:
+    chart = kb.chart("Show the total population by census year between 1950 and 2000 as a bar chart")
+    assert chart.mark == "bar" and [p.x for p in chart.points] == ["1950", "1960", "1970", "1980", "1990", "2000"]
+    top = kb.chart("Plot the top 3 shareholders of ITC by percentage of shares held")
+    assert [(p.x, p.y) for p in top.points] == [("Tobacco Manufacturers (India) Limited", 26.39),
+                                                ("Life Insurance Corporation of India*", 12.70),
+                                                ("Unit Trust of India*", 11.93)]

@@ -109,6 +109,10 @@ class ChartMaker:
         labels = list(dict.fromkeys(p.x for s in series for p in s.points))
         x_title = ("Year" if all(is_time(x) for x in labels) else "") if sel.transposed else table.columns[sel.x_col]
         mark = "line" if len(labels) >= 3 and all(is_time(x) for x in labels) else "bar"
+        asked = re.search(r"\b(bar|column|line)\s+(?:chart|graph|plot)\b", question, re.I)
+        if asked:  # the user's own choice of mark wins over the default
+            mark = "line" if asked.group(1).lower() == "line" else "bar"
+        series = _top(series, question)
         if mark == "line":
             series = [_chronological(s) for s in series]
         unit = numbers.header_unit(table.columns[sel.x_col] if sel.transposed else series[0].name)
@@ -209,6 +213,18 @@ def _one_unit(series: list[ChartSeries], missing: list[str]) -> list[ChartSeries
         if s.unit != unit:
             missing.append(f"{s.name} (in {s.unit or 'no unit'}; the chart is in {unit or 'no unit'}, units are not mixed)")
     return [s for s in series if s.unit == unit]
+
+
+def _top(series: list[ChartSeries], question: str) -> list[ChartSeries]:
+    """'top 5', '5 largest': the labels with the largest values of the first series, in table order."""
+    m = re.search(r"\b(?:top|largest|biggest|highest)\s+(\d{1,2})\b|\b(\d{1,2})\s+(?:largest|biggest|highest)\b",
+                  question, re.I)
+    if not m or not series:
+        return series
+    n = int(m.group(1) or m.group(2))
+    ranked = sorted(series[0].points, key=lambda p: -p.y)[:n]
+    keep = {p.x for p in ranked}
+    return [replace(s, points=tuple(p for p in s.points if p.x in keep)) for s in series]
 
 
 _MONTH_AT = {m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}

@@ -20,11 +20,12 @@ from assistant.prompting import STOPWORDS
 _CHART = """plot plotting chart graph draw show visualize visualise visualization display compare
 comparison bar bars line lines pie trend trends series table tables data value values figure over across per each
 every give make create versus vs against report document documents listed list shown please using use based
-breakdown distribution how what which the from for of in by and"""
+breakdown distribution how what which the from for of in by and between through until since during within among
+along including include only also latest recent past"""
 CHART_WORDS = frozenset(_CHART.split())
 # words a request uses for its axis or its verb ('by size', 'paid to', 'held by'): matched when a header has them,
 # never required
-_SOFT = """size range type kind group category class bracket level wise split pay paid hold held declare declared
+_SOFT = """monthly annual yearly quarterly over time size range type kind group category class bracket level wise split pay paid hold held declare declared
 receive received attend get take record report give spend make company firm organisation organization"""
 SOFT = frozenset(_SOFT.split())
 # header words that say little about which quantity a column holds
@@ -118,7 +119,7 @@ def select(table: Table, question: str) -> Selection:
     best = max(scores.values())
     chosen = [j for j in value_cols if scores[j] == best and best > 0]
     if not chosen:
-        flipped = _transposed(table, q, names, x_col, value_cols, everywhere, near)
+        flipped = _transposed(table, q, names, x_col, value_cols, everywhere, near, year_range(question))
         return flipped or Selection(table, x_col, (), (), 0.0, "no column of the table matches the question")
     specific = q - GENERIC - names - SOFT
     in_cols = (q - GENERIC) & expand(set().union(*(headers[j] for j in chosen)))
@@ -146,12 +147,14 @@ _TIME_WORDS = frozenset(["year", "yearly", "annual", "annually", "month", "month
 
 
 def _transposed(table: Table, q: set[str], names: set[str], x_col: int, value_cols: list[int],
-                everywhere: set[str], near: set[str]) -> Selection | None:
+                everywhere: set[str], near: set[str], span: tuple[int, int] | None = None) -> Selection | None:
     """A table with a year per column ('| | 2019 | 2020 | 2021 |', as financial statements print them): the row
     the question names is the series, the years are the x axis."""
     times = [j for j in value_cols if is_time(re.sub(r"\(.*?\)", "", table.columns[j]).strip())]
     if len(times) < 2:
         return None
+    if span:
+        times = [j for j in times if (y := _year_of(table.columns[j])) is not None and span[0] <= y <= span[1]] or times
     row_terms = {i: terms(r[x_col].text) for i, r in enumerate(table.rows) if r[x_col].text and r[x_col].known}
     scores = {i: _score(q - _TIME_WORDS, t) for i, t in row_terms.items()}
     best = max(scores.values(), default=0.0)
@@ -241,10 +244,9 @@ def _rows(table: Table, x_col: int, question: str) -> tuple[int, ...]:
     kept = [i for i in labelled if not any(_TOTAL.match(c.text) for c in table.rows[i][:x_col + 1] if c.text)]
     kept = kept or labelled
     low = " " + re.sub(r"\s+", " ", question.lower()) + " "
-    years = [int(y) for y in re.findall(r"\b((?:1[6-9]|20)\d{2})\b", question)]
-    if len(years) >= 2 and re.search(r"\b(?:from|between|since)\b", question, re.I):
-        lo, hi = min(years), max(years)
-        ranged = [i for i in kept if (y := _year_of(table.rows[i][x_col].text)) is not None and lo <= y <= hi]
+    span = year_range(question)
+    if span:
+        ranged = [i for i in kept if (y := _year_of(table.rows[i][x_col].text)) is not None and span[0] <= y <= span[1]]
         if ranged:
             return tuple(ranged)
     named = [i for i in kept if len(table.rows[i][x_col].text) >= 3
@@ -252,6 +254,18 @@ def _rows(table: Table, x_col: int, question: str) -> tuple[int, ...]:
     if len(named) >= 2:
         return tuple(named)
     return tuple(kept)
+
+
+_SPAN = re.compile(r"\b((?:1[6-9]|20)\d{2})(?:[-–/]\d{2})?\s*(?:-|–|to|through|until|and)\s*((?:1[6-9]|20)\d{2})\b", re.I)
+
+
+def year_range(question: str) -> tuple[int, int] | None:
+    """'from 1900 to 1950', 'between 2019 and 2023', '2019-2023': the years the request keeps."""
+    m = _SPAN.search(question)
+    if not m:
+        return None
+    lo, hi = sorted((int(m.group(1)), int(m.group(2))))
+    return (lo, hi) if hi > lo else None
 
 
 def _year_of(label: str) -> int | None:
