@@ -102,7 +102,7 @@ class ChartMaker:
         else:
             series = [self._series(table, sel, j, checker, missing) for j in sel.value_cols]
         series = [s for s in series if s.points]
-        series = _one_unit(series, missing)
+        series = [_distinct(s) for s in _one_unit(series, missing)]
         if not series:
             return self._refusal(question, [table], [replace(sel, value_cols=())],
                                  why="no value of the chosen columns could be read and checked: " + "; ".join(missing[:5]))
@@ -213,6 +213,16 @@ def _one_unit(series: list[ChartSeries], missing: list[str]) -> list[ChartSeries
         if s.unit != unit:
             missing.append(f"{s.name} (in {s.unit or 'no unit'}; the chart is in {unit or 'no unit'}, units are not mixed)")
     return [s for s in series if s.unit == unit]
+
+
+def _distinct(series: ChartSeries) -> ChartSeries:
+    """Two rows with the same label ('21st July, 2006' twice) stay two bars: the later ones are numbered."""
+    seen: dict[str, int] = {}
+    points = []
+    for p in series.points:
+        seen[p.x] = seen.get(p.x, 0) + 1
+        points.append(p if seen[p.x] == 1 else replace(p, x=f"{p.x} ({seen[p.x]})"))
+    return replace(series, points=tuple(points))
 
 
 def _top(series: list[ChartSeries], question: str) -> list[ChartSeries]:

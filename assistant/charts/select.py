@@ -25,7 +25,7 @@ along including include only also latest recent past"""
 CHART_WORDS = frozenset(_CHART.split())
 # words a request uses for its axis or its verb ('by size', 'paid to', 'held by'): matched when a header has them,
 # never required
-_SOFT = """monthly annual yearly quarterly over time size range type kind group category class bracket level wise split pay paid hold held declare declared
+_SOFT = """monthly annual yearly quarterly decade decades over time size range type kind group category class bracket level wise split pay paid hold held declare declared
 receive received attend get take record report give spend make company firm organisation organization"""
 SOFT = frozenset(_SOFT.split())
 # header words that say little about which quantity a column holds
@@ -100,7 +100,7 @@ def is_time(label: str) -> bool:
 
 
 def select(table: Table, question: str) -> Selection:
-    q = question_terms(question)
+    q = question_terms(question) | acronyms(question)
     headers = [terms(c) for c in table.columns]
     for j in range(1, len(headers)):  # a bare '%' column is the share of the column to its left
         if headers[j] and headers[j] <= {"percent"} and headers[j - 1]:
@@ -113,16 +113,26 @@ def select(table: Table, question: str) -> Selection:
     labels = set().union(*(terms(r[x_col].text) for r in table.rows))
     everywhere = set().union(*headers, labels, terms(table.section), terms(table.context), terms(table.doc))
     near = set().union(*headers, labels, terms(table.section), terms(table.intro))
-    names = _names(question)
-    unmatched = sorted(t for t in q - names - SOFT if not _found(t, everywhere))
+    names = _names(question) | acronyms(question)
+    unmatched = sorted(t for t in q - names - SOFT - GENERIC if not _found(t, everywhere))
     scores = {j: _score(q, headers[j] - headers[x_col]) + _unit_fit(q, table.columns[j]) for j in value_cols}
     best = max(scores.values())
     chosen = [j for j in value_cols if scores[j] == best and best > 0]
+    specific = q - GENERIC - names - SOFT
+    titled = set().union(*headers, labels, terms(table.intro))
     if not chosen:
         flipped = _transposed(table, q, names, x_col, value_cols, everywhere, near, year_range(question))
-        return flipped or Selection(table, x_col, (), (), 0.0, "no column of the table matches the question")
-    specific = q - GENERIC - names - SOFT
+        counts = [j for j in value_cols if numbers.header_unit(table.columns[j]).unit != "%"]
+        # 'complaints by type' names the table, not its one count column: taken only when every specific
+        # word of the request is in the table's headers, labels or title, and the table has one count column
+        if flipped is None and len(counts) == 1 and specific and all(_found(t, titled) for t in specific) \
+                and not unmatched and headers[x_col] & q:
+            chosen = counts
+        else:
+            return flipped or Selection(table, x_col, (), (), 0.0, "no column of the table matches the question")
     in_cols = (q - GENERIC) & expand(set().union(*(headers[j] for j in chosen)))
+    if not in_cols and any(headers[j] - GENERIC - expand(q) - headers[x_col] for j in chosen if scores[j] > 0):
+        return Selection(table, x_col, (), (), best, "the matching column is about something the request does not name")
     vague = sorted(t for t in specific - in_cols if not _found(t, near))
     # a column matched on generic words only ('number of employees' against 'No. of Directors') must have
     # the rest of the question around the table; one stray word is forgiven when two specific words match
@@ -134,7 +144,6 @@ def select(table: Table, question: str) -> Selection:
     # names (capitalised words: 'Audit Committee', 'NSE') pick columns inside a table; between tables they
     # count where the table is introduced, so a column header does not outvote the table's own title
     plain = max(_score(q, headers[j] - headers[x_col], names) for j in chosen)
-    titled = set().union(*headers, labels, terms(table.intro))
     section = terms(table.section)
     named = sum(1.0 if _found(t, titled) else 0.6 if _found(t, section) else 0.3
                 for t in names if _found(t, everywhere))
@@ -194,6 +203,17 @@ def _score(q: set[str], header: set[str], leave_out: set[str] | None = None) -> 
 def expand(words: set[str]) -> set[str]:
     """The words with the synonyms reports use for them (revenue = sales = turnover, profit = income, ...)."""
     return words.union(*(SYNONYMS.get(w, ()) for w in words))
+
+
+def acronyms(question: str) -> set[str]:
+    """'National Stock Exchange' -> nse: tables abbreviate the names requests spell out."""
+    runs = re.findall(r"(?:\b[A-Z][a-z]+\b(?:\s+(?:of\s+)?)?){2,}", question)
+    out = set()
+    for run in runs:
+        words = [w for w in run.split() if w[0].isupper()]
+        if len(words) >= 2:
+            out.add("".join(w[0] for w in words).lower())
+    return out
 
 
 def _names(question: str) -> set[str]:
