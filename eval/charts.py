@@ -116,7 +116,12 @@ def run(cases: list[ChartCase], data: Path, cache_dir: Path, log: Any = None) ->
     with Citeline(kb_dir) as kb:
         for case in cases:
             start = time.perf_counter()
-            chart = kb.chart(case.question)
+            try:
+                chart = kb.chart(case.question)
+            except Exception as exc:  # reported per request: a crash is a wrong answer, not the end of the run
+                from assistant.charts import Chart
+
+                chart = Chart(case.question, f"error: {type(exc).__name__}: {exc}", refused=True)
             seconds.append(time.perf_counter() - start)
             rows.append(score_case(case, chart))
     summary = summarise(rows)

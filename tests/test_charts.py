@@ -451,3 +451,31 @@ def test_requested_mark_range_and_top_n(kb: Any) -> None:
     assert [(p.x, p.y) for p in top.points] == [("Tobacco Manufacturers (India) Limited", 26.39),
                                                 ("Life Insurance Corporation of India*", 12.70),
                                                 ("Unit Trust of India*", 11.93)]
+
+
+def test_eval_scores_series_precision_recall_and_refusals() -> None:
+    from dataclasses import replace
+
+    from assistant.charts.types import Chart, TableRef
+    from eval.charts import ChartCase, load_cases, score_case, summarise
+
+    case = ChartCase("c", "Plot farms by year", "mmlongbench-dev/documents/h.pdf", True, 15,
+                     ((("1880", 1597.0), ("1890", 2039.0)),))
+    ref = TableRef("h.pdf", "d", 15, None, ("Year", "Farms"))
+
+    def chart(points: list[tuple[str, float]], page: int = 15) -> Chart:
+        pts = tuple(ChartPoint("Farms", x, y, "", str(y), "h.pdf", "d", page, None, x, "Farms") for x, y in points)
+        return Chart("q", "t", (ChartSeries("Farms", "", pts),), sources=(replace(ref, page=page),))
+
+    exact = score_case(case, chart([("1880", 1597), ("1890", 2039)]))
+    wrong = score_case(case, chart([("1880", 1597), ("1890", 2093)]))
+    elsewhere = score_case(case, chart([("1880", 1597), ("1890", 2039)], page=14))
+    absent = score_case(ChartCase("n", "Plot rain", "x.pdf", False), Chart("q", "no table", refused=True))
+    made_up = score_case(ChartCase("m", "Plot rain", "x.pdf", False), chart([("1880", 1.0)]))
+    assert exact["exact"] and not wrong["exact"] and not elsewhere["exact"] and elsewhere["correct"] == 0
+    summary = summarise([exact, wrong, absent, made_up])
+    assert summary["series_exact_match"] == 0.5 and summary["value_precision"] == round(3 / 5, 4)
+    assert summary["value_recall"] == 0.75 and summary["refusal_rate"] == 0.5
+    cases = load_cases(ROOT / "eval" / "data" / "chart_cases.jsonl")
+    assert len(cases) >= 30 and sum(not c.answerable for c in cases) >= 5
+    assert all(c.page and c.series for c in cases if c.answerable)

@@ -43,7 +43,7 @@ class ChartMaker:
     def chart(self, question: str, filters: SearchFilters | None = None) -> Chart:
         # stacked rows the text could not separate are separated by the page's layout (while the PDF is there)
         tables = [separate_rows(t) if t.notes else t for t in self.tables(question, filters)]
-        selections = [select(t, question) for t in tables]
+        selections = [_select(t, question) for t in tables]
         usable = [s for s in selections if s.value_cols]
         if not usable:
             return self._refusal(question, tables, selections)
@@ -202,6 +202,14 @@ class ChartMaker:
                 "; ".join(t.label + " (" + ", ".join(c for c in t.columns if c)[:80] + ")" for t in closest) + \
                 (f". Why: {reasons}." if reasons else ".")
         return Chart(question, text, refused=True, closest=closest)
+
+
+def _select(table: Table, question: str) -> Selection:
+    """A table whose cells defeat the reader is one the chart cannot use, not a failed request."""
+    try:
+        return select(table, question)
+    except (ValueError, IndexError, KeyError, TypeError) as exc:
+        return Selection(table, -1, (), (), 0.0, f"the table could not be read ({type(exc).__name__})")
 
 
 def _one_unit(series: list[ChartSeries], missing: list[str]) -> list[ChartSeries]:
