@@ -35,6 +35,7 @@ _CELL = re.compile(
 TOKEN = re.compile(rf"(?<![\w.,{_M}])\(?[+{_M}]?{_CURRENCY_RE}?\d[\d,.]*%?\)?%?[{FOOTNOTE}]*|(?<!\S)(?:NA|N/A|Nil\.?|[{_M}—])(?!\S)",
                    re.I)
 
+_PLUS_MINUS = re.compile(r"\s*(?:±|\+/-|\+-)\s*\d[\d.,]*%?\s*$")
 _RANGE = re.compile(rf"^\d[\d,.]*\s*[{_M}—]\s*\d[\d,.]*$|^\d[\d,.]*\s+(?:to|and)\s+\S+")
 
 
@@ -69,6 +70,9 @@ def is_missing(text: str) -> bool:
 def parse_cell(text: str, header: HeaderUnit | None = None) -> CellValue | None:
     """The number a cell holds, or None when it holds no single number (text, a range, two numbers, 'NA')."""
     clean = _clean(text)
+    spread = _PLUS_MINUS.search(clean)  # '85.2 ± 0.3': the estimate is the value, the spread is not
+    if spread:
+        clean = clean[: spread.start()] + ("%" if spread.group(0).endswith("%") and "%" not in clean[: spread.start()] else "")
     m = _CELL.match(clean)
     if not m or bool(m.group("open")) != bool(m.group("close")):
         return None
