@@ -32,8 +32,12 @@ def register(sub: Any) -> None:
                    help="address-space bound of each parser process, in MiB (default 3072)")
     p.add_argument("--max-file-mb", type=_positive, default=None, metavar="MB",
                    help="skip files larger than this, in MiB (default 1024)")
-    p.add_argument("--json", action="store_true", help="print one JSON report on stdout")
+    p.add_argument("--json", action="store_true", help="print one JSON report on stdout (with --watch: one JSON event a line)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--watch", action="store_true",
+                   help="keep watching: ingest files once they stop changing (with --prune: forget deleted ones)")
+    p.add_argument("--settle", type=_positive, default=2.0, metavar="SECONDS",
+                   help="with --watch: how long a file must stay unchanged before it is ingested (default 2)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("status", help="what a knowledge base holds")
@@ -101,6 +105,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     kb = sdk.settings.kb
     kb = replace(kb, ocr=kb.ocr and not args.no_ocr, limits=limits_from_args(args, kb.limits))
     sdk.settings = replace(sdk.settings, kb=kb)
+    if args.watch:  # assistant.watch: an initial sync, then batches on file-system events until Ctrl-C
+        from assistant.watch import WatchSettings, watch
+
+        settings = WatchSettings(settle_s=args.settle, max_wait_s=max(60.0, args.settle), prune=args.prune)
+        return watch(sdk, args.paths, settings, as_json=args.json, passwords=read_passwords(args))
     progress = None if args.quiet else ProgressBar(sys.stderr)
     sdk.ingest(*args.paths, passwords=read_passwords(args), prune=args.prune, progress=progress)
     report = sdk.last_report
