@@ -5,16 +5,20 @@
     curl -H "Authorization: Bearer $CITELINE_SERVER_KEY" -d '{"question": "Battery life?"}' localhost:8000/v1/ask
 
 Endpoints: GET /health; under /v1 (bearer key when one is configured): GET status, GET documents, POST ingest
-(multipart `files`), DELETE documents/{doc_id} or documents?path=... (relative to the uploads folder; only
-uploaded copies are ever deleted from disk), POST search, POST ask (JSON with an optional
-base64 `image_b64` the question is about; the answer as JSON, or Server-Sent Events `sources`, `token`, `answer`
-with `"stream": true`), GET assets/{path}. With a key, GET /openapi.json needs it too and /docs is off.
+(multipart `files`, or JSON `paths` inside the uploads folder or an allowed root: 202 with a background job;
+`?wait=true` for the report), GET jobs and jobs/{id} (progress, per-file errors, the report), DELETE
+documents/{doc_id} or documents?path=... (relative to the uploads folder; only uploaded copies are ever deleted
+from disk), POST search, POST ask (JSON with an optional base64 `image_b64` the question is about; the answer
+as JSON, or Server-Sent Events `sources`, `token`, `answer` with `"stream": true`), GET assets/{path};
+OpenAI-compatible GET models and POST chat/completions
+(`assistant.server_openai`). With a key, GET /openapi.json needs it too and /docs is off.
 A failing model endpoint answers 502, a rate-limited one 503 with Retry-After, a timed-out one 504.
 Request bodies, uploads, SSE and errors: `assistant.server_http`.
 
 Concurrency: the SDK object and its generator are not thread-safe, so reads (status, documents, search, ask)
 run one at a time. Writes (ingest, remove) go through a sibling SDK object sharing the same models, so an
-ingest neither blocks readers nor closes the reader under them; the KB's writer lock serialises writers (409).
+ingest neither blocks readers nor closes the reader under them. Ingest jobs run one at a time in a background
+thread (`assistant.jobs`); the KB's writer lock keeps out other processes (409).
 """
 
 from __future__ import annotations
@@ -22,17 +26,18 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingest.errors import MissingDependency
+from retrieval.lock import WriterLock
 
 try:
     from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-    from fastapi.responses import FileResponse, StreamingResponse
+    from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 except ModuleNotFoundError as exc:  # the server is an optional edge
     raise MissingDependency("the HTTP server (fastapi, uvicorn)", "pip install 'citeline[server]'") from exc
 
@@ -43,6 +48,7 @@ from assistant.server_http import (
     UPLOAD_SCHEMA,
     AskIn,
     BodyLimit,
+    IngestIn,
     SearchIn,
     ServerLimits,
     add_error_handlers,
@@ -51,6 +57,7 @@ from assistant.server_http import (
     asset_file,
     bearer_check,
     check_uploads,
+    ingest_path,
     query_image_file,
     safe_upload_name,
     save_upload,
@@ -62,15 +69,20 @@ from assistant.server_http import (
 if TYPE_CHECKING:
     from assistant.chat import ChatSession
     from assistant.sdk import Citeline
+    from retrieval.ingestor import IngestReport, ProgressFn
 
 __all__ = ["ServerLimits", "create_app", "safe_upload_name"]
 
 
 # -- the app -----------------------------------------------------------------------------------------------
-def create_app(sdk: Citeline, *, api_key: str | None, limits: ServerLimits | None = None) -> FastAPI:
-    """A FastAPI app over `sdk`. With `api_key`, every /v1 route needs `Authorization: Bearer <api_key>`."""
+def create_app(sdk: Citeline, *, api_key: str | None, limits: ServerLimits | None = None,
+               ingest_roots: Sequence[str | Path] = ()) -> FastAPI:
+    """A FastAPI app over `sdk`. With `api_key`, every /v1 route needs `Authorization: Bearer <api_key>`.
+    `ingest_roots`: server folders that POST /v1/ingest may name by path (besides the uploads folder)."""
+    from assistant.server_openai import OpenAIApi
+
     limits = limits or ServerLimits()
-    api = _Api(sdk, limits)
+    api = _Api(sdk, limits, tuple(Path(r) for r in ingest_roots))
     auth = bearer_check(api_key)
     # With a key, the server tells nothing about itself without it but /health: the schema is served to key
     # holders only, and the interactive pages are off (they fetch the schema without the key, so cannot work).
@@ -84,18 +96,22 @@ def create_app(sdk: Citeline, *, api_key: str | None, limits: ServerLimits | Non
         app.add_api_route("/openapi.json", lambda: app.openapi(), methods=["GET"], include_in_schema=False,
                           dependencies=[Depends(auth)])
     app.include_router(api.router(auth))
+    app.include_router(OpenAIApi(sdk, api.read_lock, limits).router(auth))
     app.add_middleware(BodyLimit, limit=limits.max_request_bytes)
     add_error_handlers(app)
     return app
 
 
 class _Api:
-    def __init__(self, sdk: Citeline, limits: ServerLimits) -> None:
+    def __init__(self, sdk: Citeline, limits: ServerLimits, ingest_roots: tuple[Path, ...] = ()) -> None:
+        from assistant.jobs import JobQueue
         from assistant.sdk import Citeline
 
         self.sdk = sdk
         # writes go through a sibling sharing settings and models: its refresh never closes the readers' view
         self.writer = Citeline(sdk.kb_dir, settings=sdk.settings, model_factory=sdk._factory)
+        self.jobs = JobQueue(self._run_ingest)  # one writer: ingest jobs run one at a time, in the background
+        self.ingest_roots = ingest_roots
         self.limits = limits
         self.read_lock = threading.Lock()
         self.sessions: OrderedDict[str, ChatSession] = OrderedDict()
@@ -106,7 +122,11 @@ class _Api:
         r.add_api_route("/documents", self.documents, methods=["GET"])
         r.add_api_route("/documents", self.remove_path, methods=["DELETE"])
         r.add_api_route("/documents/{doc_id}", self.remove_document, methods=["DELETE"])
-        r.add_api_route("/ingest", self.ingest, methods=["POST"], openapi_extra=UPLOAD_SCHEMA)
+        r.add_api_route("/ingest", self.ingest, methods=["POST"], openapi_extra=UPLOAD_SCHEMA,
+                        responses={202: {"description": "the job, queued or running (poll GET /v1/jobs/{id})"},
+                                   200: {"description": "with ?wait=true: the ingest report"}})
+        r.add_api_route("/jobs", self.list_jobs, methods=["GET"])
+        r.add_api_route("/jobs/{job_id}", self.job, methods=["GET"])
         r.add_api_route("/search", self.search, methods=["POST"])
         r.add_api_route("/ask", self.ask, methods=["POST"], responses=ASK_RESPONSES)
         r.add_api_route("/assets/{path:path}", self.asset, methods=["GET"], response_class=FileResponse)
@@ -169,19 +189,51 @@ class _Api:
         return session
 
     # -- writing ------------------------------------------------------------------------------------------
-    async def ingest(self, request: Request) -> dict[str, Any]:
-        """Upload files (multipart field `files`), save them under `<kb>/uploads/` and ingest them."""
-        async with request.form(max_files=self.limits.max_files + 1, max_fields=self.limits.max_files + 8) as form:
-            files = form.getlist("files")
-            return await asyncio.to_thread(self._save_and_ingest, files)
+    async def ingest(self, request: Request, wait: bool = False) -> Any:
+        """Ingest in the background: uploaded files (multipart field `files`, saved under `<kb>/uploads/`), or
+        JSON `{"paths": [...], "prune": false}` naming files or folders on the server (inside the uploads folder
+        or an allowed root). Answers 202 with the job at once (poll GET /v1/jobs/{id}); with `?wait=true`, the
+        report once the job is done (the job goes on if the client leaves meanwhile)."""
+        self._check_writable()
+        if request.headers.get("content-type", "").split(";")[0].strip() == "application/json":
+            body = IngestIn.parse(await request.json())
+            paths = [ingest_path(self.uploads, self.ingest_roots, p) for p in body.paths]
+            prune = body.prune
+        else:
+            async with request.form(max_files=self.limits.max_files + 1,
+                                    max_fields=self.limits.max_files + 8) as form:
+                paths, prune = await asyncio.to_thread(self._save, form.getlist("files")), False
+        job = self.jobs.submit(paths, prune=prune)
+        if not wait:
+            return JSONResponse(job.to_json(), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+        while (done := self.jobs.get(job.id)) is not None and done.state in ("queued", "running"):
+            await asyncio.sleep(0.1)  # polled, holding no thread: a client that leaves cancels only this wait
+        if done is None or done.report is None:
+            raise done.exception if done is not None and done.exception else HTTPException(500, "the job was lost")
+        return {**done.report, "job": done.id}
 
-    def _save_and_ingest(self, files: list[Any]) -> dict[str, Any]:
+    def _check_writable(self) -> None:
+        """Refuse at once (409, naming the holder) while another process writes and no job of ours is queued:
+        a job would only fail. While our own jobs run, the lock is ours and a new job queues behind them."""
+        if not self.jobs.busy() and (self.sdk.kb_dir / "lock").exists():
+            WriterLock(self.sdk.kb_dir).acquire().release()
+
+    def _save(self, files: list[Any]) -> list[str]:
         names = check_uploads(files, self.limits)
         self.uploads.mkdir(parents=True, exist_ok=True)
-        paths = [save_upload(upload, self.uploads / name) for upload, name in zip(files, names, strict=True)]
-        report = self.writer.ingest(*paths).last_report
-        assert report is not None
-        return report.to_json()
+        return [save_upload(upload, self.uploads / name) for upload, name in zip(files, names, strict=True)]
+
+    def _run_ingest(self, paths: Sequence[str], prune: bool, progress: ProgressFn) -> IngestReport | None:
+        return self.writer.ingest(*paths, prune=prune, progress=progress).last_report
+
+    def list_jobs(self) -> dict[str, Any]:
+        return {"object": "list", "data": [job.to_json() for job in self.jobs.jobs()]}
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id!r} (GET /v1/jobs lists the jobs this server still knows)")
+        return job.to_json()
 
     def remove_document(self, doc_id: str) -> dict[str, Any]:
         with self.read_lock:

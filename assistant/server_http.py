@@ -14,11 +14,11 @@ import shutil
 import tempfile
 import threading
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from ingest.discovery import SUPPORTED
 from ingest.errors import CitelineError, EmbedderMismatch, KBError, KBLocked, MissingDependency
@@ -86,6 +86,21 @@ class AskIn(BaseModel):
     chart: bool = Field(False, description="also chart the numbers the question asks for from the documents' tables: "
                         "the answer JSON gets `chart` (a Vega-Lite spec, every point with its cited, checked cell)")
 
+
+class IngestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    paths: list[str] = Field(min_length=1, max_length=1000, description="files or folders: relative to the "
+                             "uploads folder, or absolute inside a folder the server allows (serve --ingest-root)")
+    prune: bool = Field(False, description="forget files gone from these folders")
+
+    @classmethod
+    def parse(cls, raw: Any) -> IngestIn:
+        from pydantic import ValidationError
+
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from None
 
 
 # -- HTTP helpers --------------------------------------------------------------------------------------------
@@ -220,6 +235,27 @@ def upload_path(root: Path, rel: str) -> Path:
     return target
 
 
+def ingest_path(uploads: Path, roots: Sequence[Path], raw: str) -> str:
+    """A file or folder a client asks the server to ingest: relative to the uploads folder, or absolute inside
+    the uploads folder or one of `roots`; it must exist. Anything else is a 400 before a job is made."""
+    if not isinstance(raw, str) or not raw.strip() or "\x00" in raw:
+        raise HTTPException(400, f"invalid path {raw!r}")
+    given = Path(raw).expanduser()
+    if not given.is_absolute():
+        if ".." in raw.replace("\\", "/").split("/"):
+            raise HTTPException(400, f"invalid path {raw!r}: `..` is not allowed")
+        given = uploads / given
+    target = given.resolve()
+    allowed = [uploads.resolve(), *(Path(r).resolve() for r in roots)]
+    if not any(target.is_relative_to(root) for root in allowed):
+        raise HTTPException(400, f"{raw!r} is outside the folders this server ingests from (the uploads folder"
+                            f"{', ' + ', '.join(str(r) for r in allowed[1:]) if roots else ''}); upload the "
+                            "files instead, or start the server with --ingest-root")
+    if not target.exists():
+        raise HTTPException(400, f"{raw!r}: no such file or folder on the server")
+    return str(target)
+
+
 def unlink_upload(root: Path, path: str) -> bool:
     """Delete `path` when it is a server-owned copy: a file (or link, never its target) whose folder lies
     inside the uploads folder `root`. Anything else is the user's and stays."""
@@ -243,8 +279,26 @@ def asset_file(root: Path, rel: str) -> Path:
 
 
 # -- streaming -----------------------------------------------------------------------------------------------
+class SseRender(Protocol):
+    """How answer-stream events become SSE text: our named events, or OpenAI's `chat.completion.chunk`s."""
+
+    def event(self, event: Any) -> str: ...  # '' sends nothing
+
+    def error(self, status: int, message: str) -> str: ...
+
+
+class NamedEvents:
+    """`event: sources|token|answer|error` frames with the event's JSON."""
+
+    def event(self, event: Any) -> str:
+        return sse_frame(event.type, event.to_json())
+
+    def error(self, status: int, message: str) -> str:
+        return sse_frame("error", {"type": "error", "status": status, "error": message})
+
+
 async def sse_stream(start: Callable[[], Any], lock: threading.Lock,
-                     after: Callable[[], None] = lambda: None) -> AsyncIterator[str]:
+                     after: Callable[[], None] = lambda: None, render: SseRender | None = None) -> AsyncIterator[str]:
     """Run the answer stream in its own thread (holding the read lock until it ends) and relay its events as
     SSE frames. When the client goes away the stream is cancelled; the thread finishes and frees the lock.
     `after` runs in that thread once the stream is over (e.g. removing a temporary query image)."""
@@ -255,26 +309,28 @@ async def sse_stream(start: Callable[[], Any], lock: threading.Lock,
     def put(item: Any) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, item)
 
-    threading.Thread(target=_pump, args=(start, lock, gone, put, after), daemon=True, name="citeline-sse").start()
+    threading.Thread(target=_pump, args=(start, lock, gone, put, after, render or NamedEvents()), daemon=True,
+                     name="citeline-sse").start()
     try:
         while (item := await queue.get()) is not _END:
-            yield item
+            if item:
+                yield item
     finally:
         gone.set()
 
 
 def _pump(start: Callable[[], Any], lock: threading.Lock, gone: threading.Event, put: Callable[[Any], None],
-          after: Callable[[], None]) -> None:
+          after: Callable[[], None], render: SseRender) -> None:
     try:
         with lock:
             stream = start()
             for event in stream.events():
                 if gone.is_set():
                     stream.cancel()
-                put(sse_frame(event.type, event.to_json()))
+                put(render.event(event))
     except Exception as exc:  # the status line is gone: report in-band
         status, message = error_status(exc)
-        put(sse_frame("error", {"type": "error", "status": status, "error": message}))
+        put(render.error(status, message))
     finally:
         after()
         put(_END)
@@ -311,16 +367,43 @@ def error_status(exc: BaseException) -> tuple[int, str]:
     return 500, f"internal server error ({type(exc).__name__}); the details are in the server log"
 
 
+class OpenAIError(HTTPException):
+    """An error on the OpenAI-compatible routes, with the `param` and `code` OpenAI's error shape carries."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(status, message)
+        self.param, self.code = param, code
+
+
+OPENAI_PATHS = ("/v1/chat/", "/v1/models")
+_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                 404: "not_found_error", 409: "conflict_error", 413: "invalid_request_error", 429: "rate_limit_error"}
+_OPENAI_CODES = {401: "invalid_api_key", 404: "not_found", 413: "request_too_large", 503: "unavailable"}
+
+
+def openai_error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+    """OpenAI's error shape: {"error": {"message", "type", "param", "code"}}."""
+    kind = _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": param, "code": code or _OPENAI_CODES.get(status)}}
+
+
+def _error_response(request: Request, status: int, message: str, exc: Exception | None = None) -> JSONResponse:
+    headers = getattr(exc, "headers", None)
+    if request.url.path.startswith(OPENAI_PATHS):  # what OpenAI clients parse (and raise as their own errors)
+        body = openai_error_body(status, message, getattr(exc, "param", None), getattr(exc, "code", None))
+        return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
+
+
 def add_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         status, message = error_status(exc)
-        headers = getattr(exc, "headers", None)
-        return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
+        return _error_response(request, status, message, exc)
 
     async def invalid(request: Request, exc: Exception) -> JSONResponse:
         errors = exc.errors() if isinstance(exc, RequestValidationError) else []
         where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in errors)
-        return JSONResponse({"error": f"invalid request: {where}", "status": 400}, status_code=400)
+        return _error_response(request, 400, f"invalid request: {where}")
 
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid)

@@ -93,7 +93,7 @@ def pdf(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def ingested(base: str, pdf: Path) -> dict[str, Any]:
     with httpx.Client(base_url=base, timeout=60) as client:
-        r = client.post("/v1/ingest", files=[("files", ("manual.pdf", pdf.read_bytes(), "application/pdf"))])
+        r = client.post("/v1/ingest?wait=true", files=[("files", ("manual.pdf", pdf.read_bytes(), "application/pdf"))])
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -154,7 +154,7 @@ def test_health_and_openapi(base: str):
 
 def test_upload_names_are_sanitised(client: httpx.Client, kb_dir: Path, tmp_path: Path):
     note = b"# Escape notes\n\nThe escape hatch opens with a red lever.\n"
-    r = client.post("/v1/ingest", files=[("files", ("../../escape-notes.md", note, "text/markdown"))])
+    r = client.post("/v1/ingest?wait=true", files=[("files", ("../../escape-notes.md", note, "text/markdown"))])
     assert r.status_code == 200, r.text
     saved = Path(r.json()["files"][0]["path"])
     assert saved == (kb_dir / "uploads" / "escape-notes.md").resolve() and saved.read_bytes() == note
@@ -195,7 +195,7 @@ def test_concurrent_writer_gets_409_with_the_holder(client: httpx.Client, kb_dir
 
 
 def test_delete_by_document_id(client: httpx.Client, kb_dir: Path):
-    r = client.post("/v1/ingest", files=[("files", ("gone.md", b"# Gone\n\nThis note will be deleted.\n", "text/md"))])
+    r = client.post("/v1/ingest?wait=true", files=[("files", ("gone.md", b"# Gone\n\nThis note will be deleted.\n", "text/md"))])
     assert r.status_code == 200, r.text
     docs = client.get("/v1/documents").json()["documents"]
     doc_id = next(d["doc_id"] for d in docs if d["name"] == "gone.md")
