@@ -102,7 +102,7 @@ class ChartMaker:
         else:
             series = [self._series(table, sel, j, checker, missing) for j in sel.value_cols]
         series = [s for s in series if s.points]
-        series = [_distinct(s) for s in _one_unit(series, missing)]
+        series = _named_apart([_distinct(s) for s in _one_unit(series, missing)])
         if not series:
             return self._refusal(question, [table], [replace(sel, value_cols=())],
                                  why="no value of the chosen columns could be read and checked: " + "; ".join(missing[:5]))
@@ -221,6 +221,19 @@ def _one_unit(series: list[ChartSeries], missing: list[str]) -> list[ChartSeries
         if s.unit != unit:
             missing.append(f"{s.name} (in {s.unit or 'no unit'}; the chart is in {unit or 'no unit'}, units are not mixed)")
     return [s for s in series if s.unit == unit]
+
+
+def _named_apart(series: list[ChartSeries]) -> list[ChartSeries]:
+    """Two columns with the same header stay two series in the legend."""
+    names = [s.name for s in series]
+    out = []
+    for k, s in enumerate(series):
+        if names.count(s.name) > 1:
+            n = names[:k + 1].count(s.name)
+            name = f"{s.name} ({n})"
+            s = replace(s, name=name, points=tuple(replace(p, series=name) for p in s.points))
+        out.append(s)
+    return out
 
 
 def _distinct(series: ChartSeries) -> ChartSeries:

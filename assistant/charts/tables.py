@@ -126,7 +126,13 @@ def _column_labels(header: list[list[str]]) -> list[str]:
             elif last and any(filled[k][j] for k in range(level + 1, len(filled))):
                 filled[level][j] = last
     width = len(filled[0])
-    return [" ".join(r[j] for r in filled if r[j]).strip() for j in range(width)]
+    labels = [" ".join(r[j] for r in filled if r[j]).strip() for j in range(width)]
+    if len(filled) > 1:  # '| Physical | % | Demat | % |' under one label: each % is the share of its left neighbour
+        bottom = filled[-1]
+        for j in range(1, width):
+            if bottom[j].strip("() ") == "%" and bottom[j - 1] and bottom[j - 1].strip("() ") != "%":
+                labels[j] = f"{labels[j - 1]} %"
+    return labels
 
 
 def _unstack(cid: int, i: int, cells: list[str]) -> tuple[list[tuple[Cell, ...]], str]:
