@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -199,3 +200,25 @@ class JobQueue:
     @staticmethod
     def _snapshot_locked(job: Job) -> Job:
         return Job(**{**job.__dict__, "failed": list(job.failed), "errors": [dict(e) for e in job.errors]})
+
+
+_QUEUES: weakref.WeakKeyDictionary[Any, JobQueue] = weakref.WeakKeyDictionary()
+_QUEUES_LOCK = threading.Lock()
+
+
+def ingest_queue(sdk: Any) -> JobQueue:
+    """The job queue that ingests into `sdk`'s knowledge base (one per SDK object, made on first use): what the
+    UI's upload page submits to and polls, so its ingests run as the server's do."""
+    with _QUEUES_LOCK:
+        queue = _QUEUES.get(sdk)
+        if queue is None:
+            ref = weakref.ref(sdk)
+
+            def ingest(paths: Sequence[str], prune: bool, progress: ProgressFn) -> IngestReport | None:
+                owner = ref()
+                if owner is None:
+                    raise RuntimeError("the knowledge base this job was for has been closed")
+                return owner.ingest(*paths, prune=prune, progress=progress).last_report
+
+            queue = _QUEUES[sdk] = JobQueue(ingest, name="citeline-ui-jobs")
+        return queue

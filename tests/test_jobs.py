@@ -265,3 +265,18 @@ def test_a_failed_job_says_why_and_the_next_one_runs(tmp_path: Path):
         queue.close()
         with pytest.raises(RuntimeError, match="closed"):
             queue.submit([str(docs)])
+
+
+def test_the_ui_queue_is_one_per_sdk_and_ingests(tmp_path: Path):
+    from assistant.jobs import ingest_queue
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_pdf(docs / "guide.pdf", ["The Fjord kettle boils a litre in four minutes."])
+    kb = tmp_path / "kb"
+    with Citeline(kb, settings=Settings(kb_dir=kb, kb=FAKE_KB, model="extractive")) as sdk:
+        queue = ingest_queue(sdk)
+        assert ingest_queue(sdk) is queue
+        job = queue.wait(queue.submit([str(docs)]).id, timeout=WAIT_S)
+        assert job is not None and job.state == "done" and job.pages == 1
+        assert sdk.search("Fjord kettle")[0].doc_name == "guide.pdf"

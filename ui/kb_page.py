@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
+from assistant.jobs import ingest_queue
 from assistant.sdk import Citeline
 from ingest.errors import CitelineError
 from ui.state import Session
@@ -53,6 +55,8 @@ def upload_section(sdk: Citeline, session: Session) -> None:
         folder = right.file_uploader("A folder", type=list(UPLOAD_TYPES), accept_multiple_files="directory",
                                      max_upload_size=MAX_UPLOAD_MB, key=_uploader_key(session, "folder"))
         chosen = list(files or []) + list(folder or [])
+        if session.state.get("job"):  # a job started on an earlier run is still being followed
+            follow_job(sdk, session)
         if st.button(f"Ingest {len(chosen)} file(s)", type="primary", disabled=not chosen,
                      icon=":material/upload_file:", key="ingest"):
             ingest_uploads(sdk, session, chosen)
@@ -64,30 +68,36 @@ def _uploader_key(session: Session, name: str) -> str:
 
 
 def ingest_uploads(sdk: Citeline, session: Session, files: list[Any]) -> None:
+    """Save the uploads, then ingest them as a background job (assistant.jobs) and follow its progress."""
     saved = save_uploads(files, sdk.kb_dir / "uploads")
     report: dict[str, Any] = {"rejected": [(r.name, r.reason) for r in saved.rejected], "files": [], "totals": {}}
-    if saved.saved:
-        bar = st.progress(0.0, text=f"Ingesting {len(saved.saved)} file(s)…")
-        try:
-            sdk.ingest(*saved.saved, progress=_progress_callback(bar))
-            assert sdk.last_report is not None
-            report.update(sdk.last_report.to_json())
-        except CitelineError as exc:
-            report["error"] = str(exc)
-        bar.empty()
     session.state["report"] = report
     session.state["upload_round"] = session.state.get("upload_round", 0) + 1
+    if saved.saved:
+        session.state["job"] = ingest_queue(sdk).submit([str(p) for p in saved.saved]).id
+        follow_job(sdk, session)  # reruns when the job is over
     st.rerun()
 
 
-def _progress_callback(bar: Any) -> Any:
-    def update(progress: Any) -> None:
-        total = max(int(progress.files_total), 1)
-        name = Path(progress.path).name if progress.path else ""
-        text = f"{progress.files_done}/{progress.files_total} files · {progress.pages_done} pages"
-        bar.progress(min(progress.files_done / total, 1.0), text=f"{text} · {name} {progress.status}".strip())
-
-    return update
+def follow_job(sdk: Citeline, session: Session) -> None:
+    """Show the running job's progress until it ends, then its report. The job runs in its own thread: leaving
+    the page stops only this polling, and the next visit picks the job up again."""
+    queue = ingest_queue(sdk)
+    bar = st.progress(0.0, text="Ingesting…")
+    while (job := queue.get(session.state["job"])) is not None and job.state in ("queued", "running"):
+        total = max(job.files_total, 1)
+        name = Path(job.current).name if job.current else ""
+        bar.progress(min(job.files_done / total, 1.0), text=f"{job.message} · {name}".strip(" ·"))
+        time.sleep(0.2)
+    bar.empty()
+    report = session.state.get("report") or {"rejected": [], "files": [], "totals": {}}
+    if job is not None and job.report is not None:
+        report.update(job.report)
+    elif job is not None:
+        report["error"] = job.error
+    session.state["report"] = report
+    session.state.pop("job", None)
+    st.rerun()
 
 
 def last_report(session: Session) -> None:
