@@ -97,6 +97,12 @@ def create_app(sdk: Citeline, *, api_key: str | None, limits: ServerLimits | Non
                           dependencies=[Depends(auth)])
     app.include_router(api.router(auth))
     app.include_router(OpenAIApi(sdk, api.read_lock, limits).router(auth))
+    try:  # MCP over streamable HTTP at /mcp: same key, same read lock (assistant.mcp_server)
+        from assistant.mcp_server import mount_mcp
+    except MissingDependency:
+        pass
+    else:
+        mount_mcp(app, sdk, api_key=api_key, lock=api.read_lock)
     app.add_middleware(BodyLimit, limit=limits.max_request_bytes)
     add_error_handlers(app)
     return app
