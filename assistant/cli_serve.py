@@ -22,6 +22,8 @@ def register(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--model", default=None, help="default chat model, as for `citeline ask --model`")
+    p.add_argument("--ingest-root", action="append", default=[], metavar="DIR",
+                   help="a server folder POST /v1/ingest may name by path (repeatable; uploads always allowed)")
     p.set_defaults(func=cmd_serve)
 
 
@@ -37,7 +39,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sdk = _sdk(args)
     print(f"citeline: serving {sdk.kb_dir} at http://{args.host}:{args.port} (API docs at /docs; "
           f"{'bearer key required' if api_key else 'no API key'})", file=sys.stderr)
-    uvicorn.run(create_app(sdk, api_key=api_key), host=args.host, port=args.port, log_level="info")
+    app = create_app(sdk, api_key=api_key, ingest_roots=args.ingest_root)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 
 

@@ -7,6 +7,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +28,8 @@ from assistant.sdk import Citeline  # noqa: E402
 from assistant.server import create_app  # noqa: E402
 from assistant.types import ABSTAIN_TEXT  # noqa: E402
 from retrieval.kb import KBSettings  # noqa: E402
-from tests.conftest import make_pdf  # noqa: E402
-from tests.test_server import serving  # noqa: E402
+from tests.conftest import ROOT, make_pdf  # noqa: E402
+from tests.test_server import _free_port, serving  # noqa: E402
 
 KEY = "openai-compat-key"
 FAKE_KB = KBSettings(text_model="fake", image_model="fake", tag_images=False)
@@ -244,3 +248,55 @@ def test_unknown_model_through_the_client(client: Any):
     with pytest.raises(openai.BadRequestError) as caught:
         _ask(client, QUESTION, model="no-such-model")
     assert caught.value.body["code"] == "model_not_found" and "GET /v1/models" in caught.value.body["message"]
+
+
+# -- the real command --------------------------------------------------------------------------------------
+def test_citeline_serve_subprocess_with_the_openai_client_and_a_job(tmp_path: Path):
+    """`citeline serve --model extractive --ingest-root DIR` as a user starts it: chat with the official client,
+    then ingest a server folder as a job and ask about what it added."""
+    kb, docs, more = tmp_path / "kb", tmp_path / "docs", tmp_path / "shared" / "more"
+    docs.mkdir()
+    more.mkdir(parents=True)
+    make_pdf(docs / "aurora.pdf", AURORA)
+    make_pdf(more / "cirrus.pdf", ["The Cirrus K1 battery lasts 21 hours of continuous playback."])
+    Citeline(kb, settings=Settings(kb_dir=kb, kb=FAKE_KB, model="extractive")).ingest(docs).close()
+    port = _free_port()
+    env = {**os.environ, "CITELINE_SERVER_KEY": KEY, "PYTHONPATH": str(ROOT)}
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--kb", str(kb), "--port", str(port),
+                             "--model", "extractive", "--ingest-root", str(tmp_path / "shared")],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):  # at most ~30 s
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+                time.sleep(0.2)
+        with openai.OpenAI(base_url=f"{base}/v1", api_key=KEY, max_retries=0, timeout=60) as client:
+            assert "citeline:extractive" in [m.id for m in client.models.list()]
+            assert "14 hours" in _ask(client, QUESTION).choices[0].message.content
+            headers = {"Authorization": f"Bearer {KEY}"}
+            r = httpx.post(f"{base}/v1/ingest", json={"paths": [str(more)]}, headers=headers, timeout=30)
+            assert r.status_code == 202, r.text
+            job = r.json()
+            for _ in range(600):  # at most ~60 s
+                job = httpx.get(f"{base}/v1/jobs/{job['id']}", headers=headers, timeout=10).json()
+                if job["state"] in ("done", "failed"):
+                    break
+                time.sleep(0.1)
+            assert job["state"] == "done" and job["report"]["totals"]["ingested"] == 1, job
+            outside = httpx.post(f"{base}/v1/ingest", json={"paths": [str(docs)]}, headers=headers, timeout=30)
+            assert outside.status_code == 400 and "outside the folders" in outside.json()["error"]
+            text = _ask(client, "How long does the Cirrus K1 battery last?").choices[0].message.content
+            assert "21 hours" in text and "- [1] cirrus.pdf, page 1" in text, text
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
