@@ -181,18 +181,19 @@ def kb(tmp_path_factory: pytest.TempPathFactory) -> Any:
     sdk.close()
 
 
-def _ruled_table_pdf(path: Path, title: str, rows: list[list[str]]) -> Path:
-    """A one-page PDF with a ruled table (drawn cell borders, as ingest's table finder expects)."""
+def _ruled_table_pdf(path: Path, title: str, *pages: list[list[str]]) -> Path:
+    """A PDF with a ruled table on each page (drawn cell borders, as ingest's table finder expects)."""
     import pymupdf
 
     doc = pymupdf.open()
-    page = doc.new_page(width=612, height=792)
-    page.insert_text((72, 110), title, fontsize=13)
-    for i, row in enumerate(rows):
-        for j, cell in enumerate(row):
-            rect = pymupdf.Rect(72 + j * 110, 140 + i * 22, 72 + (j + 1) * 110, 140 + (i + 1) * 22)
-            page.draw_rect(rect, color=(0, 0, 0), width=0.7)
-            page.insert_text((rect.x0 + 4, rect.y1 - 7), cell, fontsize=10)
+    for rows in pages:
+        page = doc.new_page(width=612, height=792)
+        page.insert_text((72, 110), title, fontsize=13)
+        for i, row in enumerate(rows):
+            for j, cell in enumerate(row):
+                rect = pymupdf.Rect(72 + j * 110, 140 + i * 22, 72 + (j + 1) * 110, 140 + (i + 1) * 22)
+                page.draw_rect(rect, color=(0, 0, 0), width=0.7)
+                page.insert_text((rect.x0 + 4, rect.y1 - 7), cell, fontsize=10)
     doc.save(str(path))
     return path
 
@@ -210,6 +211,9 @@ def made_kb(tmp_path_factory: pytest.TempPathFactory) -> Any:
     _ruled_table_pdf(docs / "acme 10-K.pdf", "Selected financial data", [
         ["($ in millions)", "2021", "2022", "2023"], ["Net sales", "$1,234", "$1,456", "$1,789"],
         ["Operating income", "(45)", "120", "210"], ["Net income", "12", "80", "150"]])
+    _ruled_table_pdf(docs / "museum.pdf", "Museum visitors (thousands), continued overleaf",
+                     [["Year", "Visitors"], ["2015", "120"], ["2016", "135"], ["2017", "150"]],
+                     [["Year", "Visitors"], ["2018", "162"], ["2019", "171"], ["2020", "40"]])
     (docs / "battery.md").write_text("# Battery report\n\nMeasured battery life by mode.\n\n| Mode | Battery life (hours) |\n"
                                      "|---|---|\n| Eco | 41 |\n| Normal | 28.5 |\n| Performance | 12 |\n", encoding="utf-8")
     settings = Settings(kb_dir=root / "kb", kb=KBSettings(image_model="fake", tag_images=False), model="fake:x [1].")
@@ -229,6 +233,14 @@ def test_year_per_column_statement_is_read_by_rows(made_kb: Any) -> None:
     single = made_kb.chart("Plot net sales by year")
     assert [(p.x, p.y, p.unit) for p in single.points] == [("2021", 1234.0, "USD"), ("2022", 1456.0, "USD"),
                                                            ("2023", 1789.0, "USD")]
+
+
+def test_a_table_continued_on_the_next_page(made_kb: Any) -> None:
+    chart = made_kb.chart("Plot the number of museum visitors by year")
+    assert [(p.x, p.y, p.page) for p in chart.points] == [("2015", 120, 1), ("2016", 135, 1), ("2017", 150, 1),
+                                                          ("2018", 162, 2), ("2019", 171, 2), ("2020", 40, 2)]
+    assert [t.page for t in chart.sources] == [1, 2] and "pages 1–2" in chart.caption
+    assert all(p.verified and p.checked == "catalog+pdf" for p in chart.points)
 
 
 def test_markdown_table_in_a_text_document(made_kb: Any) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from assistant.charts import numbers
 from assistant.charts.geometry import separate_rows, text_above
 from assistant.charts.render import HEIGHT, WIDTH, build_spec
-from assistant.charts.select import Selection, is_time, select
+from assistant.charts.select import Selection, is_time, select, select_rows
 from assistant.charts.tables import Table, from_markdown
 from assistant.charts.types import Chart, ChartPoint, ChartSeries, TableRef
 from assistant.charts.verify import CellChecker
@@ -97,10 +97,16 @@ class ChartMaker:
         table = sel.table
         checker = CellChecker(self.kb.catalog)
         missing: list[str] = []
+        more: list[Table] = []
         if sel.transposed:
             series = [self._row_series(table, sel, i, checker, missing) for i in sel.rows]
         else:
             series = [self._series(table, sel, j, checker, missing) for j in sel.value_cols]
+            more = self._continuations(table)
+            for nxt in more:  # the same table carried on to the next page: its rows continue the series
+                cont = replace(sel, table=nxt, rows=select_rows(nxt, sel.x_col, question))
+                series = [replace(s, points=s.points + self._series(nxt, cont, j, checker, missing).points)
+                          for s, j in zip(series, sel.value_cols, strict=True)]
         series = [s for s in series if s.points]
         series = _named_apart([_distinct(s) for s in _one_unit(series, missing)])
         if not series:
@@ -120,18 +126,19 @@ class ChartMaker:
         if sel.transposed and unit.describe():  # '($ in millions)' heads the label column of such tables
             y_title = f"{y_title} ({unit.describe()})" if len(series) == 1 else unit.describe()
         title = f"{y_title if len(series) == 1 else ', '.join(s.name for s in series)} by {x_title or 'row'}"
-        ref = TableRef(table.doc, table.doc_id, table.page, table.bbox, table.columns, sel.score)
-        box = f"table at ({', '.join(f'{v:.0f}' for v in table.bbox)}) · " if table.bbox else ""
-        caption = f"Source: {table.doc}, page {table.page} · {box}every value checked against its cell"
+        refs = tuple(TableRef(t.doc, t.doc_id, t.page, t.bbox, t.columns, sel.score) for t in [table, *more])
+        box = f"table at ({', '.join(f'{v:.0f}' for v in table.bbox)}) · " if table.bbox and not more else ""
+        pages = f"page {table.page}" if not more else f"pages {table.page}–{more[-1].page}"
+        caption = f"Source: {table.doc}, {pages} · {box}every value checked against its cell"
         spec = build_spec(tuple(series), mark=mark, title=title, x_title=x_title, y_title=y_title,
                           caption=caption, width=self.settings.width, height=self.settings.height)
         n = sum(len(s.points) for s in series)
         text = (f"Plotted {', '.join(s.name for s in series)} by {x_title or 'row'}: {n} values from the table "
-                f"on page {table.page} of {table.doc}, each found again in its cell.")
+                f"on {pages} of {table.doc}, each found again in its cell.")
         if missing:
             text += " Not plotted: " + "; ".join(missing) + "."
         return Chart(question, text, tuple(series), mark, x_title, y_title, title, caption, spec,
-                     tuple(missing), False, (ref,))
+                     tuple(missing), False, refs)
 
     def _series(self, table: Table, sel: Selection, j: int, checker: CellChecker,
                 missing: list[str]) -> ChartSeries:
@@ -163,6 +170,29 @@ class ChartMaker:
         for p in odd:
             missing.append(f"{column} for {p.x} ('{p.raw}' is in {p.unit or 'no unit'}, the column in {unit or 'no unit'})")
         return ChartSeries(column, unit, tuple(p for p in points if p.unit == unit))
+
+    def _continuations(self, table: Table, most: int = 3) -> list[Table]:
+        """The table carried on over the next pages: a table there with the very same header row."""
+        out: list[Table] = []
+        while table.bbox is not None and len(out) < most:
+            page = (out[-1] if out else table).page + 1
+            rows = self.kb.catalog.db.execute(
+                "SELECT id, text, bbox FROM chunks WHERE doc_id=? AND page=? AND kind='table' ORDER BY id",
+                (table.doc_id, page)).fetchall()
+            found = None
+            for box in dict.fromkeys(str(r[2]) for r in rows if r[2]):
+                chunks = [(int(r[0]), str(r[1])) for r in rows if str(r[2]) == box]
+                bbox = _bbox_of(box)
+                nxt = from_markdown(chunks, doc=table.doc, doc_id=table.doc_id, page=page,
+                                    bbox=(bbox[0], bbox[1], bbox[2], bbox[3]) if bbox else None,
+                                    source_path=table.source_path)
+                if nxt is not None and nxt.columns == table.columns:
+                    found = separate_rows(nxt) if nxt.notes else nxt
+                    break
+            if found is None:
+                break
+            out.append(found)
+        return out
 
     def _row_series(self, table: Table, sel: Selection, i: int, checker: CellChecker,
                     missing: list[str]) -> ChartSeries:

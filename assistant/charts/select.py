@@ -288,6 +288,11 @@ def year_range(question: str) -> tuple[int, int] | None:
     return (lo, hi) if hi > lo else None
 
 
+def select_rows(table: Table, x_col: int, question: str) -> tuple[int, ...]:
+    """The rows a request keeps (totals out, a named year range or named rows only)."""
+    return _rows(table, x_col, question)
+
+
 def _year_of(label: str) -> int | None:
     m = re.search(r"\b((?:1[6-9]|20)\d{2})\b", label)
     return int(m.group(1)) if m else None
