@@ -151,7 +151,7 @@ def test_a_slowly_written_pdf_is_ingested_once_and_complete(folder: Path, tmp_pa
 
 
 def test_a_burst_of_five_files_is_one_batch(folder: Path) -> None:
-    watcher = WatchProcess(folder, folder / ".citeline", settle=1.0)
+    watcher = WatchProcess(folder, folder / ".citeline", settle=2.0)
     try:
         watcher.ready()
         names = [folder / f"note{i}.txt" for i in range(5)]
