@@ -423,7 +423,9 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or ()).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.limit:
-            response = JSONResponse({"error": self._message(), "status": 413}, status_code=413)
+            body = (openai_error_body(413, self._message()) if str(scope.get("path", "")).startswith(OPENAI_PATHS)
+                    else {"error": self._message(), "status": 413})
+            response = JSONResponse(body, status_code=413)
             return await response(scope, receive, send)
         received = 0
 

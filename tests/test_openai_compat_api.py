@@ -300,3 +300,13 @@ def test_citeline_serve_subprocess_with_the_openai_client_and_a_job(tmp_path: Pa
             proc.kill()
             proc.wait(timeout=10)
         log.close()
+
+
+def test_a_body_over_the_limit_is_413_in_openai_shape(sdk: Citeline):
+    from assistant.server import ServerLimits
+
+    app = create_app(sdk, api_key=None, limits=ServerLimits(max_request_bytes=2000))
+    with (serving(app) as url, openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0) as small,
+          pytest.raises(openai.APIStatusError) as caught):
+        _ask(small, QUESTION + " " + "padding " * 400)
+    assert caught.value.status_code == 413 and caught.value.body["code"] == "request_too_large"
