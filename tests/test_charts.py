@@ -181,17 +181,20 @@ def kb(tmp_path_factory: pytest.TempPathFactory) -> Any:
     sdk.close()
 
 
-def _ruled_table_pdf(path: Path, title: str, *pages: list[list[str]]) -> Path:
-    """A PDF with a ruled table on each page (drawn cell borders, as ingest's table finder expects)."""
+def _ruled_table_pdf(path: Path, title: str, *pages: list[list[str]], tops: tuple[float, ...] = ()) -> Path:
+    """A PDF with a ruled table on each page (drawn cell borders, as ingest's table finder expects), each
+    starting at its `tops` y (140 by default) with the title above it."""
     import pymupdf
 
     doc = pymupdf.open()
-    for rows in pages:
+    for k, rows in enumerate(pages):
         page = doc.new_page(width=612, height=792)
-        page.insert_text((72, 110), title, fontsize=13)
+        top = tops[k] if k < len(tops) else 140.0
+        if top > 100:
+            page.insert_text((72, top - 30), title, fontsize=13)
         for i, row in enumerate(rows):
             for j, cell in enumerate(row):
-                rect = pymupdf.Rect(72 + j * 110, 140 + i * 22, 72 + (j + 1) * 110, 140 + (i + 1) * 22)
+                rect = pymupdf.Rect(72 + j * 110, top + i * 22, 72 + (j + 1) * 110, top + (i + 1) * 22)
                 page.draw_rect(rect, color=(0, 0, 0), width=0.7)
                 page.insert_text((rect.x0 + 4, rect.y1 - 7), cell, fontsize=10)
     doc.save(str(path))
@@ -213,7 +216,10 @@ def made_kb(tmp_path_factory: pytest.TempPathFactory) -> Any:
         ["Operating income", "(45)", "120", "210"], ["Net income", "12", "80", "150"]])
     _ruled_table_pdf(docs / "museum.pdf", "Museum visitors (thousands), continued overleaf",
                      [["Year", "Visitors"], ["2015", "120"], ["2016", "135"], ["2017", "150"]],
-                     [["Year", "Visitors"], ["2018", "162"], ["2019", "171"], ["2020", "40"]])
+                     [["Year", "Visitors"], ["2018", "162"], ["2019", "171"], ["2020", "40"]], tops=(620, 60))
+    _ruled_table_pdf(docs / "committees.pdf", "Audit committee attendance",  # two tables, one header: not one table
+                     [["Member", "Meetings attended"], ["A. Rao", "4"], ["B. Sen", "3"]],
+                     [["Member", "Meetings attended"], ["C. Das", "2"], ["D. Roy", "5"]], tops=(300, 300))
     (docs / "battery.md").write_text("# Battery report\n\nMeasured battery life by mode.\n\n| Mode | Battery life (hours) |\n"
                                      "|---|---|\n| Eco | 41 |\n| Normal | 28.5 |\n| Performance | 12 |\n", encoding="utf-8")
     settings = Settings(kb_dir=root / "kb", kb=KBSettings(image_model="fake", tag_images=False), model="fake:x [1].")
@@ -241,6 +247,8 @@ def test_a_table_continued_on_the_next_page(made_kb: Any) -> None:
                                                           ("2018", 162, 2), ("2019", 171, 2), ("2020", 40, 2)]
     assert [t.page for t in chart.sources] == [1, 2] and "pages 1–2" in chart.caption
     assert all(p.verified and p.checked == "catalog+pdf" for p in chart.points)
+    alone = made_kb.chart("Plot the audit committee meetings attended by each member")
+    assert [(p.x, p.y) for p in alone.points] in ([("A. Rao", 4), ("B. Sen", 3)], [("C. Das", 2), ("D. Roy", 5)])
 
 
 def test_markdown_table_in_a_text_document(made_kb: Any) -> None:

@@ -186,13 +186,23 @@ class ChartMaker:
                 nxt = from_markdown(chunks, doc=table.doc, doc_id=table.doc_id, page=page,
                                     bbox=(bbox[0], bbox[1], bbox[2], bbox[3]) if bbox else None,
                                     source_path=table.source_path)
-                if nxt is not None and nxt.columns == table.columns:
+                if nxt is not None and nxt.columns == table.columns and self._carried_on(out[-1] if out else table, nxt):
                     found = separate_rows(nxt) if nxt.notes else nxt
                     break
             if found is None:
                 break
             out.append(found)
         return out
+
+    def _carried_on(self, first: Table, nxt: Table) -> bool:
+        """A continuation, not another table with the same header: the first runs to the foot of its page and
+        the next starts at the head of its own."""
+        if first.bbox is None or nxt.bbox is None:
+            return False
+        here = self.kb.catalog.page(first.doc_id, first.page) or {}
+        there = self.kb.catalog.page(nxt.doc_id, nxt.page) or {}
+        h1, h2 = float(here.get("height") or 0), float(there.get("height") or 0)
+        return bool(h1 and h2 and first.bbox[3] >= 0.7 * h1 and nxt.bbox[1] <= 0.3 * h2)
 
     def _row_series(self, table: Table, sel: Selection, i: int, checker: CellChecker,
                     missing: list[str]) -> ChartSeries:
