@@ -310,3 +310,21 @@ def test_a_body_over_the_limit_is_413_in_openai_shape(sdk: Citeline):
           pytest.raises(openai.APIStatusError) as caught):
         _ask(small, QUESTION + " " + "padding " * 400)
     assert caught.value.status_code == 413 and caught.value.body["code"] == "request_too_large"
+
+
+def test_a_client_leaving_a_stream_cancels_the_answer_and_frees_the_server(http: httpx.Client, sdk: Citeline):
+    from tests.test_server import EndlessGenerator
+
+    endless = sdk._generators["endless"] = EndlessGenerator()
+    body = {"model": "citeline:endless", "stream": True, "messages": [{"role": "user", "content": QUESTION}]}
+    with http.stream("POST", "/v1/chat/completions", json=body) as r:
+        first = next(line for line in r.iter_lines() if line)
+        assert json.loads(first[6:])["choices"][0]["delta"]["role"] == "assistant"
+        deadline = time.monotonic() + 30
+        while endless.pieces == 0:  # the model is generating: hang up
+            assert time.monotonic() < deadline, "the model never started"
+            time.sleep(0.01)
+    # an endless answer holds the read lock until it is cancelled: this answer comes only if it was
+    reply = http.post("/v1/chat/completions", json={**body, "model": "citeline", "stream": False}, timeout=30)
+    assert reply.status_code == 200 and "14 hours" in reply.json()["choices"][0]["message"]["content"]
+    assert endless.closed.is_set(), "the abandoned stream was never closed"
