@@ -64,3 +64,28 @@ def test_readme_sdk_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert not answer.abstained and answer.citations
     assert all(c.verified for c in answer.citations)
     assert any("aurora" in c.doc.lower() for c in answer.citations)
+
+
+def test_readme_openai_client_example_runs_against_citeline_serve(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's OpenAI-client snippet, as written, against a real server on loopback (extractive answers)."""
+    pytest.importorskip("openai")
+    from assistant.config import Settings
+    from assistant.sdk import Citeline
+    from assistant.server import create_app
+    from retrieval.kb import KBSettings
+    from tests.test_server import serving
+
+    code = next(c for c in re.findall(r"```python\n(.*?)\n```", README, flags=re.S) if "from openai import" in c)
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_samples.py"), str(tmp_path / "demo")],
+                   check=True, capture_output=True)
+    settings = Settings(kb_dir=tmp_path / "kb", model="extractive",
+                        kb=KBSettings(text_model="fake", image_model="fake", tag_images=False))
+    with Citeline(tmp_path / "kb", settings=settings) as sdk:
+        sdk.ingest(tmp_path / "demo")
+        with serving(create_app(sdk, api_key=None)) as url:
+            assert "http://127.0.0.1:8000/v1" in code
+            exec(compile(code.replace("http://127.0.0.1:8000", url), "README.md", "exec"), {})  # noqa: S102
+    out = capsys.readouterr().out
+    assert re.search(r"\[1\]", out) and "Sources:" in out and "aurora" in out.lower(), out
+    assert "18 hours" in out, out
