@@ -443,8 +443,15 @@ def test_browser_draws_the_chart(kb: Any, tmp_path: Path) -> None:
             box = b._wait_css(driver, "textarea[data-testid='stChatInputTextArea']", timeout=60)
             box.send_keys("Plot the total population by census year", Keys.ENTER)
             b._wait_text(driver, "Plotted Total Population by Census Year", timeout=120)
-            chart = b._wait_css(driver, "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg",
-                                timeout=60)
+            from selenium.webdriver.support import expected_conditions as ec
+            from selenium.webdriver.support.ui import WebDriverWait
+
+            drawn = "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg"
+            try:
+                chart = WebDriverWait(driver, 60).until(ec.presence_of_element_located((By.CSS_SELECTOR, drawn)))
+            except Exception:
+                driver.save_screenshot(str(tmp_path / "no-chart.png"))
+                raise
             assert chart.size["width"] > 300 and chart.size["height"] > 150
             b._shot(driver, "05-cited-chart")
             assert (b.ARTIFACTS / "05-cited-chart.png").stat().st_size > 10_000

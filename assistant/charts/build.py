@@ -123,6 +123,9 @@ class ChartMaker:
             series = [_chronological(s) for s in series]
         unit = numbers.header_unit(table.columns[sel.x_col] if sel.transposed else series[0].name)
         y_title = series[0].name if len(series) == 1 else (unit.describe() or "value")
+        bare = [j for j in sel.value_cols if table.columns[j] == y_title]
+        if not sel.transposed and y_title.strip("() ") == "%" and bare and bare[0] > 0:  # '| No. of Shares held | % |'
+            y_title = f"{table.columns[bare[0] - 1]} (%)"
         if sel.transposed and unit.describe():  # '($ in millions)' heads the label column of such tables
             y_title = f"{y_title} ({unit.describe()})" if len(series) == 1 else unit.describe()
         title = f"{y_title if len(series) == 1 else ', '.join(s.name for s in series)} by {x_title or 'row'}"

@@ -27,7 +27,8 @@ def build_spec(series: tuple[ChartSeries, ...], *, mark: str, title: str, x_titl
                "row": p.row, "column": p.column} for s in series for p in s.points]
     order: list[str] = list(dict.fromkeys(str(v["x"]) for v in values))
     subtitle = caption.split(" · ", 1) if len(caption) > 90 else caption  # long captions on two lines
-    base = alt.Chart(alt.Data(values=values), title=alt.TitleParams(title, subtitle=subtitle, anchor="start"))
+    base = alt.Chart(alt.Data(values=values),
+                     title=alt.TitleParams(title, subtitle=subtitle, anchor="start", frame="bounds"))
     chart = base.mark_line(point=True) if mark == "line" else base.mark_bar()
     angle = 0 if max((len(o) for o in order), default=0) <= 8 and len(order) <= 16 else -40
     x = alt.X("x:N", sort=order, title=x_title, axis=alt.Axis(labelLimit=160, labelAngle=angle))
@@ -41,6 +42,7 @@ def build_spec(series: tuple[ChartSeries, ...], *, mark: str, title: str, x_titl
             encodings["xOffset"] = alt.XOffset("series:N", sort=[s.name for s in series])
     spec: dict[str, Any] = chart.encode(**encodings).properties(width=width, height=height).to_dict()
     spec["autosize"] = {"type": "fit", "contains": "padding"}
+    spec["padding"] = {"left": 8, "top": 8, "right": 8, "bottom": 8}  # labels and title stay inside the image
     return spec
 
 
