@@ -158,21 +158,10 @@ class ChartMaker:
                 missing.append(f"{column} for {label} (the table gives '{cell.text or 'nothing'}')")
                 continue
             value = numbers.parse_cell(cell.text, header)
-            if value is None:
-                missing.append(f"{column} for {label} ('{cell.text}' is not a number)")
-                continue
-            ok, checked, why = checker.check(table, cell, value)
-            if not ok:
-                missing.append(f"{column} for {label} ({why})")
-                continue
-            points.append(ChartPoint(column, label, value.value, value.unit, value.raw, table.doc, table.doc_id,
-                                     table.page, table.bbox, label, column, True, checked))
-        units = [p.unit for p in points]
-        unit = max(set(units), key=units.count) if units else header.unit
-        odd = [p for p in points if p.unit != unit]
-        for p in odd:
-            missing.append(f"{column} for {p.x} ('{p.raw}' is in {p.unit or 'no unit'}, the column in {unit or 'no unit'})")
-        return ChartSeries(column, unit, tuple(p for p in points if p.unit == unit))
+            point = _checked_point(checker, table, cell, value, column, label, label, column, missing)
+            if point is not None:
+                points.append(point)
+        return _unit_kept(column, points, header.unit, "column", missing)
 
     def _continuations(self, table: Table, most: int = 3) -> list[Table]:
         """The table carried on over the next pages: a table there with the very same header row."""
@@ -217,21 +206,10 @@ class ChartMaker:
             column, cell = table.columns[j], row[j]
             header = numbers.header_unit(column)
             value = None if numbers.is_missing(cell.text) or not cell.known else numbers.parse_cell(cell.text, header)
-            if value is None:
-                missing.append(f"{name} for {column} ('{cell.text or 'nothing'}' is not a number)")
-                continue
-            ok, checked, why = checker.check(table, cell, value)
-            if not ok:
-                missing.append(f"{name} for {column} ({why})")
-                continue
-            points.append(ChartPoint(name, column, value.value, value.unit, value.raw, table.doc, table.doc_id,
-                                     table.page, table.bbox, name, column, True, checked))
-        units = [p.unit for p in points]
-        unit = max(set(units), key=units.count) if units else ""
-        for p in points:
-            if p.unit != unit:
-                missing.append(f"{name} for {p.x} ('{p.raw}' is in {p.unit or 'no unit'}, the row in {unit or 'no unit'})")
-        return ChartSeries(name, unit, tuple(p for p in points if p.unit == unit))
+            point = _checked_point(checker, table, cell, value, name, column, name, column, missing)
+            if point is not None:
+                points.append(point)
+        return _unit_kept(name, points, "", "row", missing)
 
     def _refusal(self, question: str, tables: list[Table], selections: list[Selection], why: str = "") -> Chart:
         ranked = sorted(selections, key=lambda s: (-s.score, s.table.search_rank))[: self.settings.closest]
@@ -338,3 +316,28 @@ def _text_before(context: str, markdown: str, width: int = 400) -> str:
 
 def _has_markdown_table(text: str) -> bool:
     return sum(1 for line in text.splitlines() if re.match(r"^\s*\|.*\|\s*$", line)) >= 3
+
+
+def _checked_point(checker: CellChecker, table: Table, cell: Any, value: Any, series: str, x: str, row: str,
+                   column: str, missing: list[str]) -> ChartPoint | None:
+    """The point of one cell, if it parses as a number and is found again in its cell; else why not, in `missing`."""
+    if value is None:
+        missing.append(f"{series} for {x} ('{cell.text or 'nothing'}' is not a number)")
+        return None
+    ok, checked, why = checker.check(table, cell, value)
+    if not ok:
+        missing.append(f"{series} for {x} ({why})")
+        return None
+    return ChartPoint(series, x, value.value, value.unit, value.raw, table.doc, table.doc_id, table.page, table.bbox,
+                      row, column, True, checked)
+
+
+def _unit_kept(name: str, points: list[ChartPoint], default: str, along: str, missing: list[str]) -> ChartSeries:
+    """A series never mixes units: the most common one stays, the others are named as not plotted."""
+    units = [p.unit for p in points]
+    unit = max(set(units), key=units.count) if units else default
+    for p in points:
+        if p.unit != unit:
+            missing.append(f"{name} for {p.x} ('{p.raw}' is in {p.unit or 'no unit'}, the {along} in {unit or 'no unit'})")
+    return ChartSeries(name, unit, tuple(p for p in points if p.unit == unit))
+
