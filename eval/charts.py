@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eval.jsonl import numbered_rows
+
 Point = tuple[str, float]
 
 
@@ -41,15 +43,12 @@ class ChartCase:
 
 def load_cases(path: Path) -> list[ChartCase]:
     cases = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for i, row in numbered_rows(path):
         try:
-            row = json.loads(line)
             series = tuple(tuple((str(x), float(y)) for x, y in s["points"]) for s in row.get("series", ()))
             case = ChartCase(str(row.get("id", i)), row["question"], row["doc"], bool(row["answerable"]),
                              int(row.get("page", 0)), series)
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}:{i}: not a chart case ({exc})") from None
         if case.answerable and not (case.series and case.page):
             raise ValueError(f"{path}:{i}: an answerable case needs page and series")

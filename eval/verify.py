@@ -22,6 +22,7 @@ from typing import Any
 
 from assistant.citations import Verifier, VerifySettings
 from assistant.types import Source
+from eval.jsonl import numbered_rows
 
 NEI_SENTENCES = 3  # an NEI claim is cited against this many leading sentences of its abstract
 
@@ -38,13 +39,7 @@ class Case:
 
 def load_cases(path: Path) -> list[Case]:
     cases = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{i}: not a JSON object ({exc.msg})") from None
+    for i, row in numbered_rows(path):
         missing = [k for k in ("source", "answer") if not isinstance(row, dict) or k not in row]
         if missing:
             raise ValueError(f"{path}:{i}: missing {', '.join(missing)}")
