@@ -143,6 +143,25 @@ def test_the_whole_source_and_named_additions(premise: str, claim: str, verdict:
     assert r.verdict == verdict, r.reason
 
 
+@pytest.mark.parametrize("premise, claim, verdict", [
+    ("A tsunami warning issued at 04:10 was lifted an hour later.", "The warning was lifted at 05:10, an hour later.",
+     "supported"),  # a time of day and a duration of the source
+    ("A tsunami warning issued at 04:10 was lifted an hour later.", "The warning was issued at 05:10.",
+     "contradicted"),
+    ("The 2.7.0 release is compatible with MySQL 8.0.", "The 2.7.1 release is compatible with MySQL 8.0.",
+     "unsupported"),  # a version is a name, not two numbers
+    ("Each household can receive up to £5,000.", "Each household can receive up to five thousand pounds.",
+     "supported"),
+    ("In fiscal 2024 Norlake opened 12 branches and its deposits grew to $38.5 billion.",
+     "Norlake's deposits grew to $38.5 billion in fiscal 2024.", "supported"),  # a year dates its sentence
+    ("The direct service, introduced in 2019, was suspended in 2022.", "The direct service was suspended in 2019.",
+     "contradicted"),  # ... unless the clause about the event gives another year
+])
+def test_times_versions_money_and_years(premise: str, claim: str, verdict: str):
+    r = ClaimChecks().check(premise, claim)
+    assert r.verdict == verdict, r.reason
+
+
 def test_question_words_are_not_support():
     premise = "The Kestrel 5 battery lasts 14 hours."
     question = "Does the Kestrel 5 battery last 20 hours?"

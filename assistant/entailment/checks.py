@@ -436,6 +436,12 @@ def _misplaced(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
         return None
     own = max(holders, key=lambda cl: _bind(cc, cl))
     rival = max(span, key=lambda cl: _bind(cc, cl))
+    if _is_year(q):
+        # a year dates its whole sentence ("In fiscal 2024, X opened ... and deposits grew"), unless a clause
+        # more about the claim's event gives another year ("signed in 1648 ... ratified in 1649")
+        closer = [cl for cl in span if _bind(cc, cl) > _bind(cc, own)]
+        if not any(_is_year(s) and s.value != q.value for cl in closer for s in cl.quantities):
+            return None
     bare = not (own.terms - own.units) and not own.entities  # "10 hours" alone (a table cell): says for nothing
     if _bind(cc, own) < _bind(cc, rival) and not bare:
         return f"number: {q.text} is stated for '{_gist(own)}', not for '{_gist(rival)}'"
@@ -443,6 +449,10 @@ def _misplaced(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
     if mine and own.entities and not mine & set(own.entities) and any(mine & set(cl.entities) for cl in span):
         return f"entity: {q.text} is stated for '{own.entities[0]}', not for '{cc.entities[0]}'"
     return None
+
+
+def _is_year(q: Quantity) -> bool:
+    return not q.unit and q.value.is_integer() and 1500 <= q.value <= 2200 and len(q.text) == 4
 
 
 def _bind(cc: Clause, cl: Clause) -> int:

@@ -61,10 +61,11 @@ NONE_Q = frozenset(["none", "no", "never", "nobody", "nothing"])
 HEDGES = frozenset(["about", "around", "approximately", "roughly", "nearly", "almost", "some", "circa", "approx", "~", "estimated"])
 RANGE_WORDS = frozenset(["up", "to", "least", "most", "over", "under", "than", "more", "less", "nearly", "almost"])
 
-_TOKEN = re.compile(r"[$€£¥]|n't|[A-Za-z]+-?\d[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|\d+[A-Za-z]+\d[A-Za-z0-9]*|\d+(?:\.\d+)?|[A-Za-z][A-Za-z'’]*(?:-[A-Za-z]+)*|%|°[CF]|[A-Za-z0-9]+")
+_TOKEN = re.compile(r"[$€£¥]|n't|[A-Za-z]+-?\d[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|\d+[A-Za-z]+\d[A-Za-z0-9]*|"
+                    r"\d+(?:\.\d+){2,}|\d{1,2}:\d{2}(?!\d)|\d+(?:\.\d+)?|[A-Za-z][A-Za-z'’]*(?:-[A-Za-z]+)*|%|°[CF]|[A-Za-z0-9]+")
 _THOUSANDS = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+)(?![\d,])")
 _ALNUM = re.compile(r"(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*")
-_CLAUSE = re.compile(r"\s*(?:[,;:]|\s(?:and|but|while|whereas|although|though|which|whose|who|where|"
+_CLAUSE = re.compile(r"\s*(?:[,;]|:(?!\d)|\s(?:and|but|while|whereas|although|though|which|whose|who|where|"
                      r"because|since|so|yet|or)\s)\s*", re.I)
 _NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
                  "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred "
@@ -192,6 +193,10 @@ def unit_of(token: str) -> str:
 def same_quantity(a: Quantity, b: Quantity) -> bool | None:
     """True when a and b are the same amount, False when they are not, None when incomparable (different kinds
     of unit: a date and a length)."""
+    if CLOCK in (a.unit, b.unit):
+        return a.unit == b.unit and _close(a.value, b.value, a.hedged or b.hedged)
+    if {a.unit, b.unit} == {"pound", "GBP"}:  # "five thousand pounds" is money as often as weight
+        return _close(a.value, b.value, a.hedged or b.hedged)
     if a.unit == b.unit or not a.unit or not b.unit:
         return _close(a.value, b.value, a.hedged or b.hedged) or _percent_match(a, b)
     if "%" in (a.unit, b.unit) or a.unit.isupper() or b.unit.isupper():  # currency or percent vs a unit
@@ -274,6 +279,8 @@ def _fractions(text: str) -> str:
     text = re.sub(r"\b(\d+|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")\s+and\s+a\s+half\s+"
                   + _UNIT_WORD, lambda m: f"{m.group(1)} and a half {m.group(2)}" if not unit_ok(m.group(2)) else
                   f"{_plus_half(m.group(1))} {m.group(2)}", text, flags=re.I)
+    text = re.sub(r"\b(?:an?|one)\s+" + _UNIT_WORD + r"(?=\s+(?:later|earlier|after|before|ago)\b)",
+                  lambda m: f"1 {m.group(1)}" if unit_ok(m.group(1)) else m.group(0), text, flags=re.I)
     return re.sub(r"\btwice\b", "2 times", text, flags=re.I)
 
 
@@ -378,8 +385,8 @@ def _entities(toks: list[str], first: bool = True) -> list[str]:
     out: list[str] = []
     for i, t in enumerate(toks):
         low = t.lower()
-        if _ALNUM.fullmatch(t) and not re.fullmatch(r"\d+(?:st|nd|rd|th|s)", low):
-            out.append(low)
+        if (_ALNUM.fullmatch(t) and not re.fullmatch(r"\d+(?:st|nd|rd|th|s)", low)) or re.fullmatch(r"\d+(?:\.\d+){2,}", t):
+            out.append(low)  # a code (X2, COVID-19) or a version (2.6.4)
         elif t[:1].isupper() and t.isalpha() and low not in STOPWORDS and (i > 0 or not first or t.isupper() and len(t) > 1
                                                                              or _unknown_word(low)):
             nxt = toks[i + 1] if i + 1 < len(toks) else ""
@@ -399,6 +406,11 @@ def _quantities(toks: list[str]) -> list[Quantity]:
     out: list[Quantity] = []
     at: list[int] = []
     for i, t in enumerate(toks):
+        clock = re.fullmatch(r"(\d{1,2}):(\d{2})", t)
+        if clock:  # 04:10 (a time of day, or a race time): one quantity, comparable with clock times only
+            out.append(Quantity(int(clock.group(1)) * 60 + int(clock.group(2)), CLOCK, t))
+            at.append(i)
+            continue
         if not re.fullmatch(r"\d+(?:\.\d+)?", t):
             continue
         value, j = float(t), i + 1
@@ -422,6 +434,9 @@ def _quantities(toks: list[str]) -> list[Quantity]:
         out.append(Quantity(value, unit, t, hedged, word))
         at.append(i)
     return _ranges(out, at, toks)
+
+
+CLOCK = "clock"  # the unit of a time of day, in minutes since midnight
 
 
 def _ranges(found: list[Quantity], at: list[int], toks: list[str]) -> list[Quantity]:
@@ -461,6 +476,8 @@ def quantifier(words: Iterable[str]) -> str:
 
 def comparable(a: Quantity, b: Quantity) -> bool:
     """Two quantities that measure the same kind of thing (a bare number compares with anything)."""
+    if CLOCK in (a.unit, b.unit):
+        return a.unit == b.unit
     if not a.unit or not b.unit or a.unit == b.unit:
         return True
     if a.unit.isupper() or b.unit.isupper() or "%" in (a.unit, b.unit):
@@ -483,6 +500,12 @@ def derived(q: Quantity, pool: Sequence[Quantity], words: Iterable[str]) -> str 
     when the claim says so ('rose by 15', 'eleven years after 1792'), a compound duration (1 hour 50 minutes =
     110 minutes), or a percentage of a whole (30% of 1,200 = 360)."""
     cue = bool(set(words) & ARITHMETIC_CUES)
+    if q.unit == CLOCK:  # "issued at 04:10, lifted an hour later" -> 05:10
+        later = [a.value + d for a in pool if a.unit == CLOCK for d in _minutes(pool)]
+        earlier = [a.value - d for a in pool if a.unit == CLOCK for d in _minutes(pool)]
+        if cue and any(_close(q.value, v % 1440, q.hedged) for v in later + earlier):
+            return "a time and a duration of the source"
+        return None
     for i, a in enumerate(pool):
         for b in pool[i + 1:]:
             if a.unit == "%" or b.unit == "%":
@@ -502,6 +525,15 @@ def derived(q: Quantity, pool: Sequence[Quantity], words: Iterable[str]) -> str 
             if cue and _equal(q, abs(x - y), unit):
                 return f"{max(a.text, b.text, key=lambda t: float(t))} - {min(a.text, b.text, key=lambda t: float(t))}"
     return None
+
+
+def _minutes(pool: Sequence[Quantity]) -> list[float]:
+    out = []
+    for d in pool:
+        m = _in_unit(d, "minute") if d.unit and d.unit not in (CLOCK, "%") and not d.unit.isupper() else None
+        if m is not None:
+            out.append(m)
+    return out
 
 
 def _in_unit(a: Quantity, unit: str) -> float | None:
