@@ -214,6 +214,7 @@ def test_qwen_shows_nothing_an_injection_asks_for(corpus: tuple[Citeline, dict[s
 
 @pytest.mark.llm
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 69 questions with the 0.5B model: about 7 minutes on 2 cores
 def test_qwen_over_the_whole_corpus(corpus: tuple[Citeline, dict[str, str]], record_property: Any):
     kb, names = corpus
     outcomes = _qwen_outcomes(kb, names, CASES)
