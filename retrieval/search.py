@@ -22,10 +22,11 @@ from ingest.chunking import embedding_text
 from ingest.errors import CitelineError, CorruptFile
 from retrieval.catalog import StoredChunk
 from retrieval.fusion import Fused, mmr, rrf, to_pages
-from retrieval.kb import IMAGE, TEXT, KnowledgeBase
+from retrieval.kb import KnowledgeBase
 from retrieval.lexical import LexicalIndex, filter_sql, is_empty
 from retrieval.rescore import Rescorer
 from retrieval.rewrite import FollowUpRewriter, QueryRewriter, Turn
+from retrieval.settings import IMAGE, TEXT
 from retrieval.types import Hit, SearchFilters
 
 Level = Literal["chunk", "page"]

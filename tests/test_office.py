@@ -28,7 +28,7 @@ from ingest.office_slides import PptxParser
 from ingest.parsers import SUPPORTED_SUFFIXES, parse_file
 from ingest.protocols import ParseOptions
 from ingest.types import BBox, Chunk, ParsedDocument
-from retrieval.kb import KBSettings
+from retrieval.settings import KBSettings
 
 SHA = "ab" * 32
 

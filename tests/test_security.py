@@ -38,7 +38,7 @@ from assistant.prompting import build_messages  # noqa: E402
 from assistant.sdk import Citeline  # noqa: E402
 from assistant.server import create_app  # noqa: E402
 from assistant.types import Source  # noqa: E402
-from retrieval.kb import KBSettings  # noqa: E402
+from retrieval.settings import KBSettings  # noqa: E402
 from tests.conftest import ROOT, SHARED_DATA  # noqa: E402
 from tests.test_server import serving  # noqa: E402
 
