@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.errors import CitelineError
+from ingest.hashing import file_sha256
 
 ProgressFn = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -112,14 +113,7 @@ def _write_marker(path: Path, sha256: str) -> None:
 
 
 def _hash(path: Path, progress: ProgressFn | None = None) -> str:
-    h, done, total = hashlib.sha256(), 0, path.stat().st_size
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-            done += len(block)
-            if progress:
-                progress(done, total)
-    return h.hexdigest()
+    return file_sha256(path, 1 << 22, progress)
 
 
 def _part_paths(model: ChatModel) -> list[Path] | None:

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
-from ingest.discovery import SUPPORTED
 from ingest.errors import CitelineError, EmbedderMismatch, KBError, KBLocked, MissingDependency
+from ingest.formats import SUPPORTED
 
 try:
     from fastapi import FastAPI, HTTPException, Request, Security

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ingest.discovery import SUPPORTED, discover
+from ingest.discovery import discover
 from ingest.errors import CitelineError, KBLocked, MissingDependency
+from ingest.formats import SUPPORTED
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import numpy as np
 
 from ingest.errors import CitelineError, MissingDependency
 from retrieval import models
+from retrieval.vectors import normalise
 
 if TYPE_CHECKING:
     from retrieval.protocols import TextEmbedder
@@ -25,11 +26,6 @@ TEXT_EMBEDDERS = ("minilm-q8", "minilm-int8", "minilm", "mpnet", "st:<name-or-pa
 class UnknownEmbedder(CitelineError, ValueError):
     def __init__(self, spec: str, choices: Sequence[str]) -> None:
         super().__init__(f"unknown embedder {spec!r}; choose one of: {', '.join(choices)}")
-
-
-def _l2_normalise(rows: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return (rows / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
 class OnnxMiniLMEmbedder:
@@ -89,7 +85,7 @@ class OnnxMiniLMEmbedder:
         ids = self._ids(texts)
         for rows in self._batches([len(seq) for seq in ids]):
             out[rows] = self._run([ids[i] for i in rows])
-        return _l2_normalise(out)
+        return normalise(out)
 
     def _batches(self, lengths: list[int]) -> Iterator[list[int]]:
         """Rows in length order, cut into batches of at most `batch_size` whose longest row is within

@@ -18,10 +18,11 @@ import numpy as np
 from ingest.chunking import Chunker
 from ingest.discovery import discover
 from ingest.errors import FileError, FileVanished
+from ingest.hashing import file_sha256
 from ingest.isolation import IsolatedParser
 from ingest.parser_pool import ParseJob, ParseOutcome, ParserPool
 from ingest.protocols import ParseOptions
-from ingest.types import Chunk, FileResult, ParsedDocument, doc_id_for, file_sha256
+from ingest.types import Chunk, FileResult, ParsedDocument, doc_id_for
 from retrieval import faults
 from retrieval.catalog import Catalog
 from retrieval.embedding import Prepared, Vectors, chunker_for, embed_prepared, prepare_chunks

@@ -6,7 +6,6 @@ for a given (path, size, mtime) and reused after that.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.errors import CitelineError, MissingDependency
+from ingest.hashing import file_sha256
 
 
 class ModelChecksumError(CitelineError):
@@ -88,11 +88,7 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     st = os.stat(path)
     key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
     if key not in _digests:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
-        _digests[key] = h.hexdigest()
+        _digests[key] = file_sha256(path)
     return _digests[key]
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from retrieval import models
 from retrieval.protocols import TextQueriesUnsupported
+from retrieval.vectors import normalise
 
 IMAGE_SIZE = 224
 RESIZE_SHORT_SIDE = round(IMAGE_SIZE / 0.875)  # 256, as in the TF reference eval
@@ -105,7 +106,7 @@ class EfficientNetTagger:
         if not paths:
             return np.zeros((0, self.dimension), np.float32)
         feats, _ = self._forward(paths)
-        return (feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        return normalise(feats)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         raise TextQueriesUnsupported(self.name)

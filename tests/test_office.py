@@ -16,8 +16,8 @@ from assistant.answer import AnswerSettings
 from assistant.config import Settings
 from assistant.sdk import Citeline
 from ingest.chunking import Chunker
-from ingest.discovery import SUPPORTED
 from ingest.errors import CorruptFile, FileError, PasswordRequired, ResourceLimit
+from ingest.formats import SUPPORTED
 from ingest.office_common import cell_range
 from ingest.office_docx import DocxParser
 from ingest.office_epub import EpubParser
