@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from ingest.discovery import discover
-from ingest.errors import CitelineError, KBLocked, MissingDependency
+from ingest.errors import CitelineError, MissingDependency
 from ingest.formats import SUPPORTED
+from retrieval.errors import KBLocked
 
 
 @dataclass(frozen=True)

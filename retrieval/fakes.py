@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from retrieval.protocols import TextQueriesUnsupported
+from retrieval.errors import TextQueriesUnsupported
 from retrieval.vectors import normalise
 
 _WORD = re.compile(r"\w+")

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from ingest.errors import EmbedderMismatch, KBError
 from retrieval import faults
 from retrieval.catalog import Catalog
 from retrieval.embedding import embed_stored_chunks
+from retrieval.errors import EmbedderMismatch, KBError
 from retrieval.integrity import check_kb
 from retrieval.kb_layout import manifest_file_state, orphan_asset_dirs
 from retrieval.lock import WriterLock

@@ -13,8 +13,8 @@ from importlib import resources
 
 import numpy as np
 
-from retrieval import models
-from retrieval.protocols import TextQueriesUnsupported
+from retrieval import embedder_models
+from retrieval.errors import TextQueriesUnsupported
 from retrieval.vectors import normalise
 
 IMAGE_SIZE = 224
@@ -68,7 +68,7 @@ class EfficientNetTagger:
 
     def __init__(self, top_k: int = 5, batch_size: int = 16, threads: int | None = None,
                  cache_dir: str | os.PathLike[str] | None = None) -> None:
-        self._session = models.onnx_session(models.efficientnet_lite0_onnx(cache_dir or models.cache_dir()), threads)
+        self._session = embedder_models.onnx_session(embedder_models.efficientnet_lite0_onnx(cache_dir or embedder_models.cache_dir()), threads)
         self.top_k = top_k
         self.batch_size = batch_size
         self._labels = imagenet_labels()

@@ -12,7 +12,7 @@ import pytest
 
 from assistant.cli import main
 from assistant.sdk import Citeline
-from ingest.errors import EmbedderMismatch, KBLocked
+from retrieval.errors import EmbedderMismatch, KBLocked
 from retrieval.kb import KnowledgeBase
 from retrieval.lock import WriterLock
 from retrieval.settings import KBSettings

@@ -32,8 +32,8 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 from assistant.config import Settings  # noqa: E402
+from assistant.errors import EndpointBusy, EndpointError, EndpointTimeout  # noqa: E402
 from assistant.generators import build_generator  # noqa: E402
-from assistant.generators.openai_compat import EndpointBusy, EndpointError, EndpointTimeout  # noqa: E402
 from assistant.prompting import build_messages  # noqa: E402
 from assistant.sdk import Citeline  # noqa: E402
 from assistant.server import create_app  # noqa: E402

@@ -14,16 +14,7 @@ from typing import Any
 
 from ingest.errors import CitelineError, MissingDependency
 from ingest.hashing import file_sha256
-
-
-class ModelChecksumError(CitelineError):
-    """A weight file on disk is not the one this version of Citeline was built and tested against."""
-
-    def __init__(self, path: Path, expected: str, actual: str, fix: str) -> None:
-        super().__init__(
-            f"{path} has sha256 {actual}, expected {expected}: the file is corrupt or a different "
-            f"version; {fix}"
-        )
+from retrieval.errors import EmbedderChecksumError
 
 
 @dataclass(frozen=True)
@@ -93,10 +84,10 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 def verify_sha256(path: str | os.PathLike[str], expected: str, fix: str) -> Path:
-    """Return `path` if its sha256 is `expected`; raise ModelChecksumError (with `fix`) otherwise."""
+    """Return `path` if its sha256 is `expected`; raise EmbedderChecksumError (with `fix`) otherwise."""
     actual = sha256_file(path)
     if actual != expected:
-        raise ModelChecksumError(Path(path), expected, actual, fix)
+        raise EmbedderChecksumError(Path(path), expected, actual, fix)
     return Path(path)
 
 
