@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from assistant.citations import Verifier, VerifySettings, is_abstention, parse_claims
-from assistant.generators import CannotJudge, Generator, budget_of
+from assistant.errors import CannotJudge
+from assistant.generators import Generator, budget_of
 from assistant.prompting import (
     PLAIN_PROMPT,
     SYSTEM_PROMPT,

@@ -208,7 +208,7 @@ class _Bar:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from assistant.models import list_models
+    from assistant.chat_models import list_models
 
     rows = list_models()
     if args.json:
@@ -225,7 +225,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_models_pull(args: argparse.Namespace) -> int:
-    from assistant.models import pull
+    from assistant.chat_models import pull
 
     path = pull(args.name, _Bar(f"assembling {args.name}"))
     print(path)
@@ -233,7 +233,8 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_models_verify(args: argparse.Namespace) -> int:
-    from assistant.models import CHAT_MODELS, ModelCorrupt, ModelMissing, model_path, verify
+    from assistant.chat_models import CHAT_MODELS, model_path, verify
+    from assistant.errors import ChatModelChecksumError, ChatModelMissing
 
     names = args.names or [n for n in CHAT_MODELS if model_path(n).is_file()]
     failed = 0
@@ -241,7 +242,7 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
         try:
             path = verify(name, _Bar(f"verifying {name}"), force=True)
             print(f"{name}: ok  {path}")
-        except (ModelMissing, ModelCorrupt) as exc:
+        except (ChatModelMissing, ChatModelChecksumError) as exc:
             print(f"{name}: {exc}", file=sys.stderr)
             failed += 1
     return 1 if failed else 0

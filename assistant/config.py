@@ -7,7 +7,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from assistant.answer import AnswerSettings
-from retrieval.kb import KBSettings, default_kb_dir
+from retrieval.kb import default_kb_dir
+from retrieval.settings import KBSettings
 
 
 @dataclass(frozen=True)

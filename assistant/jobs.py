@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from retrieval.ingestor import IngestReport, Progress, ProgressFn
+from retrieval.kb_writer import IngestReport, Progress, ProgressFn
 
 JobState = Literal["queued", "running", "done", "failed"]
 IngestFn = Callable[[Sequence[str], bool, ProgressFn], "IngestReport | None"]

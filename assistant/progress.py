@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from retrieval.ingestor import Progress
+from retrieval.kb_writer import Progress
 
 
 class ProgressBar:

@@ -15,8 +15,9 @@ from typing import Any
 
 from assistant.config import Settings
 from assistant.types import PageImage
-from retrieval.ingestor import Ingestor, IngestReport, ProgressFn
-from retrieval.kb import KBSettings, KnowledgeBase, default_model_factory
+from retrieval.kb import KnowledgeBase
+from retrieval.kb_writer import IngestReport, KBWriter, ProgressFn
+from retrieval.settings import KBSettings, default_model_factory
 
 
 class Citeline:
@@ -41,7 +42,7 @@ class Citeline:
         """Ingest files or folders (incremental: unchanged files are skipped). Returns self for chaining;
         the per-file outcome is in `last_report`."""
         with self._open_writer() as kb:
-            self.last_report = Ingestor(kb, passwords, progress).run([str(p) for p in paths], prune=prune)
+            self.last_report = KBWriter(kb, passwords, progress).run([str(p) for p in paths], prune=prune)
         self._refresh()
         return self
 

@@ -69,7 +69,7 @@ from assistant.server_http import (
 if TYPE_CHECKING:
     from assistant.chat import ChatSession
     from assistant.sdk import Citeline
-    from retrieval.ingestor import IngestReport, ProgressFn
+    from retrieval.kb_writer import IngestReport, ProgressFn
 
 __all__ = ["ServerLimits", "create_app", "safe_upload_name"]
 

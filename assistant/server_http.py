@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
-from ingest.discovery import SUPPORTED
-from ingest.errors import CitelineError, EmbedderMismatch, KBError, KBLocked, MissingDependency
+from ingest.errors import CitelineError, MissingDependency
+from ingest.formats import SUPPORTED
+from retrieval.errors import EmbedderMismatch, KBError, KBLocked
 
 try:
     from fastapi import FastAPI, HTTPException, Request, Security
@@ -344,17 +345,17 @@ def sse_frame(event: str, data: dict[str, Any]) -> str:
 
 # -- errors --------------------------------------------------------------------------------------------------
 def _status_table() -> tuple[tuple[type[BaseException], int], ...]:
-    from assistant.models import ModelMissing
+    from assistant.errors import ChatModelMissing
 
     return ((KBLocked, 409), (EmbedderMismatch, 409),
             (KBError, 404),  # "no knowledge base at ...: create one"
-            (ModelMissing, 503), (MissingDependency, 503),
+            (ChatModelMissing, 503), (MissingDependency, 503),
             (ValueError, 400), (NotImplementedError, 400),  # SearchError, UnknownGenerator, text queries unsupported
             (FileNotFoundError, 404), (CitelineError, 500))
 
 
 def error_status(exc: BaseException) -> tuple[int, str]:
-    from assistant.generators.openai_compat import EndpointError
+    from assistant.errors import EndpointError
 
     if isinstance(exc, StarletteHTTPException):
         return exc.status_code, str(exc.detail)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ingest.types import BoxTuple
+
 ABSTAIN_TEXT = "I could not find this in your documents."
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
@@ -42,7 +44,7 @@ class Source:
     kind: str
     text: str  # the (possibly truncated) text as shown to the model
     score: float = 0.0
-    bbox: tuple[float, float, float, float] | None = None
+    bbox: BoxTuple | None = None
     chunk_id: str | None = None
     hit_id: int | None = None
     figure_path: str | None = None
@@ -70,7 +72,7 @@ class Citation:
     verified: bool
     support: float  # the support score the verifier computed, 0..1
     sentence: str  # the answer sentence that carries the citation
-    bbox: tuple[float, float, float, float] | None = None
+    bbox: BoxTuple | None = None
     doc_id: str = ""
     chunk_id: str | None = None
     figure_path: str | None = None

@@ -27,8 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ingest.discovery import SUPPORTED, discover
-from ingest.errors import CitelineError, KBLocked, MissingDependency
+from ingest.discovery import discover
+from ingest.errors import CitelineError, MissingDependency
+from ingest.formats import SUPPORTED
+from retrieval.errors import KBLocked
 
 
 @dataclass(frozen=True)

@@ -108,8 +108,9 @@ def bench_real(kb_dir: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def bench_pipeline(n: int, d: int, args: argparse.Namespace) -> dict[str, Any]:
     from retrieval.fakes import HashEmbedder
-    from retrieval.kb import KBSettings, KnowledgeBase
+    from retrieval.kb import KnowledgeBase
     from retrieval.search import Searcher
+    from retrieval.settings import KBSettings
 
     rng = np.random.default_rng(7)
     vocab = [f"w{i}" for i in range(20_000)]

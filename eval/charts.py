@@ -130,8 +130,9 @@ def run(cases: list[ChartCase], data: Path, cache_dir: Path, log: Any = None) ->
 
 def build_kb(cases: list[ChartCase], data: Path, cache_dir: Path, log: Any) -> Path:
     """One KB with every document the cases name, cached by the list of documents."""
-    from retrieval.ingestor import Ingestor
-    from retrieval.kb import KBSettings, KnowledgeBase
+    from retrieval.kb import KnowledgeBase
+    from retrieval.kb_writer import KBWriter
+    from retrieval.settings import KBSettings
 
     docs = sorted({str((data / c.doc).resolve()) for c in cases})
     missing = [d for d in docs if not Path(d).is_file()]
@@ -146,7 +147,7 @@ def build_kb(cases: list[ChartCase], data: Path, cache_dir: Path, log: Any) -> P
         shutil.rmtree(root, ignore_errors=True)
         log(f"building the chart KB at {root} from {len(docs)} documents (cached for later runs)")
         with KnowledgeBase.open(root, KBSettings(), writable=True) as kb:
-            Ingestor(kb).run(docs)
+            KBWriter(kb).run(docs)
         done.write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
     return root
 

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from ingest.chunking import Chunker
 from ingest.types import BBox, Block, Chunk, Page, ParsedDocument
+from retrieval.embedding import chunker_for, embed_chunks
 from retrieval.kb import KnowledgeBase
+from retrieval.kb_writer import StoredFile, write_document
 
 
 @dataclass
@@ -102,11 +103,9 @@ def load_coco(path: str | Path) -> Dataset:
 # -- building a KB from parsed records (the product's chunker, embedders and catalog; no files) -------------
 def store_documents(kb: KnowledgeBase, docs: Sequence[tuple[ParsedDocument, str]], batch: int = 256,
                     progress: Callable[[int, int], None] | None = None) -> int:
-    """Chunk, embed and commit documents as the ingestor does; `docs` holds (document, display name)."""
-    from retrieval.ingestor import embed_chunks
-
+    """Chunk, embed and commit documents as the KB writer does; `docs` holds (document, display name)."""
     kb._require_writable("store_documents")
-    chunker = Chunker(kb.models.text.count_tokens, kb.settings.chunker)
+    chunker = chunker_for(kb.models)
     stored = 0
     for start in range(0, len(docs), batch):
         part = docs[start : start + batch]
@@ -116,11 +115,11 @@ def store_documents(kb: KnowledgeBase, docs: Sequence[tuple[ParsedDocument, str]
             doc_chunks = chunker.chunk(doc)
             spans.append((len(chunks), len(chunks) + len(doc_chunks)))
             chunks.extend(doc_chunks)
-        meta, vectors = embed_chunks(kb, chunks)
+        meta, vectors = embed_chunks(kb.models, kb.assets_dir, chunks, kb.register_space)
         with kb.catalog.transaction() as db:
             for (doc, name), (a, b) in zip(part, spans, strict=True):
-                kb.catalog.put_document(db, doc, name, 0, chunks[a:b], meta[a:b], _slice(vectors, a, b))
-                kb.catalog.put_file(db, doc.path, doc.doc_id, doc.sha256, 0, 0.0, "ingested")
+                file = StoredFile(doc.path, doc.doc_id, doc.sha256, 0, 0.0)
+                write_document(kb.catalog, db, file, doc, name, chunks[a:b], meta[a:b], _slice(vectors, a, b))
         stored += len(part)
         if progress:
             progress(stored, len(docs))

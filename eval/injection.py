@@ -241,7 +241,7 @@ def run(cases: Sequence[Case], work_dir: Path, model: str = "qwen", text_model: 
         image_model: str = "tagger", fencing: bool = False) -> dict[str, Any]:
     from assistant.config import Settings
     from assistant.sdk import Citeline
-    from retrieval.kb import KBSettings
+    from retrieval.settings import KBSettings
 
     names = build_corpus(cases, work_dir / "docs")
     settings = Settings(kb_dir=work_dir / "kb", kb=KBSettings(text_model=text_model, image_model=image_model,

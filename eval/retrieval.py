@@ -22,8 +22,9 @@ from typing import Any
 
 from eval.datasets import Dataset, beir_documents, load_beir, load_coco, load_mmlongbench, store_documents
 from eval.metrics import evaluate
-from retrieval.kb import KBSettings, KnowledgeBase
+from retrieval.kb import KnowledgeBase
 from retrieval.search import Searcher, SearchSettings
+from retrieval.settings import KBSettings
 from retrieval.types import Hit, SearchFilters
 
 KINDS = ("beir", "mmlongbench", "coco")
@@ -158,11 +159,11 @@ def _build(config: EvalConfig, root: Path, log: Callable[[str], None]) -> None:
             docs = list(beir_documents(config.path))
             store_documents(kb, docs, progress=lambda n, t: log(f"  {n}/{t} documents") if n % 1024 == 0 else None)
         return
-    from retrieval.ingestor import Ingestor
+    from retrieval.kb_writer import KBWriter
 
     folder = config.path / ("documents" if config.kind == "mmlongbench" else "images")
     with KnowledgeBase.open(root, settings, writable=True) as kb:
-        report = Ingestor(kb).run([str(folder)])
+        report = KBWriter(kb).run([str(folder)])
     totals = report.totals
     log(f"  ingested {totals['ingested']} files ({totals['pages']} pages, {totals['chunks']} chunks, "
         f"{totals['figures']} figures), {totals['failed']} failed, in {totals['seconds']:.0f} s")

@@ -6,9 +6,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-SUPPORTED = (".pdf", ".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".txt", ".md", ".markdown",
-             ".html", ".htm", ".docx", ".docm", ".xlsx", ".xlsm", ".csv", ".tsv", ".pptx", ".pptm", ".eml", ".mbox",
-             ".epub", ".doc", ".xls", ".ppt", ".odt", ".ods", ".odp", ".rtf")
+from ingest.formats import SUPPORTED
 
 
 def discover(paths: Iterable[str], suffixes: tuple[str, ...] = SUPPORTED) -> Iterator[tuple[str, bool]]:

@@ -62,18 +62,6 @@ def out_of_memory(path: str, what: str = "the file") -> ResourceLimit:
                          "or raise the bound (citeline ingest --file-memory-mb MB)")
 
 
-class KBError(CitelineError):
-    """The knowledge base cannot be opened or written as asked."""
-
-
-class KBLocked(KBError):
-    pass
-
-
-class EmbedderMismatch(KBError):
-    pass
-
-
 class MissingDependency(CitelineError):
     def __init__(self, what: str, install: str) -> None:
         super().__init__(f"{what} is not installed: run `{install}`")

@@ -13,6 +13,7 @@ import warnings
 from typing import Any
 
 from ingest.errors import CitelineError, CorruptFile, FileError, ResourceLimit, out_of_memory
+from ingest.formats import IMAGE_SUFFIXES
 from ingest.ocr import OcrLine, ocr_blocks, ocr_image
 from ingest.protocols import ParseOptions
 from ingest.types import BBox, Figure, Page, ParsedDocument, doc_id_for
@@ -20,7 +21,6 @@ from ingest.types import BBox, Figure, Page, ParsedDocument, doc_id_for
 MAX_SIDE = 1600
 OCR_MAX_PIXELS = 12_000_000
 OCR_TIMEOUT_S = 60.0
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 _PHOTO_FORMATS = {"JPEG", "WEBP", "MPO"}
 
 

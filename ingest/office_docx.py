@@ -16,11 +16,11 @@ from typing import Any
 
 from ingest import office_render as render
 from ingest.errors import ResourceLimit
+from ingest.formats import DOCX_SUFFIXES
 from ingest.office_common import guarded, macro_warning, markdown_table, open_office_zip, save_figure
 from ingest.protocols import ParseOptions
 from ingest.types import BBox, Block, Figure, Page, ParsedDocument, doc_id_for
 
-DOCX_SUFFIXES = (".docx", ".docm")
 MAX_BLOCKS = 200_000
 _HEADING = re.compile(r"^(heading|überschrift|titre|título)\s*(\d)$", re.I)
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"

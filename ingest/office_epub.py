@@ -15,12 +15,12 @@ from typing import Any
 from urllib.parse import unquote
 
 from ingest.errors import CorruptFile, FileError, ResourceLimit
+from ingest.formats import EPUB_SUFFIXES
 from ingest.office_common import guarded, open_office_zip, save_figure
 from ingest.protocols import ParseOptions
 from ingest.textfiles import html_blocks
 from ingest.types import BBox, Figure, Page, ParsedDocument, doc_id_for
 
-EPUB_SUFFIXES = (".epub",)
 MAX_CHAPTER_BYTES = 20_000_000
 _OPF = "{http://www.idpf.org/2007/opf}"
 _DC = "{http://purl.org/dc/elements/1.1/}"

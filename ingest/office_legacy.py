@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from ingest import office_render as render
 from ingest.errors import CorruptFile, FileError, ResourceLimit
+from ingest.formats import LEGACY_SUFFIXES
 from ingest.protocols import ParseOptions, Parser
 from ingest.types import ParsedDocument
 
@@ -25,7 +26,7 @@ _INSTALL = "apt-get install libreoffice-writer-nogui libreoffice-calc-nogui libr
 
 
 class LegacyOfficeParser:
-    suffixes: tuple[str, ...] = tuple(TARGETS)
+    suffixes: tuple[str, ...] = LEGACY_SUFFIXES
 
     def parse(self, path: str, sha256: str, options: ParseOptions) -> ParsedDocument:
         suffix = os.path.splitext(path)[1].lower()

@@ -20,11 +20,11 @@ from dataclasses import replace
 from typing import Any
 
 from ingest.errors import CorruptFile, FileError, ResourceLimit
+from ingest.formats import MAIL_SUFFIXES
 from ingest.protocols import ParseOptions
 from ingest.textfiles import html_blocks, plain_blocks
 from ingest.types import BBox, Block, Page, ParsedDocument, doc_id_for
 
-MAIL_SUFFIXES = (".eml", ".mbox")
 MAX_DEPTH = 3
 MAX_ATTACHMENTS = 100
 MAX_MESSAGE_BYTES = 100_000_000

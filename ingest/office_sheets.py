@@ -23,12 +23,11 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from ingest.errors import CorruptFile, ResourceLimit
+from ingest.formats import CSV_SUFFIXES, SHEET_SUFFIXES
 from ingest.office_common import cell_range, guarded, macro_warning, markdown_table, open_office_zip
 from ingest.protocols import ParseOptions
 from ingest.types import BBox, Block, Page, ParsedDocument
 
-SHEET_SUFFIXES = (".xlsx", ".xlsm")
-CSV_SUFFIXES = (".csv", ".tsv")
 MAX_CELLS = 2_000_000
 MAX_CSV_BYTES = 200_000_000
 BLOCK_CHARS = 360  # a row block (header included) stays under one chunk of the default budget (~2.5 chars a token)

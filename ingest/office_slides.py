@@ -13,11 +13,11 @@ from typing import Any
 
 from ingest import office_render as render
 from ingest.errors import ResourceLimit
+from ingest.formats import SLIDE_SUFFIXES
 from ingest.office_common import guarded, macro_warning, markdown_table, open_office_zip, save_figure
 from ingest.protocols import ParseOptions
 from ingest.types import BBox, Block, Figure, Page, ParsedDocument, doc_id_for
 
-SLIDE_SUFFIXES = (".pptx", ".pptm")
 EMU_PER_POINT = 12700
 MAX_GROUP_DEPTH = 8
 _FILE_NAMES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".emf", ".wmf", ".svg"}

@@ -23,6 +23,7 @@ from ingest.errors import (
     is_out_of_memory,
     out_of_memory,
 )
+from ingest.formats import PDF_SUFFIXES
 from ingest.ocr import ocr_blocks, ocr_image
 from ingest.passwords import candidates
 from ingest.protocols import ParseOptions
@@ -41,7 +42,7 @@ OCR_TIMEOUT_S = 60.0
 
 
 class PdfParser:
-    suffixes: tuple[str, ...] = (".pdf",)
+    suffixes: tuple[str, ...] = PDF_SUFFIXES
 
     def parse(self, path: str, sha256: str, options: ParseOptions) -> ParsedDocument:
         doc = open_pdf(path, options.passwords)

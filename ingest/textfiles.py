@@ -13,10 +13,10 @@ from html.parser import HTMLParser
 from typing import Any
 
 from ingest.errors import CorruptFile, ResourceLimit
+from ingest.formats import TEXT_SUFFIXES
 from ingest.protocols import ParseOptions
 from ingest.types import BBox, Block, BlockKind, Page, ParsedDocument
 
-TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
 MAX_TEXT_BYTES = 50_000_000
 _MD_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 _HTML_BLOCKS = {

@@ -37,6 +37,10 @@ class BBox:
         return cls(x0, y0, x1, y1)
 
 
+BoxTuple = tuple[float, float, float, float]
+"""A `BBox` as answers, charts and the UI carry it, as a plain (x0, y0, x1, y1) tuple: one alias, not one per layer."""
+
+
 @dataclass(frozen=True)
 class Block:
     """A run of text on a page in reading order: a paragraph, a heading, a caption or a whole table."""
@@ -131,14 +135,6 @@ class FileResult:
 
 def doc_id_for(sha256: str) -> str:
     return sha256[:24]
-
-
-def file_sha256(path: str, bufsize: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(bufsize):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --- JSON (de)serialisation for crossing the worker-process boundary (no pickle anywhere) -------------

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ingest.errors import MissingDependency
-from retrieval.embedders import UnknownEmbedder
+from retrieval.errors import UnknownEmbedder
 
 if TYPE_CHECKING:
     from retrieval.protocols import ImageEmbedder

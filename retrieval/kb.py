@@ -14,46 +14,26 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ingest.chunking import ChunkerSettings
-from ingest.errors import EmbedderMismatch, KBError
-from ingest.isolation import Limits
 from retrieval import faults
 from retrieval.catalog import Catalog
+from retrieval.embedding import embed_stored_chunks
+from retrieval.errors import EmbedderMismatch, KBError
+from retrieval.integrity import check_kb
+from retrieval.kb_layout import manifest_file_state, orphan_asset_dirs
 from retrieval.lock import WriterLock
+from retrieval.settings import IMAGE, TEXT, KBSettings, ModelSet, space_info
 from retrieval.vectors import VectorIndex
 
 VERSION = "0.1.0"
-TEXT = "text"
-IMAGE = "image"
-
-
-@dataclass(frozen=True)
-class KBSettings:
-    """How a KB is built. None means: what the KB was built with, or the offline default for a new KB."""
-
-    text_model: str | None = None  # minilm-q8 (default) | minilm-int8 | minilm | mpnet | st:<name or path> | fake
-    image_model: str | None = None  # tagger (default) | clip:<arch>:<tag or path or none> | none | fake
-    tag_images: bool = True  # ImageNet tags from the offline tagger added to figure descriptions
-    chunker: ChunkerSettings = field(default_factory=ChunkerSettings)
-    ocr: bool = True
-    ocr_language: str = "eng"
-    limits: Limits = field(default_factory=Limits)
-
-    def resolved(self, manifest: dict[str, Any] | None) -> KBSettings:
-        spaces = (manifest or {}).get("spaces", {})
-        text = self.text_model or spaces.get(TEXT, {}).get("model") or "minilm-q8"
-        image = self.image_model or spaces.get(IMAGE, {}).get("model") or (manifest or {}).get("image_model") or "tagger"
-        return replace(self, text_model=text, image_model=image)
 
 
 def default_kb_dir() -> Path:
@@ -64,53 +44,6 @@ def default_kb_dir() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("citeline")) / "kb"
-
-
-class ModelSet:
-    """The models a KB uses, built on first use (status and remove never load a model)."""
-
-    def __init__(self, settings: KBSettings, factory: Callable[[str, str], Any] | None = None) -> None:
-        self.settings = settings
-        self._factory = factory or default_model_factory
-        self._built: dict[str, Any] = {}
-
-    def _get(self, role: str, spec: str) -> Any:
-        if role not in self._built:
-            self._built[role] = self._factory(role, spec)
-        return self._built[role]
-
-    @property
-    def text(self) -> Any:
-        return self._get("text", self.settings.text_model or "minilm-q8")
-
-    @property
-    def image(self) -> Any | None:
-        spec = self.settings.image_model or "tagger"
-        if spec == "none":
-            return None
-        if spec in ("tagger", "efficientnet-lite0") and self.settings.tag_images:
-            return self.tagger
-        return self._get("image", spec)
-
-    @property
-    def tagger(self) -> Any | None:
-        if not self.settings.tag_images or (self.settings.image_model or "") == "fake":
-            return None
-        return self._get("tagger", "tagger")
-
-
-def default_model_factory(role: str, spec: str) -> Any:
-    if role == "text":
-        from retrieval.embedders import build_text_embedder
-
-        return build_text_embedder(spec)
-    if role == "tagger":
-        from retrieval.tagger import EfficientNetTagger
-
-        return EfficientNetTagger(threads=1)  # ~15 ms an image on one core; the parser worker has the other
-    from retrieval.clip import build_image_embedder
-
-    return build_image_embedder(spec)
 
 
 class KnowledgeBase:
@@ -234,7 +167,7 @@ class KnowledgeBase:
         if current and (current["model"] != model or int(current["dimension"]) != dimension):
             raise EmbedderMismatch(_mismatch_message(self.root, space, current, model))
         if current is None:
-            spaces[space] = _space_info(model, dimension, normalized)
+            spaces[space] = space_info(model, dimension, normalized)
             self._write_manifest(manifest)
 
     def _write_manifest(self, manifest: dict[str, Any] | None = None) -> None:
@@ -273,7 +206,7 @@ class KnowledgeBase:
         files, and the asset folders of documents that were never committed or whose removal was cut short."""
         for tmp in [self.root / "manifest.json.tmp", *(self.root / "index").glob("*.tmp")]:
             tmp.unlink(missing_ok=True)
-        for folder in orphan_asset_dirs(self):
+        for folder in orphan_asset_dirs(self.assets_dir, self.catalog):
             shutil.rmtree(folder, ignore_errors=True)
 
     # -- maintenance ------------------------------------------------------------------------------------
@@ -303,12 +236,10 @@ class KnowledgeBase:
         transaction, so a kill mid-way leaves the old, consistent KB.
         """
         self._require_writable("reindex")
-        from retrieval.ingestor import embed_stored_chunks
-
         manifest = self.manifest
         manifest["spaces"] = {}
         manifest["image_model"] = self.settings.image_model
-        vectors = embed_stored_chunks(self, manifest["spaces"], progress)
+        vectors = embed_stored_chunks(self.catalog, self.models, self.assets_dir, manifest["spaces"], progress)
         manifest = self._stamped_manifest(manifest)
         with self.catalog.transaction() as db:  # vectors, the manifest naming their model, and the new epoch
             db.execute("DELETE FROM vectors")
@@ -354,40 +285,11 @@ class KnowledgeBase:
     def check(self) -> list[Any]:
         """Every inconsistency found (`retrieval.integrity.Problem`); `healed` ones are derived files that
         the next open or write repairs by itself. Read-only: safe while another process writes."""
-        from retrieval.integrity import check_kb
-
         return check_kb(self)
 
     def _require_writable(self, what: str) -> None:
         if not self.writable:
             raise KBError(f"{what} needs the KB opened for writing (KnowledgeBase.open(..., writable=True))")
-
-
-_DOC_DIR = re.compile(r"^[0-9a-f]{24}$")  # assets/<doc_id>: the first 24 hex digits of the SHA-256
-
-
-def orphan_asset_dirs(kb: KnowledgeBase) -> list[Path]:
-    """Asset folders of no document in the catalog."""
-    if not kb.assets_dir.is_dir():
-        return []
-    known = {r[0] for r in kb.catalog.db.execute("SELECT doc_id FROM documents")}
-    return sorted(p for p in kb.assets_dir.iterdir() if p.is_dir() and _DOC_DIR.match(p.name) and p.name not in known)
-
-
-def manifest_file_state(root: Path, manifest: dict[str, Any]) -> str | None:
-    """None when manifest.json mirrors the catalog's manifest, else what is wrong with it."""
-    path = root / "manifest.json"
-    try:
-        on_disk = json.loads(path.read_text())
-    except FileNotFoundError:
-        return "manifest.json is missing"
-    except ValueError:
-        return "manifest.json is not valid JSON"
-    return None if on_disk == manifest else "manifest.json differs from the catalog's manifest"
-
-
-def _space_info(model: str, dimension: int, normalized: bool = True) -> dict[str, Any]:
-    return {"model": model, "dimension": dimension, "normalized": normalized, "metric": "inner_product"}
 
 
 def _read_manifest(catalog: Catalog) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from ingest.errors import KBLocked
+from retrieval.errors import KBLocked
 
 
 class WriterLock:

@@ -7,18 +7,6 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ingest.errors import CitelineError
-
-
-class TextQueriesUnsupported(CitelineError, NotImplementedError):
-    """An image embedder without a text tower was asked to embed a text query."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(
-            f"image embedder {name!r} cannot embed text queries; search images by their tags and captions, "
-            "or use a CLIP embedder (--image-embedder clip:ViT-B-32:openai, needs pip install 'citeline[clip]')"
-        )
-
 
 @runtime_checkable
 class TextEmbedder(Protocol):

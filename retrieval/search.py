@@ -19,13 +19,15 @@ from typing import Any, Literal
 import numpy as np
 
 from ingest.chunking import embedding_text
-from ingest.errors import CitelineError, CorruptFile
+from ingest.errors import CorruptFile
 from retrieval.catalog import StoredChunk
+from retrieval.errors import SearchError
 from retrieval.fusion import Fused, mmr, rrf, to_pages
-from retrieval.kb import IMAGE, TEXT, KnowledgeBase
+from retrieval.kb import KnowledgeBase
 from retrieval.lexical import LexicalIndex, filter_sql, is_empty
 from retrieval.rescore import Rescorer
 from retrieval.rewrite import FollowUpRewriter, QueryRewriter, Turn
+from retrieval.settings import IMAGE, TEXT
 from retrieval.types import Hit, SearchFilters
 
 Level = Literal["chunk", "page"]
@@ -35,10 +37,6 @@ DEFAULT_WEIGHTS: Mapping[str, float] = {"dense": 1.0, "bm25": 1.0, "figures": 0.
 # Ranking pages, the figure-description ranking maps to "any page with a figure" and mostly adds noise
 # (MMLongBench-dev: 0.62 → 0.55 nDCG@10 at weight 0.5), so it only breaks ties there.
 PAGE_WEIGHTS: Mapping[str, float] = {**DEFAULT_WEIGHTS, "figures": 0.1}
-
-
-class SearchError(CitelineError, ValueError):
-    """A search was asked for something it cannot do (no query, unknown retriever, bad level)."""
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ from importlib import resources
 
 import numpy as np
 
-from retrieval import models
-from retrieval.protocols import TextQueriesUnsupported
+from retrieval import embedder_models
+from retrieval.errors import TextQueriesUnsupported
+from retrieval.vectors import normalise
 
 IMAGE_SIZE = 224
 RESIZE_SHORT_SIDE = round(IMAGE_SIZE / 0.875)  # 256, as in the TF reference eval
@@ -67,7 +68,7 @@ class EfficientNetTagger:
 
     def __init__(self, top_k: int = 5, batch_size: int = 16, threads: int | None = None,
                  cache_dir: str | os.PathLike[str] | None = None) -> None:
-        self._session = models.onnx_session(models.efficientnet_lite0_onnx(cache_dir or models.cache_dir()), threads)
+        self._session = embedder_models.onnx_session(embedder_models.efficientnet_lite0_onnx(cache_dir or embedder_models.cache_dir()), threads)
         self.top_k = top_k
         self.batch_size = batch_size
         self._labels = imagenet_labels()
@@ -105,7 +106,7 @@ class EfficientNetTagger:
         if not paths:
             return np.zeros((0, self.dimension), np.float32)
         feats, _ = self._forward(paths)
-        return (feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        return normalise(feats)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         raise TextQueriesUnsupported(self.name)

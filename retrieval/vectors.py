@@ -29,11 +29,12 @@ def _faiss() -> Any:
     return faiss
 
 
-def normalise(rows: np.ndarray) -> np.ndarray:
-    """Float32, C-contiguous, rows L2-normalised (zero rows stay zero): what every index stores and searches."""
-    rows = np.ascontiguousarray(np.atleast_2d(rows), dtype=np.float32)
+def normalise(rows: Any, dtype: type[np.floating[Any]] = np.float32) -> np.ndarray:
+    """C-contiguous rows, L2-normalised (zero rows stay zero), in `dtype`: float32 is what every embedder returns
+    and every index stores and searches. The project's one L2-normaliser."""
+    rows = np.ascontiguousarray(np.atleast_2d(rows), dtype=dtype)
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return np.ascontiguousarray(rows / np.maximum(norms, 1e-12), dtype=np.float32)
+    return np.ascontiguousarray(rows / np.maximum(norms, 1e-12), dtype=dtype)
 
 
 class VectorIndex:

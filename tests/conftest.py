@@ -84,7 +84,7 @@ def make_pdf(path: Path, pages: list[str], title: str = "") -> Path:
 
 @pytest.fixture
 def fake_kb_settings():  # type: ignore[no-untyped-def]
-    from retrieval.kb import KBSettings
+    from retrieval.settings import KBSettings
 
     return KBSettings(text_model="fake", image_model="fake", tag_images=False)
 

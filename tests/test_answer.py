@@ -18,7 +18,7 @@ from assistant.generators.fake import ScriptedGenerator, ScriptedJudge
 from assistant.prompting import JUDGE_QUESTION, REMOVED
 from assistant.sdk import Citeline
 from assistant.types import ABSTAIN_TEXT
-from retrieval.kb import KBSettings
+from retrieval.settings import KBSettings
 from tests.conftest import make_pdf
 
 PAGES = [

@@ -170,7 +170,7 @@ def kb(tmp_path_factory: pytest.TempPathFactory) -> Any:
         pytest.skip(f"public test data missing: {DOCS} not found (README.md, 'Test data', says where it comes from)")
     from assistant.config import Settings
     from assistant.sdk import Citeline
-    from retrieval.kb import KBSettings
+    from retrieval.settings import KBSettings
 
     root = tmp_path_factory.mktemp("charts") / "kb"
     settings = Settings(kb_dir=root, kb=KBSettings(image_model="fake", tag_images=False),
@@ -206,7 +206,7 @@ def made_kb(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A year-per-column statement in a generated PDF and a Markdown table in a text document."""
     from assistant.config import Settings
     from assistant.sdk import Citeline
-    from retrieval.kb import KBSettings
+    from retrieval.settings import KBSettings
 
     root = tmp_path_factory.mktemp("made")
     docs = root / "docs"

@@ -122,15 +122,16 @@ def _photos(folder: Path) -> list[Path]:
 def test_end_to_end_text_query_finds_a_photo_through_the_searcher(tiny_model_name: str, tmp_path: Path) -> None:
     """Ingest photos into a real KB with the tiny CLIP, then a text query reaches them through the image index:
     the Searcher's top image is the photo the same model scores highest for that text."""
-    from retrieval.ingestor import Ingestor
-    from retrieval.kb import KBSettings, KnowledgeBase
+    from retrieval.kb import KnowledgeBase
+    from retrieval.kb_writer import KBWriter
     from retrieval.search import Searcher
+    from retrieval.settings import KBSettings
 
     photos = _photos(tmp_path / "photos")
     torch.manual_seed(0)
     settings = KBSettings(text_model="fake", image_model=f"clip:{tiny_model_name}:none", tag_images=False)
     with KnowledgeBase.open(tmp_path / "kb", settings, writable=True) as kb:
-        report = Ingestor(kb).run([str(tmp_path / "photos")])
+        report = KBWriter(kb).run([str(tmp_path / "photos")])
         assert [f.status for f in report.files].count("ingested") == len(photos), report.files
         index = kb.index("image")
         assert index is not None and index.size == len(photos)

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from retrieval import faults
-from retrieval.kb import KBSettings, KnowledgeBase
+from retrieval.kb import KnowledgeBase
+from retrieval.settings import KBSettings
 from tests.conftest import make_pdf
 
 SETTINGS = KBSettings(text_model="fake", image_model="fake", tag_images=False)

@@ -11,10 +11,11 @@ import pytest
 
 from ingest.errors import MissingDependency
 from retrieval.clip import build_image_embedder, parse_clip_spec
-from retrieval.embedders import UnknownEmbedder, build_text_embedder
+from retrieval.embedder_models import sha256_file, verify_sha256
+from retrieval.embedders import build_text_embedder
+from retrieval.errors import EmbedderChecksumError, TextQueriesUnsupported, UnknownEmbedder
 from retrieval.fakes import HashEmbedder, HashImageEmbedder
-from retrieval.models import ModelChecksumError, sha256_file, verify_sha256
-from retrieval.protocols import ImageEmbedder, ImageTagger, TextEmbedder, TextQueriesUnsupported
+from retrieval.protocols import ImageEmbedder, ImageTagger, TextEmbedder
 from tests.conftest import SHARED_DATA, needs_data
 
 COCO = SHARED_DATA / "coco-mini"
@@ -132,7 +133,7 @@ def test_q8_agrees_with_fp32(text_embedders: dict[str, TextEmbedder]) -> None:
 
 @real
 def test_q8_model_is_derived_once_and_verified(tmp_path: Path) -> None:
-    from retrieval.models import minilm_q8_onnx
+    from retrieval.embedder_models import minilm_q8_onnx
 
     path = minilm_q8_onnx(tmp_path)
     import onnx
@@ -144,7 +145,7 @@ def test_q8_model_is_derived_once_and_verified(tmp_path: Path) -> None:
     with open(path, "r+b") as f:  # a damaged cache file is caught by the digest recorded at build time
         f.seek(1000)
         f.write(b"\x00" * 16)
-    with pytest.raises(ModelChecksumError, match="delete"):
+    with pytest.raises(EmbedderChecksumError, match="delete"):
         minilm_q8_onnx(tmp_path)
 
 
@@ -176,7 +177,7 @@ def test_checksum_mismatch_says_what_to_do(tmp_path: Path) -> None:
     path = tmp_path / "weights.bin"
     path.write_bytes(b"not the weights")
     assert verify_sha256(path, sha256_file(path), "n/a") == path
-    with pytest.raises(ModelChecksumError, match="reinstall"):
+    with pytest.raises(EmbedderChecksumError, match="reinstall"):
         verify_sha256(path, "0" * 64, "reinstall it")
 
 
@@ -239,7 +240,7 @@ def test_tagger_onnx_export_matches_the_torch_model(tmp_path: Path) -> None:
     import torch
     from efficientnet_lite_pytorch import EfficientNet
 
-    from retrieval.models import efficientnet_lite0_onnx, efficientnet_lite0_weights
+    from retrieval.embedder_models import efficientnet_lite0_onnx, efficientnet_lite0_weights
     from retrieval.tagger import EfficientNetTagger, preprocess
 
     tagger = EfficientNetTagger(threads=1, cache_dir=tmp_path)
@@ -257,7 +258,7 @@ def test_tagger_onnx_export_matches_the_torch_model(tmp_path: Path) -> None:
     with open(path, "r+b") as f:
         f.seek(2000)
         f.write(b"\x00" * 16)
-    with pytest.raises(ModelChecksumError, match="delete"):
+    with pytest.raises(EmbedderChecksumError, match="delete"):
         EfficientNetTagger(cache_dir=tmp_path)
 
 
@@ -288,7 +289,7 @@ def test_tagger_features_group_same_category(tagger) -> None:  # type: ignore[no
 @real
 def test_q8_model_in_an_unwritable_place_names_the_fix(tmp_path: Path) -> None:
     from ingest.errors import CitelineError
-    from retrieval.models import minilm_q8_onnx
+    from retrieval.embedder_models import minilm_q8_onnx
 
     blocked = tmp_path / "file-not-dir"
     blocked.write_text("a file where the cache folder should be")

@@ -13,7 +13,7 @@ import pytest
 from assistant.entailment import Entailment, EntailmentModel, build_entailment
 from assistant.entailment.judge import CONTRADICT_QUESTION, ENTAIL_QUESTION, GeneratorJudge
 from assistant.entailment.nli import NLICrossEncoder, from_logits, label_slots
-from assistant.generators import CannotJudge
+from assistant.errors import CannotJudge
 from assistant.types import Message, Sampling
 
 PAIRS = [("The Aurora X2 battery lasts 14 hours of continuous playback.", "The battery lasts 14 hours."),

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from assistant.entailment import Entailment, EntailmentModel, UnknownEntailment, build_entailment
+from assistant.entailment import Entailment, EntailmentModel, build_entailment
 from assistant.entailment.checks import ClaimChecks
 from assistant.entailment.text import Quantity, analyse, same_quantity
+from assistant.errors import UnknownEntailment
 from tests.conftest import SHARED_DATA, needs_data
 
 ROOT = Path(__file__).resolve().parents[1]

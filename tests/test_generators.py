@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from assistant import models
-from assistant.generators import Judge, UnknownGenerator, build_generator, generate
+from assistant import chat_models as models
+from assistant.errors import ChatModelChecksumError, ChatModelMissing, EndpointError, UnknownGenerator
+from assistant.generators import Judge, build_generator, generate
 from assistant.generators.fake import ScriptedGenerator
-from assistant.generators.openai_compat import EndpointError, parse_openai_spec, with_images, yes_no_logodds
+from assistant.generators.openai_compat import parse_openai_spec, with_images, yes_no_logodds
 from assistant.prompting import build_messages
 from assistant.types import Sampling, Source
 
@@ -190,7 +191,7 @@ def test_pull_assembles_verifies_and_marks(fake_split_model: str, monkeypatch: p
 def test_a_corrupt_file_is_refused_with_the_fix(fake_split_model: str):
     path = models.pull(fake_split_model)
     path.write_bytes(b"abcdX")
-    with pytest.raises(models.ModelCorrupt, match="citeline models pull tiny"):
+    with pytest.raises(ChatModelChecksumError, match="citeline models pull tiny"):
         models.verify(fake_split_model)
 
 
@@ -198,9 +199,9 @@ def test_a_missing_model_names_the_command(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("CITELINE_HOME", str(tmp_path))
     entry = models.ChatModel("ghost", "t", "ghost.gguf", 1, "0" * 64, ("ghost-pkg==1",), ("no_such_module_x",), "h")
     monkeypatch.setitem(models.CHAT_MODELS, "ghost", entry)
-    with pytest.raises(models.ModelMissing, match="citeline models list"):
+    with pytest.raises(ChatModelMissing, match="citeline models list"):
         build_generator("gguf:" + str(tmp_path / "nope.gguf"))
-    with pytest.raises(models.ModelMissing, match="citeline models pull ghost"):
+    with pytest.raises(ChatModelMissing, match="citeline models pull ghost"):
         models.resolve_gguf("ghost")
 
 

@@ -26,7 +26,7 @@ from eval.injection import (
     load_cases,
     shown_text,
 )
-from retrieval.kb import KBSettings
+from retrieval.settings import KBSettings
 
 CASES = load_cases() + load_cases(HOLDOUT_CASES)
 BY_ID = {c.id: c for c in CASES}

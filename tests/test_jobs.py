@@ -27,8 +27,8 @@ from assistant.jobs import JobQueue  # noqa: E402
 from assistant.sdk import Citeline  # noqa: E402
 from assistant.server import create_app  # noqa: E402
 from retrieval.fakes import HashEmbedder  # noqa: E402
-from retrieval.kb import KBSettings, default_model_factory  # noqa: E402
 from retrieval.lock import WriterLock  # noqa: E402
+from retrieval.settings import KBSettings, default_model_factory  # noqa: E402
 from tests.conftest import make_pdf  # noqa: E402
 from tests.test_server import serving  # noqa: E402
 

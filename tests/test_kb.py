@@ -12,9 +12,10 @@ import pytest
 
 from assistant.cli import main
 from assistant.sdk import Citeline
-from ingest.errors import EmbedderMismatch, KBLocked
-from retrieval.kb import KBSettings, KnowledgeBase
+from retrieval.errors import EmbedderMismatch, KBLocked
+from retrieval.kb import KnowledgeBase
 from retrieval.lock import WriterLock
+from retrieval.settings import KBSettings
 from tests.conftest import make_pdf
 
 PAGES = [
@@ -313,11 +314,11 @@ def test_a_writer_heals_what_a_crash_leaves_behind(tmp_path: Path, folder: Path,
 def test_a_file_deleted_after_discovery_is_a_per_file_error(tmp_path: Path, folder: Path,
                                                             fake_kb_settings: KBSettings):
     """Deleted between discovery and its size/hash check: that file fails with what to do, the run goes on."""
-    from retrieval.ingestor import Ingestor
+    from retrieval.kb_writer import KBWriter
 
     doomed, kept = folder / "manual.pdf", [folder / "notes.md"]
     with KnowledgeBase.open(tmp_path / "kb", fake_kb_settings, writable=True) as kb:
-        ingestor = Ingestor(kb)
+        ingestor = KBWriter(kb)
         real = ingestor._precheck_file
 
         def vanish_first(path: str):  # the real check, after the file is gone (as a racing `rm` would leave it)

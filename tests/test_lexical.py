@@ -9,8 +9,9 @@ import pytest
 
 from eval.datasets import store_documents
 from ingest.types import BBox, Block, Page, ParsedDocument
-from retrieval.kb import KBSettings, KnowledgeBase
+from retrieval.kb import KnowledgeBase
 from retrieval.lexical import LexicalIndex, match_expression, query_terms
+from retrieval.settings import KBSettings
 from retrieval.types import SearchFilters
 
 NASTY = ['"', "'", '"unbalanced', "AND", "OR OR", "NOT x", "NEAR(a b, 3)", "a*", "*", "col:term", "^start",

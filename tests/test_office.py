@@ -16,8 +16,8 @@ from assistant.answer import AnswerSettings
 from assistant.config import Settings
 from assistant.sdk import Citeline
 from ingest.chunking import Chunker
-from ingest.discovery import SUPPORTED
 from ingest.errors import CorruptFile, FileError, PasswordRequired, ResourceLimit
+from ingest.formats import SUPPORTED
 from ingest.office_common import cell_range
 from ingest.office_docx import DocxParser
 from ingest.office_epub import EpubParser
@@ -28,7 +28,7 @@ from ingest.office_slides import PptxParser
 from ingest.parsers import SUPPORTED_SUFFIXES, parse_file
 from ingest.protocols import ParseOptions
 from ingest.types import BBox, Chunk, ParsedDocument
-from retrieval.kb import KBSettings
+from retrieval.settings import KBSettings
 
 SHA = "ab" * 32
 

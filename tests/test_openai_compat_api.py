@@ -27,7 +27,7 @@ from assistant.generators.fake import ScriptedGenerator  # noqa: E402
 from assistant.sdk import Citeline  # noqa: E402
 from assistant.server import create_app  # noqa: E402
 from assistant.types import ABSTAIN_TEXT  # noqa: E402
-from retrieval.kb import KBSettings  # noqa: E402
+from retrieval.settings import KBSettings  # noqa: E402
 from tests.conftest import ROOT, make_pdf  # noqa: E402
 from tests.test_server import _free_port, serving  # noqa: E402
 

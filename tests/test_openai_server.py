@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from assistant.chat_models import resolve_gguf
 from assistant.generators import build_generator, generate
-from assistant.models import resolve_gguf
 from assistant.prompting import build_messages
 from assistant.types import Sampling, Source
 

@@ -12,11 +12,12 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from ingest.errors import CorruptFile, PasswordRequired, ResourceLimit, UnsupportedFile
+from ingest.hashing import file_sha256
 from ingest.ocr import OcrLine, _unrotate_line, ocr_blocks, parse_tsv
 from ingest.parsers import SUPPORTED_SUFFIXES, parse_file, parser_for
 from ingest.pdf import clean_text
 from ingest.protocols import ParseOptions
-from ingest.types import ParsedDocument, doc_id_for, file_sha256
+from ingest.types import ParsedDocument, doc_id_for
 
 needs_tesseract = pytest.mark.skipif(
     shutil.which("tesseract") is None, reason="tesseract-ocr is not installed"

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from ingest.errors import CorruptFile, FileError, PasswordRequired
+from ingest.hashing import file_sha256
 from ingest.parsers import parse_file
 from ingest.protocols import ParseOptions
-from ingest.types import ParsedDocument, file_sha256
+from ingest.types import ParsedDocument
 from tests.conftest import SHARED_DATA, needs_data
 
 PDFS = SHARED_DATA / "pdfs"

@@ -73,7 +73,7 @@ def test_readme_openai_client_example_runs_against_citeline_serve(tmp_path: Path
     from assistant.config import Settings
     from assistant.sdk import Citeline
     from assistant.server import create_app
-    from retrieval.kb import KBSettings
+    from retrieval.settings import KBSettings
     from tests.test_server import serving
 
     code = next(c for c in re.findall(r"```python\n(.*?)\n```", README, flags=re.S) if "from openai import" in c)

@@ -13,9 +13,11 @@ import pytest
 
 from eval.datasets import store_documents
 from ingest.types import BBox, Block, Figure, Page, ParsedDocument
-from retrieval.kb import KBSettings, KnowledgeBase
+from retrieval.errors import SearchError
+from retrieval.kb import KnowledgeBase
 from retrieval.rewrite import Turn
-from retrieval.search import Searcher, SearchError
+from retrieval.search import Searcher
+from retrieval.settings import KBSettings
 from retrieval.types import SearchFilters
 
 TEXTS = {

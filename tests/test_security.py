@@ -32,13 +32,13 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 from assistant.config import Settings  # noqa: E402
+from assistant.errors import EndpointBusy, EndpointError, EndpointTimeout  # noqa: E402
 from assistant.generators import build_generator  # noqa: E402
-from assistant.generators.openai_compat import EndpointBusy, EndpointError, EndpointTimeout  # noqa: E402
 from assistant.prompting import build_messages  # noqa: E402
 from assistant.sdk import Citeline  # noqa: E402
 from assistant.server import create_app  # noqa: E402
 from assistant.types import Source  # noqa: E402
-from retrieval.kb import KBSettings  # noqa: E402
+from retrieval.settings import KBSettings  # noqa: E402
 from tests.conftest import ROOT, SHARED_DATA  # noqa: E402
 from tests.test_server import serving  # noqa: E402
 

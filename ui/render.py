@@ -16,15 +16,16 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageOps
 
 from assistant.types import Answer, Citation, ClaimCheck, PageImage, Source
+from ingest.formats import IMAGE_SUFFIXES
+from ingest.types import BoxTuple
 
-BBox = tuple[float, float, float, float]
 HIGHLIGHT = (255, 176, 0)  # amber: visible on white paper and on most figures
 PAGE_EDGE = (170, 170, 170)
 MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 FULL_PAGE_ZOOM = 2.0
 
 
-def scale_bbox(bbox: Sequence[float], page_size: tuple[float, float], image_size: tuple[int, int]) -> BBox:
+def scale_bbox(bbox: Sequence[float], page_size: tuple[float, float], image_size: tuple[int, int]) -> BoxTuple:
     """Page coordinates → pixel coordinates of an image of the whole page, clamped to the image."""
     pw, ph = page_size
     iw, ih = image_size
@@ -36,7 +37,7 @@ def scale_bbox(bbox: Sequence[float], page_size: tuple[float, float], image_size
             min(float(iw), max(x0, x1) * sx), min(float(ih), max(y0, y1) * sy))
 
 
-def draw_highlight(image: Image.Image, box: BBox, pad: int = 4) -> Image.Image:
+def draw_highlight(image: Image.Image, box: BoxTuple, pad: int = 4) -> Image.Image:
     """A copy of `image` with `box` (pixels) outlined and tinted."""
     base = image.convert("RGBA")
     overlay = Image.new("RGBA", base.size, (0, 0, 0, 0))
@@ -86,13 +87,13 @@ def region_view(page: PageImage, bbox: Sequence[float], zoom: float = FULL_PAGE_
     return draw_highlight(image, scale_bbox(shifted, (clip[2] - clip[0], clip[3] - clip[1]), image.size))
 
 
-def _expand(bbox: Sequence[float], width: float, height: float, margin: float) -> BBox:
+def _expand(bbox: Sequence[float], width: float, height: float, margin: float) -> BoxTuple:
     x0, y0, x1, y1 = min(bbox[0], bbox[2]), min(bbox[1], bbox[3]), max(bbox[0], bbox[2]), max(bbox[1], bbox[3])
     mx, my = margin * width, margin * height
     return (max(0.0, x0 - mx), max(0.0, y0 - my), min(width, x1 + mx), min(height, y1 + my))
 
 
-def _thumbnail_clip(page: PageImage, clip: BBox) -> Image.Image | None:
+def _thumbnail_clip(page: PageImage, clip: BoxTuple) -> Image.Image | None:
     if page.thumbnail is None:
         return None
     with Image.open(page.thumbnail) as image:
@@ -100,13 +101,13 @@ def _thumbnail_clip(page: PageImage, clip: BBox) -> Image.Image | None:
         return image.convert("RGB").crop(_pixels(box))
 
 
-def _render_source(page: PageImage, zoom: float, clip: BBox | None = None) -> Image.Image | None:
+def _render_source(page: PageImage, zoom: float, clip: BoxTuple | None = None) -> Image.Image | None:
     assert page.source is not None
     suffix = page.source.suffix.lower()
     try:
         if suffix == ".pdf":
             return _render_pdf_page(page.source, page.page, zoom, clip)
-        if suffix in (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"):
+        if suffix in IMAGE_SUFFIXES:
             with Image.open(page.source) as image:
                 full = image.convert("RGB")
             if clip is None:
@@ -117,11 +118,11 @@ def _render_source(page: PageImage, zoom: float, clip: BBox | None = None) -> Im
     return None
 
 
-def _pixels(box: BBox) -> tuple[int, int, int, int]:
+def _pixels(box: BoxTuple) -> tuple[int, int, int, int]:
     return (round(box[0]), round(box[1]), round(box[2]), round(box[3]))
 
 
-def _render_pdf_page(path: Path, number: int, zoom: float, clip: BBox | None = None) -> Image.Image:
+def _render_pdf_page(path: Path, number: int, zoom: float, clip: BoxTuple | None = None) -> Image.Image:
     import pymupdf
 
     with pymupdf.open(str(path)) as doc:
@@ -153,7 +154,7 @@ class SourceView:
         return quotes[0] if quotes else self.source.text
 
     @property
-    def bbox(self) -> tuple[float, float, float, float] | None:
+    def bbox(self) -> BoxTuple | None:
         boxes = [c.bbox for c in self.citations if c.bbox]
         return boxes[0] if boxes else self.source.bbox
 

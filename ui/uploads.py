@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from ingest.discovery import SUPPORTED  # the single list of file types ingestion understands
+from ingest.formats import IMAGE_SUFFIXES, SUPPORTED, TEXT_SUFFIXES  # the single list of file types
 
 MAX_UPLOAD_MB = 200
-IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
-TEXT_TYPES = (".txt", ".md", ".markdown", ".html", ".htm")
+IMAGE_TYPES = IMAGE_SUFFIXES
+TEXT_TYPES = TEXT_SUFFIXES
 UPLOAD_TYPES = tuple(s.lstrip(".") for s in SUPPORTED)
 QUERY_IMAGE_TYPES = tuple(s.lstrip(".") for s in IMAGE_TYPES)
 _UNSAFE = re.compile(r"[^\w.\- ()+,@]+")

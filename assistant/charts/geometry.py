@@ -17,6 +17,7 @@ from typing import Any
 
 from assistant.charts import numbers
 from assistant.charts.tables import Cell, Table
+from ingest.types import BoxTuple
 
 Word = tuple[float, float, float, float, str]
 
@@ -46,7 +47,7 @@ def separate_rows(table: Table) -> Table:
     return replace(table, rows=tuple(rows))
 
 
-def text_above(path: str | None, page: int, bbox: tuple[float, float, float, float] | None,
+def text_above(path: str | None, page: int, bbox: BoxTuple | None,
                height: float = 72.0) -> str:
     """The words printed just above a table (its title, the sentence introducing it), from the PDF."""
     if not path or not bbox or Path(path).suffix.lower() != ".pdf" or not Path(path).is_file():

@@ -6,16 +6,12 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest.errors import CitelineError
+from assistant.errors import ChartRenderError
 
 if TYPE_CHECKING:
     from assistant.charts.types import Chart, ChartSeries
 
 WIDTH, HEIGHT = 640, 360  # the whole image, axes and titles included (autosize "fit")
-
-
-class ChartRenderError(CitelineError, ValueError):
-    """A chart could not be written (unknown format, nothing plotted)."""
 
 
 def build_spec(series: tuple[ChartSeries, ...], *, mark: str, title: str, x_title: str, y_title: str,

@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from assistant.charts import numbers
+from ingest.types import BoxTuple
 
 _MONTH_NAMES = ("january february march april may june july august september october november december "
            "jan feb mar apr jun jul aug sep sept oct nov dec")
@@ -39,7 +40,7 @@ class Table:
     doc: str
     doc_id: str
     page: int
-    bbox: tuple[float, float, float, float] | None
+    bbox: BoxTuple | None
     columns: tuple[str, ...]
     rows: tuple[tuple[Cell, ...], ...]
     chunk_ids: tuple[int, ...] = ()
@@ -80,7 +81,7 @@ def split_markdown(text: str) -> list[list[str]]:
 
 
 def from_markdown(chunks: list[tuple[int, str]], *, doc: str, doc_id: str, page: int,
-                  bbox: tuple[float, float, float, float] | None, section: str = "", context: str = "",
+                  bbox: BoxTuple | None, section: str = "", context: str = "",
                   search_rank: int = 0, source_path: str | None = None) -> Table | None:
     """A Table from the markdown of one or more chunks (a long table is stored in several, each repeating the
     header row)."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-BBox4 = tuple[float, float, float, float]
+from ingest.types import BoxTuple
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class ChartPoint:
     doc: str
     doc_id: str
     page: int
-    bbox: BBox4 | None
+    bbox: BoxTuple | None
     row: str
     column: str
     verified: bool = False
@@ -52,7 +52,7 @@ class TableRef:
     doc: str
     doc_id: str
     page: int
-    bbox: BBox4 | None
+    bbox: BoxTuple | None
     columns: tuple[str, ...]
     score: float = 0.0
 

@@ -5,14 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from assistant.entailment.base import VERDICTS, Entailment, EntailmentModel, Verdict
-from ingest.errors import CitelineError
+from assistant.errors import UnknownEntailment
 
 ENTAILMENT_SPECS = ("checks", "nli:HUB_ID_OR_PATH", "judge")
-
-
-class UnknownEntailment(CitelineError, ValueError):
-    def __init__(self, spec: str) -> None:
-        super().__init__(f"unknown entailment backend {spec!r}; choose one of: {', '.join(ENTAILMENT_SPECS)}")
 
 
 def build_entailment(spec: str = "checks", *, embedder: Any = None, generator: Any = None,
@@ -31,9 +26,9 @@ def build_entailment(spec: str = "checks", *, embedder: Any = None, generator: A
         from assistant.entailment.judge import GeneratorJudge
 
         if generator is None:
-            raise UnknownEntailment("judge (needs a generator)")
+            raise UnknownEntailment("judge (needs a generator)", ENTAILMENT_SPECS)
         return GeneratorJudge(generator)
-    raise UnknownEntailment(spec)
+    raise UnknownEntailment(spec, ENTAILMENT_SPECS)
 
 
 __all__ = ["ENTAILMENT_SPECS", "VERDICTS", "Entailment", "EntailmentModel", "UnknownEntailment", "Verdict",

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from assistant.entailment.base import Entailment
-from assistant.generators import CannotJudge
+from assistant.errors import CannotJudge
 from assistant.prompting import escape_source_text
 from assistant.types import Message
 

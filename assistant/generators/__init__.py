@@ -18,22 +18,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from assistant.errors import UnknownGenerator
 from assistant.types import Message, Sampling
-from ingest.errors import CitelineError
 
 GENERATOR_SPECS = ("qwen", "smollm2", "gguf:PATH", "vlm:HUB_ID_OR_PATH", "openai:MODEL@BASE_URL", "extractive", "fake")
-
-
-class UnknownGenerator(CitelineError, ValueError):
-    def __init__(self, spec: str) -> None:
-        super().__init__(f"unknown model {spec!r}; choose one of: {', '.join(GENERATOR_SPECS)} "
-                         "(`citeline models list` shows the known models)")
-
-
-class CannotJudge(CitelineError, ValueError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"model {name!r} cannot judge whether the sources answer a question (GGUF and "
-                         "OpenAI-compatible models can): leave min_answerable (--min-answerable) unset")
 
 
 @dataclass(frozen=True)
@@ -89,8 +77,8 @@ def build_generator(spec: str = "qwen", *, env: Mapping[str, str] | None = None,
     """Turn a model spec into a generator. `options` go to the backend's constructor (n_ctx, n_threads, ...)."""
     env = os.environ if env is None else env
     if spec in ("qwen", "smollm2") or spec.startswith("gguf:"):
+        from assistant.chat_models import resolve_gguf
         from assistant.generators.llama import LlamaGenerator
-        from assistant.models import resolve_gguf
 
         path = resolve_gguf(spec[5:] if spec.startswith("gguf:") else spec)
         return LlamaGenerator(str(path), name=spec, **options)
@@ -115,7 +103,7 @@ def build_generator(spec: str = "qwen", *, env: Mapping[str, str] | None = None,
 
         return ScriptedGenerator(options.pop("script", spec[5:] or "I could not find this in your documents."),
                                  **options)
-    raise UnknownGenerator(spec)
+    raise UnknownGenerator(spec, GENERATOR_SPECS)
 
 
 __all__ = ["GENERATOR_SPECS", "LARGE_BUDGET", "SMALL_BUDGET", "Budget", "CannotJudge", "Generator", "Judge", "UnknownGenerator", "budget_of", "build_generator", "generate"]

@@ -13,33 +13,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from assistant.errors import EndpointBusy, EndpointError, EndpointTimeout
 from assistant.types import Message, Sampling
-from ingest.errors import CitelineError
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-
-
-class EndpointError(CitelineError):
-    """The model endpoint failed. `status` is what our own HTTP server answers for it (502: the upstream is
-    broken; 503: it is overloaded, try later; 504: it did not answer in time); `headers` go with that answer."""
-
-    status = 502
-
-    def __init__(self, message: str, *, retry_after: str | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-    @property
-    def headers(self) -> dict[str, str] | None:
-        return {"Retry-After": self.retry_after} if self.retry_after else None
-
-
-class EndpointBusy(EndpointError):
-    status = 503  # HTTP 429 from the endpoint: its rate limit, not our client's fault
-
-
-class EndpointTimeout(EndpointError):
-    status = 504
 
 
 def parse_openai_spec(spec: str) -> tuple[str, str]:

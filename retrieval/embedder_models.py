@@ -6,7 +6,6 @@ for a given (path, size, mtime) and reused after that.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,16 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ingest.errors import CitelineError, MissingDependency
-
-
-class ModelChecksumError(CitelineError):
-    """A weight file on disk is not the one this version of Citeline was built and tested against."""
-
-    def __init__(self, path: Path, expected: str, actual: str, fix: str) -> None:
-        super().__init__(
-            f"{path} has sha256 {actual}, expected {expected}: the file is corrupt or a different "
-            f"version; {fix}"
-        )
+from ingest.hashing import file_sha256
+from retrieval.errors import EmbedderChecksumError
 
 
 @dataclass(frozen=True)
@@ -88,19 +79,15 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     st = os.stat(path)
     key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
     if key not in _digests:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
-        _digests[key] = h.hexdigest()
+        _digests[key] = file_sha256(path)
     return _digests[key]
 
 
 def verify_sha256(path: str | os.PathLike[str], expected: str, fix: str) -> Path:
-    """Return `path` if its sha256 is `expected`; raise ModelChecksumError (with `fix`) otherwise."""
+    """Return `path` if its sha256 is `expected`; raise EmbedderChecksumError (with `fix`) otherwise."""
     actual = sha256_file(path)
     if actual != expected:
-        raise ModelChecksumError(Path(path), expected, actual, fix)
+        raise EmbedderChecksumError(Path(path), expected, actual, fix)
     return Path(path)
 
 
