@@ -115,7 +115,7 @@ def _to_rgb(frame: Any, image_mod: Any) -> Any:
 
 def _page(frame: Any, number: int, fmt: str, doc_id: str, options: ParseOptions) -> Page:
     width, height = frame.size
-    rel, data, size = _save_copy(frame, number, fmt, doc_id, options.assets_dir)
+    rel, data, size = save_copy(frame, fmt, f"{doc_id}/p{number:04d}-fig1", options.assets_dir)
     lines = _ocr(frame, options) if options.ocr else []
     blocks = tuple(ocr_blocks(lines, min_confidence=60.0))
     figure = Figure(
@@ -137,16 +137,16 @@ def _page(frame: Any, number: int, fmt: str, doc_id: str, options: ParseOptions)
     )
 
 
-def _save_copy(
-    frame: Any, number: int, fmt: str, doc_id: str, assets_dir: str
-) -> tuple[str, bytes, tuple[int, int]]:
+def save_copy(frame: Any, fmt: str, stem: str, assets_dir: str) -> tuple[str, bytes, tuple[int, int]]:
+    """The picture as the KB keeps it: at most MAX_SIDE pixels a side, JPEG for photos, PNG otherwise, saved as
+    `stem.ext` under the assets folder. Returns (relative path, bytes, size)."""
     copy = frame.copy()
     copy.thumbnail((MAX_SIDE, MAX_SIDE))
     ext, pil_fmt, kwargs = ("jpg", "JPEG", {"quality": 88}) if fmt in _PHOTO_FORMATS else ("png", "PNG", {})
     buf = io.BytesIO()
     copy.save(buf, format=pil_fmt, **kwargs)
     data = buf.getvalue()
-    rel = f"{doc_id}/p{number:04d}-fig1.{ext}"
+    rel = f"{stem}.{ext}"
     path = os.path.join(assets_dir, rel)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as fh:

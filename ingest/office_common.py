@@ -34,8 +34,6 @@ MACRO_SUFFIXES = (".docm", ".xlsm", ".pptm")
 MACRO_NOTE = "macro-enabled file: read as data, macros never executed"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTED = "EncryptedPackage".encode("utf-16-le")
-FIGURE_MAX_SIDE = 1600
-_PHOTO_FORMATS = {"JPEG", "MPO", "WEBP"}
 
 
 def open_office_zip(path: str, options: ParseOptions, what: str) -> IO[bytes]:
@@ -133,7 +131,7 @@ def save_figure(data: bytes, doc_id: str, name: str, bbox: BBox, options: ParseO
     None for decorative images (smaller than min_figure_px) and for formats Pillow cannot read (EMF, WMF)."""
     from PIL import Image
 
-    from ingest.images import _ocr, _to_rgb
+    from ingest.images import _ocr, _to_rgb, save_copy
     from ingest.ocr import ocr_blocks
 
     Image.MAX_IMAGE_PIXELS = options.max_image_pixels
@@ -150,21 +148,11 @@ def save_figure(data: bytes, doc_id: str, name: str, bbox: BBox, options: ParseO
         raise
     except Exception:  # an unreadable or vector image: the document is still read, without this figure
         return None
-    copy = frame.copy()
-    copy.thumbnail((FIGURE_MAX_SIDE, FIGURE_MAX_SIDE))
-    ext, pil_fmt, kwargs = ("jpg", "JPEG", {"quality": 88}) if fmt in _PHOTO_FORMATS else ("png", "PNG", {})
-    buf = io.BytesIO()
-    copy.save(buf, format=pil_fmt, **kwargs)
-    saved = buf.getvalue()
-    rel = f"{doc_id}/{name}.{ext}"
-    target = os.path.join(options.assets_dir, rel)
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    with open(target, "wb") as fh:
-        fh.write(saved)
+    rel, saved, (width, height) = save_copy(frame, fmt, f"{doc_id}/{name}", options.assets_dir)
     text = " ".join(b.text.replace("\n", " ") for b in ocr_blocks(_ocr(frame, options), min_confidence=60.0)) \
         if options.ocr else ""
-    return Figure(bbox=bbox, image_path=rel, sha256=hashlib.sha256(saved).hexdigest(), width=copy.width,
-                  height=copy.height, ocr_text=text, caption=caption)
+    return Figure(bbox=bbox, image_path=rel, sha256=hashlib.sha256(saved).hexdigest(), width=width,
+                  height=height, ocr_text=text, caption=caption)
 
 
 def guarded(path: str, what: str, fn: Any) -> Any:
