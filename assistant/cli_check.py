@@ -23,8 +23,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     with KnowledgeBase.open(args.kb, check_manifest=False) as kb:
         problems = kb.check()
-        counts = kb.catalog.counts()
-        generation = kb.catalog.generation
+        counts = kb.store.counts()
+        generation = kb.store.generation
     broken = [p for p in problems if not p.healed]
     if args.json:
         print(json.dumps({"kb": str(kb.root), "ok": not broken, "generation": generation, "counts": counts,

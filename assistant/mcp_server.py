@@ -241,10 +241,7 @@ def _document_json(row: Any) -> dict[str, Any]:
 
 
 def _page_texts(sdk: Citeline, doc_id: str, page: int | None = None) -> dict[int, str]:
-    sql, args = "SELECT number, text FROM pages WHERE doc_id=?", [doc_id]
-    if page is not None:
-        sql, args = sql + " AND number=?", [doc_id, str(page)]
-    return {int(n): text or "" for n, text in sdk.kb.catalog.db.execute(sql, args)}
+    return sdk.kb.store.page_texts(doc_id, page)
 
 
 def _png_b64(path: Any, max_side: int) -> str:

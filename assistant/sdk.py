@@ -71,11 +71,11 @@ class Citeline:
         return self.kb.status()
 
     def documents(self) -> list[Any]:
-        return self.kb.catalog.documents()
+        return self.kb.store.documents()
 
     def page_image(self, doc_id: str, page: int) -> PageImage | None:
         """A cited page's thumbnail and size (to scale a bbox onto the thumbnail), and its source file."""
-        row = self.kb.catalog.page(doc_id, page)
+        row = self.kb.store.page(doc_id, page)
         if row is None:
             return None
         thumbnail = self.asset(row["thumbnail"])

@@ -87,13 +87,13 @@ def bench_index(n: int, d: int, args: argparse.Namespace) -> dict[str, Any]:
 
 def bench_real(kb_dir: str, args: argparse.Namespace) -> dict[str, Any]:
     """HNSW recall@10 vs exact on a real KB's text vectors (queries: stored vectors, lightly perturbed)."""
-    from retrieval.catalog import Catalog
+    from retrieval.store import open_store
     from retrieval.vectors import VectorIndex, normalise
 
-    catalog = Catalog(str(Path(kb_dir) / "catalog.sqlite"), readonly=True)
-    ids = catalog.vector_ids("text")
-    d = int(json.loads(catalog.get_meta("manifest") or "{}")["spaces"]["text"]["dimension"])
-    vectors = catalog.load_vectors("text", ids.tolist(), d)
+    store = open_store(kb_dir)
+    ids = store.vector_ids("text")
+    d = int(json.loads(store.get_meta("manifest") or "{}")["spaces"]["text"]["dimension"])
+    vectors = store.load_vectors("text", ids.tolist(), d)
     rng = np.random.default_rng(0)
     picks = rng.choice(len(ids), size=min(args.queries, len(ids)), replace=False)
     queries = normalise(vectors[picks] + 0.05 * rng.standard_normal((len(picks), d)).astype(np.float32))
@@ -149,9 +149,9 @@ def _fill(kb: Any, n: int, d: int, rng: np.random.Generator, vocab: list[str]) -
                              pages=(Page(1, 600, 800),))
         chunks = [Chunk(sha[:24], 1, "text", " ".join(rng.choice(vocab, size=60)), BBox(0, 0, 1, 1))
                   for _ in range(m)]
-        with kb.catalog.transaction() as db:
-            kb.catalog.put_document(db, doc, f"doc{start}", 0, chunks, [{} for _ in chunks],
-                                    {"text": (list(range(m)), vectors[start : start + m])})
+        with kb.store.transaction():
+            kb.store.put_document(doc, f"doc{start}", 0, chunks, [{} for _ in chunks],
+                                  {"text": (list(range(m)), vectors[start : start + m])})
 
 
 def main(argv: list[str] | None = None) -> int:

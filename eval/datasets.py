@@ -116,10 +116,10 @@ def store_documents(kb: KnowledgeBase, docs: Sequence[tuple[ParsedDocument, str]
             spans.append((len(chunks), len(chunks) + len(doc_chunks)))
             chunks.extend(doc_chunks)
         meta, vectors = embed_chunks(kb.models, kb.assets_dir, chunks, kb.register_space)
-        with kb.catalog.transaction() as db:
+        with kb.store.transaction():
             for (doc, name), (a, b) in zip(part, spans, strict=True):
                 file = StoredFile(doc.path, doc.doc_id, doc.sha256, 0, 0.0)
-                write_document(kb.catalog, db, file, doc, name, chunks[a:b], meta[a:b], _slice(vectors, a, b))
+                write_document(kb.store, file, doc, name, chunks[a:b], meta[a:b], _slice(vectors, a, b))
         stored += len(part)
         if progress:
             progress(stored, len(docs))

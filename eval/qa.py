@@ -294,6 +294,6 @@ def _eval_kb(path: Path, cache_dir: str | None, log: Callable[[str], None]) -> P
 
     config = EvalConfig("mmlongbench", path, Path(cache_dir) if cache_dir else default_cache_dir())
     kb = build_kb(config, log)
-    root = kb.root
+    root = Path(kb.location)
     kb.close()
     return root

@@ -4,7 +4,8 @@ SQLite is the source of truth. Each document is written in one transaction (rows
 entries together), so a kill at any moment leaves either the old state or the new one. The FAISS files are
 caches derived from the `vectors` table, tagged with the catalog's `generation` so a stale one is detected and
 brought up to date on open, and with its `vectors_epoch` (bumped by a reindex) so one holding another model's
-vectors is rebuilt. Readers group their reads in `snapshot()`, so a commit never lands between two of them.
+vectors is rebuilt. Readers group their reads in `snapshot()`, so a commit never lands between two of them. Part of the local
+backend (`retrieval.store.local`): nothing else runs SQL on it.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ingest.types import BBox, Chunk, ParsedDocument
 from retrieval import faults
+from retrieval.store.protocol import DocumentRow, StoredChunk
+
+__all__ = ["Catalog", "DocumentRow", "StoredChunk"]
 
 SCHEMA_VERSION = 1
 
@@ -46,28 +49,6 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(text, section, tokenize
 CREATE VIRTUAL TABLE IF NOT EXISTS pages_fts USING fts5(doc_id UNINDEXED, number UNINDEXED, text,
   tokenize='porter unicode61');
 """
-
-
-@dataclass(frozen=True)
-class StoredChunk:
-    """A chunk as it lives in the catalog: the chunk plus its integer row id (the vector id) and document name."""
-
-    id: int
-    chunk: Chunk
-    doc_name: str
-    meta: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class DocumentRow:
-    doc_id: str
-    name: str
-    kind: str
-    title: str
-    pages: int
-    paths: tuple[str, ...]
-    chunks: int
-    figures: int
 
 
 class Catalog:
@@ -228,13 +209,35 @@ class Catalog:
         return [DocumentRow(r[0], r[1], r[2], r[3] or "", r[4], tuple(paths.get(r[0], ())), r[5], r[6]) for r in rows]
 
     def page(self, doc_id: str, number: int) -> dict[str, Any] | None:
-        """A page's size (its own coordinates: PDF points, pixels for images), thumbnail and one source path."""
+        """A page's size (its own coordinates: PDF points, pixels for images), thumbnail, one source path, its
+        text and section and its document's name."""
         row = self.db.execute(
             "SELECT p.width, p.height, p.thumbnail, (SELECT f.path FROM files f WHERE f.doc_id=p.doc_id"
-            " AND f.status='ingested' ORDER BY f.path LIMIT 1) FROM pages p WHERE p.doc_id=? AND p.number=?",
+            " AND f.status='ingested' ORDER BY f.path LIMIT 1), p.text, p.section, d.name FROM pages p"
+            " JOIN documents d USING(doc_id) WHERE p.doc_id=? AND p.number=?",
             (doc_id, number),
         ).fetchone()
-        return None if row is None else {"width": row[0], "height": row[1], "thumbnail": row[2], "path": row[3]}
+        return None if row is None else {"width": row[0], "height": row[1], "thumbnail": row[2], "path": row[3],
+                                         "text": row[4] or "", "section": row[5] or "", "doc_name": row[6]}
+
+    def page_texts(self, doc_id: str, number: int | None = None) -> dict[int, str]:
+        sql, args = "SELECT number, text FROM pages WHERE doc_id=?", [doc_id]
+        if number is not None:
+            sql, args = sql + " AND number=?", [doc_id, str(number)]
+        return {int(n): text or "" for n, text in self.db.execute(sql + " ORDER BY number", args)}
+
+    def chunk_ids(self, doc_id: str | None = None, page: int | None = None, kind: str | None = None) -> list[int]:
+        """Chunk ids in id order (the order they were written), optionally of one document, page and kind."""
+        parts, args = ["1"], []
+        for col, value in (("doc_id", doc_id), ("page", page), ("kind", kind)):
+            if value is not None:
+                parts.append(f"{col}=?")
+                args.append(value)
+        return [int(r[0]) for r in self.db.execute(f"SELECT id FROM chunks WHERE {' AND '.join(parts)} ORDER BY id",
+                                                    args)]
+
+    def doc_ids(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT doc_id FROM documents")}
 
     # -- chunks and vectors -----------------------------------------------------------------------------
     def get_chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
@@ -268,6 +271,14 @@ class Catalog:
             ):
                 out[index[rowid]] = np.frombuffer(blob, dtype=np.float32)
         return out
+
+    def replace_vectors(self, db: sqlite3.Connection, vectors: Mapping[str, tuple[Sequence[int], np.ndarray]]) -> None:
+        """Every vector replaced (reindex), inside the caller's transaction; ids are chunk ids."""
+        db.execute("DELETE FROM vectors")
+        for space, (ids, matrix) in vectors.items():
+            db.executemany("INSERT INTO vectors(space, id, vec) VALUES(?,?,?)",
+                           [(space, int(i), np.asarray(matrix[k], dtype=np.float32).tobytes())
+                            for k, i in enumerate(ids)])
 
     def counts(self) -> dict[str, int]:
         q = self.db.execute

@@ -14,8 +14,8 @@ import numpy as np
 
 from ingest.chunking import Chunker, embedding_text
 from ingest.types import Chunk
-from retrieval.catalog import Catalog, StoredChunk
 from retrieval.settings import IMAGE, TEXT, ModelSet, space_info
+from retrieval.store.protocol import Store, StoredChunk
 
 Vectors = dict[str, tuple[list[int], np.ndarray]]  # space -> (chunk positions or ids, one row each)
 RegisterSpace = Callable[[str, str, int], None]
@@ -83,13 +83,13 @@ def embed_chunks(models: ModelSet, assets_dir: Path, chunks: list[Chunk],
     return prepared.meta, embed_prepared(models, prepared, register_space)
 
 
-def embed_stored_chunks(catalog: Catalog, models: ModelSet, assets_dir: Path, spaces: dict[str, Any],
+def embed_stored_chunks(store: Store, models: ModelSet, assets_dir: Path, spaces: dict[str, Any],
                         progress: Callable[[int, int], None] | None = None) -> Vectors:
-    """Embed every chunk in the catalog with the configured models (for reindex). Fills `spaces`."""
-    all_ids = [r[0] for r in catalog.db.execute("SELECT id FROM chunks ORDER BY id")]
+    """Embed every chunk in the store with the configured models (for reindex). Fills `spaces`."""
+    all_ids = store.chunk_ids()
     out: dict[str, tuple[list[int], list[np.ndarray]]] = {}
     for start in range(0, len(all_ids), 256):
-        stored = catalog.get_chunks(all_ids[start : start + 256])
+        stored = store.get_chunks(all_ids[start : start + 256])
         batch = [stored[i] for i in all_ids[start : start + 256] if i in stored]
         _embed_stored_text(models, batch, spaces, out)
         _embed_stored_figures(models, assets_dir, batch, spaces, out)

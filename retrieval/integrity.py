@@ -23,7 +23,7 @@ from retrieval.vectors import VectorIndex, normalise, read_header
 
 
 class CheckedKB(Protocol):
-    """What the check reads of a knowledge base (`retrieval.kb.KnowledgeBase` is one)."""
+    """What the check reads of a local knowledge base (`retrieval.store.local.LocalStore` is one)."""
 
     root: Path
     catalog: Catalog
@@ -123,7 +123,7 @@ def _assets(kb: CheckedKB, db: sqlite3.Connection) -> list[Problem]:
                if not (kb.assets_dir / rel).is_file()]
     out = [Problem("assets", f"{len(missing)} page thumbnails or figure crops are missing, e.g. {missing[0]}"
                              " (re-ingest the file: `citeline remove` it, then `citeline ingest` it)")] if missing else []
-    orphans = orphan_asset_dirs(kb.assets_dir, kb.catalog)
+    orphans = orphan_asset_dirs(kb.assets_dir, kb.catalog.doc_ids())
     if orphans:
         out.append(Problem("leftover", f"{len(orphans)} asset folders of no document, e.g. {orphans[0].name}"
                                        " (removed by the next write)", healed=True))

@@ -1,37 +1,25 @@
-"""The knowledge base on disk: catalog + one FAISS index per embedding space + assets + manifest.
+"""The knowledge base: a store (`retrieval.store`: rows, vectors per embedding space, full-text index, manifest)
+plus the models that embed into it.
 
-    <kb>/catalog.sqlite   documents, files, pages, chunks, vectors, BM25 (source of truth)
-    <kb>/index/<space>.faiss   derived caches (header: catalog generation, vectors epoch, CRC), healed on open
-    <kb>/assets/<doc_id>/  page thumbnails and figure crops
-    <kb>/manifest.json    what built the index (models, dimensions, chunker, version): a readable mirror of the
-                          catalog's `manifest` meta row, rewritten by the next writer when a crash left it behind
-    <kb>/lock             the writer lock
-
-`KnowledgeBase.check()` verifies all of it (`citeline check`).
+A location is a folder (the local backend: SQLite catalog, FAISS caches, assets, manifest.json, lock; see
+`retrieval.store.local`) or a `postgresql://` DSN (`retrieval.store.postgres`), or a folder whose `store.json`
+names a DSN. `KnowledgeBase.check()` verifies it all (`citeline check`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from retrieval import faults
-from retrieval.catalog import Catalog
 from retrieval.embedding import embed_stored_chunks
 from retrieval.errors import EmbedderMismatch, KBError
-from retrieval.integrity import check_kb
-from retrieval.kb_layout import manifest_file_state, orphan_asset_dirs
-from retrieval.lock import WriterLock
 from retrieval.settings import IMAGE, TEXT, KBSettings, ModelSet, space_info
-from retrieval.vectors import VectorIndex
+from retrieval.store import Store, is_dsn, open_store
 
 VERSION = "0.1.0"
 
@@ -47,70 +35,69 @@ def default_kb_dir() -> Path:
 
 
 class KnowledgeBase:
-    def __init__(self, root: Path, catalog: Catalog, settings: KBSettings, models: ModelSet,
-                 lock: WriterLock | None) -> None:
-        self.root = root
-        self.catalog = catalog
+    def __init__(self, store: Store, settings: KBSettings, models: ModelSet) -> None:
+        self.store = store
         self.settings = settings
         self.models = models
-        self._lock = lock
-        self._indexes: dict[str, VectorIndex] = {}
-        self._index_generation: dict[str, int] = {}
-        self._index_epoch: dict[str, int] = {}
-        self._saved: dict[str, tuple[int, int]] = {}  # (generation, epoch) each space's file holds, when known
 
     # -- opening ----------------------------------------------------------------------------------------
     @classmethod
     def open(cls, root: str | Path | None = None, settings: KBSettings | None = None, *, writable: bool = False,
-             factory: Callable[[str, str], Any] | None = None, check_manifest: bool = True) -> KnowledgeBase:
-        root = Path(root).expanduser() if root else default_kb_dir()
+             factory: Callable[[str, str], Any] | None = None, check_manifest: bool = True,
+             assets_dir: str | Path | None = None) -> KnowledgeBase:
+        """`root`: a KB folder, a `postgresql://` DSN, or None (the default folder). A writable KB holds the
+        single-writer lock until `close()`."""
+        location: str | Path = str(root) if is_dsn(root) else (Path(root).expanduser() if root else default_kb_dir())
         settings = settings or KBSettings()
-        db_path = root / "catalog.sqlite"
-        if not writable and not db_path.exists():
-            raise KBError(f"no knowledge base at {root}: create one with `citeline ingest FOLDER --kb {root}`")
-        lock = None
-        if writable:
-            root.mkdir(parents=True, exist_ok=True)
-            (root / "index").mkdir(exist_ok=True)
-            (root / "assets").mkdir(exist_ok=True)
-            lock = WriterLock(root).acquire()
+        store = open_store(location, writable=writable, assets_dir=assets_dir)
         try:
-            catalog = Catalog(str(db_path), readonly=not writable)
-            manifest = _read_manifest(catalog)
+            manifest = _read_manifest(store)
             resolved = settings.resolved(manifest)
             if manifest and check_manifest:
-                _check_manifest(root, manifest, resolved)
-            kb = cls(root, catalog, resolved, ModelSet(resolved, factory), lock)
+                _check_manifest(store.location, manifest, resolved)
+            kb = cls(store, resolved, ModelSet(resolved, factory))
             if writable and not manifest:
                 kb._write_manifest()
             elif writable and manifest:
-                kb._heal_manifest_file(manifest)
+                heal = getattr(store, "heal", None)
+                if heal is not None:
+                    heal(manifest)
         except BaseException:
-            if lock:
-                lock.release()
+            store.close()
             raise
         return kb
 
     @property
+    def location(self) -> str:
+        return self.store.location
+
+    @property
+    def root(self) -> Path | str:
+        """The KB folder (local backend), else the DSN with its password masked."""
+        return getattr(self.store, "root", self.store.location)
+
+    @property
+    def catalog(self) -> Any:
+        """The local backend's SQLite catalog (tests and tools that inspect a folder KB); other backends have none."""
+        catalog = getattr(self.store, "catalog", None)
+        if catalog is None:
+            raise KBError(f"the knowledge base at {self.location} has no SQLite catalog (it is not a folder KB)")
+        return catalog
+
+    @property
     def writable(self) -> bool:
-        return self._lock is not None
+        return self.store.writable
 
     @property
     def assets_dir(self) -> Path:
-        return self.root / "assets"
+        return self.store.assets_dir
 
     @property
     def manifest(self) -> dict[str, Any]:
-        return _read_manifest(self.catalog) or {}
+        return _read_manifest(self.store) or {}
 
     def close(self) -> None:
-        if self.writable:
-            self.save_indexes()
-            self._sweep()
-        self.catalog.close()
-        if self._lock:
-            self._lock.release()
-            self._lock = None
+        self.store.close()
 
     def __enter__(self) -> KnowledgeBase:
         return self
@@ -122,59 +109,27 @@ class KnowledgeBase:
     def spaces(self) -> dict[str, dict[str, Any]]:
         return dict(self.manifest.get("spaces", {}))
 
-    def index(self, space: str) -> VectorIndex | None:
-        """The FAISS index of a space, brought up to date with the catalog; None if the space is empty.
-
-        Read in one catalog snapshot, so a writer committing meanwhile never leaves the index tagged with a
-        generation it does not hold. A cache from another vectors epoch (before a reindex) is rebuilt, not
-        synced: its ids match, its vectors are another model's."""
-        with self.catalog.snapshot():
-            info = self.spaces().get(space)
-            if not info:
-                return None
-            generation, epoch = self.catalog.generation, self.catalog.vectors_epoch
-            if space in self._indexes and self._index_epoch.get(space) != epoch:
-                del self._indexes[space]
-            if space in self._indexes and self._index_generation.get(space) == generation:
-                return self._indexes[space]
-            if space not in self._indexes:
-                index, saved_at = VectorIndex.load(self.index_path(space), int(info["dimension"]), epoch)
-                self._indexes[space] = index
-                self._index_generation[space] = saved_at
-                self._index_epoch[space] = epoch
-                self._saved[space] = (saved_at, epoch)
-            if self._index_generation[space] != generation:
-                self._indexes[space].sync(self.catalog, space)
-                self._index_generation[space] = generation
-            return self._indexes[space]
-
-    def index_path(self, space: str) -> Path:
-        return self.root / "index" / f"{space}.faiss"
+    def index(self, space: str) -> Any:
+        """The local backend's FAISS index of a space, up to date with the catalog (None: empty space, or a
+        backend that keeps its vectors elsewhere)."""
+        index = getattr(self.store, "index", None)
+        return index(space) if index is not None else None
 
     def save_indexes(self) -> None:
-        with self.catalog.snapshot():
-            generation, epoch = self.catalog.generation, self.catalog.vectors_epoch
-            current = {space: self.index(space) for space in self.spaces()}
-        for space, index in current.items():
-            if index is not None and self._saved.get(space) != (generation, epoch):
-                index.save(self.index_path(space), generation, epoch)
-                self._saved[space] = (generation, epoch)
+        self.store.flush()
 
     def register_space(self, space: str, model: str, dimension: int, normalized: bool = True) -> None:
         manifest = self.manifest
         spaces = manifest.setdefault("spaces", {})
         current = spaces.get(space)
         if current and (current["model"] != model or int(current["dimension"]) != dimension):
-            raise EmbedderMismatch(_mismatch_message(self.root, space, current, model))
+            raise EmbedderMismatch(_mismatch_message(self.location, space, current, model))
         if current is None:
             spaces[space] = space_info(model, dimension, normalized)
             self._write_manifest(manifest)
 
     def _write_manifest(self, manifest: dict[str, Any] | None = None) -> None:
-        """The catalog's row first (the truth), then its mirror `manifest.json`."""
-        manifest = self._stamped_manifest(manifest)
-        self.catalog.set_meta("manifest", json.dumps(manifest))
-        self._mirror_manifest(manifest)
+        self.store.write_manifest(self._stamped_manifest(manifest))
 
     def _stamped_manifest(self, manifest: dict[str, Any] | None) -> dict[str, Any]:
         manifest = manifest or {
@@ -190,41 +145,22 @@ class KnowledgeBase:
         manifest["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         return manifest
 
-    def _mirror_manifest(self, manifest: dict[str, Any]) -> None:
-        tmp = self.root / "manifest.json.tmp"
-        tmp.write_text(json.dumps(manifest, indent=2))
-        faults.point("mid_manifest_write")
-        os.replace(tmp, self.root / "manifest.json")
-
-    def _heal_manifest_file(self, manifest: dict[str, Any]) -> None:
-        """A crash between the catalog's manifest row and its mirror leaves manifest.json behind: rewrite it."""
-        if manifest_file_state(self.root, manifest) is not None:
-            self._mirror_manifest(manifest)
-
-    def _sweep(self) -> None:
-        """What a crashed writer can leave behind, removed by the next one (it holds the lock): temporary
-        files, and the asset folders of documents that were never committed or whose removal was cut short."""
-        for tmp in [self.root / "manifest.json.tmp", *(self.root / "index").glob("*.tmp")]:
-            tmp.unlink(missing_ok=True)
-        for folder in orphan_asset_dirs(self.assets_dir, self.catalog):
-            shutil.rmtree(folder, ignore_errors=True)
-
     # -- maintenance ------------------------------------------------------------------------------------
     def remove(self, paths: list[str]) -> list[str]:
         """Forget files (and their documents when no other file holds the same content)."""
         self._require_writable("remove")
         removed: list[str] = []
-        known = {row["path"] for row in self.catalog.files()}
+        known = {row["path"] for row in self.store.files()}
         for raw in paths:
             target = str(Path(raw).expanduser().resolve())
             matches = [p for p in known if p == target or p.startswith(target.rstrip("/") + "/")]
             for path in matches:
-                with self.catalog.transaction() as db:
-                    doc_ids = [r[0] for r in db.execute("SELECT doc_id FROM files WHERE path=?", (path,))]
-                    self.catalog.drop_file(db, path)
-                for doc_id in doc_ids:
-                    if doc_id and not self.catalog.has_document(doc_id):
-                        shutil.rmtree(self.assets_dir / doc_id, ignore_errors=True)
+                with self.store.transaction():
+                    row = self.store.file_row(path)
+                    self.store.drop_file(path)
+                doc_id = row["doc_id"] if row else None
+                if doc_id and not self.store.has_document(doc_id):
+                    self.store.assets.remove(doc_id)
                 removed.append(path)
         self.save_indexes()
         return removed
@@ -239,68 +175,42 @@ class KnowledgeBase:
         manifest = self.manifest
         manifest["spaces"] = {}
         manifest["image_model"] = self.settings.image_model
-        vectors = embed_stored_chunks(self.catalog, self.models, self.assets_dir, manifest["spaces"], progress)
-        manifest = self._stamped_manifest(manifest)
-        with self.catalog.transaction() as db:  # vectors, the manifest naming their model, and the new epoch
-            db.execute("DELETE FROM vectors")
-            for space, (ids, matrix) in vectors.items():
-                db.executemany("INSERT INTO vectors(space, id, vec) VALUES(?,?,?)",
-                               [(space, int(i), matrix[k].tobytes()) for k, i in enumerate(ids)])
-            self.catalog.set_meta("manifest", json.dumps(manifest))
-            self.catalog.set_meta("vectors_epoch", str(self.catalog.generation + 1))  # this commit's generation
-        self._mirror_manifest(manifest)
-        self._indexes.clear()
-        self._index_generation.clear()
-        self._index_epoch.clear()
-        self._saved.clear()
-        self.save_indexes()  # the old caches are from another epoch: rebuilt from the catalog, then replaced
-        for path in (self.root / "index").glob("*.faiss"):
-            if path.stem not in manifest["spaces"]:
-                path.unlink()  # a space the new models do not have
+        vectors = embed_stored_chunks(self.store, self.models, self.assets_dir, manifest["spaces"], progress)
+        self.store.replace_vectors(vectors, self._stamped_manifest(manifest))
         return {space: len(ids) for space, (ids, _) in vectors.items()}
 
-    def apply_delta(self, space: str, generation: int, ids: list[int], vectors: np.ndarray,
-                    removed: list[int]) -> None:
-        """After a commit by this writer: update the in-memory index instead of re-syncing it."""
-        index = self._indexes.get(space)
-        if index is None or self._index_generation.get(space) != generation - 1:
-            return  # not loaded or not current: the next index() call syncs from the catalog
-        index.remove(removed)
-        index.add(np.asarray(ids, dtype=np.int64), vectors)
-        self._index_generation[space] = generation
-
     def status(self) -> dict[str, Any]:
-        files = self.catalog.files()
+        files = self.store.files()
         return {
             "kb": str(self.root),
-            "counts": self.catalog.counts(),
+            "counts": self.store.counts(),
             "files": {s: sum(1 for f in files if f["status"] == s) for s in ("ingested", "failed")},
             "failed": [{"path": f["path"], "error": f["error"]} for f in files if f["status"] == "failed"],
-            "spaces": {name: {**info, "vectors": int(len(self.catalog.vector_ids(name)))}
+            "spaces": {name: {**info, "vectors": int(len(self.store.vector_ids(name)))}
                        for name, info in self.spaces().items()},
             "manifest": self.manifest,
-            "generation": self.catalog.generation,
+            "generation": self.store.generation,
         }
 
     def check(self) -> list[Any]:
         """Every inconsistency found (`retrieval.integrity.Problem`); `healed` ones are derived files that
         the next open or write repairs by itself. Read-only: safe while another process writes."""
-        return check_kb(self)
+        return self.store.check()
 
     def _require_writable(self, what: str) -> None:
         if not self.writable:
             raise KBError(f"{what} needs the KB opened for writing (KnowledgeBase.open(..., writable=True))")
 
 
-def _read_manifest(catalog: Catalog) -> dict[str, Any] | None:
+def _read_manifest(store: Store) -> dict[str, Any] | None:
     try:
-        raw = catalog.get_meta("manifest")
+        raw = store.get_meta("manifest")
     except Exception:
         return None
     return json.loads(raw) if raw else None
 
 
-def _check_manifest(root: Path, manifest: dict[str, Any], settings: KBSettings) -> None:
+def _check_manifest(root: str, manifest: dict[str, Any], settings: KBSettings) -> None:
     text = manifest.get("spaces", {}).get(TEXT)
     if text and text["model"] != settings.text_model:
         raise EmbedderMismatch(_mismatch_message(root, TEXT, text, settings.text_model or ""))
@@ -309,7 +219,7 @@ def _check_manifest(root: Path, manifest: dict[str, Any], settings: KBSettings) 
         raise EmbedderMismatch(_mismatch_message(root, IMAGE, image, settings.image_model or ""))
 
 
-def _mismatch_message(root: Path, space: str, built: dict[str, Any], wanted: str) -> str:
+def _mismatch_message(root: str, space: str, built: dict[str, Any], wanted: str) -> str:
     flag = "--text-model" if space == TEXT else "--image-model"
     return (
         f"the knowledge base at {root} was built with {space} embedder '{built['model']}' "

@@ -4,21 +4,15 @@ writer's sweep and the integrity check both read them."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
-from retrieval.catalog import Catalog
-
-_DOC_DIR = re.compile(r"^[0-9a-f]{24}$")  # assets/<doc_id>: the first 24 hex digits of the SHA-256
+from retrieval.store.assets import FolderAssets
 
 
-def orphan_asset_dirs(assets_dir: Path, catalog: Catalog) -> list[Path]:
-    """Asset folders of no document in the catalog."""
-    if not assets_dir.is_dir():
-        return []
-    known = {r[0] for r in catalog.db.execute("SELECT doc_id FROM documents")}
-    return sorted(p for p in assets_dir.iterdir() if p.is_dir() and _DOC_DIR.match(p.name) and p.name not in known)
+def orphan_asset_dirs(assets_dir: Path, known: set[str]) -> list[Path]:
+    """Asset folders of no document in `known` (the store's doc ids)."""
+    return FolderAssets(assets_dir).orphans(known)
 
 
 def manifest_file_state(root: Path, manifest: dict[str, Any]) -> str | None:

@@ -5,7 +5,6 @@ document atomically."""
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,9 +23,9 @@ from ingest.parser_pool import ParseJob, ParseOutcome, ParserPool
 from ingest.protocols import ParseOptions
 from ingest.types import Chunk, FileResult, ParsedDocument, doc_id_for
 from retrieval import faults
-from retrieval.catalog import Catalog
-from retrieval.embedding import Prepared, Vectors, chunker_for, embed_prepared, prepare_chunks
+from retrieval.embedding import Prepared, chunker_for, embed_prepared, prepare_chunks
 from retrieval.kb import KnowledgeBase
+from retrieval.store.protocol import Store
 
 
 @dataclass(frozen=True)
@@ -84,13 +83,13 @@ class StoredFile:
     mtime: float
 
 
-def write_document(catalog: Catalog, db: Any, file: StoredFile, doc: ParsedDocument, name: str,
+def write_document(store: Store, file: StoredFile, doc: ParsedDocument, name: str,
                    chunks: Sequence[Chunk], meta: Sequence[dict[str, Any]],
                    vectors: Mapping[str, tuple[Sequence[int], np.ndarray]]) -> list[int]:
     """Put a document, its chunks and vectors (`space -> (chunk positions, matrix)`), and the file that holds it
-    into the catalog, inside the caller's transaction; the chunk ids, in the order of `chunks`."""
-    ids = catalog.put_document(db, doc, name, file.size, chunks, meta, vectors)
-    catalog.put_file(db, file.path, file.doc_id, file.sha256, file.size, file.mtime, "ingested")
+    into the store, inside the caller's transaction; the chunk ids, in the order of `chunks`."""
+    ids = store.put_document(doc, name, file.size, chunks, meta, vectors)
+    store.put_file(file.path, file.doc_id, file.sha256, file.size, file.mtime, "ingested")
     return ids
 
 
@@ -158,7 +157,7 @@ class KBWriter:
         if prune:
             seen = {p for p, _ in found}
             roots = [str(Path(p).expanduser().resolve()) for p in paths]
-            gone = [f["path"] for f in self.kb.catalog.files()
+            gone = [f["path"] for f in self.kb.store.files()
                     if f["path"] not in seen and any(f["path"] == r or f["path"].startswith(r.rstrip("/") + "/")
                                                      for r in roots)]
             report.pruned = self.kb.remove(gone) if gone else []
@@ -178,18 +177,19 @@ class KBWriter:
 
     def _precheck_file(self, path: str) -> FileResult | ParseJob:
         st = os.stat(path)
-        row = self.kb.catalog.file_row(path)
+        store = self.kb.store
+        row = store.file_row(path)
         if row and row["status"] == "ingested" and row["size"] == st.st_size and row["mtime"] == st.st_mtime \
-                and self.kb.catalog.has_document(row["doc_id"]):
+                and store.has_document(row["doc_id"]):
             return FileResult(path, "unchanged")
         sha = file_sha256(path)
         doc_id = doc_id_for(sha)
-        if self.kb.catalog.has_document(doc_id):
+        if store.has_document(doc_id):
             gone: list[str] = []
-            with self.kb.catalog.transaction() as db:
+            with store.transaction():
                 if row and row["doc_id"] and row["doc_id"] != doc_id:
-                    gone = self._drop_old(db, path)[1]
-                self.kb.catalog.put_file(db, path, doc_id, sha, st.st_size, st.st_mtime, "ingested")
+                    gone = self._drop_old(path)[1]
+                store.put_file(path, doc_id, sha, st.st_size, st.st_mtime, "ingested")
             self._drop_assets(gone)
             return FileResult(path, "unchanged")
         return ParseJob(path, sha, st)
@@ -229,25 +229,24 @@ class KBWriter:
                 yield fut.result()
 
     def _store(self, ready: ReadyDocument) -> FileResult:
-        catalog = self.kb.catalog
+        store = self.kb.store
         path, sha, st, outcome = ready.job.path, ready.job.sha256, ready.job.stat, ready.result
         if isinstance(outcome, FileError):
-            with catalog.transaction() as db:
-                gone = self._drop_old(db, path)[1]
-                catalog.put_file(db, path, None, sha, st.st_size, st.st_mtime, "failed", str(outcome))
+            with store.transaction():
+                gone = self._drop_old(path)[1]
+                store.put_file(path, None, sha, st.st_size, st.st_mtime, "failed", str(outcome))
             self._drop_assets(gone)
             return FileResult(path, "failed", error=str(outcome))
         doc, prepared = outcome
         chunks = prepared.chunks
         vectors = embed_prepared(self.kb.models, prepared, self.kb.register_space)
-        for space in self.kb.spaces():
-            self.kb.index(space)  # current before the commit, so the commit's delta can be applied in memory
-        with catalog.transaction() as db:
-            dropped, gone = self._drop_old(db, path)
-            ids = write_document(catalog, db, StoredFile(path, doc.doc_id, sha, st.st_size, st.st_mtime), doc,
+        store.before_write()  # caches current before the commit, so its delta can be applied in memory
+        with store.transaction():
+            dropped, gone = self._drop_old(path)
+            ids = write_document(store, StoredFile(path, doc.doc_id, sha, st.st_size, st.st_mtime), doc,
                                  Path(path).name, chunks, prepared.meta, vectors)
         self._drop_assets([d for d in gone if d != doc.doc_id])
-        self._update_indexes(ids, vectors, dropped)
+        store.after_write(ids, vectors, dropped)
         figures = sum(1 for c in chunks if c.kind == "figure")
         return FileResult(path, "ingested", pages=len(doc.pages), chunks=len(chunks) - figures, figures=figures,
                           warning=None if chunks else self._empty_reason(doc))
@@ -259,21 +258,16 @@ class KBWriter:
         return ("nothing searchable: no text, no readable scan and no figures on any page"
                 " (e.g. an XFA-only form, blank pages, or an image too small to read)")
 
-    def _drop_old(self, db: Any, path: str) -> tuple[list[int], list[str]]:
+    def _drop_old(self, path: str) -> tuple[list[int], list[str]]:
         """Forget what `path` held, inside the caller's transaction: the vector ids dropped, and the documents
         whose assets may go once that transaction has committed (not before: a crash would roll the rows
         back and leave them pointing at deleted thumbnails and crops)."""
-        row = self.kb.catalog.file_row(path)
-        dropped = self.kb.catalog.drop_file(db, path) if row else []
-        gone = row is not None and bool(row["doc_id"]) and not self.kb.catalog.has_document(row["doc_id"])
+        store = self.kb.store
+        row = store.file_row(path)
+        dropped = store.drop_file(path) if row else []
+        gone = row is not None and bool(row["doc_id"]) and not store.has_document(row["doc_id"])
         return dropped, [row["doc_id"]] if row and gone else []
 
     def _drop_assets(self, doc_ids: list[str]) -> None:
         for doc_id in doc_ids:
-            shutil.rmtree(self.kb.assets_dir / doc_id, ignore_errors=True)
-
-    def _update_indexes(self, ids: list[int], vectors: Vectors, dropped: list[int]) -> None:
-        generation = self.kb.catalog.generation
-        for space in self.kb.spaces():
-            positions, matrix = vectors.get(space, ([], np.zeros((0, 1), dtype=np.float32)))
-            self.kb.apply_delta(space, generation, [ids[p] for p in positions], matrix, dropped)
+            self.kb.store.assets.remove(doc_id)

@@ -2,11 +2,14 @@
 
 Retrievers (the names `Hit.retrievers` reports, with the 1-based rank each gave):
     dense      text embedder over every chunk (passages, tables, figure descriptions)
-    bm25       FTS5 BM25 over chunk text and section (porter stemming, stop words removed)
+    bm25       full-text ranking over chunk text and section (local: FTS5 BM25, porter stemming; postgres:
+               tsvector 'english' + ts_rank; stop words removed here or there)
     figures    text embedder over figure-description chunks only, so figures are not drowned by text
     image      the image space: CLIP text→image when the image model has a text tower; query by image with
                CLIP or the offline tagger's features
-    page_bm25  FTS5 BM25 over whole-page text (page level only)
+    page_bm25  the same over whole-page text (page level only)
+
+Every ranking comes from the KB's store (`retrieval.store`), so fusion is the same whatever the backend.
 """
 
 from __future__ import annotations
@@ -20,14 +23,13 @@ import numpy as np
 
 from ingest.chunking import embedding_text
 from ingest.errors import CorruptFile
-from retrieval.catalog import StoredChunk
 from retrieval.errors import SearchError
 from retrieval.fusion import Fused, mmr, rrf, to_pages
 from retrieval.kb import KnowledgeBase
-from retrieval.lexical import LexicalIndex, filter_sql, is_empty
 from retrieval.rescore import Rescorer
 from retrieval.rewrite import FollowUpRewriter, QueryRewriter, Turn
 from retrieval.settings import IMAGE, TEXT
+from retrieval.store.protocol import StoredChunk
 from retrieval.types import Hit, SearchFilters
 
 Level = Literal["chunk", "page"]
@@ -54,7 +56,6 @@ class _Query:
     text: str | None
     image: str | None
     filters: SearchFilters | None
-    allowed: np.ndarray | None  # chunk ids passing the filters (None: no filter)
     depth: int
 
 
@@ -78,7 +79,7 @@ class Searcher:
         self.settings = settings or SearchSettings()
         self.rescorer = rescorer
         self.rewriter = rewriter or FollowUpRewriter()
-        self.lexical = LexicalIndex(kb.catalog)
+        self.store = kb.store
 
     # -- the one entry point ------------------------------------------------------------------------------
     def search(self, query: str | None = None, *, image: str | None = None, top_k: int = 10,
@@ -89,7 +90,7 @@ class Searcher:
         text = self.rewriter.rewrite(query, history) if query and history else query
         if image is not None:
             _check_query_image(image)
-        q = _Query(text, image, filters, self._allowed(filters), max(self.settings.depth, top_k))
+        q = _Query(text, image, filters, max(self.settings.depth, top_k))
         if q.text is None and image is not None:
             q.text = self._image_tags(image)  # query by image also searches figure descriptions
         rankings = self._rankings(q, names, level)
@@ -132,18 +133,15 @@ class Searcher:
     def _run_dense(self, q: _Query) -> list[int]:
         if not q.text:
             return []
-        return self._vector_search(TEXT, self._embed_text(q.text), q.depth, q.allowed)
+        return self.store.vector_search(TEXT, self._embed_text(q.text), q.depth, q.filters)
 
     def _run_bm25(self, q: _Query) -> list[int]:
-        return [i for i, _ in self.lexical.search(q.text, q.depth, q.filters)] if q.text else []
+        return [i for i, _ in self.store.lexical_search(q.text, q.depth, q.filters)] if q.text else []
 
     def _run_figures(self, q: _Query) -> list[int]:
         if not q.text:
             return []
-        figures = self._figure_ids(q.filters)
-        if not len(figures):
-            return []
-        return self._vector_search(TEXT, self._embed_text(q.text), q.depth, figures)
+        return self.store.vector_search(TEXT, self._embed_text(q.text), q.depth, q.filters, kinds=("figure",))
 
     def _run_image(self, q: _Query) -> list[int]:
         model = self.kb.models.image if IMAGE in self.kb.spaces() else None
@@ -155,17 +153,10 @@ class Searcher:
             vector = model.embed_texts([q.text])
         else:
             return []
-        return self._vector_search(IMAGE, np.asarray(vector, dtype=np.float32), q.depth, q.allowed)
+        return self.store.vector_search(IMAGE, np.asarray(vector, dtype=np.float32), q.depth, q.filters)
 
     def _run_page_bm25(self, q: _Query) -> list[tuple[str, int]]:
-        return [(d, p) for d, p, _ in self.lexical.search_pages(q.text, q.depth, q.filters)] if q.text else []
-
-    def _vector_search(self, space: str, vector: np.ndarray, k: int, allowed: np.ndarray | None) -> list[int]:
-        index = self.kb.index(space)
-        if index is None or (allowed is not None and not len(allowed)):
-            return []
-        _, ids = index.search(vector.reshape(1, -1), k, allowed=allowed)
-        return [int(i) for i in ids[0] if i >= 0]
+        return [(d, p) for d, p, _ in self.store.lexical_pages(q.text, q.depth, q.filters)] if q.text else []
 
     def _embed_text(self, text: str) -> np.ndarray:
         cached = getattr(self, "_last_embedding", None)
@@ -182,36 +173,13 @@ class Searcher:
         tags = tagger.tag([image])[0]
         return ", ".join(label for label, p in tags if p >= 0.05) or None
 
-    # -- filters -----------------------------------------------------------------------------------------
-    def _allowed(self, filters: SearchFilters | None) -> np.ndarray | None:
-        if is_empty(filters):
-            return None
-        f = filter_sql(filters)
-        rows = self.kb.catalog.db.execute(
-            f"SELECT c.id FROM chunks c JOIN documents d ON d.doc_id = c.doc_id WHERE {f.where}", f.params
-        ).fetchall()
-        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-
-    def _figure_ids(self, filters: SearchFilters | None) -> np.ndarray:
-        key = (self.kb.catalog.generation, filters)
-        cache: dict[Any, np.ndarray] = self.__dict__.setdefault("_figure_cache", {})
-        if key not in cache:
-            f = filter_sql(filters)
-            rows = self.kb.catalog.db.execute(
-                "SELECT c.id FROM chunks c JOIN documents d ON d.doc_id = c.doc_id"
-                f" WHERE c.kind = 'figure' AND {f.where}", f.params
-            ).fetchall()
-            cache.clear()
-            cache[key] = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        return cache[key]
-
     # -- re-scoring and diversity ------------------------------------------------------------------------
     def _rescored(self, fused: list[Fused[int]], rankings: dict[str, list[Any]], weights: Mapping[str, float],
                   query: str) -> list[Fused[int]]:
         """The re-scorer's order over the fused top candidates joins the fusion as one more ranking."""
         assert self.rescorer is not None
         top = [f.key for f in fused[: self.settings.rescore_depth]]
-        stored = self.kb.catalog.get_chunks(top)
+        stored = self.store.get_chunks(top)
         top = [i for i in top if i in stored]
         scores = self.rescorer.score(query, [embedding_text(stored[i].chunk) for i in top])
         order = [top[j] for j in np.argsort(-np.asarray(scores), kind="stable")]
@@ -222,20 +190,20 @@ class Searcher:
         info = self.kb.spaces().get(TEXT)
         if not pool or not info:
             return fused
-        vectors = self.kb.catalog.load_vectors(TEXT, [f.key for f in pool], int(info["dimension"]))
+        vectors = self.store.load_vectors(TEXT, [f.key for f in pool], int(info["dimension"]))
         chosen = mmr([f.score for f in pool], vectors, top_k, lambda_)
         return [pool[i] for i in chosen]
 
     # -- results -----------------------------------------------------------------------------------------
     def _chunk_hits(self, fused: list[Fused[int]]) -> list[Hit]:
-        stored = self.kb.catalog.get_chunks([f.key for f in fused])
+        stored = self.store.get_chunks([f.key for f in fused])
         return [_hit(stored[f.key], f) for f in fused if f.key in stored]
 
     def _page_hits(self, rankings: dict[str, list[Any]], weights: Mapping[str, float], q: _Query, top_k: int,
                    rescore: bool) -> list[Hit]:
         """Each chunk retriever's ranking becomes a page ranking (a page ranks where its best chunk does)."""
         chunk_ids = {i for name, r in rankings.items() if name != "page_bm25" for i in r}
-        stored = self.kb.catalog.get_chunks(sorted(chunk_ids))
+        stored = self.store.get_chunks(sorted(chunk_ids))
         page_of = {i: (s.chunk.doc_id, s.chunk.page) for i, s in stored.items()}
         page_rankings = {name: (r if name == "page_bm25" else to_pages(r, page_of)) for name, r in rankings.items()}
         fused = rrf(page_rankings, weights, self.settings.rrf_k)
@@ -256,9 +224,8 @@ class Searcher:
         owners: list[int] = []
         texts: list[str] = []
         for n, (doc_id, page) in enumerate(top):
-            ids = [r[0] for r in self.kb.catalog.db.execute(
-                "SELECT id FROM chunks WHERE doc_id=? AND page=? ORDER BY id", (doc_id, page))]
-            stored = self.kb.catalog.get_chunks(ids)
+            ids = self.store.chunk_ids(doc_id, page)
+            stored = self.store.get_chunks(ids)
             page_texts = [embedding_text(stored[i].chunk) for i in ids if i in stored] or [self._page_text(doc_id, page)]
             owners += [n] * len(page_texts)
             texts += page_texts
@@ -269,22 +236,18 @@ class Searcher:
         return rrf({**rankings, "rescore": order}, weights, self.settings.rrf_k)
 
     def _page_text(self, doc_id: str, page: int) -> str:
-        row = self.kb.catalog.db.execute("SELECT text FROM pages WHERE doc_id=? AND number=?", (doc_id, page)).fetchone()
-        return (row[0] or "") if row else ""
+        return self.store.page_texts(doc_id, page).get(page, "")
 
     def _page_hit(self, f: Fused[tuple[str, int]], chunk_id: int | None, stored: dict[int, StoredChunk]) -> Hit:
         doc_id, page = f.key
-        db = self.kb.catalog.db
         if chunk_id is None:
-            row = db.execute("SELECT id FROM chunks WHERE doc_id=? AND page=? ORDER BY id LIMIT 1",
-                             (doc_id, page)).fetchone()
-            chunk_id = int(row[0]) if row else 0
-        name_row = db.execute("SELECT name FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+            ids = self.store.chunk_ids(doc_id, page)
+            chunk_id = ids[0] if ids else 0
+        row = self.store.page(doc_id, page) or {}
         best = stored.get(chunk_id)
-        section_row = db.execute("SELECT section FROM pages WHERE doc_id=? AND number=?", (doc_id, page)).fetchone()
-        return Hit(id=chunk_id, doc_id=doc_id, doc_name=name_row[0] if name_row else doc_id, page=page, kind="page",
-                   text=self._page_text(doc_id, page), score=f.score, bbox=None, retrievers=dict(f.ranks),
-                   section=(section_row[0] or "") if section_row else "", chunk=best.chunk if best else None,
+        return Hit(id=chunk_id, doc_id=doc_id, doc_name=row.get("doc_name") or doc_id, page=page, kind="page",
+                   text=row.get("text", ""), score=f.score, bbox=None, retrievers=dict(f.ranks),
+                   section=row.get("section", ""), chunk=best.chunk if best else None,
                    meta={"best_chunk": chunk_id})
 
 

@@ -68,7 +68,7 @@ class ChartMaker:
 
     def _read(self, hit: Hit, rank: int) -> Table | None:
         chunks = [(hit.id, hit.text)] if hit.kind == "text" else self._table_chunks(hit)
-        page = self.kb.catalog.page(hit.doc_id, hit.page) or {}
+        page = self.kb.store.page(hit.doc_id, hit.page) or {}
         bbox = tuple(hit.bbox.as_list()) if hit.bbox else None
         table = from_markdown(chunks, doc=hit.doc_name, doc_id=hit.doc_id, page=hit.page, bbox=bbox,  # type: ignore[arg-type]
                               section=hit.section, context=self._page_text(hit.doc_id, hit.page),
@@ -80,22 +80,25 @@ class ChartMaker:
 
     def _table_chunks(self, hit: Hit) -> list[tuple[int, str]]:
         """All the chunks of the hit's table (a long table is stored in several, with the same bbox)."""
-        rows = self.kb.catalog.db.execute(
-            "SELECT id, text, bbox FROM chunks WHERE doc_id=? AND page=? AND kind='table' ORDER BY id",
-            (hit.doc_id, hit.page)).fetchall()
+        rows = self._tables_on(hit.doc_id, hit.page)
         want = hit.bbox.as_list() if hit.bbox else None
-        same = [(int(r[0]), str(r[1])) for r in rows if _bbox_of(r[2]) == want]
+        same = [(i, text) for i, text, box in rows if box == want]
         return same or [(hit.id, hit.text)]
 
+    def _tables_on(self, doc_id: str, page: int) -> list[tuple[int, str, list[float] | None]]:
+        """(chunk id, markdown, bbox) of the table chunks on a page, in the order they were stored."""
+        ids = self.kb.store.chunk_ids(doc_id, page, "table")
+        stored = self.kb.store.get_chunks(ids)
+        return [(i, stored[i].chunk.text, stored[i].chunk.bbox.as_list() if stored[i].chunk.bbox else None)
+                for i in ids if i in stored]
+
     def _page_text(self, doc_id: str, page: int) -> str:
-        row = self.kb.catalog.db.execute("SELECT text FROM pages WHERE doc_id=? AND number=?",
-                                         (doc_id, page)).fetchone()
-        return str(row[0] or "") if row else ""
+        return self.kb.store.page_texts(doc_id, page).get(page, "")
 
     # -- building ---------------------------------------------------------------------------------------
     def _chart(self, question: str, sel: Selection) -> Chart:
         table = sel.table
-        checker = CellChecker(self.kb.catalog)
+        checker = CellChecker(self.kb.store)
         missing: list[str] = []
         more: list[Table] = []
         if sel.transposed:
@@ -168,13 +171,11 @@ class ChartMaker:
         out: list[Table] = []
         while table.bbox is not None and len(out) < most:
             page = (out[-1] if out else table).page + 1
-            rows = self.kb.catalog.db.execute(
-                "SELECT id, text, bbox FROM chunks WHERE doc_id=? AND page=? AND kind='table' ORDER BY id",
-                (table.doc_id, page)).fetchall()
+            rows = self._tables_on(table.doc_id, page)
             found = None
-            for box in dict.fromkeys(str(r[2]) for r in rows if r[2]):
-                chunks = [(int(r[0]), str(r[1])) for r in rows if str(r[2]) == box]
-                bbox = _bbox_of(box)
+            for box in dict.fromkeys(tuple(r[2]) for r in rows if r[2]):
+                chunks = [(i, text) for i, text, b in rows if b is not None and tuple(b) == box]
+                bbox = list(box)
                 nxt = from_markdown(chunks, doc=table.doc, doc_id=table.doc_id, page=page,
                                     bbox=(bbox[0], bbox[1], bbox[2], bbox[3]) if bbox else None,
                                     source_path=table.source_path)
@@ -191,8 +192,8 @@ class ChartMaker:
         the next starts at the head of its own."""
         if first.bbox is None or nxt.bbox is None:
             return False
-        here = self.kb.catalog.page(first.doc_id, first.page) or {}
-        there = self.kb.catalog.page(nxt.doc_id, nxt.page) or {}
+        here = self.kb.store.page(first.doc_id, first.page) or {}
+        there = self.kb.store.page(nxt.doc_id, nxt.page) or {}
         h1, h2 = float(here.get("height") or 0), float(there.get("height") or 0)
         return bool(h1 and h2 and first.bbox[3] >= 0.7 * h1 and nxt.bbox[1] <= 0.3 * h2)
 
@@ -297,14 +298,6 @@ def _chronological(series: ChartSeries) -> ChartSeries:
         return series
     order = sorted(range(len(keys)), key=lambda i: keys[i] or (0, 0))
     return replace(series, points=tuple(series.points[i] for i in order))
-
-
-def _bbox_of(raw: Any) -> list[float] | None:
-    import json
-
-    if not raw:
-        return None
-    return [round(float(v), 2) for v in json.loads(raw)]
 
 
 def _text_before(context: str, markdown: str, width: int = 400) -> str:
