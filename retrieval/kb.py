@@ -34,6 +34,16 @@ def default_kb_dir() -> Path:
     return Path(user_data_dir("citeline")) / "kb"
 
 
+def default_assets_dir(dsn: str) -> Path:
+    """Thumbnails and crops of a server KB, when no folder is given: beside the default KB, one folder per
+    server and database (`store.json`'s "assets" or `KnowledgeBase.open(..., assets_dir=)` choose another)."""
+    import hashlib
+    import re
+
+    key = re.sub(r"(://[^:/@]*):[^@]*@", r"\1@", dsn.split("?")[0])
+    return default_kb_dir().parent / "assets" / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 class KnowledgeBase:
     def __init__(self, store: Store, settings: KBSettings, models: ModelSet) -> None:
         self.store = store
@@ -49,6 +59,8 @@ class KnowledgeBase:
         single-writer lock until `close()`."""
         location: str | Path = str(root) if is_dsn(root) else (Path(root).expanduser() if root else default_kb_dir())
         settings = settings or KBSettings()
+        if assets_dir is None and is_dsn(location):
+            assets_dir = default_assets_dir(str(location))
         store = open_store(location, writable=writable, assets_dir=assets_dir)
         try:
             manifest = _read_manifest(store)

@@ -91,3 +91,29 @@ def fake_kb_settings():  # type: ignore[no-untyped-def]
 
 os.environ.setdefault("CITELINE_HOME", str(ROOT / ".citeline" / "test-home"))
 
+
+
+@pytest.fixture(scope="session")
+def pg_server():  # type: ignore[no-untyped-def]
+    """One real PostgreSQL + pgvector server for the session (tests/pg_fixture.py), stopped by PID at the end."""
+    from tests import pg_fixture
+
+    reason = pg_fixture.missing_reason()
+    if reason:
+        pytest.skip(reason)
+    server = pg_fixture.start_primary()
+    try:
+        yield server
+    finally:
+        pg_fixture.remove(server)
+
+
+@pytest.fixture
+def pg_dsn(pg_server, request: pytest.FixtureRequest) -> str:  # type: ignore[no-untyped-def]
+    """A fresh, empty database on the session's server."""
+    import re
+
+    from tests import pg_fixture
+
+    name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:50]
+    return pg_fixture.create_database(pg_server, name)

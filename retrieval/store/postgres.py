@@ -357,7 +357,7 @@ class PostgresStore:
                 return out
             where = {int(i): k for k, i in enumerate(ids)}
             for i, vec in conn.execute(f"SELECT id, embedding FROM {table} WHERE id = ANY(%s)", (list(where),)):
-                out[where[int(i)]] = np.asarray(vec, dtype=np.float32)
+                out[where[int(i)]] = np.asarray(vec.to_numpy() if hasattr(vec, "to_numpy") else vec, dtype=np.float32)
         return out
 
     def counts(self) -> dict[str, int]:
