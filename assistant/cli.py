@@ -65,8 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def add_kb_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kb", metavar="DIR", default=None,
-                        help="knowledge base folder (default: $CITELINE_HOME/kb or the user data dir)")
+    parser.add_argument("--kb", metavar="DIR|DSN", default=None,
+                        help="knowledge base folder, or a postgresql://user@host/db DSN (PostgreSQL + pgvector; "
+                             "default: $CITELINE_HOME/kb or the user data dir)")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,11 +9,12 @@ from pathlib import Path
 from assistant.answer import AnswerSettings
 from retrieval.kb import default_kb_dir
 from retrieval.settings import KBSettings
+from retrieval.store import kb_location
 
 
 @dataclass(frozen=True)
 class Settings:
-    kb_dir: Path = field(default_factory=default_kb_dir)
+    kb_dir: Path | str = field(default_factory=default_kb_dir)  # a folder, or a postgresql:// DSN (kept a str)
     kb: KBSettings = field(default_factory=KBSettings)
     model: str = "qwen"  # the generator spec (assistant.generators.build_generator); CITELINE_MODEL
     answer: AnswerSettings = field(default_factory=AnswerSettings)  # sampling, system prompt, verification
@@ -24,4 +25,4 @@ class Settings:
         base = cls()
         kb = replace(base.kb, **{k: v for k, v in kb_overrides.items() if v is not None})  # type: ignore[arg-type]
         model = os.environ.get("CITELINE_MODEL") or base.model
-        return replace(base, kb_dir=Path(kb_dir).expanduser() if kb_dir else base.kb_dir, kb=kb, model=model)
+        return replace(base, kb_dir=kb_location(kb_dir) if kb_dir else base.kb_dir, kb=kb, model=model)

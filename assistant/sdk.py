@@ -18,6 +18,7 @@ from assistant.types import PageImage
 from retrieval.kb import KnowledgeBase
 from retrieval.kb_writer import IngestReport, KBWriter, ProgressFn
 from retrieval.settings import KBSettings, default_model_factory
+from retrieval.store import kb_location
 
 
 class Citeline:
@@ -26,15 +27,22 @@ class Citeline:
         base = settings or Settings.from_env(kb_dir)
         kb_settings = KBSettings(**{**base.kb.__dict__, "text_model": text_model or base.kb.text_model,
                                     "image_model": image_model or base.kb.image_model})
-        self.settings = replace(base, kb_dir=Path(kb_dir).expanduser() if kb_dir else base.kb_dir, kb=kb_settings)
+        self.settings = replace(base, kb_dir=kb_location(kb_dir) if kb_dir else base.kb_dir, kb=kb_settings)
         self._factory = _memoize(model_factory or default_model_factory)  # models shared by reader and writer
         self._reader: KnowledgeBase | None = None
         self._generators: dict[str, Any] = {}
         self.last_report: IngestReport | None = None
 
     @property
-    def kb_dir(self) -> Path:
+    def kb_dir(self) -> Path | str:
+        """The KB folder, or its postgresql:// DSN (a str, never a Path)."""
         return self.settings.kb_dir
+
+    @property
+    def files_dir(self) -> Path:
+        """A local folder for files kept beside the KB (uploads): the KB folder, or for a server KB the folder
+        holding its assets."""
+        return self.kb_dir if isinstance(self.kb_dir, Path) else self.kb.assets_dir.parent
 
     # -- writing ----------------------------------------------------------------------------------------
     def ingest(self, *paths: str | os.PathLike[str], passwords: Sequence[str] = (), prune: bool = False,

@@ -140,7 +140,7 @@ class _Api:
 
     @property
     def uploads(self) -> Path:
-        return self.sdk.kb_dir / "uploads"
+        return self.sdk.files_dir / "uploads"
 
     # -- reading ------------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -179,7 +179,7 @@ class _Api:
                                  media_type="text/event-stream", headers=SSE_HEADERS)
 
     def asset(self, path: str) -> FileResponse:
-        target = asset_file(self.sdk.kb_dir / "assets", path)
+        target = asset_file(self.sdk.kb.assets_dir, path)
         return FileResponse(target, media_type=ASSET_TYPES[target.suffix.lower()],
                             headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"})
 
@@ -221,8 +221,9 @@ class _Api:
     def _check_writable(self) -> None:
         """Refuse at once (409, naming the holder) while another process writes and no job of ours is queued:
         a job would only fail. While our own jobs run, the lock is ours and a new job queues behind them."""
-        if not self.jobs.busy() and (self.sdk.kb_dir / "lock").exists():
-            WriterLock(self.sdk.kb_dir).acquire().release()
+        kb_dir = self.sdk.kb_dir
+        if not self.jobs.busy() and isinstance(kb_dir, Path) and (kb_dir / "lock").exists():
+            WriterLock(kb_dir).acquire().release()
 
     def _save(self, files: list[Any]) -> list[str]:
         names = check_uploads(files, self.limits)

@@ -41,7 +41,7 @@ def default_assets_dir(dsn: str) -> Path:
     import re
 
     key = re.sub(r"(://[^:/@]*):[^@]*@", r"\1@", dsn.split("?")[0])
-    return default_kb_dir().parent / "assets" / hashlib.sha256(key.encode()).hexdigest()[:16]
+    return default_kb_dir().parent / "servers" / hashlib.sha256(key.encode()).hexdigest()[:16] / "assets"
 
 
 class KnowledgeBase:

@@ -17,6 +17,8 @@ log() { echo "[setup] $*" >&2; }
 apt_pkgs=()
 command -v tesseract >/dev/null || apt_pkgs+=(tesseract-ocr tesseract-ocr-eng)
 if [ "$DEV" = 1 ] && ! command -v chromium >/dev/null; then apt_pkgs+=(chromium); fi
+# the PostgreSQL tests run the bundled server as `nobody` when CI runs as root (PostgreSQL refuses root)
+if [ "$DEV" = 1 ] && ! command -v runuser >/dev/null; then apt_pkgs+=(util-linux); fi
 if [ "$DEV" = 1 ] && ! command -v chromedriver >/dev/null; then apt_pkgs+=(chromium-driver); fi  # UI browser test
 if [ "$DEV" = 1 ] && ! command -v soffice >/dev/null; then  # optional Office renderer: page images, .doc/.xls/.odt
   apt_pkgs+=(libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui)

@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from retrieval.store import is_dsn
+
 APP = Path(__file__).with_name("app.py")
 PASSWORD_ENV = "CITELINE_UI_PASSWORD"
 REMOTE_ENV = "CITELINE_UI_REMOTE"  # set for the app when served off loopback: no visitor-typed folders or URLs
@@ -50,7 +52,7 @@ def streamlit_command(args: argparse.Namespace) -> list[str]:
     for flag, value in (("--kb", args.kb), ("--text-model", args.text_model), ("--image-model", args.image_model),
                         ("--model", args.model)):
         if value:
-            script_args += [flag, str(Path(value).expanduser().resolve()) if flag == "--kb" else value]
+            script_args += [flag, str(Path(value).expanduser().resolve()) if flag == "--kb" and not is_dsn(value) else value]
     return command + (["--", *script_args] if script_args else [])
 
 

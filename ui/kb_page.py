@@ -69,7 +69,7 @@ def _uploader_key(session: Session, name: str) -> str:
 
 def ingest_uploads(sdk: Citeline, session: Session, files: list[Any]) -> None:
     """Save the uploads, then ingest them as a background job (assistant.jobs) and follow its progress."""
-    saved = save_uploads(files, sdk.kb_dir / "uploads")
+    saved = save_uploads(files, sdk.files_dir / "uploads")
     report: dict[str, Any] = {"rejected": [(r.name, r.reason) for r in saved.rejected], "files": [], "totals": {}}
     session.state["report"] = report
     session.state["upload_round"] = session.state.get("upload_round", 0) + 1

@@ -8,6 +8,7 @@ by the store and never reused: they are the ids vectors carry and `Hit.id` repor
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -27,6 +28,11 @@ VectorRows = Mapping[str, tuple[Sequence[int], np.ndarray]]
 def is_dsn(location: object) -> bool:
     """A PostgreSQL connection string (never to be turned into a Path)."""
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+def kb_location(location: str | os.PathLike[str]) -> Path | str:
+    """Where a KB lives, as given: a DSN stays a str, a folder becomes a Path (user folder expanded)."""
+    return str(location) if is_dsn(str(location)) else Path(location).expanduser()
 
 
 @dataclass(frozen=True)
