@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from ingest.errors import CitelineError
 
 CORE_MODULES = ("assistant.cli_kb", "assistant.cli_ask", "assistant.cli_search", "assistant.cli_serve",
-                "assistant.cli_check", "assistant.cli_mcp")
+                "assistant.cli_check", "assistant.cli_mcp", "assistant.cli_migrate")
 EDGE_MODULES = ("eval.cli", "ui.cli")  # optional edges, discovered by module name
 
 

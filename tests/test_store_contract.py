@@ -162,3 +162,33 @@ def test_a_failed_transaction_leaves_nothing(location: str, tmp_path: Path):
             ids = kb.store.put_document(doc, "a.txt", 1, chunks, [{}], {"text": ([0], np.ones((1, 8), np.float32))})
         assert kb.store.generation == generation + 1 and kb.store.vector_ids("text").tolist() == ids
         assert kb.store.vector_search("text", np.ones(8, np.float32), 5) == ids
+
+
+def test_migrate_copies_a_local_kb_into_postgres_without_re_embedding(pg_dsn: str, tmp_path: Path, docs: Path,
+                                                                      capsys: pytest.CaptureFixture[str]):
+    import json
+
+    from assistant.cli import main
+
+    local = str(tmp_path / "kb")
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.7 not really")
+    with _open(local, tmp_path, writable=True) as kb:
+        KBWriter(kb).run([str(docs)])
+    assert main(["migrate", "--from", local, "--to", pg_dsn, "--assets", str(tmp_path / "pg-assets"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["documents"] == 3 and report["skipped"] == 0 and report["files"] == 4
+    with _open(local, tmp_path) as a, KnowledgeBase.open(pg_dsn, SETTINGS, assets_dir=tmp_path / "pg-assets") as b:
+        assert a.store.counts() == b.store.counts() and a.manifest["spaces"] == b.manifest["spaces"]
+        assert a.store.files() == b.store.files()
+        texts = [sorted((c.doc_name, c.chunk.page, c.chunk.text, c.chunk.bbox) for c in s.get_chunks(s.chunk_ids()).values())
+                 for s in (a.store, b.store)]
+        assert texts[0] == texts[1]
+        for query in ("battery hours playback", "tomato basil", "warranty"):
+            dense = [[(h.doc_name, h.page, h.text) for h in Searcher(kb).search(query, top_k=5, retrievers=["dense"])]
+                     for kb in (a, b)]
+            assert dense[0] == dense[1]
+        assert b.check() == []
+    with pytest.raises(EmbedderMismatch):  # the manifest came along: the embedder check still guards it
+        KnowledgeBase.open(pg_dsn, KBSettings(text_model="minilm-q8"), assets_dir=tmp_path / "pg-assets")
+    assert main(["migrate", "--from", local, "--to", pg_dsn, "--assets", str(tmp_path / "pg-assets"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["skipped"] == 3  # a re-run skips what is there

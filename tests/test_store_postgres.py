@@ -4,15 +4,18 @@ lock across processes, crash safety under SIGKILL, and a streaming read replica.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from ingest.types import BBox, Chunk, Page, ParsedDocument
+from retrieval.settings import KBSettings
 from retrieval.store.postgres import PostgresStore
 from retrieval.types import SearchFilters
 
 DIM = 32
+FAKE = ["--text-model", "fake", "--image-model", "fake"]
 
 
 def _doc(n: int, name: str) -> ParsedDocument:
@@ -85,3 +88,120 @@ def test_schema_is_versioned_and_a_reader_needs_a_kb(pg_dsn: str, tmp_path: Path
             assert conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == len(pg_schema.MIGRATIONS)
     finally:
         store.close()
+
+
+# -- crash safety and replicas: real `citeline` subprocesses ----------------------------------------------------
+def _notes(folder: Path, n: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = folder / f"note{i:03d}.md"
+        path.write_text(f"# Note {i} of {folder.name}\n\nThe sensor number {i} reads {i * 7} degrees.\n\n"
+                        f"Section {i} ends here.\n")
+        paths.append(path)
+    return paths
+
+
+def _cli(args: list[str], home: Path, **env: str) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    full = {**os.environ, "CITELINE_HOME": str(home), **env}
+    return subprocess.Popen([sys.executable, "-m", "assistant.cli", *args], env=full, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=str(Path(__file__).resolve().parents[1]))
+
+
+def _fingerprint(dsn: str, home: Path) -> dict[str, Any]:
+    from retrieval.kb import KnowledgeBase
+
+    with KnowledgeBase.open(dsn, KBSettings(text_model="fake", image_model="fake", tag_images=False),
+                            assets_dir=home / "assets") as kb:
+        store = kb.store
+        docs = sorted((d.name, d.pages, d.chunks, d.paths) for d in store.documents())
+        chunks = store.get_chunks(store.chunk_ids())
+        texts = sorted((c.doc_name, c.chunk.page, c.chunk.text) for c in chunks.values())
+        return {"documents": docs, "chunks": texts, "vectors": len(store.vector_ids("text")),
+                "files": [(f["path"], f["status"]) for f in store.files()], "problems": kb.check()}
+
+
+@pytest.mark.parametrize("fault", ["before_catalog_commit:5", pytest.param("between_documents:9", marks=pytest.mark.slow),
+                                   pytest.param("sigkill", marks=pytest.mark.slow)])
+def test_a_killed_writer_leaves_whole_documents_and_a_rerun_completes(pg_server: Any, tmp_path: Path, fault: str):
+    import signal
+    import time
+
+    from tests import pg_fixture
+
+    folder = tmp_path / "docs"
+    _notes(folder, 40)
+    dsn = pg_fixture.create_database(pg_server, "crash_" + fault.split(":")[0])
+    clean = pg_fixture.create_database(pg_server, "crash_clean_" + fault.split(":")[0])
+    args = ["ingest", str(folder), *FAKE, "--no-ocr", "--json"]
+    env = {} if fault == "sigkill" else {"CITELINE_FAULT": fault}
+    proc = _cli([*args, "--kb", dsn], tmp_path / "home", **env)
+    if fault == "sigkill":  # a real SIGKILL once some documents are committed
+        deadline = time.monotonic() + 120
+        while _count(dsn) < 5 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=180)
+    assert proc.returncode != 0
+    half = _fingerprint(dsn, tmp_path / "home")
+    assert 0 < len(half["documents"]) < 40 and half["problems"] == []
+    assert {len(d[3]) for d in half["documents"]} == {1}  # every committed document has its file row
+    for kb in (dsn, clean):
+        done = _cli([*args, "--kb", kb], tmp_path / "home")
+        out, err = done.communicate(timeout=300)
+        assert done.returncode == 0, err
+    assert _fingerprint(dsn, tmp_path / "home") == _fingerprint(clean, tmp_path / "home")
+
+
+def _count(dsn: str) -> int:
+    import psycopg
+
+    try:
+        with psycopg.connect(dsn, connect_timeout=5) as conn:
+            return int(conn.execute("SELECT count(*) FROM citeline.documents").fetchone()[0])
+    except psycopg.Error:
+        return 0
+
+
+@pytest.mark.slow
+def test_a_streaming_replica_serves_search_while_the_primary_ingests(pg_server: Any, tmp_path: Path):
+    import time
+
+    from retrieval.kb import KnowledgeBase
+    from retrieval.search import Searcher
+    from tests import pg_fixture
+
+    dsn = pg_fixture.create_database(pg_server, "replicated")
+    folder = tmp_path / "docs"
+    _notes(folder / "first", 5)
+    home = tmp_path / "home"
+    first = _cli(["ingest", str(folder / "first"), "--kb", dsn, *FAKE, "--no-ocr", "--json"], home)
+    assert first.wait(timeout=300) == 0
+    replica = pg_fixture.start_replica(pg_server)
+    try:
+        rdsn = replica.dsn("replicated")
+        settings = KBSettings(text_model="fake", image_model="fake", tag_images=False)
+        with KnowledgeBase.open(rdsn, settings, assets_dir=home / "assets") as kb:
+            searcher = Searcher(kb)
+            _notes(folder / "more", 30)
+            writer = _cli(["ingest", str(folder / "more"), "--kb", dsn, *FAKE, "--no-ocr", "--json"], home)
+            seen: list[int] = []
+            while writer.poll() is None:
+                hits = searcher.search("sensor reads degrees", top_k=5)
+                assert len(hits) == 5
+                seen.append(kb.store.counts()["documents"])
+                time.sleep(0.2)
+            assert writer.returncode == 0
+            deadline = time.monotonic() + 30  # replication lag, bounded
+            while kb.store.counts()["documents"] < 35 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert kb.store.counts()["documents"] == 35
+            assert seen == sorted(seen) and seen[0] >= 5  # the replica followed the primary's commits
+            with pytest.raises(Exception, match="read-only|recovery"):
+                KnowledgeBase.open(rdsn, settings, writable=True, assets_dir=home / "assets")
+    finally:
+        pg_fixture.remove(replica)
