@@ -185,14 +185,15 @@ def test_a_streaming_replica_serves_search_while_the_primary_ingests(pg_server: 
     try:
         rdsn = replica.dsn("replicated")
         settings = KBSettings(text_model="fake", image_model="fake", tag_images=False)
-        with KnowledgeBase.open(rdsn, settings, assets_dir=home / "assets") as kb:
-            searcher = Searcher(kb)
+        with KnowledgeBase.open(rdsn, settings, assets_dir=home / "assets") as kb, \
+                KnowledgeBase.open(dsn, settings, assets_dir=home / "assets") as primary:
+            searcher, on_primary = Searcher(kb), Searcher(primary)
             _notes(folder / "more", 30)
             writer = _cli(["ingest", str(folder / "more"), "--kb", dsn, *FAKE, "--no-ocr", "--json"], home)
             seen: list[int] = []
             while writer.poll() is None:
                 hits = searcher.search("sensor reads degrees", top_k=5)
-                assert len(hits) == 5
+                assert len(hits) == 5 and len(on_primary.search("sensor reads degrees", top_k=5)) == 5
                 seen.append(kb.store.counts()["documents"])
                 time.sleep(0.2)
             assert writer.returncode == 0
@@ -205,3 +206,22 @@ def test_a_streaming_replica_serves_search_while_the_primary_ingests(pg_server: 
                 KnowledgeBase.open(rdsn, settings, writable=True, assets_dir=home / "assets")
     finally:
         pg_fixture.remove(replica)
+
+
+def test_a_kb_folder_can_name_a_server(pg_dsn: str, tmp_path: Path):
+    import json
+
+    from retrieval.kb import KnowledgeBase
+
+    folder = tmp_path / "team-kb"
+    folder.mkdir()
+    (folder / "store.json").write_text(json.dumps({"dsn": pg_dsn}))
+    settings = KBSettings(text_model="fake", image_model="fake", tag_images=False)
+    with KnowledgeBase.open(folder, settings, writable=True) as kb:
+        assert isinstance(kb.store, PostgresStore) and kb.assets_dir == folder / "assets"
+        assert kb.status()["kb"] == pg_dsn  # no password in it to mask
+    (folder / "store.json").write_text(json.dumps({"dsn": "/not/a/dsn"}))
+    from retrieval.errors import KBError
+
+    with pytest.raises(KBError, match="must name a PostgreSQL server"):
+        KnowledgeBase.open(folder, settings)
