@@ -75,7 +75,7 @@ def measure(store: Any, vectors: np.ndarray, queries: np.ndarray, filters: Searc
     return {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)), "recall": float(np.mean(recall))}
 
 
-def bench_size(n: int, dsn: str, queries_n: int) -> list[dict[str, Any]]:
+def bench_size(n: int, dsn: str, queries_n: int, backends: tuple[str, ...] = ("local", "postgres")) -> list[dict[str, Any]]:
     from retrieval.kb import KnowledgeBase
     from retrieval.settings import KBSettings
 
@@ -90,6 +90,8 @@ def bench_size(n: int, dsn: str, queries_n: int) -> list[dict[str, Any]]:
     settings = KBSettings(text_model="fake", image_model="none", tag_images=False)
     with tempfile.TemporaryDirectory() as tmp:
         for backend, location in (("local (FAISS)", str(Path(tmp) / "kb")), ("postgres (pgvector)", dsn)):
+            if backend.split()[0] not in backends:
+                continue
             with KnowledgeBase.open(location, settings, writable=True, assets_dir=Path(tmp) / "assets") as kb:
                 kb.register_space("text", "fake", D)
                 t0 = time.perf_counter()
@@ -121,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="*", default=[100_000])
     p.add_argument("--queries", type=int, default=200)
+    p.add_argument("--backends", nargs="*", default=["local", "postgres"], choices=("local", "postgres"))
     p.add_argument("--dsn", default=None, help="an empty database (default: start a throwaway server)")
     args = p.parse_args(argv)
     server = None
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 dsn = pg_fixture.create_database(server, f"bench_{n}")
             assert dsn is not None
-            bench_size(n, dsn, args.queries)
+            bench_size(n, dsn, args.queries, tuple(args.backends))
     finally:
         if server is not None:
             from tests import pg_fixture

@@ -55,6 +55,8 @@ def test_a_selective_filter_still_returns_k_hits(filled: tuple[str, np.ndarray],
     needle = SearchFilters(docs=("needle",))
     with_scan = PostgresStore(dsn, assets_dir=tmp_path / "a")
     without = PostgresStore(dsn, assets_dir=tmp_path / "a", iterative_scan=False)
+    exact = PostgresStore(dsn, assets_dir=tmp_path / "a", iterative_scan=False)
+    with_scan.EXACT_SUBSET = without.EXACT_SUBSET = 0  # the graph, not the exact path small filters take
     try:
         with with_scan._conn() as conn:
             plan = "\n".join(r[0] for r in conn.execute(
@@ -69,9 +71,15 @@ def test_a_selective_filter_still_returns_k_hits(filled: tuple[str, np.ndarray],
         assert len(pages) == 8 and {s.chunk.page for s in with_scan.get_chunks(pages).values()} == {3, 4}
         assert len(without.vector_search("text", near, 10, needle)) < 10  # what iterative scan fixes
         assert len(with_scan.vector_search("text", near, 10)) == 10  # no filter: the crowd
+        # a filter this selective (40 chunks) is searched exactly by default: the true top 10, graph or not
+        vectors = exact.load_vectors("text", exact.chunk_ids(with_scan.documents()[1].doc_id), DIM)
+        ids = exact.chunk_ids(with_scan.documents()[1].doc_id)
+        truth = [ids[j] for j in np.argsort(-(vectors @ (near / np.linalg.norm(near))), kind="stable")[:10]]
+        assert exact.vector_search("text", near, 10, needle) == truth
     finally:
         with_scan.close()
         without.close()
+        exact.close()
 
 
 def test_schema_is_versioned_and_a_reader_needs_a_kb(pg_dsn: str, tmp_path: Path):

@@ -12,10 +12,7 @@ and the manifest in one database, behind a connection pool. `pip install 'citeli
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -27,10 +24,11 @@ import numpy as np
 
 from ingest.types import BBox, Chunk, ParsedDocument
 from retrieval import faults
-from retrieval.errors import KBError, KBLocked
+from retrieval.errors import KBError
 from retrieval.lexical import query_terms
 from retrieval.store import pg_schema as sch
 from retrieval.store.assets import FolderAssets
+from retrieval.store.pg_lock import acquire_writer_lock
 from retrieval.store.protocol import DocumentRow, StoredChunk, VectorRows
 from retrieval.types import SearchFilters
 from retrieval.vectors import normalise
@@ -57,6 +55,7 @@ def mask(dsn: str) -> str:
 class PostgresStore:
     EF_SEARCH = 128  # as the local HNSW's efSearch; raised to k when k is larger
     MAX_SCAN_TUPLES = 50_000  # how far an iterative scan may walk the graph for a selective filter
+    EXACT_SUBSET = 8192  # a filter passing at most this many chunks is searched exactly (as the local backend)
 
     def __init__(self, dsn: str, *, writable: bool = False, assets_dir: Path | None = None,
                  iterative_scan: bool = True, pool_size: int = 4) -> None:
@@ -82,7 +81,7 @@ class PostgresStore:
                 raise KBError(f"the knowledge base at {self.location} has schema version "
                               f"{sch.schema_version(setup)}, newer than this Citeline ({sch.SCHEMA_VERSION}): upgrade")
         if writable:
-            self._lock_conn = self._acquire_writer_lock(psycopg)
+            self._lock_conn = acquire_writer_lock(psycopg, dsn, self.location)
             self.assets_dir.mkdir(parents=True, exist_ok=True)
         self._pool = pool_mod.ConnectionPool(dsn, min_size=1, max_size=pool_size, configure=self._configure,
                                              kwargs={"connect_timeout": 10}, open=True, timeout=30)
@@ -106,21 +105,6 @@ class PostgresStore:
             return
         with self._pool.connection() as conn:
             yield conn
-
-    def _acquire_writer_lock(self, psycopg: Any) -> Any:
-        conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=10)
-        conn.execute(f"SET search_path = {sch.SCHEMA}, public")
-        got = conn.execute("SELECT pg_try_advisory_lock(hashtext('citeline-writer'))").fetchone()[0]
-        if not got:
-            row = conn.execute("SELECT holder FROM writer WHERE id = 1").fetchone()
-            conn.close()
-            raise KBLocked(f"the knowledge base at {self.location} is being written by {_holder(row)}; wait for "
-                           "it to finish (readers such as search and ask can still use the KB meanwhile)")
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "command": " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[:200]}
-        conn.execute("INSERT INTO writer(id, holder) VALUES(1, %s) ON CONFLICT (id) DO UPDATE SET holder ="
-                     " EXCLUDED.holder", (json.dumps(info),))
-        return conn
 
     @property
     def writable(self) -> bool:
@@ -385,13 +369,24 @@ class PostgresStore:
             if table is None:
                 return []
             join = "" if where == "TRUE" else " JOIN chunks c ON c.id = v.id JOIN documents d ON d.doc_id = c.doc_id"
-            if k > self.EF_SEARCH:  # the session default is EF_SEARCH; a deeper search widens it for this query
+            exact = join and self._few(conn, where, params)
+            if k > self.EF_SEARCH and not exact:  # the session default is EF_SEARCH; widened for this query
                 conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(min(k, 1000)),))
+            # `+ 0` hides the indexed operator from the planner: an exact scan over the few filtered rows
+            order = "(v.embedding <#> %s) + 0" if exact else "v.embedding <#> %s"
             rows = conn.execute(
                 f"WITH hits AS MATERIALIZED (SELECT v.id, v.embedding <#> %s AS dist FROM {table} v{join}"
-                f" WHERE {where} ORDER BY v.embedding <#> %s LIMIT %s) SELECT id FROM hits ORDER BY dist, id",
+                f" WHERE {where} ORDER BY {order} LIMIT %s) SELECT id FROM hits ORDER BY dist, id",
                 [query, *params, query, int(k)]).fetchall()
         return [int(r[0]) for r in rows]
+
+    def _few(self, conn: Any, where: str, params: list[Any]) -> bool:
+        """Whether at most EXACT_SUBSET chunks pass the filter (counted up to that bound, on the row indexes)."""
+        if self.EXACT_SUBSET <= 0:
+            return False
+        n = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM chunks c JOIN documents d ON d.doc_id = c.doc_id"
+                         f" WHERE {where} LIMIT %s) few", [*params, self.EXACT_SUBSET + 1]).fetchone()[0]
+        return bool(n <= self.EXACT_SUBSET)
 
     def lexical_search(self, query: str, k: int, filters: SearchFilters | None = None) -> list[tuple[int, float]]:
         terms = query_terms(query)
@@ -430,13 +425,3 @@ class PostgresStore:
         from retrieval.store.pg_check import check_postgres
 
         return check_postgres(self)
-
-
-def _holder(row: Any) -> str:
-    try:
-        info = json.loads(row[0]) if row else {}
-    except ValueError:
-        info = {}
-    if not info:
-        return "another process"
-    return f"pid {info.get('pid')} on {info.get('host')} (`{info.get('command')}`, since {info.get('since')})"
