@@ -164,6 +164,7 @@ def test_a_failed_transaction_leaves_nothing(location: str, tmp_path: Path):
         assert kb.store.vector_search("text", np.ones(8, np.float32), 5) == ids
 
 
+@pytest.mark.slow
 def test_migrate_copies_a_local_kb_into_postgres_without_re_embedding(pg_dsn: str, tmp_path: Path, docs: Path,
                                                                       capsys: pytest.CaptureFixture[str]):
     import json
