@@ -144,7 +144,8 @@ def start_replica(primary: PgServer) -> PgServer:
     base = _owned_tempdir("citeline-pg-replica-")
     data = base / "data"
     subprocess.run(_as_server_user([str(bin_dir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
-                                    "-U", "citeline", "-D", str(data), "-R", "-X", "stream", "--no-sync"]),
+                                    "-U", "citeline", "-D", str(data), "-R", "-X", "stream",
+                                    "--checkpoint=fast", "--no-sync"]),  # a spread checkpoint can take minutes
                    check=True, capture_output=True, timeout=120)
     return start(base, data, extra=("-c", "hot_standby=on"))
 
