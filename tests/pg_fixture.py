@@ -134,7 +134,11 @@ def start(base: Path, data: Path, port: int | None = None, extra: tuple[str, ...
 
 def start_primary() -> PgServer:
     base = _owned_tempdir("citeline-pg-")
-    return start(base, initdb(base))
+    try:
+        return start(base, initdb(base))
+    except BaseException:
+        shutil.rmtree(base, ignore_errors=True)
+        raise
 
 
 def start_replica(primary: PgServer) -> PgServer:
@@ -143,11 +147,19 @@ def start_replica(primary: PgServer) -> PgServer:
     assert bin_dir is not None
     base = _owned_tempdir("citeline-pg-replica-")
     data = base / "data"
+    try:
+        _base_backup(bin_dir, primary, data)
+        return start(base, data, extra=("-c", "hot_standby=on"))
+    except BaseException:
+        shutil.rmtree(base, ignore_errors=True)
+        raise
+
+
+def _base_backup(bin_dir: Path, primary: PgServer, data: Path) -> None:
     subprocess.run(_as_server_user([str(bin_dir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
                                     "-U", "citeline", "-D", str(data), "-R", "-X", "stream",
                                     "--checkpoint=fast", "--no-sync"]),  # a spread checkpoint can take minutes
                    check=True, capture_output=True, timeout=120)
-    return start(base, data, extra=("-c", "hot_standby=on"))
 
 
 def remove(server: PgServer) -> None:
