@@ -38,11 +38,16 @@ class Citeline:
 
     # -- writing ----------------------------------------------------------------------------------------
     def ingest(self, *paths: str | os.PathLike[str], passwords: Sequence[str] = (), prune: bool = False,
-               progress: ProgressFn | None = None) -> Citeline:
+               progress: ProgressFn | None = None, engine: str | Any = None) -> Citeline:
         """Ingest files or folders (incremental: unchanged files are skipped). Returns self for chaining;
-        the per-file outcome is in `last_report`."""
+        the per-file outcome is in `last_report`. `engine`: where files are parsed and embedded — None or
+        "local" (here), "ray://HOST:PORT" (a Ray cluster; `pip install 'citeline[ray]'`), or an engine object."""
+        from retrieval.ingest_engine import build_engine
+
+        runner = build_engine(engine) if engine is None or isinstance(engine, str) else engine
         with self._open_writer() as kb:
-            self.last_report = KBWriter(kb, passwords, progress).run([str(p) for p in paths], prune=prune)
+            writer = KBWriter(kb, passwords, progress, engine=runner)
+            self.last_report = writer.run([str(p) for p in paths], prune=prune)
         self._refresh()
         return self
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from retrieval import faults
 from retrieval.catalog import Catalog
 from retrieval.embedding import Prepared, Vectors, chunker_for, embed_prepared, prepare_chunks
 from retrieval.kb import KnowledgeBase
+
+if TYPE_CHECKING:
+    from retrieval.ingest_engine import IngestEngine
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,9 @@ class ReadyDocument:
 
     job: ParseJob
     result: tuple[ParsedDocument, Prepared] | FileError
+    # set by an engine that embeds elsewhere (`retrieval.ingest_engine`): the vectors, and the spaces they use
+    vectors: Vectors | None = None
+    spaces: tuple[tuple[str, str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,8 +105,9 @@ class KBWriter:
     PARSE_AHEAD = 16  # files the parser worker may finish before the embedder takes them (parsed text is small)
 
     def __init__(self, kb: KnowledgeBase, passwords: Sequence[str] = (), progress: ProgressFn | None = None,
-                 parser: IsolatedParser | None = None) -> None:
+                 parser: IsolatedParser | None = None, engine: IngestEngine | None = None) -> None:
         kb._require_writable("ingest")
+        self.engine = engine  # None: parse and embed here; else where the engine runs them (e.g. on Ray)
         self.kb = kb
         self.passwords = tuple(passwords)
         self.progress = progress or (lambda p: None)
@@ -138,7 +145,7 @@ class KBWriter:
         pages_done = 0
         last_save = time.monotonic()
         try:
-            for ready in self._prepared(self._parsed(todo)):
+            for ready in self._documents(todo):
                 t0 = time.perf_counter()
                 result = self._store(ready)
                 result = FileResult(**{**result.to_json(), "seconds": round(time.perf_counter() - t0, 3)})
@@ -194,13 +201,21 @@ class KBWriter:
             return FileResult(path, "unchanged")
         return ParseJob(path, sha, st)
 
+    def _documents(self, todo: list[ParseJob]) -> Iterator[ReadyDocument]:
+        """Each file parsed, chunked and described (and embedded, by an engine), in the order they finish."""
+        if self.engine is not None:
+            return self.engine.documents(todo, self._parse_options(), self.kb.settings)
+        return self._prepared(self._parsed(todo))
+
+    def _parse_options(self) -> ParseOptions:
+        settings = self.kb.settings
+        return ParseOptions(assets_dir=str(self.kb.assets_dir), passwords=self.passwords, ocr=settings.ocr,
+                            ocr_language=settings.ocr_language)
+
     def _parsed(self, todo: list[ParseJob]) -> Iterator[ParseOutcome]:
         """Parse in worker processes (`limits.workers`) while earlier files are embedded here."""
-        settings = self.kb.settings
-        options = ParseOptions(assets_dir=str(self.kb.assets_dir), passwords=self.passwords, ocr=settings.ocr,
-                               ocr_language=settings.ocr_language)
-        pool = ParserPool(self.parser, settings.limits, self._workers, self.PARSE_AHEAD)
-        return pool.parse(todo, options)
+        pool = ParserPool(self.parser, self.kb.settings.limits, self._workers, self.PARSE_AHEAD)
+        return pool.parse(todo, self._parse_options())
 
     def _prepared(self, parsed: Iterator[ParseOutcome]) -> Iterator[ReadyDocument]:
         """Chunk and describe figures (tagger, image model) in a thread, one document ahead of the text
@@ -239,7 +254,12 @@ class KBWriter:
             return FileResult(path, "failed", error=str(outcome))
         doc, prepared = outcome
         chunks = prepared.chunks
-        vectors = embed_prepared(self.kb.models, prepared, self.kb.register_space)
+        if ready.vectors is None:
+            vectors = embed_prepared(self.kb.models, prepared, self.kb.register_space)
+        else:
+            vectors = ready.vectors
+            for used in ready.spaces:
+                self.kb.register_space(*used)
         for space in self.kb.spaces():
             self.kb.index(space)  # current before the commit, so the commit's delta can be applied in memory
         with catalog.transaction() as db:
