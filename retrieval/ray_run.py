@@ -33,7 +33,8 @@ from retrieval.remote_embed import EmbeddedDocument, EmbedWorker, WorkerInfo
 from retrieval.settings import KBSettings
 
 PER_ACTOR = 2  # embedding calls queued on one actor: one running, one ready to start
-FETCH_TIMEOUT_S = 300.0
+FETCH_TIMEOUT_S = 120.0  # fetching a finished result; a node that died meanwhile fails it sooner
+TOP_UP_EVERY_S = 10.0  # how often lost embedding actors are replaced on nodes that joined since
 
 
 def parse_task(file: ShippedFile, options: ParseOptions, limits: Limits) -> ShippedParse:
@@ -67,9 +68,8 @@ class RayRun:
         self.ray, self.settings, self.options, self.kb, self.stats = ray, settings, options, kb, stats
         self.limits = kb.limits
         self.errors = ray.exceptions
-        cpus = float(ray.cluster_resources().get("CPU", 0))
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        self.wanted = settings.embedders or max(1, len(nodes))
+        cpus = _live_cpus(ray)
+        self.wanted = settings.embedders or max(1, sum(1 for n in ray.nodes() if n.get("Alive")))
         if cpus < self.wanted * settings.embedder_cpus + settings.parser_cpus:
             raise EngineError(f"the Ray cluster at {settings.address} has {cpus:g} CPUs: {self.wanted} embedding "
                               f"actors of {settings.embedder_cpus:g} CPU leave no {settings.parser_cpus:g} CPU for "
@@ -83,6 +83,7 @@ class RayRun:
         self.parsed: deque[_File] = deque()
         self.embedding: dict[Any, _File] = {}
         self.bytes_in_flight = 0
+        self._last_top_up = time.monotonic()
 
     # -- the loop ---------------------------------------------------------------------------------------
     def results(self, jobs: Sequence[ParseJob]) -> Iterator[ReadyDocument]:
@@ -93,6 +94,8 @@ class RayRun:
         self._await_ready(ready_refs)
         self.stats.ready_s = time.perf_counter() - started
         while pending or self.parsing or self.parsed or self.embedding:
+            if time.monotonic() - self._last_top_up > TOP_UP_EVERY_S:
+                self._top_up()
             yield from self._ship(pending)
             self._assign()
             for ref in self._wait():
@@ -241,12 +244,24 @@ class RayRun:
         pending.appendleft(_File(file.job, file.size, file.attempt + 1))
 
     def _replace(self, actor: Any) -> None:
-        """Forget a dead actor; start another where the cluster has room (at most `attempts` per wanted one)."""
+        """Forget a dead actor; start another if the live nodes have room for it beside one parse task."""
         self.actors.pop(actor, None)
-        if len(self.actors) < self.wanted and self.created < self.wanted * (1 + self.settings.attempts):
-            fresh = self._new_actor()
-            self.actors[fresh] = 0
+        self._top_up()
+
+    def _top_up(self) -> None:
+        """Back to `wanted` actors as far as the live nodes' CPUs allow (a node that died took its CPUs; one
+        that joined brings some). Never so many that no CPU is left for parsing: that would be a deadlock, the
+        actors waiting for parsed documents that no task can produce."""
+        self._last_top_up = time.monotonic()
+        settings = self.settings
+        room = int((_live_cpus(self.ray) - settings.parser_cpus) // settings.embedder_cpus)
+        while len(self.actors) < min(self.wanted, room) and self.created < self.wanted * (1 + settings.attempts):
+            self.actors[self._new_actor()] = 0
             self.created += 1
+
+
+def _live_cpus(ray: Any) -> float:
+    return float(sum(n.get("Resources", {}).get("CPU", 0) for n in ray.nodes() if n.get("Alive")))
 
 
 def _lost_work(errors: Any) -> tuple[type[BaseException], ...]:
