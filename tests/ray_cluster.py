@@ -9,6 +9,7 @@ bounded, and a node is stopped by the PIDs of its own processes: `ray stop` woul
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -180,14 +181,10 @@ def _kill(pids: list[int], grace_s: float = 0.0) -> None:
         except psutil.NoSuchProcess:
             continue
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.send_signal(signal.SIGTERM if grace_s else signal.SIGKILL)
-        except psutil.NoSuchProcess:
-            pass
     _, alive = psutil.wait_procs(procs, timeout=grace_s or 5.0)
     for proc in alive:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(alive, timeout=5.0)
