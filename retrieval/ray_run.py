@@ -266,7 +266,8 @@ def _live_cpus(ray: Any) -> float:
 
 def _lost_work(errors: Any) -> tuple[type[BaseException], ...]:
     """Ray's errors for work lost with a worker or node (as opposed to an exception raised by our code)."""
-    return (errors.RayActorError, errors.WorkerCrashedError, errors.NodeDiedError, errors.ObjectLostError,
-            errors.OwnerDiedError, errors.LocalRayletDiedError, errors.TaskCancelledError,
-            errors.ObjectFetchTimedOutError, errors.RaySystemError)
+    return (errors.RayActorError, errors.ActorUnavailableError, errors.WorkerCrashedError, errors.NodeDiedError,
+            errors.ObjectLostError, errors.OwnerDiedError, errors.LocalRayletDiedError, errors.TaskCancelledError,
+            errors.ObjectFetchTimedOutError, errors.RaySystemError, errors.OutOfMemoryError,
+            errors.ObjectStoreFullError, errors.OutOfDiskError)
 
