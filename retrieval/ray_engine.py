@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -104,8 +105,8 @@ def connect(address: str, timeout_s: float) -> Any:
         return ray
     if ray.is_initialized():
         ray.shutdown()
+    _probe(address, min(timeout_s, 10.0))  # Ray itself retries an unreachable address for minutes
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a driver never reports usage statistics
-    os.environ.setdefault("RAY_gcs_rpc_server_connect_timeout_s", str(int(timeout_s)))
     try:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False, namespace="citeline",
                  configure_logging=False)
@@ -114,6 +115,15 @@ def connect(address: str, timeout_s: float) -> Any:
                           f"--port PORT` and pass --engine ray://HOST:PORT, or ingest without --engine") from exc
     _CONNECTED[:] = [address]
     return ray
+
+
+def _probe(address: str, timeout_s: float) -> None:
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise EngineError(f"no Ray cluster answers at {address} ({exc.strerror or exc}): start one with `ray start "
+                          "--head --port PORT` and pass --engine ray://HOST:PORT, or ingest without --engine") from None
 
 
 class RayEngine:

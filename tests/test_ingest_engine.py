@@ -138,3 +138,17 @@ def test_ray_is_imported_only_by_the_engine_at_work() -> None:
             "retrieval.ray_run; build = retrieval.ingest_engine.build_engine('ray://h:1'); "
             "sys.exit(1 if 'ray' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+def test_an_address_where_no_cluster_listens_fails_at_once_saying_what_to_do() -> None:
+    pytest.importorskip("ray", reason="Ray is not installed: pip install 'citeline[ray]'")
+    import socket
+
+    from retrieval.errors import EngineError
+    from retrieval.ray_engine import connect
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.2", 0))
+        port = s.getsockname()[1]  # bound, never listening: connections are refused
+        with pytest.raises(EngineError, match="no Ray cluster answers at 127.0.0.2:.*ray start --head"):
+            connect(f"127.0.0.2:{port}", 5.0)

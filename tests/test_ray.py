@@ -191,7 +191,9 @@ def test_the_cli_takes_an_engine(cluster: RayCluster, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_node_killed_mid_run_loses_nothing_and_a_rerun_completes(cluster: RayCluster, tmp_path: Path) -> None:
+@pytest.mark.parametrize("attempts", [3, 1], ids=["retried", "reported"])
+def test_a_node_killed_mid_run_loses_nothing_and_a_rerun_completes(cluster: RayCluster, tmp_path: Path,
+                                                                   attempts: int) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     for i in range(16):
@@ -205,12 +207,16 @@ def test_a_node_killed_mid_run_loses_nothing_and_a_rerun_completes(cluster: RayC
             killed.append(p.files_done)
             cluster.kill_node("127.0.0.3")
 
-    eng = engine(cluster, attempts=3)
+    eng = engine(cluster, attempts=attempts)
     try:
         first = ingest(tmp_path / "kb", [docs], FAKE, eng, kill_after_two)
         assert killed, "the node was never killed"
         assert {f.status for f in first.files} <= {"ingested", "failed"} and len(first.files) == 16
-        assert eng.last_stats.retried + eng.last_stats.lost >= 1, eng.last_stats  # the kill cost in-flight work
+        stats = eng.last_stats
+        assert stats.retried + stats.lost >= 1, stats  # the kill cost in-flight work, and the run went on
+        failed = [f for f in first.files if f.status == "failed"]
+        assert len(failed) == stats.lost  # a file is failed only when every attempt at it died
+        assert all("the Ray workers handling it died" in (f.error or "") for f in failed)
         second = ingest(tmp_path / "kb", [docs], FAKE, eng)
         assert {f.status for f in second.files} <= {"ingested", "unchanged"}
         assert_same_kb(snapshot(tmp_path / "kb", FAKE), snapshot(tmp_path / "clean", FAKE))
