@@ -1,6 +1,6 @@
 """Ingest throughput: local worker processes vs a Ray cluster of one and of two nodes, on the same PDFs.
 
-    .venv/bin/python bench/ray_ingest.py [--runs 3] [--set text|ocr|figures] [--no-ocr] [--fake] [--json OUT]
+    .venv/bin/python bench/ray_ingest.py [--runs 3] [--set text|quick|ocr|figures] [--no-ocr] [--fake] [--json OUT]
 
 Each run ingests the set into a fresh KB with the offline default models (MiniLM-q8, the EfficientNet tagger;
 `--fake` for the hash embedders, which leaves parsing and the engine's own cost). Ray runs go to a real cluster
@@ -30,11 +30,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from ingest_benchmark import PDFS, SETS  # noqa: E402
+from ingest_benchmark import PDFS  # noqa: E402
+from ingest_benchmark import SETS as _SETS  # noqa: E402
 
 from retrieval.kb import KnowledgeBase  # noqa: E402
 from retrieval.kb_writer import KBWriter  # noqa: E402
 from retrieval.settings import KBSettings  # noqa: E402
+
+# "quick": five real text PDFs of the "text" set (73 pages), for a loaded machine where 281 pages x 9 runs is too long
+SETS = {**_SETS, "quick": ["pdfminer__naacl06-shinyama.pdf", "pdfminer__dmca.pdf", "pdfjs__tracemonkey.pdf",
+                           "pdfminer__175.pdf", "pdfminer__nlp2004slides.pdf"]}
 
 
 def one_run(files: list[str], settings: KBSettings, engine: Any) -> dict[str, Any]:
