@@ -36,7 +36,7 @@ from assistant.errors import EndpointBusy, EndpointError, EndpointTimeout  # noq
 from assistant.generators import build_generator  # noqa: E402
 from assistant.prompting import build_messages  # noqa: E402
 from assistant.sdk import Citeline  # noqa: E402
-from assistant.server import create_app  # noqa: E402
+from assistant.server.app import create_app  # noqa: E402
 from assistant.types import Source  # noqa: E402
 from retrieval.settings import KBSettings  # noqa: E402
 from tests.conftest import ROOT, SHARED_DATA  # noqa: E402
