@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from assistant.cli import add_kb_argument
+from assistant.errors import EndpointError
 from assistant.sdk import Citeline
 from assistant.types import Answer
 from retrieval.types import SearchFilters
@@ -167,13 +168,20 @@ def cmd_chat(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
         if question == "/reset":
             session.reset()
             continue
-        stream = session.stream(question)
         try:
-            for piece in stream:
-                sys.stderr.write(piece)
-                sys.stderr.flush()
-        except KeyboardInterrupt:
-            stream.cancel()
-        sys.stderr.write("\n")
-        print_answer(stream.result(), sys.stdout)
-        sys.stdout.flush()
+            _chat_turn(session, question)
+        except EndpointError as exc:  # the endpoint failed this turn; the conversation goes on
+            print(f"\nciteline: error: {exc} (ask again, or /quit)", file=sys.stderr)
+
+
+def _chat_turn(session: Any, question: str) -> None:
+    stream = session.stream(question)
+    try:
+        for piece in stream:
+            sys.stderr.write(piece)
+            sys.stderr.flush()
+    except KeyboardInterrupt:
+        stream.cancel()
+    sys.stderr.write("\n")
+    print_answer(stream.result(), sys.stdout)
+    sys.stdout.flush()
