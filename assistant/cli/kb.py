@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.cli import add_kb_argument, add_model_arguments
-from assistant.progress import ProgressBar
+from assistant.cli.progress import ProgressBar
 from assistant.sdk import Citeline
 from ingest.isolation import Limits
 
@@ -120,8 +120,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.watch and args.engine not in (None, "local"):
         print("citeline: --watch ingests locally; drop --engine", file=sys.stderr)
         return 2
-    if args.watch:  # assistant.watch: an initial sync, then batches on file-system events until Ctrl-C
-        from assistant.watch import WatchSettings, watch
+    if args.watch:  # assistant.cli.watch: an initial sync, then batches on file-system events until Ctrl-C
+        from assistant.cli.watch import WatchSettings, watch
 
         settings = WatchSettings(settle_s=args.settle, max_wait_s=max(60.0, args.settle), prune=args.prune)
         return watch(sdk, args.paths, settings, as_json=args.json, passwords=read_passwords(args))
