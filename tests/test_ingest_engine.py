@@ -134,7 +134,7 @@ def test_without_ray_the_engine_names_the_install_command(monkeypatch: pytest.Mo
 
 
 def test_ray_is_imported_only_by_the_engine_at_work() -> None:
-    code = ("import sys, assistant.sdk, assistant.cli_kb, retrieval.ingest_engine, retrieval.ray_engine, "
+    code = ("import sys, assistant.sdk, assistant.cli.kb, retrieval.ingest_engine, retrieval.ray_engine, "
             "retrieval.ray_run; build = retrieval.ingest_engine.build_engine('ray://h:1'); "
             "sys.exit(1 if 'ray' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
