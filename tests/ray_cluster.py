@@ -100,6 +100,8 @@ class RayCluster:
         done = subprocess.run([str(c) for c in cmd], env=self.env, capture_output=True, text=True,
                               timeout=START_TIMEOUT_S)
         if done.returncode != 0:
+            _kill(self.pids(ip))
+            shutil.rmtree(self.nodes.pop(ip).temp_dir, ignore_errors=True)
             raise RuntimeError(f"ray start for {ip} failed ({done.returncode}): {done.stderr[-2000:]}")
 
     def wait_nodes(self, alive: int, timeout_s: float = 60.0) -> None:
