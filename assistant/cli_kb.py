@@ -131,6 +131,8 @@ def _print_ingest_table(data: dict[str, Any]) -> None:
                 print(f"{'':<9} error: {f['error']}")
             if f.get("warning"):
                 print(f"{'':<9} warning: {f['warning']}")
+            for bad in f.get("attachment_errors") or ():
+                print(f"{'':<9} attachment not read: {bad}")
     t = data["totals"]
     print(f"\n{t['ingested']} ingested, {t['unchanged']} unchanged, {t['failed']} failed, {t['skipped']} skipped"
           f" ({t['pages']} pages, {t['chunks']} chunks, {t['figures']} figures, {t['pruned']} pruned)"
