@@ -15,9 +15,11 @@ from typing import Any
 
 from assistant.config import Settings
 from assistant.types import PageImage
+from retrieval.attachments import parent_of
 from retrieval.kb import KnowledgeBase
 from retrieval.kb_writer import IngestReport, KBWriter, ProgressFn
 from retrieval.settings import KBSettings, default_model_factory
+from retrieval.types import ParentLink
 
 
 class Citeline:
@@ -72,6 +74,10 @@ class Citeline:
 
     def documents(self) -> list[Any]:
         return self.kb.catalog.documents()
+
+    def attached_to(self, doc_id: str) -> ParentLink | None:
+        """The document `doc_id` is attached to (a mail attachment's message), or None."""
+        return parent_of(self.kb.catalog.db, doc_id)
 
     def page_image(self, doc_id: str, page: int) -> PageImage | None:
         """A cited page's thumbnail and size (to scale a bbox onto the thumbnail), and its source file."""

@@ -15,6 +15,7 @@ import pytest
 from assistant.answer import AnswerSettings
 from assistant.config import Settings
 from assistant.sdk import Citeline
+from ingest.attachments import parse_family
 from ingest.chunking import Chunker
 from ingest.errors import CorruptFile, FileError, PasswordRequired, ResourceLimit
 from ingest.formats import SUPPORTED
@@ -442,7 +443,7 @@ def test_pptx_slides_title_body_table_notes_and_picture(tmp_path: Path):
 
 
 # -- mail ----------------------------------------------------------------------------------------------------
-def test_eml_headers_body_and_attachments_as_their_own_pages(tmp_path: Path):
+def test_eml_headers_body_and_attachments_as_documents_of_their_own(tmp_path: Path):
     make_docx(tmp_path / "report.docx")
     make_xlsx(tmp_path / "budget.xlsx")
     path = make_eml(tmp_path / "m.eml", [
@@ -454,22 +455,27 @@ def test_eml_headers_body_and_attachments_as_their_own_pages(tmp_path: Path):
         ("tool.exe", b"MZ\x90\x00", "application/octet-stream"),
         ("broken.docx", b"PK\x03\x04 not really a zip", "application/octet-stream"),
     ])
-    doc = MailParser().parse(str(path), SHA, opts(tmp_path))
-    assert (doc.kind, doc.title) == ("mail", "Warehouse inspection results")
+    doc = MailParser().parse(str(path), SHA, opts(tmp_path))  # no staging folder: attachments listed, not saved
+    assert (doc.kind, doc.title, len(doc.pages)) == ("mail", "Warehouse inspection results", 1)
     assert doc.metadata["from"] == "Priya Natarajan <priya@example.org>" and doc.metadata["to"].startswith("Board")
-    assert doc.metadata["attachments"] == ("report.docx (pages 2-3); budget.xlsx (pages 4-5); "
-                                           "photo.png (pages 6-6)")
-    errors = doc.metadata["attachment_errors"]
-    assert "tool.exe: not a type Citeline reads" in errors and "broken.docx" in errors
-    chunks = chunks_of(doc)
-    body = next(c for c in chunks if "inspection went well" in c.text)
+    assert [a.name for a in doc.attachments] == ["report.docx", "budget.xlsx", "photo.png", "broken.docx"]
+    assert "tool.exe: not a type Citeline reads" in doc.metadata["attachment_errors"]
+    family = parse_family(str(path), SHA, opts(tmp_path))
+    mail = family.document
+    assert mail.metadata["attachments"] == "report.docx; budget.xlsx; photo.png"
+    assert "broken.docx: not a readable" in mail.metadata["attachment_errors"]
+    report, budget, photo = family.attachments
+    assert mail.metadata["attachment_ids"] == "; ".join(d.doc_id for d in family.attachments)
+    assert {d.metadata["parent"] for d in family.attachments} == {mail.doc_id}
+    body = next(c for c in chunks_of(mail) if "inspection went well" in c.text)
     assert (body.page, body.section) == (1, "Warehouse inspection results")
-    table = next(c for c in chunks if "Model K7" in c.text)
-    assert (table.page, table.section) == (2, "Attachment report.docx › Results › Costs")
-    cell = next(c for c in chunks if "XK-42" in c.text)
-    assert (cell.page, cell.section) == (5, "Attachment budget.xlsx › Codes!A1:B3")
-    fig = doc.pages[5].figures[0]
-    assert fig.image_path.startswith(doc.doc_id + "/") and (tmp_path / "assets" / fig.image_path).is_file()
+    table = next(c for c in chunks_of(report) if "Model K7" in c.text)
+    assert (table.page, table.section) == (1, "Results › Costs")  # its own pages, as if it had been a file
+    cell = next(c for c in chunks_of(budget) if "XK-42" in c.text)
+    assert (cell.page, cell.section) == (2, "Codes!A1:B3")
+    fig = photo.pages[0].figures[0]
+    assert fig.image_path.startswith(f"{mail.doc_id}/attachments/{photo.doc_id}/")
+    assert (tmp_path / "assets" / fig.image_path).is_file()
 
 
 def test_mbox_holds_each_message_and_a_forwarded_message_nests(tmp_path: Path):
@@ -487,12 +493,13 @@ def test_mbox_holds_each_message_and_a_forwarded_message_nests(tmp_path: Path):
     second.set_content("The office closes on 24 December.")
     box.add(second)
     box.close()
-    doc = MailParser().parse(str(tmp_path / "archive.mbox"), SHA, opts(tmp_path))
-    assert doc.metadata["messages"] == "2"
-    sections = [p.section for p in doc.pages]
-    assert sections[0] == "Fwd: alarm" and sections[-1] == "Holiday rota"
-    code = next(c for c in chunks_of(doc) if "7731" in c.text)
-    assert code.section.startswith("Attachment inner.eml › ") and "notes.txt" in code.section
+    family = parse_family(str(tmp_path / "archive.mbox"), SHA, opts(tmp_path))
+    assert family.document.metadata["messages"] == "2"
+    assert [p.section for p in family.document.pages] == ["Fwd: alarm", "Holiday rota"]
+    forwarded, notes = family.attachments
+    assert forwarded.kind == "mail" and forwarded.metadata["parent"] == family.document.doc_id
+    assert notes.metadata["parent"] == forwarded.doc_id and notes.metadata["attachment_path"] == "inner.eml › notes.txt"
+    assert any("7731" in c.text for c in chunks_of(notes))
 
 
 # -- EPUB ----------------------------------------------------------------------------------------------------
@@ -632,8 +639,8 @@ CASES = [
     ("What uptime did the Model K7 sensor have in Oslo?", "trial.docx", 1, "Results › Costs", "99.2%"),
     ("Where is the launch party held?", "launch.pptx", 1, "Launch plan (speaker notes)", "rooftop terrace"),
     ("Which door code opens the cold lab?", "budget.xlsx", 2, "Codes!A1:B3", "XK-42"),
-    ("At what temperature is the walk-in freezer kept?", "inspection.eml", 2,
-     "Attachment memo.docx › Cold storage memo", "minus 22 degrees"),
+    ("At what temperature is the walk-in freezer kept?", "inspection.eml › memo.docx", 1, "Cold storage memo",
+     "minus 22 degrees"),
 ]
 
 
@@ -671,6 +678,25 @@ def test_the_ui_source_panel_shows_a_cited_cell_range_as_a_table(mixed_kb: Path)
     assert cards and "verified" in cards[0].label
     tables = [m.value for m in cards[0].markdown if m.value.startswith("| Room | Door code |")]
     assert tables == ["| Room | Door code |\n|---|---|\n| Cold lab | XK-42 |\n| Server room | QZ-17 |"]
+
+
+def test_the_ui_source_panel_says_which_message_an_attachment_came_with(mixed_kb: Path):
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+    from ui.state import UIConfig
+
+    at = AppTest.from_file(str(ROOT / "ui" / "app.py"), default_timeout=60)
+    at.session_state["base_config"] = UIConfig(kb_dir=str(mixed_kb), text_model="fake", image_model="fake",
+                                               model="extractive")
+    at.run()
+    at.chat_input[0].set_value("At what temperature is the walk-in freezer kept?")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    cards = [e for e in at.expander if e.label.startswith("[1] inspection.eml › memo.docx · page 1")]
+    assert cards and "verified" in cards[0].label, [e.label for e in at.expander]
+    assert any("attached to inspection.eml" in c.value for c in cards[0].caption)
 
 
 def test_re_ingesting_office_files_is_incremental(mixed_kb: Path):
