@@ -150,6 +150,10 @@ def cmd_status(args: argparse.Namespace) -> int:
           f"{c['figures']} figures")
     for name, info in status["spaces"].items():
         print(f"  {name} index: {info['model']} ({info['dimension']}-d), {info['vectors']} vectors")
+    if status.get("office"):
+        print("  Office documents are cited to:")
+        for d in status["office"]:
+            print(f"    {d['doc']}: {d['label']}")
     if status["failed"]:
         print(f"  {len(status['failed'])} failed files:")
         for f in status["failed"]:

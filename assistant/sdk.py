@@ -16,6 +16,7 @@ from typing import Any
 from assistant.config import Settings
 from assistant.types import PageImage
 from retrieval.attachments import parent_of
+from retrieval.doc_citations import office_citations
 from retrieval.kb import KnowledgeBase
 from retrieval.kb_writer import IngestReport, KBWriter, ProgressFn
 from retrieval.settings import KBSettings, default_model_factory
@@ -70,7 +71,8 @@ class Citeline:
         return self._reader
 
     def status(self) -> dict[str, Any]:
-        return self.kb.status()
+        """The KB's counts, indexes and failed files, and how precisely each Office document is cited."""
+        return {**self.kb.status(), "office": [c.to_json() for c in office_citations(self.kb.catalog.db)]}
 
     def documents(self) -> list[Any]:
         return self.kb.catalog.documents()

@@ -5,6 +5,8 @@ ingest runs), chunked, searched and answered with verified citations to the righ
 from __future__ import annotations
 
 import io
+import json
+import shutil
 import zipfile
 from email.message import EmailMessage
 from pathlib import Path
@@ -313,6 +315,76 @@ def test_legacy_files_without_libreoffice_say_what_to_install(tmp_path: Path, mo
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no soffice on this PATH
     with pytest.raises(FileError, match=r"not installed: run `apt-get install libreoffice.*or save the file as \.xlsx"):
         LegacyOfficeParser().parse(str(tmp_path / "old.xls"), SHA, opts(tmp_path))
+
+
+def make_margins_docx(path: Path) -> Path:
+    """Headers and footers per section (python-docx) and a text box (its WordprocessingML, as Word writes the
+    VML form: python-docx cannot add one)."""
+    import docx
+    from docx.enum.section import WD_SECTION
+    from docx.oxml import parse_xml
+
+    d = docx.Document()
+    d.sections[0].header.paragraphs[0].text = "Harbor project, confidential"
+    d.sections[0].footer.paragraphs[0].text = "Issued by the port authority"
+    p = d.add_paragraph("The pier is 300 metres long.")
+    p._p.append(parse_xml(
+        '<w:r xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" xmlns:v="urn:schemas-'
+        'microsoft-com:vml"><w:pict><v:shape><v:textbox><w:txbxContent><w:p><w:r><w:t>Callout: the crane lifts '
+        '40 tonnes.</w:t></w:r></w:p></w:txbxContent></v:textbox></v:shape></w:pict></w:r>'))
+    appendix = d.add_section(WD_SECTION.NEW_PAGE)
+    appendix.header.is_linked_to_previous = False
+    appendix.header.paragraphs[0].text = "Appendix on mooring fees"
+    d.add_paragraph("Mooring costs 12 euros a night.")
+    d.save(str(path))
+    return path
+
+
+def test_docx_headers_footers_and_text_boxes_are_attributed(tmp_path: Path):
+    path = make_margins_docx(tmp_path / "h.docx")
+    doc = DocxParser().parse(str(path), SHA, opts(tmp_path))
+    texts = [(p.number, b.text) for p in doc.pages for b in p.blocks]
+    assert texts[:4] == [(1, "[Header] Harbor project, confidential"), (1, "[Footer] Issued by the port authority"),
+                         (1, "The pier is 300 metres long."), (1, "[Text box] Callout: the crane lifts 40 tonnes.")]
+    assert (1, "[Header] Appendix on mooring fees") in texts  # the second section's own header, once
+    assert sum(1 for _, t in texts if t.startswith("[Header]")) == 2
+    box = next(b for b in doc.pages[0].blocks if b.text.startswith("[Text box]"))
+    assert box.bbox == BBox(0, 0, 0, 0)  # the paragraph it is anchored in
+    assert any("crane lifts 40 tonnes" in c.text for c in chunks_of(doc))
+    if shutil.which("soffice"):  # rendered: the appendix header is printed on page 2, at the top
+        doc = DocxParser().parse(str(path), SHA, opts(tmp_path, render_office=True))
+        header = next(b for p in doc.pages for b in p.blocks if b.text == "[Header] Appendix on mooring fees")
+        page = next(p for p in doc.pages if header in p.blocks)
+        assert page.number == 2 and header.bbox.y1 < 100
+
+
+def test_status_says_which_office_citations_are_page_accurate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]):
+    from assistant.cli import main
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_margins_docx(docs / "plain.docx")
+    with monkeypatch.context() as m:
+        m.setenv("PATH", str(tmp_path / "empty"))  # no LibreOffice in the parser processes
+        _sdk(tmp_path / "kb").ingest(docs)
+    if shutil.which("soffice"):
+        make_margins_docx(docs / "rendered.docx")
+        import docx
+
+        d = docx.Document(str(docs / "rendered.docx"))
+        d.add_paragraph("Rendered copy.")
+        d.save(str(docs / "rendered.docx"))
+        _sdk(tmp_path / "kb").ingest(docs)
+    assert main(["status", "--kb", str(tmp_path / "kb"), "--json"]) == 0
+    office = {d["doc"]: d for d in json.loads(capsys.readouterr().out)["office"]}
+    assert (office["plain.docx"]["citation"], office["plain.docx"]["page_accurate"]) == ("section+paragraph", False)
+    assert main(["status", "--kb", str(tmp_path / "kb")]) == 0
+    text = capsys.readouterr().out
+    assert "plain.docx: section + paragraph only (LibreOffice was not installed at ingest" in text
+    if shutil.which("soffice"):
+        assert (office["rendered.docx"]["citation"], office["rendered.docx"]["page_accurate"]) == ("page+box", True)
+        assert "rendered.docx: page + box (rendered by LibreOffice)" in text
 
 
 def _render(path: Path) -> bytes:
