@@ -15,6 +15,7 @@ import base64
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -86,37 +87,47 @@ def message_pages(message: Any, doc_id: str, options: ParseOptions, first: int,
                   prefix: str = "m") -> tuple[list[Page], list[Attachment], list[str]]:
     """The message's own page (numbered `first`), its attachments staged for their own parse, and the ones
     that cannot be read (unsupported, too big, over the count limit), each as `name: why`."""
-    subject = _header(message, "Subject") or "(no subject)"
-    header_text = "\n".join(f"{k}: {_header(message, k)}" for k in _HEADERS if _header(message, k))
-    blocks = [Block(subject, BBox(0, 0, 0, 0), kind="heading")] + ([Block(header_text, BBox(0, 1, 0, 1))]
-                                                                    if header_text else [])
-    body = _body(message)
-    blocks += [replace(b, bbox=BBox(0, i + 2, 0, i + 2)) for i, b in enumerate(body)]
-    page = Page(number=first, width=0.0, height=float(len(blocks)), blocks=tuple(blocks), section=subject)
-    staged: list[Attachment] = []
-    errors: list[str] = []
+    headers = [(k, _header(message, k)) for k in _HEADERS]
+    page = message_page(_header(message, "Subject"), headers, _body(message), first)
     parts = _attachments(message)
-    if len(parts) > MAX_ATTACHMENTS:
-        errors.append(f"{len(parts) - MAX_ATTACHMENTS} more attachments: over the limit of {MAX_ATTACHMENTS} "
-                      "per message; not read")
-    for k, part in enumerate(parts[:MAX_ATTACHMENTS]):
-        name = _safe_name(part.get_filename() or f"attachment-{k + 1}", part)
-        try:
-            folder = os.path.join(options.staging_dir, doc_id, f"{prefix}a{k + 1}") if options.staging_dir else ""
-            staged.append(_stage(part, name, folder, first))
-        except FileError as exc:
-            errors.append(f"{name}: {str(exc).split(': ', 1)[-1]}")
+    named = [(safe_name(p.get_filename() or f"attachment-{k + 1}", ".eml" if _is_mail(p) else ""), p)
+             for k, p in enumerate(parts)]
+    staged, errors = stage_all(named, lambda p, name: _inner_bytes(p, name) if _is_mail(p) else
+                               p.get_payload(decode=True) or b"", options, doc_id, prefix, first)
     return [page], staged, errors
 
 
-def _stage(part: Any, name: str, folder: str, page: int) -> Attachment:
-    """Save one attachment's bytes for its own parse (nothing is saved without a staging folder)."""
+def message_page(subject: str, headers: list[tuple[str, str]], body: list[Block], number: int) -> Page:
+    """A message as a page: the subject as its heading, then its headers, then its body (positions as in text)."""
+    subject = subject or "(no subject)"
+    header_text = "\n".join(f"{k}: {v}" for k, v in headers if v)
+    blocks = [Block(subject, BBox(0, 0, 0, 0), kind="heading")] + ([Block(header_text, BBox(0, 1, 0, 1))]
+                                                                    if header_text else [])
+    blocks += [replace(b, bbox=BBox(0, i + 2, 0, i + 2)) for i, b in enumerate(body)]
+    return Page(number=number, width=0.0, height=float(len(blocks)), blocks=tuple(blocks), section=subject)
+
+
+def stage_all(named: list[tuple[str, Any]], read: Callable[[Any, str], bytes], options: ParseOptions, doc_id: str,
+              prefix: str, page: int) -> tuple[list[Attachment], list[str]]:
+    """Stage each (name, attachment) whose bytes `read` gives, up to MAX_ATTACHMENTS; the rest as errors."""
     from ingest.parsers import parser_for
 
-    is_mail = part.get_content_type() == "message/rfc822" or name.lower().endswith(".eml")
-    if not is_mail and parser_for(name) is None:
-        raise FileError(f"{name}: not a type Citeline reads; skipped")
-    data = _inner_bytes(part, name) if is_mail else part.get_payload(decode=True) or b""
+    staged: list[Attachment] = []
+    errors = [f"{len(named) - MAX_ATTACHMENTS} more attachments: over the limit of {MAX_ATTACHMENTS} per message;"
+              " not read"] if len(named) > MAX_ATTACHMENTS else []
+    for k, (name, item) in enumerate(named[:MAX_ATTACHMENTS]):
+        folder = os.path.join(options.staging_dir, doc_id, f"{prefix}a{k + 1}") if options.staging_dir else ""
+        try:
+            if parser_for(name) is None:
+                raise FileError(f"{name}: not a type Citeline reads; skipped")
+            staged.append(stage(name, read(item, name), folder, page))
+        except FileError as exc:
+            errors.append(f"{name}: {str(exc).split(': ', 1)[-1]}")
+    return staged, errors
+
+
+def stage(name: str, data: bytes, folder: str, page: int) -> Attachment:
+    """Save one attachment's bytes for its own parse (nothing is saved without a staging folder)."""
     if len(data) > MAX_MESSAGE_BYTES:
         raise ResourceLimit(f"{name}: {len(data):,} bytes; over the attachment limit")
     sha = hashlib.sha256(data).hexdigest()
@@ -127,6 +138,10 @@ def _stage(part: Any, name: str, folder: str, page: int) -> Attachment:
     with open(target, "wb") as fh:
         fh.write(data)
     return Attachment(name, target, sha, page)
+
+
+def _is_mail(part: Any) -> bool:
+    return bool(part.get_content_type() == "message/rfc822")
 
 
 def _inner_bytes(part: Any, name: str) -> bytes:
@@ -171,8 +186,10 @@ def _header(message: Any, name: str) -> str:
     return " ".join(str(value).split()) if value else ""
 
 
-def _safe_name(name: str, part: Any) -> str:
+def safe_name(name: str, suffix: str = "") -> str:
+    """A sender's file name as a plain name: no folders, no odd characters, `suffix` when it lacks it."""
     base = re.sub(r"[^\w.\- ]+", "_", os.path.basename(name.replace("\\", "/"))).strip(" .") or "attachment"
-    if part.get_content_type() == "message/rfc822" and not base.lower().endswith(".eml"):
-        base += ".eml"
+    if suffix and not base.lower().endswith(suffix):
+        base = base[: 120 - len(suffix)] + suffix
     return base[:120]
+

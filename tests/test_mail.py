@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import mailbox
+import shutil
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -235,3 +236,26 @@ def test_an_attachment_in_the_folder_too_stays_when_the_message_goes(tmp_path: P
     assert _names(sdk) == {"notes.txt", "m.eml", "m.eml › notes.txt"}  # one document per carrier
     sdk.remove(docs / "m.eml")
     assert _names(sdk) == {"notes.txt"} and sdk.kb.check() == []
+
+
+def test_an_outlook_msg_is_read_like_mail_with_its_attachments_as_documents(tmp_path: Path):
+    pytest.importorskip("extract_msg")  # the optional `msg` extra (GPL-3.0)
+    from tests.conftest import ROOT
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(ROOT / "tests" / "data" / "mail" / "attachment_msg_pdf.msg", docs / "outlook.msg")
+    sdk = _sdk(tmp_path / "kb")
+    report = sdk.ingest(docs).last_report
+    assert report is not None and report.files[0].status == "ingested" and report.files[0].attachments == 2
+    found = documents(sdk)
+    mail = found["outlook.msg"]
+    assert (mail["kind"], mail["subject"], mail["from"]) == ("mail", "test email", "Nick Booth <nick.booth@pof.com.au>")
+    assert mail["attachments"] == "Test Attachment.msg; smbprn.00009008.KdcPjl.pdf"
+    inner, pdf = found["outlook.msg › Test Attachment.msg"], found["outlook.msg › smbprn.00009008.KdcPjl.pdf"]
+    assert (inner["kind"], pdf["kind"], pdf["pages"]) == ("mail", "pdf", 1)
+    assert inner["parent"] == pdf["parent"] == mail["doc_id"]
+    hits = {h.doc_name: h for h in sdk.search("Blah blah blah", top_k=5)}  # the PDF is a print of that message
+    for name in ("outlook.msg › Test Attachment.msg", "outlook.msg › smbprn.00009008.KdcPjl.pdf"):
+        assert hits[name].attached_to is not None and hits[name].attached_to.name == "outlook.msg"
+    assert sdk.kb.check() == []

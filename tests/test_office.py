@@ -186,7 +186,7 @@ def chunks_of(doc: ParsedDocument) -> list[Chunk]:
 
 # -- the file-type lists agree ---------------------------------------------------------------------------------
 def test_every_listed_suffix_has_a_parser_and_every_parser_is_listed():
-    office = {".docx", ".docm", ".xlsx", ".xlsm", ".csv", ".tsv", ".pptx", ".pptm", ".eml", ".mbox", ".epub",
+    office = {".docx", ".docm", ".xlsx", ".xlsm", ".csv", ".tsv", ".pptx", ".pptm", ".eml", ".mbox", ".msg", ".epub",
               ".doc", ".xls", ".ppt", ".odt", ".ods", ".odp", ".rtf"}
     assert office <= SUPPORTED_SUFFIXES
     assert set(SUPPORTED) == set(SUPPORTED_SUFFIXES)  # discovery (CLI, UI uploads, HTTP) = the parser registry
