@@ -259,3 +259,28 @@ def test_an_outlook_msg_is_read_like_mail_with_its_attachments_as_documents(tmp_
     for name in ("outlook.msg › Test Attachment.msg", "outlook.msg › smbprn.00009008.KdcPjl.pdf"):
         assert hits[name].attached_to is not None and hits[name].attached_to.name == "outlook.msg"
     assert sdk.kb.check() == []
+
+
+def test_a_hanging_attachment_is_stopped_alone_by_its_own_time_bound(tmp_path: Path):
+    from assistant.answer import AnswerSettings
+    from assistant.config import Settings
+    from ingest.isolation import Limits
+    from retrieval.settings import KBSettings
+    from tests.test_bad_input_e2e import hang_pdf
+
+    hang_pdf(tmp_path / "hang.pdf")  # needs hours to interpret: only the worker's time bound stops it
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "m.eml").write_bytes(bytes(message("Plan", "Two files.", [
+        ("hang.pdf", (tmp_path / "hang.pdf").read_bytes(), "application/pdf"),
+        ("notes.txt", b"The launch is on Monday.", "text/plain")])))
+    kb = KBSettings(text_model="fake", image_model="fake", tag_images=False,
+                    limits=Limits(seconds_per_file=3, workers=1))
+    sdk = Citeline(tmp_path / "kb", settings=Settings(kb_dir=tmp_path / "kb", kb=kb, answer=AnswerSettings()))
+    report = sdk.ingest(docs).last_report
+    assert report is not None
+    (result,) = report.files
+    assert result.status == "ingested" and result.attachments == 1, result
+    (error,) = result.attachment_errors
+    assert error.startswith("hang.pdf: ") and "longer than the 3 s per-file time bound" in error
+    assert _names(sdk) == {"m.eml", "m.eml › notes.txt"} and sdk.kb.check() == []
