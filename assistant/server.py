@@ -152,7 +152,10 @@ class _Api:
 
     def documents(self) -> dict[str, Any]:
         with self.read_lock:
-            return {"documents": [asdict(row) for row in self.sdk.documents()]}
+            rows = self.sdk.documents()
+            links = self.sdk.attachment_links([row.doc_id for row in rows if not row.paths])
+            return {"documents": [{**asdict(row), "attached_to": links[row.doc_id].to_json() if row.doc_id in links
+                                   else None} for row in rows]}
 
     def search(self, body: SearchIn) -> dict[str, Any]:
         with query_image_file(body.image_b64, self.limits.max_image_bytes) as image, self.read_lock:

@@ -218,6 +218,8 @@ def test_the_http_api_links_and_deletes_attachments_with_their_message(tmp_path:
         assert r.status_code == 200, r.text
         hit = client.post("/v1/search", json={"query": "When is the launch?"}).json()["hits"][0]
         assert (hit["doc"], hit["attached_to"]["doc"]) == ("plan.eml › notes.txt", "plan.eml")
+        listed = {d["name"]: d for d in client.get("/v1/documents").json()["documents"]}
+        assert listed["plan.eml › notes.txt"]["attached_to"]["doc_id"] == listed["plan.eml"]["doc_id"]
         r = client.delete(f"/v1/documents/{hit['doc_id']}")
         assert r.status_code == 409 and "attachment of plan.eml" in r.json()["error"]
         assert client.delete(f"/v1/documents/{hit['attached_to']['doc_id']}").status_code == 200
