@@ -123,6 +123,10 @@ def stage_all(named: list[tuple[str, Any]], read: Callable[[Any, str], bytes], o
             staged.append(stage(name, read(item, name), folder, page))
         except FileError as exc:
             errors.append(f"{name}: {str(exc).split(': ', 1)[-1]}")
+        except MemoryError:
+            raise
+        except Exception as exc:  # a malformed part the library cannot decode: this attachment alone is lost
+            errors.append(f"{name}: could not be decoded ({type(exc).__name__}); not read")
     return staged, errors
 
 
