@@ -21,7 +21,7 @@ from ingest.attachments import MAX_DEPTH, parse_family
 from ingest.office_mail import MAX_ATTACHMENTS
 from retrieval.kb_writer import IngestReport
 from tests.conftest import SHARED_DATA, needs_data
-from tests.test_office import SHA, _sdk, make_xlsx, opts, text_png
+from tests.test_office import SHA, _sdk, make_xlsx, opts, png, text_png
 
 PAPER = SHARED_DATA / "pdfs" / "pdfminer__naacl06-shinyama.pdf"  # 8 pages (pdfminer.six's test suite, MIT)
 LOCKED = SHARED_DATA / "pdfs" / "pdfminer__aes-128.pdf"  # AES-encrypted, with a user password
@@ -167,23 +167,24 @@ def test_re_ingest_is_a_no_op_an_edit_replaces_the_attachments_and_remove_remove
     docs = tmp_path / "docs"
     docs.mkdir()
     path = docs / "m.eml"
-    path.write_bytes(bytes(message("Plan", "v1", [("memo.docx", memo_docx("The launch is on Monday."), DOCX),
+    path.write_bytes(bytes(message("Plan", "v1", [("plan.txt", b"The launch is on Monday.", "text/plain"),
                                                   ("notes.txt", b"Bring the red folder.", "text/plain")])))
     sdk = _sdk(tmp_path / "kb")
     sdk.ingest(docs)
-    assert _names(sdk) == {"m.eml", "m.eml › memo.docx", "m.eml › notes.txt"}
+    assert _names(sdk) == {"m.eml", "m.eml › plan.txt", "m.eml › notes.txt"}
     generation = sdk.kb.catalog.generation
     report = sdk.ingest(docs).last_report
     assert report is not None and report.totals["unchanged"] == 1 and report.totals["ingested"] == 0
     assert sdk.kb.catalog.generation == generation  # nothing was written
-    path.write_bytes(bytes(message("Plan", "v2", [("memo.docx", memo_docx("The launch moved to Friday."), DOCX)])))
+    path.write_bytes(bytes(message("Plan", "v2", [("plan.txt", b"The launch moved to Friday.", "text/plain"),
+                                                  ("mast.png", png(), "image/png")])))
     sdk.ingest(docs)
-    assert _names(sdk) == {"m.eml", "m.eml › memo.docx"}
+    assert _names(sdk) == {"m.eml", "m.eml › plan.txt", "m.eml › mast.png"}
     assert "Friday" in sdk.search("When is the launch?", top_k=1)[0].text
     assert not any("Monday" in h.text or "red folder" in h.text for h in sdk.search("launch Monday red folder"))
     assert sdk.kb.check() == []
     (mail_id,) = [r.doc_id for r in sdk.documents() if r.name == "m.eml"]
-    assert (tmp_path / "kb" / "assets" / mail_id / "attachments").is_dir()  # the memo's page images
+    assert (tmp_path / "kb" / "assets" / mail_id / "attachments").is_dir()  # the picture's crop
     assert sdk.remove(path) == [str(path)]
     assert sdk.documents() == [] and sdk.kb.check() == []
     assert list((tmp_path / "kb" / "assets").iterdir()) == []  # the attachments' assets went with the message
