@@ -238,4 +238,4 @@ def _citation(source: Source, sup: Support, sentence: str, inferred: bool) -> Ci
     return Citation(n=source.n, doc=source.doc, page=source.page, quote=sup.quote, verified=sup.supported,
                     support=sup.score, sentence=sentence, bbox=source.bbox, doc_id=source.doc_id,
                     chunk_id=source.chunk_id, figure_path=source.figure_path, inferred=inferred,
-                    verdict=sup.verdict, reason=sup.reason)
+                    verdict=sup.verdict, reason=sup.reason, attached_to=source.attached_to)

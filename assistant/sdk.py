@@ -15,9 +15,12 @@ from typing import Any
 
 from assistant.config import Settings
 from assistant.types import PageImage
+from retrieval.attachments import parent_of, parents
+from retrieval.doc_citations import office_citations
 from retrieval.kb import KnowledgeBase
 from retrieval.kb_writer import IngestReport, KBWriter, ProgressFn
 from retrieval.settings import KBSettings, default_model_factory
+from retrieval.types import ParentLink
 
 
 class Citeline:
@@ -73,10 +76,19 @@ class Citeline:
         return self._reader
 
     def status(self) -> dict[str, Any]:
-        return self.kb.status()
+        """The KB's counts, indexes and failed files, and how precisely each Office document is cited."""
+        return {**self.kb.status(), "office": [c.to_json() for c in office_citations(self.kb.catalog.db)]}
 
     def documents(self) -> list[Any]:
         return self.kb.catalog.documents()
+
+    def attached_to(self, doc_id: str) -> ParentLink | None:
+        """The document `doc_id` is attached to (a mail attachment's message), or None."""
+        return parent_of(self.kb.catalog.db, doc_id)
+
+    def attachment_links(self, doc_ids: Sequence[str]) -> dict[str, ParentLink]:
+        """For each of `doc_ids` that is an attachment: the document it is attached to."""
+        return parents(self.kb.catalog.db, doc_ids)
 
     def page_image(self, doc_id: str, page: int) -> PageImage | None:
         """A cited page's thumbnail and size (to scale a bbox onto the thumbnail), and its source file."""

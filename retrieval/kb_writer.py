@@ -9,7 +9,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from ingest.parser_pool import ParseJob, ParseOutcome, ParserPool
 from ingest.protocols import ParseOptions
 from ingest.types import Chunk, FileResult, ParsedDocument, doc_id_for
 from retrieval import faults
+from retrieval.attachments import attachment_errors, attachment_name
 from retrieval.catalog import Catalog
 from retrieval.embedding import Prepared, Vectors, chunker_for, embed_prepared, prepare_chunks
 from retrieval.kb import KnowledgeBase
@@ -77,6 +78,7 @@ class ReadyDocument:
     # set by an engine that embeds elsewhere (`retrieval.ingest_engine`): the vectors, and the spaces they use
     vectors: Vectors | None = None
     spaces: tuple[tuple[str, str, int], ...] = ()
+    attachments: tuple[tuple[ParsedDocument, Prepared], ...] = ()  # its attachments' documents, parents first
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,27 @@ def write_document(catalog: Catalog, db: Any, file: StoredFile, doc: ParsedDocum
     ids = catalog.put_document(db, doc, name, file.size, chunks, meta, vectors)
     catalog.put_file(db, file.path, file.doc_id, file.sha256, file.size, file.mtime, "ingested")
     return ids
+
+
+def write_attachments(catalog: Catalog, db: Any, file_name: str,
+                      family: Sequence[tuple[ParsedDocument, Prepared, Vectors]]) -> list[list[int]]:
+    """Put a file's attachment documents (`ingest.attachments`, parents first) after its own document, inside the
+    caller's transaction: no file row holds them, their parent does (`retrieval.attachments`). Their chunk ids."""
+    return [catalog.put_document(db, doc, attachment_name(file_name, doc), int(doc.metadata.get("attachment_bytes", 0)),
+                                 prepared.chunks, prepared.meta, vectors) for doc, prepared, vectors in family]
+
+
+def merged_vectors(parts: Sequence[tuple[list[int], Vectors]]) -> tuple[list[int], Vectors]:
+    """Several documents' chunk ids and vectors as one delta (one commit, one index update)."""
+    ids: list[int] = []
+    out: dict[str, tuple[list[int], list[np.ndarray]]] = {}
+    for part_ids, vectors in parts:
+        for space, (positions, matrix) in vectors.items():
+            have = out.setdefault(space, ([], []))
+            have[0].extend(len(ids) + p for p in positions)
+            have[1].append(matrix)
+        ids += part_ids
+    return ids, {space: (pos, np.vstack(ms)) for space, (pos, ms) in out.items()}
 
 
 class KBWriter:
@@ -148,7 +171,7 @@ class KBWriter:
             for ready in self._documents(todo):
                 t0 = time.perf_counter()
                 result = self._store(ready)
-                result = FileResult(**{**result.to_json(), "seconds": round(time.perf_counter() - t0, 3)})
+                result = replace(result, seconds=round(time.perf_counter() - t0, 3))
                 report.files.append(result)
                 pages_done += result.pages
                 self.progress(Progress(len(report.files), len(found), pages_done, ready.job.path, result.status))
@@ -227,9 +250,9 @@ class KBWriter:
         def prepare(outcome: ParseOutcome) -> ReadyDocument:
             if isinstance(outcome.result, FileError):
                 return ReadyDocument(outcome.job, outcome.result)
-            chunks = self.chunker.chunk(outcome.result)
-            prepared = prepare_chunks(self.kb.models, self.kb.assets_dir, chunks)
-            return ReadyDocument(outcome.job, (outcome.result, prepared))
+            docs = (outcome.result, *outcome.attachments)
+            ready = [(d, prepare_chunks(self.kb.models, self.kb.assets_dir, self.chunker.chunk(d))) for d in docs]
+            return ReadyDocument(outcome.job, ready[0], tuple(ready[1:]))
 
         with ThreadPoolExecutor(max_workers=1) as pool:
             loaded = pool.submit(load)  # while the parser processes start and read the first file
@@ -253,24 +276,30 @@ class KBWriter:
             self._drop_assets(gone)
             return FileResult(path, "failed", error=str(outcome))
         doc, prepared = outcome
-        chunks = prepared.chunks
         if ready.vectors is None:
             vectors = embed_prepared(self.kb.models, prepared, self.kb.register_space)
         else:
             vectors = ready.vectors
             for used in ready.spaces:
                 self.kb.register_space(*used)
+        family = [(doc, prepared, vectors)] + [(d, p, embed_prepared(self.kb.models, p, self.kb.register_space))
+                                               for d, p in ready.attachments]
         for space in self.kb.spaces():
             self.kb.index(space)  # current before the commit, so the commit's delta can be applied in memory
         with catalog.transaction() as db:
             dropped, gone = self._drop_old(db, path)
             ids = write_document(catalog, db, StoredFile(path, doc.doc_id, sha, st.st_size, st.st_mtime), doc,
-                                 Path(path).name, chunks, prepared.meta, vectors)
+                                 Path(path).name, prepared.chunks, prepared.meta, family[0][2])
+            attached = write_attachments(catalog, db, Path(path).name, family[1:])
         self._drop_assets([d for d in gone if d != doc.doc_id])
-        self._update_indexes(ids, vectors, dropped)
+        self._update_indexes(*merged_vectors(list(zip([ids, *attached], [v for *_, v in family], strict=True))),
+                             dropped)
+        chunks = [c for _, p, _ in family for c in p.chunks]
         figures = sum(1 for c in chunks if c.kind == "figure")
-        return FileResult(path, "ingested", pages=len(doc.pages), chunks=len(chunks) - figures, figures=figures,
-                          warning=None if chunks else self._empty_reason(doc))
+        return FileResult(path, "ingested", pages=sum(len(d.pages) for d, _, _ in family),
+                          chunks=len(chunks) - figures, figures=figures,
+                          warning=None if chunks else self._empty_reason(doc), attachments=len(family) - 1,
+                          attachment_errors=attachment_errors(doc))
 
     def _empty_reason(self, doc: ParsedDocument) -> str:
         """Why a document that parsed cleanly gave nothing to search (XFA-only forms, blank or tiny pages)."""

@@ -146,6 +146,8 @@ def _print_ingest_table(data: dict[str, Any]) -> None:
                 print(f"{'':<9} error: {f['error']}")
             if f.get("warning"):
                 print(f"{'':<9} warning: {f['warning']}")
+            for bad in f.get("attachment_errors") or ():
+                print(f"{'':<9} attachment not read: {bad}")
     t = data["totals"]
     print(f"\n{t['ingested']} ingested, {t['unchanged']} unchanged, {t['failed']} failed, {t['skipped']} skipped"
           f" ({t['pages']} pages, {t['chunks']} chunks, {t['figures']} figures, {t['pruned']} pruned)"
@@ -163,6 +165,10 @@ def cmd_status(args: argparse.Namespace) -> int:
           f"{c['figures']} figures")
     for name, info in status["spaces"].items():
         print(f"  {name} index: {info['model']} ({info['dimension']}-d), {info['vectors']} vectors")
+    if status.get("office"):
+        print("  Office documents are cited to:")
+        for d in status["office"]:
+            print(f"    {d['doc']}: {d['label']}")
     if status["failed"]:
         print(f"  {len(status['failed'])} failed files:")
         for f in status["failed"]:

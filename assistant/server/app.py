@@ -152,7 +152,10 @@ class _Api:
 
     def documents(self) -> dict[str, Any]:
         with self.read_lock:
-            return {"documents": [asdict(row) for row in self.sdk.documents()]}
+            rows = self.sdk.documents()
+            links = self.sdk.attachment_links([row.doc_id for row in rows if not row.paths])
+            return {"documents": [{**asdict(row), "attached_to": links[row.doc_id].to_json() if row.doc_id in links
+                                   else None} for row in rows]}
 
     def search(self, body: SearchIn) -> dict[str, Any]:
         with query_image_file(body.image_b64, self.limits.max_image_bytes) as image, self.read_lock:
@@ -246,6 +249,9 @@ class _Api:
             rows = [row for row in self.sdk.documents() if row.doc_id == doc_id]
         if not rows:
             raise HTTPException(404, f"no document with id {doc_id!r} (GET /v1/documents lists them)")
+        if not rows[0].paths and (parent := self.sdk.attached_to(doc_id)) is not None:
+            raise HTTPException(409, f"{rows[0].name} is an attachment of {parent.name}; nothing was removed: "
+                                f"remove the message (DELETE /v1/documents/{parent.doc_id}) to remove its attachments")
         moved = [p for p in rows[0].paths if Path(p).resolve() != Path(p)]
         if moved:  # removal resolves paths: through a link now standing there it would forget another file
             raise HTTPException(409, f"{moved[0]} has been replaced by a link since it was ingested; nothing was "
