@@ -252,7 +252,7 @@ class KBWriter:
                 return ReadyDocument(outcome.job, outcome.result)
             docs = (outcome.result, *outcome.attachments)
             ready = [(d, prepare_chunks(self.kb.models, self.kb.assets_dir, self.chunker.chunk(d))) for d in docs]
-            return ReadyDocument(outcome.job, ready[0], tuple(ready[1:]))
+            return ReadyDocument(outcome.job, ready[0], attachments=tuple(ready[1:]))
 
         with ThreadPoolExecutor(max_workers=1) as pool:
             loaded = pool.submit(load)  # while the parser processes start and read the first file
