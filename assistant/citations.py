@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -133,7 +133,7 @@ class Verifier:
         return Support(e.verdict, score, self._closest(sentence, source), e.reason)
 
     def _closest(self, sentence: str, source: Source) -> str:
-        key = id(source)
+        key = hash((source.n, source.text))  # not id(): a joined passage is a short-lived object
         if key not in self._source_cache:
             pieces = split_sentences(source.text) or [source.text]
             vecs = self.embedder.embed(pieces) if self.embedder is not None else None
@@ -190,9 +190,25 @@ class Verifier:
         best = sorted([p for p in others if p[1].supported], key=lambda p: p[1].score, reverse=True)[:1]
         if best:
             return [_citation(s, sup, claim.text, True) for s, sup in best]
+        joined = self._across(claim, list(by_n.values()), question)
+        if joined:
+            return joined
         if not checked:  # uncited and unsupported: report the source that contradicts it, if one does
             checked = [p for p in others if p[1].verdict == "contradicted"][:1]
         return [_citation(s, sup, claim.text, False) for s, sup in checked]
+
+    def _across(self, claim: Claim, sources: list[Source], question: str) -> list[Citation]:
+        """A sentence the document states across a chunk or page boundary: two text sources of the same
+        document on the same or consecutive pages are read as one passage, in page order; when that passage
+        supports the claim and neither part does alone, both are cited."""
+        texts = [s for s in sources if s.kind != "figure"]
+        for a, b in ((a, b) for a in texts for b in texts if a.doc_id == b.doc_id and 0 <= b.page - a.page <= 1
+                     and a.n != b.n and (a.page, a.n) < (b.page, b.n)):
+            both = replace(a, text=f"{a.text.rstrip()} {b.text.lstrip()}")
+            sup = self.support(claim.text, both, question)
+            if sup.supported:
+                return [_citation(s, sup, claim.text, s.n not in claim.cited) for s in (a, b)]
+        return []
 
 
 def _build(settings: VerifySettings, embedder: Any, generator: Any) -> EntailmentModel:
@@ -222,4 +238,4 @@ def _citation(source: Source, sup: Support, sentence: str, inferred: bool) -> Ci
     return Citation(n=source.n, doc=source.doc, page=source.page, quote=sup.quote, verified=sup.supported,
                     support=sup.score, sentence=sentence, bbox=source.bbox, doc_id=source.doc_id,
                     chunk_id=source.chunk_id, figure_path=source.figure_path, inferred=inferred,
-                    verdict=sup.verdict, reason=sup.reason)
+                    verdict=sup.verdict, reason=sup.reason, attached_to=source.attached_to)

@@ -306,7 +306,7 @@ def source_from_hit(n: int, hit: Hit, text: str | None = None) -> Source:
     return Source(n=n, doc=hit.doc_name, doc_id=hit.doc_id, page=hit.page, kind=hit.kind,
                   text=hit.text if text is None else text, score=float(hit.score), bbox=bbox,  # type: ignore[arg-type]
                   chunk_id=hit.chunk.chunk_id if hit.chunk else hit.meta.get("chunk_id"), hit_id=hit.id,
-                  figure_path=hit.figure_path)
+                  figure_path=hit.figure_path, attached_to=hit.attached_to)
 
 
 def format_source(s: Source) -> str:

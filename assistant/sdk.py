@@ -15,10 +15,13 @@ from typing import Any
 
 from assistant.config import Settings
 from assistant.types import PageImage
+from retrieval.attachments import parent_of, parents
+from retrieval.doc_citations import office_citations
 from retrieval.kb import KnowledgeBase
 from retrieval.kb_writer import IngestReport, KBWriter, ProgressFn
 from retrieval.settings import KBSettings, default_model_factory
 from retrieval.store import kb_location
+from retrieval.types import ParentLink
 
 
 class Citeline:
@@ -46,11 +49,16 @@ class Citeline:
 
     # -- writing ----------------------------------------------------------------------------------------
     def ingest(self, *paths: str | os.PathLike[str], passwords: Sequence[str] = (), prune: bool = False,
-               progress: ProgressFn | None = None) -> Citeline:
+               progress: ProgressFn | None = None, engine: str | Any = None) -> Citeline:
         """Ingest files or folders (incremental: unchanged files are skipped). Returns self for chaining;
-        the per-file outcome is in `last_report`."""
+        the per-file outcome is in `last_report`. `engine`: where files are parsed and embedded — None or
+        "local" (here), "ray://HOST:PORT" (a Ray cluster; `pip install 'citeline[ray]'`), or an engine object."""
+        from retrieval.ingest_engine import build_engine
+
+        runner = build_engine(engine) if engine is None or isinstance(engine, str) else engine
         with self._open_writer() as kb:
-            self.last_report = KBWriter(kb, passwords, progress).run([str(p) for p in paths], prune=prune)
+            writer = KBWriter(kb, passwords, progress, engine=runner)
+            self.last_report = writer.run([str(p) for p in paths], prune=prune)
         self._refresh()
         return self
 
@@ -76,10 +84,19 @@ class Citeline:
         return self._reader
 
     def status(self) -> dict[str, Any]:
-        return self.kb.status()
+        """The KB's counts, indexes and failed files, and how precisely each Office document is cited."""
+        return {**self.kb.status(), "office": [c.to_json() for c in office_citations(self.kb.local_db)]}
 
     def documents(self) -> list[Any]:
         return self.kb.store.documents()
+
+    def attached_to(self, doc_id: str) -> ParentLink | None:
+        """The document `doc_id` is attached to (a mail attachment's message), or None."""
+        return parent_of(self.kb.local_db, doc_id)
+
+    def attachment_links(self, doc_ids: Sequence[str]) -> dict[str, ParentLink]:
+        """For each of `doc_ids` that is an attachment: the document it is attached to."""
+        return parents(self.kb.local_db, doc_ids)
 
     def page_image(self, doc_id: str, page: int) -> PageImage | None:
         """A cited page's thumbnail and size (to scale a bbox onto the thumbnail), and its source file."""

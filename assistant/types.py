@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ingest.types import BoxTuple
+from retrieval.types import ParentLink
 
 ABSTAIN_TEXT = "I could not find this in your documents."
 
@@ -48,6 +49,7 @@ class Source:
     chunk_id: str | None = None
     hit_id: int | None = None
     figure_path: str | None = None
+    attached_to: ParentLink | None = None  # the message its document is attached to
 
     @property
     def label(self) -> str:
@@ -58,6 +60,7 @@ class Source:
             "n": self.n, "doc": self.doc, "doc_id": self.doc_id, "page": self.page, "kind": self.kind,
             "bbox": list(self.bbox) if self.bbox else None, "chunk_id": self.chunk_id, "id": self.hit_id,
             "figure_path": self.figure_path, "score": round(float(self.score), 6), "text": self.text,
+            "attached_to": self.attached_to.to_json() if self.attached_to else None,
         }
 
 
@@ -79,6 +82,7 @@ class Citation:
     inferred: bool = False  # True when the model did not cite and the verifier attached the best source
     verdict: str = "supported"  # supported | unsupported | contradicted (assistant.entailment.Verdict)
     reason: str = ""  # the verifier's short, machine-readable reason
+    attached_to: ParentLink | None = None  # the message the cited document is attached to
 
     @property
     def label(self) -> str:
@@ -91,6 +95,7 @@ class Citation:
             "figure_path": self.figure_path, "quote": self.quote, "verified": self.verified,
             "support": round(float(self.support), 4), "sentence": self.sentence, "inferred": self.inferred,
             "verdict": self.verdict, "reason": self.reason,
+            "attached_to": self.attached_to.to_json() if self.attached_to else None,
         }
 
 

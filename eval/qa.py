@@ -99,13 +99,15 @@ class Prediction:
     first_token_s: float
     answer_s: float
     answerable: float | None = None  # the judge's log-odds, when the generator judged
+    raw: str = ""  # the model's draft before verification
+    checks: tuple[str, ...] = ()  # the verifier's verdict and reason on each sentence of the draft
 
 
 def citeline_predict(answerer: Any, question: str, filters: Any) -> Prediction:
     a = answerer.ask(question, filters=filters)
     return Prediction(a.text, a.abstained, {c.page for c in a.citations if c.verified},
                       a.timings.get("first_token_s", a.timings.get("answer_s", 0.0)), a.timings.get("answer_s", 0.0),
-                      a.answerable)
+                      a.answerable, a.raw_text, tuple(f"{c.verdict}: {c.sentence} — {c.reason}" for c in a.checks))
 
 
 def baseline_predict(search: Callable[..., Sequence[Any]], generator: Any, question: str, filters: Any, k: int = 4,
@@ -172,7 +174,8 @@ def run_mmlongbench(path: Path, kb_dir: Path, model: str = "qwen", limit: int | 
                    "pred": p.text, "abstained": p.abstained, "pages": sorted(p.pages),
                    "gold_pages": q.get("evidence_pages", []),
                    "score": score_answer(p.text, p.abstained, str(q["answer"]), q["answer_format"]),
-                   "first_token_s": p.first_token_s, "answer_s": p.answer_s, "answerable": p.answerable}
+                   "first_token_s": p.first_token_s, "answer_s": p.answer_s, "answerable": p.answerable,
+                   "raw": p.raw, "checks": list(p.checks)}
             runs[name].append(row)
             log("ROW " + json.dumps({name: row}))
             log(f"  [{i}/{len(questions)}] {name} {q['qid']} score={row['score']:.0f}"

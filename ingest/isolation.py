@@ -50,11 +50,9 @@ class IsolatedParser:
             size = os.path.getsize(path)
         except FileNotFoundError:
             raise FileVanished(path) from None
-        if size > self.limits.max_file_bytes:
-            raise ResourceLimit(
-                f"{path} is {_mib(size)}, over the {_mib(self.limits.max_file_bytes)} per-file size bound; "
-                "split it, or raise the bound (citeline ingest --max-file-mb MB)"
-            )
+        too_big = size_error(path, size, self.limits)
+        if too_big is not None:
+            raise too_big
         request = {"path": path, "sha256": sha256, "options": asdict(options)}
         timeout = self.limits.seconds_per_file + self.limits.seconds_per_page * pages_hint
         response = self._roundtrip(request, timeout, path)
@@ -146,6 +144,14 @@ class IsolatedParser:
                     return line or None
         finally:
             sel.close()
+
+
+def size_error(path: str, size: int, limits: Limits) -> ResourceLimit | None:
+    """The error for a file over the per-file size bound (checked before anything reads it), else None."""
+    if size <= limits.max_file_bytes:
+        return None
+    return ResourceLimit(f"{path} is {_mib(size)}, over the {_mib(limits.max_file_bytes)} per-file size bound; "
+                         "split it, or raise the bound (citeline ingest --max-file-mb MB)")
 
 
 def _mib(n: int) -> str:

@@ -1,6 +1,7 @@
 """Word documents (.docx, .docm) with python-docx: paragraphs and tables in body order, headings as the
-section path, tables whole with their header row, embedded images as figures, footnotes and comments
-attributed to the paragraph that carries them.
+section path, tables whole with their header row, embedded images as figures, footnotes, comments and text
+boxes (`w:txbxContent`) attributed to the paragraph that carries them, and each section's headers and footers
+(`[Header] …`, `[First-page footer] …`) attributed to the paragraph that starts the section.
 
 Without a renderer a DOCX has no geometry, so (as for text files) a block's bbox records its position:
 BBox(0, i, 0, i) with `i` the 0-based index of the body paragraph or table. Pages follow the page breaks
@@ -25,6 +26,8 @@ MAX_BLOCKS = 200_000
 _HEADING = re.compile(r"^(heading|überschrift|titre|título)\s*(\d)$", re.I)
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _R_EMBED = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}embed"
+_MARGINS = (("header", "Header"), ("first_page_header", "First-page header"), ("even_page_header", "Even-page header"),
+            ("footer", "Footer"), ("first_page_footer", "First-page footer"), ("even_page_footer", "Even-page footer"))
 
 
 class DocxParser:
@@ -70,6 +73,9 @@ class _Reader:
         self.figures: list[Figure] = []
         self.page_section = ""
         self.index = 0
+        self.sections = list(document.sections)
+        self.section_no = 0  # the section the walk is in
+        self.section_starts = True  # its headers and footers are read at its first item
 
     def read(self, path: str) -> list[Page]:
         from docx.table import Table
@@ -78,6 +84,7 @@ class _Reader:
             if len(self.blocks) > MAX_BLOCKS or len(self.pages) > self.options.max_pages:
                 raise ResourceLimit(f"{path}: more than {MAX_BLOCKS:,} paragraphs or {self.options.max_pages} "
                                     "pages; split the document")
+            self._margins()
             if isinstance(item, Table):
                 self._table(item)
             else:
@@ -100,9 +107,25 @@ class _Reader:
         elif text:
             self.blocks.append(Block(text, box))
         self._notes(par, box)
+        for inner in _text_boxes(par._p):
+            self.blocks.append(Block(f"[Text box] {inner}", box))
         self._images(par, box, text)
         if self._breaks(par):
             self._cut()
+        if par._p.pPr is not None and par._p.pPr.sectPr is not None:
+            self.section_no, self.section_starts = self.section_no + 1, True  # a section ends with this paragraph
+
+    def _margins(self) -> None:
+        """At a section's first item: its own headers and footers (not those linked to the previous section)."""
+        if not self.section_starts or self.section_no >= len(self.sections):
+            return
+        self.section_starts = False
+        box = BBox(0, self.index, 0, self.index)
+        for attr, label in _MARGINS:
+            part = getattr(self.sections[self.section_no], attr)
+            text = "" if part.is_linked_to_previous else _part_text(part)
+            if text:
+                self.blocks.append(Block(f"[{label}] {text}", box))
 
     def _notes(self, par: Any, box: BBox) -> None:
         for ref in par._p.iter(f"{_W}footnoteReference"):
@@ -156,6 +179,25 @@ class _Reader:
 def _rendered(stream: Any, pages: list[Page], doc_id: str, options: ParseOptions) -> list[Page] | None:
     pdf = render.render_pdf(stream, ".docx")
     return render.paginate(pdf, pages, doc_id, options) if pdf else None
+
+
+def _text_boxes(p: Any) -> list[str]:
+    """The text of each text box anchored in a paragraph, once (Word writes a DrawingML box and its VML
+    fallback, both holding the same `w:txbxContent`)."""
+    found: list[str] = []
+    for content in p.iter(f"{_W}txbxContent"):
+        lines = [" ".join("".join(t.text or "" for t in q.iter(f"{_W}t")).split()) for q in content.iter(f"{_W}p")]
+        text = "\n".join(line for line in lines if line)
+        if text and text not in found:
+            found.append(text)
+    return found
+
+
+def _part_text(part: Any) -> str:
+    """A header's or footer's text: its paragraphs and table cells, one line each."""
+    lines = [" ".join(p.text.split()) for p in part.paragraphs]
+    lines += [" ".join(c.text.split()) for t in part.tables for row in t.rows for c in row.cells]
+    return " / ".join(dict.fromkeys(line for line in lines if line))
 
 
 def _heading_level(par: Any) -> int:

@@ -2,11 +2,11 @@
 
 A message is a page: its headers (from, to, cc, date, subject) as the first block and as document metadata,
 then the body (plain text preferred, else HTML as visible text), one block per paragraph, positions as in
-text files (BBox(0, i, 0, i)). Each attachment whose type Citeline reads is parsed by its own parser and its
-pages follow the message's, their sections prefixed with `Attachment NAME ›`, so a citation names the
-attachment and its own page, slide or cell range; `metadata["attachments"]` maps each attachment to its
-pages. An attachment that cannot be read is listed in `metadata["attachment_errors"]`; the message stays.
-Attachments nest (a forwarded message with its own attachments) up to MAX_DEPTH.
+text files (BBox(0, i, 0, i)); an mbox holds one page per message. Each attachment whose type Citeline reads
+is saved to `options.staging_dir` and listed in `ParsedDocument.attachments`: `ingest.attachments.expand`
+parses it as a document of its own (a forwarded message too, with its own attachments), linked to this one.
+One that cannot be read (unsupported, too big, over MAX_ATTACHMENTS) is listed in
+`metadata["attachment_errors"]`; the message stays.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import base64
 import hashlib
 import os
 import re
-import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -23,9 +23,8 @@ from ingest.errors import CorruptFile, FileError, ResourceLimit
 from ingest.formats import MAIL_SUFFIXES
 from ingest.protocols import ParseOptions
 from ingest.textfiles import html_blocks, plain_blocks
-from ingest.types import BBox, Block, Page, ParsedDocument, doc_id_for
+from ingest.types import Attachment, BBox, Block, Page, ParsedDocument, doc_id_for
 
-MAX_DEPTH = 3
 MAX_ATTACHMENTS = 100
 MAX_MESSAGE_BYTES = 100_000_000
 _HEADERS = ("From", "To", "Cc", "Date", "Subject")
@@ -47,11 +46,12 @@ class MailParser:
             message = email.message_from_binary_file(fh, policy=email.policy.default)
         if not message.keys():
             raise CorruptFile(f"{path}: no mail headers found; not an RFC 822 message")
-        pages, meta = message_pages(message, doc_id, options, first=1, depth=0)
-        meta.update({k.lower(): _header(message, k) for k in _HEADERS if _header(message, k)})
+        pages, staged, errors = message_pages(message, doc_id, options, first=1)
+        meta = {k.lower(): _header(message, k) for k in _HEADERS if _header(message, k)}
         return ParsedDocument(path=path, sha256=sha256, kind="mail", pages=tuple(pages),
                               title=_header(message, "Subject") or os.path.basename(path),
-                              author=_header(message, "From"), metadata=meta)
+                              author=_header(message, "From"), metadata=_with_errors(meta, errors),
+                              attachments=tuple(staged))
 
     def _mbox(self, path: str, sha256: str, doc_id: str, options: ParseOptions) -> ParsedDocument:
         import email
@@ -61,120 +61,112 @@ class MailParser:
         box = mailbox.mbox(path, factory=lambda f: email.message_from_binary_file(f, policy=email.policy.default),  # type: ignore[call-overload]
                            create=False)
         pages: list[Page] = []
-        meta: dict[str, str] = {}
+        staged: list[Attachment] = []
+        errors: list[str] = []
         try:
             for i, message in enumerate(box):
                 if len(pages) >= options.max_pages:
-                    raise ResourceLimit(f"{path}: more than {options.max_pages} pages of mail (max_pages)")
-                got, sub = message_pages(message, doc_id, options, first=len(pages) + 1, depth=0, prefix=f"m{i}")
-                pages += got
-                for k, v in sub.items():
-                    meta[k] = f"{meta[k]}; {v}" if k in meta else v
+                    raise ResourceLimit(f"{path}: more than {options.max_pages} messages (max_pages)")
+                got, more, bad = message_pages(message, doc_id, options, first=len(pages) + 1, prefix=f"m{i}")
+                pages, staged, errors = pages + got, staged + more, errors + [f"message {i + 1}, {e}" for e in bad]
         finally:
             box.close()
         if not pages:
             raise CorruptFile(f"{path}: no messages found in the mbox")
-        meta["messages"] = str(sum(1 for p in pages if not p.section.startswith("Attachment ")))
+        meta = _with_errors({"messages": str(len(pages))}, errors)
         return ParsedDocument(path=path, sha256=sha256, kind="mail", pages=tuple(pages),
-                              title=os.path.splitext(os.path.basename(path))[0], metadata=meta)
+                              title=os.path.splitext(os.path.basename(path))[0], metadata=meta,
+                              attachments=tuple(staged))
 
 
-def message_pages(message: Any, doc_id: str, options: ParseOptions, first: int, depth: int,
-                  prefix: str = "m") -> tuple[list[Page], dict[str, str]]:
-    """The message's own page, then its attachments' pages, numbered from `first`."""
-    subject = _header(message, "Subject") or "(no subject)"
-    header_text = "\n".join(f"{k}: {_header(message, k)}" for k in _HEADERS if _header(message, k))
+def _with_errors(meta: dict[str, str], errors: list[str]) -> dict[str, str]:
+    return {**meta, "attachment_errors": "\n".join(" ".join(e.split()) for e in errors)} if errors else meta
+
+
+def message_pages(message: Any, doc_id: str, options: ParseOptions, first: int,
+                  prefix: str = "m") -> tuple[list[Page], list[Attachment], list[str]]:
+    """The message's own page (numbered `first`), its attachments staged for their own parse, and the ones
+    that cannot be read (unsupported, too big, over the count limit), each as `name: why`."""
+    headers = [(k, _header(message, k)) for k in _HEADERS]
+    page = message_page(_header(message, "Subject"), headers, _body(message), first)
+    parts = _attachments(message)
+    named = [(safe_name(p.get_filename() or f"attachment-{k + 1}", ".eml" if _is_mail(p) else ""), p)
+             for k, p in enumerate(parts)]
+    staged, errors = stage_all(named, lambda p, name: _inner_bytes(p, name) if _is_mail(p) else
+                               p.get_payload(decode=True) or b"", options, doc_id, prefix, first)
+    return [page], staged, errors
+
+
+def message_page(subject: str, headers: list[tuple[str, str]], body: list[Block], number: int) -> Page:
+    """A message as a page: the subject as its heading, then its headers, then its body (positions as in text)."""
+    subject = subject or "(no subject)"
+    header_text = "\n".join(f"{k}: {v}" for k, v in headers if v)
     blocks = [Block(subject, BBox(0, 0, 0, 0), kind="heading")] + ([Block(header_text, BBox(0, 1, 0, 1))]
                                                                     if header_text else [])
-    body = _body(message)
     blocks += [replace(b, bbox=BBox(0, i + 2, 0, i + 2)) for i, b in enumerate(body)]
-    pages = [Page(number=first, width=0.0, height=float(len(blocks)), blocks=tuple(blocks), section=subject)]
-    listed: list[str] = []
-    errors: list[str] = []
-    for k, part in enumerate(_attachments(message)):
-        name = _safe_name(part.get_filename() or f"attachment-{k + 1}", part)
-        try:
-            got = _attachment_pages(part, name, doc_id, options, first + len(pages), depth, f"{prefix}a{k + 1}")
-        except FileError as exc:
-            errors.append(f"{name}: {str(exc).split(': ', 1)[-1]}")
-            continue
-        if got:
-            listed.append(f"{name} (pages {got[0].number}-{got[-1].number})")
-            pages += got
-    meta: dict[str, str] = {}
-    if listed:
-        meta["attachments"] = "; ".join(listed)
-    if errors:
-        meta["attachment_errors"] = "; ".join(errors)
-    return pages, meta
+    return Page(number=number, width=0.0, height=float(len(blocks)), blocks=tuple(blocks), section=subject)
 
 
-def _attachment_pages(part: Any, name: str, doc_id: str, options: ParseOptions, first: int, depth: int,
-                      tag: str) -> list[Page]:
+def stage_all(named: list[tuple[str, Any]], read: Callable[[Any, str], bytes], options: ParseOptions, doc_id: str,
+              prefix: str, page: int) -> tuple[list[Attachment], list[str]]:
+    """Stage each (name, attachment) whose bytes `read` gives, up to MAX_ATTACHMENTS; the rest as errors."""
     from ingest.parsers import parser_for
 
-    if depth >= MAX_DEPTH:
-        raise ResourceLimit(f"{name}: attachments nested deeper than {MAX_DEPTH} levels are not read")
-    if part.get_content_type() == "message/rfc822" or name.lower().endswith(".eml"):
-        pages, _ = message_pages(_inner_message(part, name), doc_id, options, first, depth + 1, prefix=tag)
-        return [_prefixed(p, name, p.number) for p in pages]
-    parser = parser_for(name)
-    if parser is None:
-        raise FileError(f"{name}: not a type Citeline reads; skipped")
-    data = part.get_payload(decode=True) or b""
+    staged: list[Attachment] = []
+    errors = [f"{len(named) - MAX_ATTACHMENTS} more attachments: over the limit of {MAX_ATTACHMENTS} per message;"
+              " not read"] if len(named) > MAX_ATTACHMENTS else []
+    for k, (name, item) in enumerate(named[:MAX_ATTACHMENTS]):
+        folder = os.path.join(options.staging_dir, doc_id, f"{prefix}a{k + 1}") if options.staging_dir else ""
+        try:
+            if parser_for(name) is None:
+                raise FileError(f"{name}: not a type Citeline reads; skipped")
+            staged.append(stage(name, read(item, name), folder, page))
+        except FileError as exc:
+            errors.append(f"{name}: {str(exc).split(': ', 1)[-1]}")
+        except MemoryError:
+            raise
+        except Exception as exc:  # a malformed part the library cannot decode: this attachment alone is lost
+            errors.append(f"{name}: could not be decoded ({type(exc).__name__}); not read")
+    return staged, errors
+
+
+def stage(name: str, data: bytes, folder: str, page: int) -> Attachment:
+    """Save one attachment's bytes for its own parse (nothing is saved without a staging folder)."""
     if len(data) > MAX_MESSAGE_BYTES:
         raise ResourceLimit(f"{name}: {len(data):,} bytes; over the attachment limit")
-    sub_assets = os.path.join(options.assets_dir, doc_id, tag)
-    with tempfile.TemporaryDirectory(prefix="citeline-att-") as tmp:
-        target = os.path.join(tmp, name)
-        with open(target, "wb") as fh:
-            fh.write(data)
-        doc = parser.parse(target, hashlib.sha256(data).hexdigest(), replace(options, assets_dir=sub_assets))
-    moved = f"{doc_id}/{tag}/"
-    return [_prefixed(_rebase(p, moved), name, first + i) for i, p in enumerate(doc.pages)]
+    sha = hashlib.sha256(data).hexdigest()
+    if not folder:
+        return Attachment(name, "", sha, page)
+    os.makedirs(folder, exist_ok=True)
+    target = os.path.join(folder, name)
+    with open(target, "wb") as fh:
+        fh.write(data)
+    return Attachment(name, target, sha, page)
 
 
-def _inner_message(part: Any, name: str) -> Any:
-    """An attached message: parsed already (message/rfc822), or bytes to parse (base64, application/octet-stream)."""
-    import email
-    import email.policy
+def _is_mail(part: Any) -> bool:
+    return bool(part.get_content_type() == "message/rfc822")
 
+
+def _inner_bytes(part: Any, name: str) -> bytes:
+    """An attached message's bytes: parsed already (message/rfc822), or bytes (base64, octet-stream)."""
     payload = part.get_payload()
     if isinstance(payload, list) and payload and payload[0].keys():
-        return payload[0]
+        return bytes(payload[0])
     data = part.get_payload(decode=True) or b""
     if isinstance(payload, list) and payload:  # message/rfc822 sent base64-encoded: the parser saw no headers
         raw = payload[0].get_payload()
         cte = str(part.get("Content-Transfer-Encoding", "")).lower()
         data = base64.b64decode(raw, validate=False) if cte == "base64" and isinstance(raw, str) else b""
-    inner = email.message_from_bytes(data, policy=email.policy.default)
-    if not inner.keys():
-        raise CorruptFile(f"{name}: no mail headers found; not an RFC 822 message")
-    return inner
-
-
-def _rebase(page: Page, prefix: str) -> Page:
-    """Asset paths written under the attachment's own folder, made relative to the KB's assets again."""
-    figures = tuple(replace(f, image_path=prefix + f.image_path) for f in page.figures)
-    return replace(page, figures=figures, thumbnail=prefix + page.thumbnail if page.thumbnail else None)
-
-
-def _prefixed(page: Page, name: str, number: int) -> Page:
-    label = f"Attachment {name}"
-    blocks = tuple(replace(b, text=f"{label} › {b.text}") if b.kind == "heading" else b for b in page.blocks)
-    if not page.section.startswith(label):
-        section = f"{label} › {page.section}" if page.section else label
-        return replace(page, number=number, blocks=blocks, section=section)
-    return replace(page, number=number)
+    if not data.strip():
+        raise CorruptFile(f"{name}: an empty attached message")
+    return data
 
 
 def _attachments(message: Any) -> list[Any]:
     if not hasattr(message, "iter_attachments"):  # a legacy email.message.Message: no attachment API
         return []
-    found = list(message.iter_attachments())
-    if len(found) > MAX_ATTACHMENTS:
-        raise ResourceLimit(f"{len(found)} attachments in one message; over the limit of {MAX_ATTACHMENTS}")
-    return found
+    return list(message.iter_attachments())
 
 
 def _body(message: Any) -> list[Block]:
@@ -198,8 +190,10 @@ def _header(message: Any, name: str) -> str:
     return " ".join(str(value).split()) if value else ""
 
 
-def _safe_name(name: str, part: Any) -> str:
+def safe_name(name: str, suffix: str = "") -> str:
+    """A sender's file name as a plain name: no folders, no odd characters, `suffix` when it lacks it."""
     base = re.sub(r"[^\w.\- ]+", "_", os.path.basename(name.replace("\\", "/"))).strip(" .") or "attachment"
-    if part.get_content_type() == "message/rfc822" and not base.lower().endswith(".eml"):
-        base += ".eml"
+    if suffix and not base.lower().endswith(suffix):
+        base = base[: 120 - len(suffix)] + suffix
     return base[:120]
+

@@ -27,6 +27,7 @@ from ingest.types import BBox, Block, Figure, Page
 
 RENDER_TIMEOUT_S = 120.0
 _WORDS = re.compile(r"\w+")
+_LABEL = re.compile(r"^\[(Footnote|Text box|(First-page |Even-page )?(Header|Footer))\] ")  # not printed: ours
 
 
 def soffice() -> str | None:
@@ -145,7 +146,7 @@ def paginate(pdf: bytes, pages: list[Page], doc_id: str, options: ParseOptions) 
 
 def _find_page(block: Block, texts: list[str], current: int) -> int:
     """The first page from `current` on whose text the block's opening words appear (blocks never go back)."""
-    words = _words(block.text.split("\n", 2)[-1] if block.kind == "table" else block.text.split(" › ")[-1])
+    words = _words(block.text.split("\n", 2)[-1] if block.kind == "table" else _printed(block).split(" › ")[-1])
     probe = " ".join(words[:8])
     if not probe:
         return current
@@ -158,7 +159,7 @@ def _find_page(block: Block, texts: list[str], current: int) -> int:
 def _box(page: Any, block: Block) -> BBox:
     """The MuPDF text blocks holding the block's first and last words (a paragraph, or a table's first and
     last cells), united; the whole page when the words are not found."""
-    text = block.text.split(" › ")[-1] if block.kind == "heading" else block.text
+    text = block.text.split(" › ")[-1] if block.kind == "heading" else _printed(block)
     if block.kind == "table":
         cells = [c.strip() for c in text.replace("\n", "|").split("|") if c.strip() and set(c.strip()) != {"-"}]
         probes = [cells[0], cells[-1]] if cells else []
@@ -177,6 +178,11 @@ def _box(page: Any, block: Block) -> BBox:
     for b in boxes[1:]:
         out = out.union(b)
     return BBox(float(out.x0), float(out.y0), float(out.x1), float(out.y1))
+
+
+def _printed(block: Block) -> str:
+    """A block's text as the page prints it: without the label we put on footnotes, text boxes, headers."""
+    return _LABEL.sub("", block.text)
 
 
 def _image_box(page: Any, index: int) -> BBox:

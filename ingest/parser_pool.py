@@ -1,15 +1,19 @@
 """A pool of bounded parser processes (`ingest.isolation`) fed from one queue of files, so parsing overlaps
-whatever the caller does with each document (chunking and embedding, in the KB writer)."""
+whatever the caller does with each document (chunking and embedding, in the KB writer). A file's attachments
+(`ingest.attachments`) are parsed by the same worker, each in its own bounded request, before it is handed on."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from queue import SimpleQueue
 
+from ingest.attachments import Family, expand
 from ingest.errors import FileError
 from ingest.isolation import IsolatedParser, Limits
 from ingest.protocols import ParseOptions
@@ -27,10 +31,12 @@ class ParseJob:
 
 @dataclass(frozen=True)
 class ParseOutcome:
-    """A job with its result: the parsed document, or the per-file error that stopped it."""
+    """A job with its result: the parsed document, or the per-file error that stopped it; and the documents of
+    its attachments (every level, parents first), each linked to its parent in its metadata."""
 
     job: ParseJob
     result: ParsedDocument | FileError
+    attachments: tuple[ParsedDocument, ...] = ()
 
 
 class ParserPool:
@@ -52,7 +58,8 @@ class ParserPool:
         One worker takes files smallest first, so the consumer (the embedder, the bottleneck on 2 cores) starts
         at once; the other takes them largest first, so the biggest file is not left to parse alone at the end."""
         parsers = [self.first] + [IsolatedParser(self.limits) for _ in range(min(self.workers, len(jobs)) - 1)]
-        run = _PoolRun(sorted(jobs, key=lambda j: j.stat.st_size), self.ahead, options)
+        staging = tempfile.mkdtemp(prefix="citeline-attachments-")
+        run = _PoolRun(sorted(jobs, key=lambda j: j.stat.st_size), self.ahead, replace(options, staging_dir=staging))
         threads = [threading.Thread(target=run.work, args=(p, i % 2 == 0), daemon=True, name=f"citeline-parse-{i}")
                    for i, p in enumerate(parsers)]
         for thread in threads:
@@ -65,6 +72,7 @@ class ParserPool:
                 run.room.release()  # wake any worker thread waiting for room, so it sees `stop`
             for parser in parsers[1:]:
                 parser.close()
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 class _PoolRun:
@@ -74,7 +82,7 @@ class _PoolRun:
         self.pending = deque(jobs)
         self.options = options
         self.lock, self.stop, self.room = threading.Lock(), threading.Event(), threading.Semaphore(ahead)
-        self.done: SimpleQueue[tuple[ParseJob, ParsedDocument | BaseException] | None] = SimpleQueue()
+        self.done: SimpleQueue[tuple[ParseJob, Family | FileError | BaseException] | None] = SimpleQueue()
 
     def work(self, parser: IsolatedParser, smallest_first: bool) -> None:
         try:
@@ -85,7 +93,8 @@ class _PoolRun:
                         return
                     job = self.pending.popleft() if smallest_first else self.pending.pop()
                 try:
-                    self.done.put((job, parser.parse(job.path, job.sha256, self.options)))
+                    doc = parser.parse(job.path, job.sha256, self.options)
+                    self.done.put((job, expand(doc, parser.parse, self.options)))
                 except FileError as exc:
                     self.done.put((job, exc))
                 except BaseException as exc:  # a bug, not a bad file: the consumer re-raises it
@@ -102,6 +111,9 @@ class _PoolRun:
                 continue
             job, result = got
             self.room.release()
-            if not isinstance(result, ParsedDocument | FileError):
+            if isinstance(result, Family):
+                yield ParseOutcome(job, result.document, result.attachments)
+            elif isinstance(result, FileError):
+                yield ParseOutcome(job, result)
+            else:
                 raise result  # a bug in a worker thread, not a bad file
-            yield ParseOutcome(job, result)

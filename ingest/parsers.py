@@ -10,6 +10,7 @@ from ingest.office_docx import DocxParser
 from ingest.office_epub import EpubParser
 from ingest.office_legacy import LegacyOfficeParser
 from ingest.office_mail import MailParser
+from ingest.office_msg import MsgParser
 from ingest.office_sheets import CsvParser, XlsxParser
 from ingest.office_slides import PptxParser
 from ingest.pdf import PdfParser
@@ -18,7 +19,7 @@ from ingest.textfiles import TextParser
 from ingest.types import ParsedDocument
 
 PARSERS: tuple[Parser, ...] = (PdfParser(), ImageParser(), TextParser(), DocxParser(), XlsxParser(), CsvParser(),
-                               PptxParser(), MailParser(), EpubParser(), LegacyOfficeParser())
+                               PptxParser(), MailParser(), MsgParser(), EpubParser(), LegacyOfficeParser())
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(s for p in PARSERS for s in p.suffixes)
 
 

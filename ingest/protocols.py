@@ -20,6 +20,7 @@ class ParseOptions:
     max_pages: int = 3000
     max_image_pixels: int = 50_000_000  # decompression-bomb bound for any raster we decode
     render_office: bool = True  # DOCX/PPTX pages and thumbnails through LibreOffice, when `soffice` is installed
+    staging_dir: str = ""  # where a mail parser saves attachments for their own parse; "" = list them, save none
 
 
 class Parser(Protocol):

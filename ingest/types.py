@@ -81,6 +81,17 @@ class Page:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file carried inside another (a mail attachment), saved by the parser to the staging folder so that it
+    is parsed as a document of its own, in its own bounded process (`ingest.attachments`)."""
+
+    name: str  # the file name as sent, made safe (no folders, no odd characters)
+    path: str  # the staged copy
+    sha256: str  # of its bytes
+    page: int = 1  # the page of the parent it hangs on (the message's page in an mbox)
+
+
+@dataclass(frozen=True)
 class ParsedDocument:
     path: str
     sha256: str
@@ -90,6 +101,7 @@ class ParsedDocument:
     author: str = ""
     outline: tuple[tuple[int, str, int], ...] = ()  # (level, title, page)
     metadata: dict[str, str] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()  # staged, not yet parsed: `ingest.attachments.expand` reads them
 
     @property
     def doc_id(self) -> str:
@@ -128,6 +140,8 @@ class FileResult:
     error: str | None = None
     seconds: float = 0.0
     warning: str | None = None  # ingested, but something a user should know (e.g. nothing searchable in it)
+    attachments: int = 0  # documents made of its attachments (mail), each linked to it
+    attachment_errors: tuple[str, ...] = ()  # "name: why" for each attachment that could not be read
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -156,6 +170,8 @@ def document_from_json(data: dict[str, Any]) -> ParsedDocument:
         author=data.get("author", ""),
         outline=outline,
         metadata=dict(data.get("metadata", {})),
+        attachments=tuple(Attachment(a["name"], a["path"], a["sha256"], int(a.get("page", 1)))
+                          for a in data.get("attachments", ())),
     )
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from ingest.types import BBox, Chunk, ParsedDocument
 from retrieval import faults
+from retrieval.attachments import child_ids
 from retrieval.store.protocol import DocumentRow, StoredChunk
 
 __all__ = ["Catalog", "DocumentRow", "StoredChunk"]
@@ -149,6 +150,8 @@ class Catalog:
         return [] if still else self.drop_document(db, row[0])
 
     def drop_document(self, db: sqlite3.Connection, doc_id: str) -> list[int]:
+        """Forget a document and the documents attached to it (`retrieval.attachments`). Returns vector ids."""
+        attached = [i for child in child_ids(db, doc_id) for i in self.drop_document(db, child)]
         ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE doc_id=?", (doc_id,))]
         db.executemany("DELETE FROM vectors WHERE id=?", [(i,) for i in ids])
         db.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in ids])
@@ -156,7 +159,7 @@ class Catalog:
         db.execute("DELETE FROM pages WHERE doc_id=?", (doc_id,))
         db.execute("DELETE FROM pages_fts WHERE doc_id=?", (doc_id,))
         db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
-        return ids
+        return attached + ids
 
     # -- documents --------------------------------------------------------------------------------------
     def put_document(self, db: sqlite3.Connection, doc: ParsedDocument, name: str, size: int,

@@ -52,3 +52,7 @@ class EmbedderChecksumError(CitelineError):
             f"{path} has sha256 {actual}, expected {expected}: the file is corrupt or a different "
             f"version; {fix}"
         )
+
+
+class EngineError(CitelineError):
+    """An ingest engine (e.g. a Ray cluster) could not be reached or cannot run the ingest as configured."""

@@ -69,8 +69,10 @@ _COUNTS = (
      " (SELECT 1 FROM pages_fts f WHERE f.doc_id=p.doc_id AND f.number=p.number)"),
     ("catalog", "documents whose page count differs from their page rows", "SELECT COUNT(*) FROM documents d"
      " WHERE d.pages != (SELECT COUNT(*) FROM pages p WHERE p.doc_id=d.doc_id)"),
-    ("orphan", "documents held by no ingested file", "SELECT COUNT(*) FROM documents WHERE doc_id NOT IN"
-     " (SELECT doc_id FROM files WHERE status='ingested' AND doc_id IS NOT NULL)"),
+    ("orphan", "documents held by no ingested file nor attached to a document", "SELECT COUNT(*) FROM documents"
+     " WHERE doc_id NOT IN (SELECT doc_id FROM files WHERE status='ingested' AND doc_id IS NOT NULL)"
+     " AND (json_extract(metadata, '$.parent') IS NULL"
+     "  OR json_extract(metadata, '$.parent') NOT IN (SELECT doc_id FROM documents))"),
     ("catalog", "ingested files whose document is missing", "SELECT COUNT(*) FROM files WHERE status='ingested'"
      " AND (doc_id IS NULL OR doc_id NOT IN (SELECT doc_id FROM documents))"),
 )

@@ -8,9 +8,9 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,9 +23,13 @@ from ingest.parser_pool import ParseJob, ParseOutcome, ParserPool
 from ingest.protocols import ParseOptions
 from ingest.types import Chunk, FileResult, ParsedDocument, doc_id_for
 from retrieval import faults
-from retrieval.embedding import Prepared, chunker_for, embed_prepared, prepare_chunks
+from retrieval.attachments import attachment_errors, attachment_name
+from retrieval.embedding import Prepared, Vectors, chunker_for, embed_prepared, prepare_chunks
 from retrieval.kb import KnowledgeBase
 from retrieval.store.protocol import Store
+
+if TYPE_CHECKING:
+    from retrieval.ingest_engine import IngestEngine
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,10 @@ class ReadyDocument:
 
     job: ParseJob
     result: tuple[ParsedDocument, Prepared] | FileError
+    # set by an engine that embeds elsewhere (`retrieval.ingest_engine`): the vectors, and the spaces they use
+    vectors: Vectors | None = None
+    spaces: tuple[tuple[str, str, int], ...] = ()
+    attachments: tuple[tuple[ParsedDocument, Prepared], ...] = ()  # its attachments' documents, parents first
 
 
 @dataclass(frozen=True)
@@ -93,13 +101,35 @@ def write_document(store: Store, file: StoredFile, doc: ParsedDocument, name: st
     return ids
 
 
+def write_attachments(store: Store, file_name: str,
+                      family: Sequence[tuple[ParsedDocument, Prepared, Vectors]]) -> list[list[int]]:
+    """Put a file's attachment documents (`ingest.attachments`, parents first) after its own document, inside the
+    caller's transaction: no file row holds them, their parent does (`retrieval.attachments`). Their chunk ids."""
+    return [store.put_document(doc, attachment_name(file_name, doc), int(doc.metadata.get("attachment_bytes", 0)),
+                               prepared.chunks, prepared.meta, vectors) for doc, prepared, vectors in family]
+
+
+def merged_vectors(parts: Sequence[tuple[list[int], Vectors]]) -> tuple[list[int], Vectors]:
+    """Several documents' chunk ids and vectors as one delta (one commit, one index update)."""
+    ids: list[int] = []
+    out: dict[str, tuple[list[int], list[np.ndarray]]] = {}
+    for part_ids, vectors in parts:
+        for space, (positions, matrix) in vectors.items():
+            have = out.setdefault(space, ([], []))
+            have[0].extend(len(ids) + p for p in positions)
+            have[1].append(matrix)
+        ids += part_ids
+    return ids, {space: (pos, np.vstack(ms)) for space, (pos, ms) in out.items()}
+
+
 class KBWriter:
     SAVE_EVERY_S = 20.0
     PARSE_AHEAD = 16  # files the parser worker may finish before the embedder takes them (parsed text is small)
 
     def __init__(self, kb: KnowledgeBase, passwords: Sequence[str] = (), progress: ProgressFn | None = None,
-                 parser: IsolatedParser | None = None) -> None:
+                 parser: IsolatedParser | None = None, engine: IngestEngine | None = None) -> None:
         kb._require_writable("ingest")
+        self.engine = engine  # None: parse and embed here; else where the engine runs them (e.g. on Ray)
         self.kb = kb
         self.passwords = tuple(passwords)
         self.progress = progress or (lambda p: None)
@@ -137,10 +167,10 @@ class KBWriter:
         pages_done = 0
         last_save = time.monotonic()
         try:
-            for ready in self._prepared(self._parsed(todo)):
+            for ready in self._documents(todo):
                 t0 = time.perf_counter()
                 result = self._store(ready)
-                result = FileResult(**{**result.to_json(), "seconds": round(time.perf_counter() - t0, 3)})
+                result = replace(result, seconds=round(time.perf_counter() - t0, 3))
                 report.files.append(result)
                 pages_done += result.pages
                 self.progress(Progress(len(report.files), len(found), pages_done, ready.job.path, result.status))
@@ -194,13 +224,21 @@ class KBWriter:
             return FileResult(path, "unchanged")
         return ParseJob(path, sha, st)
 
+    def _documents(self, todo: list[ParseJob]) -> Iterator[ReadyDocument]:
+        """Each file parsed, chunked and described (and embedded, by an engine), in the order they finish."""
+        if self.engine is not None:
+            return self.engine.documents(todo, self._parse_options(), self.kb.settings)
+        return self._prepared(self._parsed(todo))
+
+    def _parse_options(self) -> ParseOptions:
+        settings = self.kb.settings
+        return ParseOptions(assets_dir=str(self.kb.assets_dir), passwords=self.passwords, ocr=settings.ocr,
+                            ocr_language=settings.ocr_language)
+
     def _parsed(self, todo: list[ParseJob]) -> Iterator[ParseOutcome]:
         """Parse in worker processes (`limits.workers`) while earlier files are embedded here."""
-        settings = self.kb.settings
-        options = ParseOptions(assets_dir=str(self.kb.assets_dir), passwords=self.passwords, ocr=settings.ocr,
-                               ocr_language=settings.ocr_language)
-        pool = ParserPool(self.parser, settings.limits, self._workers, self.PARSE_AHEAD)
-        return pool.parse(todo, options)
+        pool = ParserPool(self.parser, self.kb.settings.limits, self._workers, self.PARSE_AHEAD)
+        return pool.parse(todo, self._parse_options())
 
     def _prepared(self, parsed: Iterator[ParseOutcome]) -> Iterator[ReadyDocument]:
         """Chunk and describe figures (tagger, image model) in a thread, one document ahead of the text
@@ -212,9 +250,9 @@ class KBWriter:
         def prepare(outcome: ParseOutcome) -> ReadyDocument:
             if isinstance(outcome.result, FileError):
                 return ReadyDocument(outcome.job, outcome.result)
-            chunks = self.chunker.chunk(outcome.result)
-            prepared = prepare_chunks(self.kb.models, self.kb.assets_dir, chunks)
-            return ReadyDocument(outcome.job, (outcome.result, prepared))
+            docs = (outcome.result, *outcome.attachments)
+            ready = [(d, prepare_chunks(self.kb.models, self.kb.assets_dir, self.chunker.chunk(d))) for d in docs]
+            return ReadyDocument(outcome.job, ready[0], attachments=tuple(ready[1:]))
 
         with ThreadPoolExecutor(max_workers=1) as pool:
             loaded = pool.submit(load)  # while the parser processes start and read the first file
@@ -238,18 +276,28 @@ class KBWriter:
             self._drop_assets(gone)
             return FileResult(path, "failed", error=str(outcome))
         doc, prepared = outcome
-        chunks = prepared.chunks
-        vectors = embed_prepared(self.kb.models, prepared, self.kb.register_space)
+        if ready.vectors is None:
+            vectors = embed_prepared(self.kb.models, prepared, self.kb.register_space)
+        else:
+            vectors = ready.vectors
+            for used in ready.spaces:
+                self.kb.register_space(*used)
+        family = [(doc, prepared, vectors)] + [(d, p, embed_prepared(self.kb.models, p, self.kb.register_space))
+                                               for d, p in ready.attachments]
         store.before_write()  # caches current before the commit, so its delta can be applied in memory
         with store.transaction():
             dropped, gone = self._drop_old(path)
             ids = write_document(store, StoredFile(path, doc.doc_id, sha, st.st_size, st.st_mtime), doc,
-                                 Path(path).name, chunks, prepared.meta, vectors)
+                                 Path(path).name, prepared.chunks, prepared.meta, vectors)
+            attached = write_attachments(store, Path(path).name, family[1:])
         self._drop_assets([d for d in gone if d != doc.doc_id])
-        store.after_write(ids, vectors, dropped)
+        store.after_write(*merged_vectors(list(zip([ids, *attached], [v for *_, v in family], strict=True))), dropped)
+        chunks = [c for _, p, _ in family for c in p.chunks]
         figures = sum(1 for c in chunks if c.kind == "figure")
-        return FileResult(path, "ingested", pages=len(doc.pages), chunks=len(chunks) - figures, figures=figures,
-                          warning=None if chunks else self._empty_reason(doc))
+        return FileResult(path, "ingested", pages=sum(len(d.pages) for d, _, _ in family),
+                          chunks=len(chunks) - figures, figures=figures,
+                          warning=None if chunks else self._empty_reason(doc), attachments=len(family) - 1,
+                          attachment_errors=attachment_errors(doc))
 
     def _empty_reason(self, doc: ParsedDocument) -> str:
         """Why a document that parsed cleanly gave nothing to search (XFA-only forms, blank or tiny pages)."""

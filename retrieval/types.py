@@ -20,6 +20,18 @@ class SearchFilters:
 
 
 @dataclass(frozen=True)
+class ParentLink:
+    """The document another one is attached to (the message a PDF came with), and the page it hangs on."""
+
+    doc_id: str
+    name: str
+    page: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"doc_id": self.doc_id, "doc": self.name, "page": self.page}
+
+
+@dataclass(frozen=True)
 class Hit:
     id: int  # catalog chunk row id (for a page-level hit: the best chunk on that page)
     doc_id: str
@@ -34,6 +46,7 @@ class Hit:
     section: str = ""
     chunk: Chunk | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    attached_to: ParentLink | None = None  # the message this hit's document is attached to
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,4 +61,5 @@ class Hit:
             "retrievers": dict(self.retrievers),
             "figure_path": self.figure_path,
             "section": self.section,
+            "attached_to": self.attached_to.to_json() if self.attached_to else None,
         }

@@ -52,7 +52,7 @@ make_venv() {  # $1 = venv dir, $2 = extras
   touch "$venv/.citeline-$KEY-$extras"
 }
 
-EXTRAS="llm"; [ "$DEV" = 1 ] && EXTRAS="llm,vlm,ui,server,bench,dev"
+EXTRAS="llm"; [ "$DEV" = 1 ] && EXTRAS="llm,vlm,ui,server,bench,msg,dev"
 if [ -n "${CITELINE_VENV_CACHE:-}" ]; then
   mkdir -p "$CITELINE_VENV_CACHE"
   # venvs of older pyproject/setup versions are several GB each: keep only this version's

@@ -225,7 +225,7 @@ def test_cli_chat_reads_questions_from_stdin(kb_dir: Path, capsys: pytest.Captur
 
 def _fake_models(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI opens the KB with its recorded embedder; keep the test KB's fake embedder."""
-    monkeypatch.setattr("assistant.cli_ask.Citeline", lambda kb: sdk(Path(kb)))
+    monkeypatch.setattr("assistant.cli.ask.Citeline", lambda kb: sdk(Path(kb)))
 
 
 @pytest.mark.parametrize("pred, abstained, gold, fmt, expected", [

@@ -365,7 +365,7 @@ def test_http_ask_with_chart_returns_the_spec(kb: Any) -> None:
     pytest.importorskip("uvicorn")
     import httpx
 
-    from assistant.server import create_app
+    from assistant.server.app import create_app
     from tests.test_server import serving
 
     with serving(create_app(kb, api_key=None)) as base:

@@ -121,3 +121,32 @@ def test_flag_mode_never_shows_a_contradicted_sentence():
         "The battery lasts 14 hours [1]. The battery does not last 14 hours [1].", SOURCES)
     assert result.text == "The battery lasts 14 hours [1]."
     assert [c.verdict for c in result.checks] == ["supported", "contradicted"]
+
+
+PAGE_BREAK = [
+    Source(1, "watch.pdf", "w", 24, "text", "If \"--\" is displayed as the resting heart rate reading, the watch could "
+           "not measure it. In this case, ensure that you"),
+    Source(2, "watch.pdf", "w", 25, "text", "measure your resting heart rate in a quiet and relaxed environment when you "
+           "are awake. Measure it right after you wake up."),
+    Source(3, "other.pdf", "o", 25, "text", "measure your resting heart rate in a quiet and relaxed environment when you "
+           "are awake."),
+]
+
+
+@pytest.mark.parametrize("sources, kept", [(PAGE_BREAK[:2], True), (PAGE_BREAK[1::-1], True),
+                                           ([PAGE_BREAK[0], PAGE_BREAK[2]], False)])
+def test_a_sentence_across_a_page_break_is_supported_by_both_pages_of_one_document(sources, kept):
+    claim = ("If \"--\" is displayed as the resting heart rate reading, the user should stay in a quiet and relaxed "
+             "environment when they are awake.")
+    result = Verifier().verify(claim + " [1]", sources, "What should I do if -- is displayed?")
+    assert result.abstained is not kept
+    if kept:
+        assert sorted((c.doc, c.page, c.verified) for c in result.citations) == [("watch.pdf", 24, True),
+                                                                                ("watch.pdf", 25, True)]
+
+
+def test_a_contradiction_across_a_page_break_is_not_verified():
+    claim = ("If \"--\" is displayed as the resting heart rate reading, the user should stay in a quiet and relaxed "
+             "environment when they are asleep.")
+    result = Verifier().verify(claim + " [1]", PAGE_BREAK[:2], "What should I do if -- is displayed?")
+    assert result.abstained and not any(c.verified for c in result.citations)

@@ -25,7 +25,7 @@ pytest.importorskip("uvicorn")
 from assistant.config import Settings  # noqa: E402
 from assistant.jobs import JobQueue  # noqa: E402
 from assistant.sdk import Citeline  # noqa: E402
-from assistant.server import create_app  # noqa: E402
+from assistant.server.app import create_app  # noqa: E402
 from retrieval.fakes import HashEmbedder  # noqa: E402
 from retrieval.lock import WriterLock  # noqa: E402
 from retrieval.settings import KBSettings, default_model_factory  # noqa: E402

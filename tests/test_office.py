@@ -5,6 +5,8 @@ ingest runs), chunked, searched and answered with verified citations to the righ
 from __future__ import annotations
 
 import io
+import json
+import shutil
 import zipfile
 from email.message import EmailMessage
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from assistant.answer import AnswerSettings
 from assistant.config import Settings
 from assistant.sdk import Citeline
+from ingest.attachments import parse_family
 from ingest.chunking import Chunker
 from ingest.errors import CorruptFile, FileError, PasswordRequired, ResourceLimit
 from ingest.formats import SUPPORTED
@@ -183,7 +186,7 @@ def chunks_of(doc: ParsedDocument) -> list[Chunk]:
 
 # -- the file-type lists agree ---------------------------------------------------------------------------------
 def test_every_listed_suffix_has_a_parser_and_every_parser_is_listed():
-    office = {".docx", ".docm", ".xlsx", ".xlsm", ".csv", ".tsv", ".pptx", ".pptm", ".eml", ".mbox", ".epub",
+    office = {".docx", ".docm", ".xlsx", ".xlsm", ".csv", ".tsv", ".pptx", ".pptm", ".eml", ".mbox", ".msg", ".epub",
               ".doc", ".xls", ".ppt", ".odt", ".ods", ".odp", ".rtf"}
     assert office <= SUPPORTED_SUFFIXES
     assert set(SUPPORTED) == set(SUPPORTED_SUFFIXES)  # discovery (CLI, UI uploads, HTTP) = the parser registry
@@ -314,6 +317,76 @@ def test_legacy_files_without_libreoffice_say_what_to_install(tmp_path: Path, mo
         LegacyOfficeParser().parse(str(tmp_path / "old.xls"), SHA, opts(tmp_path))
 
 
+def make_margins_docx(path: Path) -> Path:
+    """Headers and footers per section (python-docx) and a text box (its WordprocessingML, as Word writes the
+    VML form: python-docx cannot add one)."""
+    import docx
+    from docx.enum.section import WD_SECTION
+    from docx.oxml import parse_xml
+
+    d = docx.Document()
+    d.sections[0].header.paragraphs[0].text = "Harbor project, confidential"
+    d.sections[0].footer.paragraphs[0].text = "Issued by the port authority"
+    p = d.add_paragraph("The pier is 300 metres long.")
+    p._p.append(parse_xml(
+        '<w:r xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" xmlns:v="urn:schemas-'
+        'microsoft-com:vml"><w:pict><v:shape><v:textbox><w:txbxContent><w:p><w:r><w:t>Callout: the crane lifts '
+        '40 tonnes.</w:t></w:r></w:p></w:txbxContent></v:textbox></v:shape></w:pict></w:r>'))
+    appendix = d.add_section(WD_SECTION.NEW_PAGE)
+    appendix.header.is_linked_to_previous = False
+    appendix.header.paragraphs[0].text = "Appendix on mooring fees"
+    d.add_paragraph("Mooring costs 12 euros a night.")
+    d.save(str(path))
+    return path
+
+
+def test_docx_headers_footers_and_text_boxes_are_attributed(tmp_path: Path):
+    path = make_margins_docx(tmp_path / "h.docx")
+    doc = DocxParser().parse(str(path), SHA, opts(tmp_path))
+    texts = [(p.number, b.text) for p in doc.pages for b in p.blocks]
+    assert texts[:4] == [(1, "[Header] Harbor project, confidential"), (1, "[Footer] Issued by the port authority"),
+                         (1, "The pier is 300 metres long."), (1, "[Text box] Callout: the crane lifts 40 tonnes.")]
+    assert (1, "[Header] Appendix on mooring fees") in texts  # the second section's own header, once
+    assert sum(1 for _, t in texts if t.startswith("[Header]")) == 2
+    box = next(b for b in doc.pages[0].blocks if b.text.startswith("[Text box]"))
+    assert box.bbox == BBox(0, 0, 0, 0)  # the paragraph it is anchored in
+    assert any("crane lifts 40 tonnes" in c.text for c in chunks_of(doc))
+    if shutil.which("soffice"):  # rendered: the appendix header is printed on page 2, at the top
+        doc = DocxParser().parse(str(path), SHA, opts(tmp_path, render_office=True))
+        header = next(b for p in doc.pages for b in p.blocks if b.text == "[Header] Appendix on mooring fees")
+        page = next(p for p in doc.pages if header in p.blocks)
+        assert page.number == 2 and header.bbox.y1 < 100
+
+
+def test_status_says_which_office_citations_are_page_accurate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]):
+    from assistant.cli import main
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_margins_docx(docs / "plain.docx")
+    with monkeypatch.context() as m:
+        m.setenv("PATH", str(tmp_path / "empty"))  # no LibreOffice in the parser processes
+        _sdk(tmp_path / "kb").ingest(docs)
+    if shutil.which("soffice"):
+        make_margins_docx(docs / "rendered.docx")
+        import docx
+
+        d = docx.Document(str(docs / "rendered.docx"))
+        d.add_paragraph("Rendered copy.")
+        d.save(str(docs / "rendered.docx"))
+        _sdk(tmp_path / "kb").ingest(docs)
+    assert main(["status", "--kb", str(tmp_path / "kb"), "--json"]) == 0
+    office = {d["doc"]: d for d in json.loads(capsys.readouterr().out)["office"]}
+    assert (office["plain.docx"]["citation"], office["plain.docx"]["page_accurate"]) == ("section+paragraph", False)
+    assert main(["status", "--kb", str(tmp_path / "kb")]) == 0
+    text = capsys.readouterr().out
+    assert "plain.docx: section + paragraph only (LibreOffice was not installed at ingest" in text
+    if shutil.which("soffice"):
+        assert (office["rendered.docx"]["citation"], office["rendered.docx"]["page_accurate"]) == ("page+box", True)
+        assert "rendered.docx: page + box (rendered by LibreOffice)" in text
+
+
 def _render(path: Path) -> bytes:
     from ingest.office_render import render_pdf
 
@@ -442,7 +515,7 @@ def test_pptx_slides_title_body_table_notes_and_picture(tmp_path: Path):
 
 
 # -- mail ----------------------------------------------------------------------------------------------------
-def test_eml_headers_body_and_attachments_as_their_own_pages(tmp_path: Path):
+def test_eml_headers_body_and_attachments_as_documents_of_their_own(tmp_path: Path):
     make_docx(tmp_path / "report.docx")
     make_xlsx(tmp_path / "budget.xlsx")
     path = make_eml(tmp_path / "m.eml", [
@@ -454,22 +527,27 @@ def test_eml_headers_body_and_attachments_as_their_own_pages(tmp_path: Path):
         ("tool.exe", b"MZ\x90\x00", "application/octet-stream"),
         ("broken.docx", b"PK\x03\x04 not really a zip", "application/octet-stream"),
     ])
-    doc = MailParser().parse(str(path), SHA, opts(tmp_path))
-    assert (doc.kind, doc.title) == ("mail", "Warehouse inspection results")
+    doc = MailParser().parse(str(path), SHA, opts(tmp_path))  # no staging folder: attachments listed, not saved
+    assert (doc.kind, doc.title, len(doc.pages)) == ("mail", "Warehouse inspection results", 1)
     assert doc.metadata["from"] == "Priya Natarajan <priya@example.org>" and doc.metadata["to"].startswith("Board")
-    assert doc.metadata["attachments"] == ("report.docx (pages 2-3); budget.xlsx (pages 4-5); "
-                                           "photo.png (pages 6-6)")
-    errors = doc.metadata["attachment_errors"]
-    assert "tool.exe: not a type Citeline reads" in errors and "broken.docx" in errors
-    chunks = chunks_of(doc)
-    body = next(c for c in chunks if "inspection went well" in c.text)
+    assert [a.name for a in doc.attachments] == ["report.docx", "budget.xlsx", "photo.png", "broken.docx"]
+    assert "tool.exe: not a type Citeline reads" in doc.metadata["attachment_errors"]
+    family = parse_family(str(path), SHA, opts(tmp_path))
+    mail = family.document
+    assert mail.metadata["attachments"] == "report.docx; budget.xlsx; photo.png"
+    assert "broken.docx: not a readable" in mail.metadata["attachment_errors"]
+    report, budget, photo = family.attachments
+    assert mail.metadata["attachment_ids"] == "; ".join(d.doc_id for d in family.attachments)
+    assert {d.metadata["parent"] for d in family.attachments} == {mail.doc_id}
+    body = next(c for c in chunks_of(mail) if "inspection went well" in c.text)
     assert (body.page, body.section) == (1, "Warehouse inspection results")
-    table = next(c for c in chunks if "Model K7" in c.text)
-    assert (table.page, table.section) == (2, "Attachment report.docx › Results › Costs")
-    cell = next(c for c in chunks if "XK-42" in c.text)
-    assert (cell.page, cell.section) == (5, "Attachment budget.xlsx › Codes!A1:B3")
-    fig = doc.pages[5].figures[0]
-    assert fig.image_path.startswith(doc.doc_id + "/") and (tmp_path / "assets" / fig.image_path).is_file()
+    table = next(c for c in chunks_of(report) if "Model K7" in c.text)
+    assert (table.page, table.section) == (1, "Results › Costs")  # its own pages, as if it had been a file
+    cell = next(c for c in chunks_of(budget) if "XK-42" in c.text)
+    assert (cell.page, cell.section) == (2, "Codes!A1:B3")
+    fig = photo.pages[0].figures[0]
+    assert fig.image_path.startswith(f"{mail.doc_id}/attachments/{photo.doc_id}/")
+    assert (tmp_path / "assets" / fig.image_path).is_file()
 
 
 def test_mbox_holds_each_message_and_a_forwarded_message_nests(tmp_path: Path):
@@ -487,12 +565,13 @@ def test_mbox_holds_each_message_and_a_forwarded_message_nests(tmp_path: Path):
     second.set_content("The office closes on 24 December.")
     box.add(second)
     box.close()
-    doc = MailParser().parse(str(tmp_path / "archive.mbox"), SHA, opts(tmp_path))
-    assert doc.metadata["messages"] == "2"
-    sections = [p.section for p in doc.pages]
-    assert sections[0] == "Fwd: alarm" and sections[-1] == "Holiday rota"
-    code = next(c for c in chunks_of(doc) if "7731" in c.text)
-    assert code.section.startswith("Attachment inner.eml › ") and "notes.txt" in code.section
+    family = parse_family(str(tmp_path / "archive.mbox"), SHA, opts(tmp_path))
+    assert family.document.metadata["messages"] == "2"
+    assert [p.section for p in family.document.pages] == ["Fwd: alarm", "Holiday rota"]
+    forwarded, notes = family.attachments
+    assert forwarded.kind == "mail" and forwarded.metadata["parent"] == family.document.doc_id
+    assert notes.metadata["parent"] == forwarded.doc_id and notes.metadata["attachment_path"] == "inner.eml › notes.txt"
+    assert any("7731" in c.text for c in chunks_of(notes))
 
 
 # -- EPUB ----------------------------------------------------------------------------------------------------
@@ -632,8 +711,8 @@ CASES = [
     ("What uptime did the Model K7 sensor have in Oslo?", "trial.docx", 1, "Results › Costs", "99.2%"),
     ("Where is the launch party held?", "launch.pptx", 1, "Launch plan (speaker notes)", "rooftop terrace"),
     ("Which door code opens the cold lab?", "budget.xlsx", 2, "Codes!A1:B3", "XK-42"),
-    ("At what temperature is the walk-in freezer kept?", "inspection.eml", 2,
-     "Attachment memo.docx › Cold storage memo", "minus 22 degrees"),
+    ("At what temperature is the walk-in freezer kept?", "inspection.eml › memo.docx", 1, "Cold storage memo",
+     "minus 22 degrees"),
 ]
 
 
@@ -671,6 +750,25 @@ def test_the_ui_source_panel_shows_a_cited_cell_range_as_a_table(mixed_kb: Path)
     assert cards and "verified" in cards[0].label
     tables = [m.value for m in cards[0].markdown if m.value.startswith("| Room | Door code |")]
     assert tables == ["| Room | Door code |\n|---|---|\n| Cold lab | XK-42 |\n| Server room | QZ-17 |"]
+
+
+def test_the_ui_source_panel_says_which_message_an_attachment_came_with(mixed_kb: Path):
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+    from ui.state import UIConfig
+
+    at = AppTest.from_file(str(ROOT / "ui" / "app.py"), default_timeout=60)
+    at.session_state["base_config"] = UIConfig(kb_dir=str(mixed_kb), text_model="fake", image_model="fake",
+                                               model="extractive")
+    at.run()
+    at.chat_input[0].set_value("At what temperature is the walk-in freezer kept?")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    cards = [e for e in at.expander if e.label.startswith("[1] inspection.eml › memo.docx · page 1")]
+    assert cards and "verified" in cards[0].label, [e.label for e in at.expander]
+    assert any("attached to inspection.eml" in c.value for c in cards[0].caption)
 
 
 def test_re_ingesting_office_files_is_incremental(mixed_kb: Path):

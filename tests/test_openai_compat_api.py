@@ -25,7 +25,7 @@ pytest.importorskip("uvicorn")
 from assistant.config import Settings  # noqa: E402
 from assistant.generators.fake import ScriptedGenerator  # noqa: E402
 from assistant.sdk import Citeline  # noqa: E402
-from assistant.server import create_app  # noqa: E402
+from assistant.server.app import create_app  # noqa: E402
 from assistant.types import ABSTAIN_TEXT  # noqa: E402
 from retrieval.settings import KBSettings  # noqa: E402
 from tests.conftest import ROOT, make_pdf  # noqa: E402
@@ -303,7 +303,7 @@ def test_citeline_serve_subprocess_with_the_openai_client_and_a_job(tmp_path: Pa
 
 
 def test_a_body_over_the_limit_is_413_in_openai_shape(sdk: Citeline):
-    from assistant.server import ServerLimits
+    from assistant.server.app import ServerLimits
 
     app = create_app(sdk, api_key=None, limits=ServerLimits(max_request_bytes=2000))
     with (serving(app) as url, openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0) as small,

@@ -72,7 +72,7 @@ def test_readme_openai_client_example_runs_against_citeline_serve(tmp_path: Path
     pytest.importorskip("openai")
     from assistant.config import Settings
     from assistant.sdk import Citeline
-    from assistant.server import create_app
+    from assistant.server.app import create_app
     from retrieval.settings import KBSettings
     from tests.test_server import serving
 

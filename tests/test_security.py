@@ -36,7 +36,7 @@ from assistant.errors import EndpointBusy, EndpointError, EndpointTimeout  # noq
 from assistant.generators import build_generator  # noqa: E402
 from assistant.prompting import build_messages  # noqa: E402
 from assistant.sdk import Citeline  # noqa: E402
-from assistant.server import create_app  # noqa: E402
+from assistant.server.app import create_app  # noqa: E402
 from assistant.types import Source  # noqa: E402
 from retrieval.settings import KBSettings  # noqa: E402
 from tests.conftest import ROOT, SHARED_DATA  # noqa: E402
@@ -447,3 +447,17 @@ def test_a_real_citeline_serve_with_a_key(answer_kb: Path, endpoint: str, tmp_pa
         proc.wait(timeout=30)
     assert "Traceback" not in log.read_text(errors="replace")
 
+
+
+def test_cli_chat_goes_on_after_an_endpoint_failure(answer_kb: Path, endpoint: str):
+    """One failed turn is one error line; the next question in the same session is answered."""
+    env = {**os.environ, "CITELINE_API_TIMEOUT": "1", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "assistant.cli", "chat", "--kb", str(answer_kb), "--model",
+               f"openai:scripted@{endpoint}"]
+    questions = "How long does the Aurora battery last? mode=broken\nHow long does the Aurora battery last? mode=ok\n"
+    done = subprocess.run(command, cwd=ROOT, env=env, input=questions, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    (line,) = [ln for ln in done.stderr.splitlines() if ln.startswith("citeline: error:")]
+    assert FAILURES["broken"][1] in line
+    assert "14 hours" in done.stdout

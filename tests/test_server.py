@@ -26,7 +26,7 @@ uvicorn = pytest.importorskip("uvicorn")
 
 from assistant.config import Settings  # noqa: E402
 from assistant.sdk import Citeline  # noqa: E402
-from assistant.server import ServerLimits, create_app, safe_upload_name  # noqa: E402
+from assistant.server.app import ServerLimits, create_app, safe_upload_name  # noqa: E402
 from retrieval.lock import WriterLock  # noqa: E402
 from retrieval.settings import KBSettings  # noqa: E402
 from tests.conftest import ROOT, make_pdf  # noqa: E402

@@ -58,7 +58,7 @@ def streamlit_command(args: argparse.Namespace) -> list[str]:
 
 def exposure(host: str, port: int, password: str | None, allow_remote: bool) -> tuple[bool, str | None]:
     """Whether to start on `host`, and what to tell the user first (the refusal, or the risk taken)."""
-    from assistant.cli_serve import is_loopback
+    from assistant.cli.serve import is_loopback
 
     if is_loopback(host) or password:
         return True, None
@@ -82,7 +82,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         print("citeline: error: the UI needs Streamlit: pip install 'citeline[ui]'", file=sys.stderr)
         return 2
     command = streamlit_command(args)
-    from assistant.cli_serve import is_loopback
+    from assistant.cli.serve import is_loopback
 
     if not is_loopback(args.host):
         os.environ[REMOTE_ENV] = "1"

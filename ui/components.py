@@ -147,6 +147,8 @@ def source_body(sdk: Citeline, s: Source, quote: str, bbox: Any, key: str) -> No
     if left is not None and thumb is not None:
         left.image(thumb, width="stretch")
     with right:
+        if s.attached_to is not None:
+            st.caption(render.attached_caption(s.attached_to))
         _quote(quote)
         table = render.table_markdown(s.text) if s.kind == "table" else None
         if table:  # a table (a sheet's cell range included) reads as a table
@@ -191,7 +193,8 @@ def hit_sources(sdk: Citeline, index: int, hits: list[Any], chosen: int | None) 
         with st.expander(title, expanded=n == (chosen or 1)):
             st.caption("Found by: " + render.retrievers_label(hit.retrievers))
             source = Source(n, hit.doc_name, hit.doc_id, hit.page, hit.kind, hit.text, hit.score,
-                            tuple(hit.bbox.as_list()) if hit.bbox else None, None, hit.id, hit.figure_path)
+                            tuple(hit.bbox.as_list()) if hit.bbox else None, None, hit.id, hit.figure_path,
+                            hit.attached_to)
             source_body(sdk, source, hit.text, source.bbox, f"hit-{index}-{n}")
 
 

@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw, ImageOps
 from assistant.types import Answer, Citation, ClaimCheck, PageImage, Source
 from ingest.formats import IMAGE_SUFFIXES
 from ingest.types import BoxTuple
+from retrieval.types import ParentLink
 
 HIGHLIGHT = (255, 176, 0)  # amber: visible on white paper and on most figures
 PAGE_EDGE = (170, 170, 170)
@@ -221,6 +222,12 @@ def table_markdown(text: str) -> str | None:
     if len(rows) < 2 or not set(rows[1].replace("|", "")) <= set("-: "):
         return None
     return "\n".join(rows)
+
+
+def attached_caption(parent: ParentLink) -> str:
+    """Where an attachment came from: `attached to message.eml` (and which message of an mbox)."""
+    where = f" (message {parent.page})" if parent.page > 1 else ""
+    return f":material/attach_file: attached to {parent.name}{where}"
 
 
 def retrievers_label(retrievers: dict[str, int]) -> str:

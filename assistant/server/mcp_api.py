@@ -268,7 +268,7 @@ def mount_mcp(app: Any, sdk: Citeline, *, api_key: str | None, lock: AbstractCon
     from starlette.routing import Route
 
     mcp = build_mcp(sdk, settings or McpSettings(allow_ingest=False), lock)
-    # Without a key the server is on loopback (cli_serve refuses otherwise): refuse other Host headers, as the
+    # Without a key the server is on loopback (`citeline serve` refuses otherwise): refuse other Host headers, as the
     # SDK does, against DNS rebinding. With a key, the key is the guard and any host name may reach it.
     security = None if api_key else TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"],

@@ -1,8 +1,9 @@
 """`citeline`: a thin command line over the SDK. Progress goes to stderr, results to stdout, --json for machines.
 
 Exit codes: 0 success; 1 some files failed (ingest) or nothing found; 2 usage or KB error; 130 interrupted.
-Sub-commands live in small modules that each `register()` their parsers; `eval` and `ui` are found by name
-so that nothing in the stages below imports them.
+Sub-commands live in this package's small modules (`kb`, `ask`, `models`, `search`, `serve`, `check`, `mcp`;
+`watch` and `progress` serve `ingest`), each `register()`ing its parsers; `eval` and `ui` are found by name
+so that nothing in the stages below imports them. `python -m assistant.cli` runs `main`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from collections.abc import Sequence
 
 from ingest.errors import CitelineError
 
-CORE_MODULES = ("assistant.cli_kb", "assistant.cli_ask", "assistant.cli_search", "assistant.cli_serve",
-                "assistant.cli_check", "assistant.cli_mcp", "assistant.cli_migrate")
+CORE_MODULES = ("assistant.cli.kb", "assistant.cli.ask", "assistant.cli.models", "assistant.cli.search",
+                "assistant.cli.serve", "assistant.cli.check", "assistant.cli.mcp", "assistant.cli.migrate")
 EDGE_MODULES = ("eval.cli", "ui.cli")  # optional edges, discovered by module name
 
 
@@ -75,7 +76,3 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="text embedder: minilm-q8 (offline default), minilm-int8, minilm, mpnet, st:NAME_OR_PATH, fake")
     parser.add_argument("--image-model", default=None,
                         help="image embedder: tagger (offline default), clip:ARCH:TAG_OR_PATH, none, fake")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

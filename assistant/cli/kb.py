@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.cli import add_kb_argument, add_model_arguments
-from assistant.progress import ProgressBar
+from assistant.cli.progress import ProgressBar
 from assistant.sdk import Citeline
 from ingest.isolation import Limits
 
@@ -32,6 +32,8 @@ def register(sub: Any) -> None:
                    help="address-space bound of each parser process, in MiB (default 3072)")
     p.add_argument("--max-file-mb", type=_positive, default=None, metavar="MB",
                    help="skip files larger than this, in MiB (default 1024)")
+    p.add_argument("--engine", type=_engine, default=None, metavar="ENGINE",
+                   help="where files are parsed and embedded: local (default) or ray://HOST:PORT (a Ray cluster)")
     p.add_argument("--json", action="store_true", help="print one JSON report on stdout (with --watch: one JSON event a line)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--watch", action="store_true",
@@ -79,6 +81,16 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def _engine(text: str) -> str:
+    from retrieval.ingest_engine import build_engine
+
+    try:
+        build_engine(text)  # checks the spec only: nothing connects before the ingest starts
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _positive(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -105,13 +117,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     kb = sdk.settings.kb
     kb = replace(kb, ocr=kb.ocr and not args.no_ocr, limits=limits_from_args(args, kb.limits))
     sdk.settings = replace(sdk.settings, kb=kb)
-    if args.watch:  # assistant.watch: an initial sync, then batches on file-system events until Ctrl-C
-        from assistant.watch import WatchSettings, watch
+    if args.watch and args.engine not in (None, "local"):
+        print("citeline: --watch ingests locally; drop --engine", file=sys.stderr)
+        return 2
+    if args.watch:  # assistant.cli.watch: an initial sync, then batches on file-system events until Ctrl-C
+        from assistant.cli.watch import WatchSettings, watch
 
         settings = WatchSettings(settle_s=args.settle, max_wait_s=max(60.0, args.settle), prune=args.prune)
         return watch(sdk, args.paths, settings, as_json=args.json, passwords=read_passwords(args))
     progress = None if args.quiet else ProgressBar(sys.stderr)
-    sdk.ingest(*args.paths, passwords=read_passwords(args), prune=args.prune, progress=progress)
+    sdk.ingest(*args.paths, passwords=read_passwords(args), prune=args.prune, progress=progress, engine=args.engine)
     report = sdk.last_report
     assert report is not None
     if args.json:
@@ -131,6 +146,8 @@ def _print_ingest_table(data: dict[str, Any]) -> None:
                 print(f"{'':<9} error: {f['error']}")
             if f.get("warning"):
                 print(f"{'':<9} warning: {f['warning']}")
+            for bad in f.get("attachment_errors") or ():
+                print(f"{'':<9} attachment not read: {bad}")
     t = data["totals"]
     print(f"\n{t['ingested']} ingested, {t['unchanged']} unchanged, {t['failed']} failed, {t['skipped']} skipped"
           f" ({t['pages']} pages, {t['chunks']} chunks, {t['figures']} figures, {t['pruned']} pruned)"
@@ -148,6 +165,10 @@ def cmd_status(args: argparse.Namespace) -> int:
           f"{c['figures']} figures")
     for name, info in status["spaces"].items():
         print(f"  {name} index: {info['model']} ({info['dimension']}-d), {info['vectors']} vectors")
+    if status.get("office"):
+        print("  Office documents are cited to:")
+        for d in status["office"]:
+            print(f"    {d['doc']}: {d['label']}")
     if status["failed"]:
         print(f"  {len(status['failed'])} failed files:")
         for f in status["failed"]:

@@ -281,7 +281,8 @@ class Watcher:
         if result.status == "ingested":
             counts["ingested"] += 1
             self.events.emit("ingested", path=result.path, pages=result.pages, chunks=result.chunks,
-                             figures=result.figures, warning=result.warning, batch=batch)
+                             figures=result.figures, warning=result.warning, batch=batch,
+                             **({"attachment_errors": list(result.attachment_errors)} if result.attachment_errors else {}))
         elif result.status == "failed":
             counts["failed"] += 1
             self.events.emit("failed", path=result.path, error=result.error, batch=batch)

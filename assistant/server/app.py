@@ -11,9 +11,10 @@ documents/{doc_id} or documents?path=... (relative to the uploads folder; only u
 from disk), POST search, POST ask (JSON with an optional base64 `image_b64` the question is about; the answer
 as JSON, or Server-Sent Events `sources`, `token`, `answer` with `"stream": true`), GET assets/{path};
 OpenAI-compatible GET models and POST chat/completions
-(`assistant.server_openai`). With a key, GET /openapi.json needs it too and /docs is off.
+(`assistant.server.openai_api`). With a key, GET /openapi.json needs it too and /docs is off.
 A failing model endpoint answers 502, a rate-limited one 503 with Retry-After, a timed-out one 504.
-Request bodies, uploads, SSE and errors: `assistant.server_http`.
+Request bodies: `assistant.server.bodies`; uploads and paths: `.files`; SSE: `.sse`; auth, size limit and
+errors: `.http`.
 
 Concurrency: the SDK object and its generator are not thread-safe, so reads (status, documents, search, ask)
 run one at a time. Writes (ingest, remove) go through a sibling SDK object sharing the same models, so an
@@ -38,33 +39,32 @@ from retrieval.lock import WriterLock
 try:
     from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
     from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
-except ModuleNotFoundError as exc:  # the server is an optional edge
+except ModuleNotFoundError as exc:  # the server is an optional edge (the one guard: its modules load through here)
     raise MissingDependency("the HTTP server (fastapi, uvicorn)", "pip install 'citeline[server]'") from exc
 
-from assistant.server_http import (
+from assistant.server.bodies import (
     ASK_RESPONSES,
-    ASSET_TYPES,
-    SSE_HEADERS,
     UPLOAD_SCHEMA,
     AskIn,
-    BodyLimit,
     IngestIn,
     SearchIn,
     ServerLimits,
-    add_error_handlers,
     allowed_model,
     answer_options,
+)
+from assistant.server.files import (
+    ASSET_TYPES,
     asset_file,
-    bearer_check,
     check_uploads,
     ingest_path,
     query_image_file,
     safe_upload_name,
     save_upload,
-    sse_stream,
     unlink_upload,
     upload_path,
 )
+from assistant.server.http import BodyLimit, add_error_handlers, bearer_check
+from assistant.server.sse import SSE_HEADERS, sse_stream
 
 if TYPE_CHECKING:
     from assistant.chat import ChatSession
@@ -79,7 +79,7 @@ def create_app(sdk: Citeline, *, api_key: str | None, limits: ServerLimits | Non
                ingest_roots: Sequence[str | Path] = ()) -> FastAPI:
     """A FastAPI app over `sdk`. With `api_key`, every /v1 route needs `Authorization: Bearer <api_key>`.
     `ingest_roots`: server folders that POST /v1/ingest may name by path (besides the uploads folder)."""
-    from assistant.server_openai import OpenAIApi
+    from assistant.server.openai_api import OpenAIApi
 
     limits = limits or ServerLimits()
     api = _Api(sdk, limits, tuple(Path(r) for r in ingest_roots))
@@ -97,8 +97,8 @@ def create_app(sdk: Citeline, *, api_key: str | None, limits: ServerLimits | Non
                           dependencies=[Depends(auth)])
     app.include_router(api.router(auth))
     app.include_router(OpenAIApi(sdk, api.read_lock, limits).router(auth))
-    try:  # MCP over streamable HTTP at /mcp: same key, same read lock (assistant.mcp_server)
-        from assistant.mcp_server import mount_mcp
+    try:  # MCP over streamable HTTP at /mcp: same key, same read lock (assistant.server.mcp_api)
+        from assistant.server.mcp_api import mount_mcp
     except MissingDependency:
         pass
     else:
@@ -152,7 +152,10 @@ class _Api:
 
     def documents(self) -> dict[str, Any]:
         with self.read_lock:
-            return {"documents": [asdict(row) for row in self.sdk.documents()]}
+            rows = self.sdk.documents()
+            links = self.sdk.attachment_links([row.doc_id for row in rows if not row.paths])
+            return {"documents": [{**asdict(row), "attached_to": links[row.doc_id].to_json() if row.doc_id in links
+                                   else None} for row in rows]}
 
     def search(self, body: SearchIn) -> dict[str, Any]:
         with query_image_file(body.image_b64, self.limits.max_image_bytes) as image, self.read_lock:
@@ -247,6 +250,9 @@ class _Api:
             rows = [row for row in self.sdk.documents() if row.doc_id == doc_id]
         if not rows:
             raise HTTPException(404, f"no document with id {doc_id!r} (GET /v1/documents lists them)")
+        if not rows[0].paths and (parent := self.sdk.attached_to(doc_id)) is not None:
+            raise HTTPException(409, f"{rows[0].name} is an attachment of {parent.name}; nothing was removed: "
+                                f"remove the message (DELETE /v1/documents/{parent.doc_id}) to remove its attachments")
         moved = [p for p in rows[0].paths if Path(p).resolve() != Path(p)]
         if moved:  # removal resolves paths: through a link now standing there it would forget another file
             raise HTTPException(409, f"{moved[0]} has been replaced by a link since it was ingested; nothing was "

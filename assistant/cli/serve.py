@@ -33,7 +33,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"citeline: error: refusing to serve on {args.host} without an API key: set {API_KEY_ENV} "
               "(clients then send `Authorization: Bearer <key>`), or serve on 127.0.0.1", file=sys.stderr)
         return 2
-    from assistant.server import create_app
+    from assistant.server.app import create_app
 
     uvicorn = _uvicorn()
     sdk = _sdk(args)

@@ -60,7 +60,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
     keys = ("doc", "page", "bbox", "kind", "text", "score", "retrievers")
     out = {k: full[k] for k in keys}
     out["kind"] = "figure" if hit.kind == "figure" else "page" if hit.kind == "page" else "text"
-    out.update({k: full[k] for k in ("doc_id", "figure_path", "section") if full.get(k)})
+    out.update({k: full[k] for k in ("doc_id", "figure_path", "section", "attached_to") if full.get(k)})
     return out
 
 

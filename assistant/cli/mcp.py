@@ -1,4 +1,4 @@
-"""`citeline mcp --kb DIR [--model M] [--allow-ingest]`: the MCP server (assistant.mcp_server) on stdio, for an
+"""`citeline mcp --kb DIR [--model M] [--allow-ingest]`: the MCP server (assistant.server.mcp_api) on stdio, for an
 agent host's config. stdout carries the protocol, so everything else goes to stderr."""
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ def register(sub: Any) -> None:
 
 def cmd_mcp(args: argparse.Namespace) -> int:
     from assistant.config import Settings
-    from assistant.mcp_server import McpSettings, build_mcp
     from assistant.sdk import Citeline
+    from assistant.server.mcp_api import McpSettings, build_mcp
 
     settings = Settings.from_env(args.kb)
     if args.model:

@@ -1,0 +1,49 @@
+"""How precisely each Office document is cited, as its parser recorded it (`metadata["citation"]`): a Word file
+rendered by LibreOffice at ingest is cited to a page and box; without LibreOffice, to a section and paragraph
+only. `citeline status` lists it per document, so a user knows which citations are page-accurate."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import asdict, dataclass
+from typing import Any
+
+OFFICE_KINDS = ("docx", "pptx", "sheet", "epub")
+_LABELS = {
+    "page+box": "page + box (rendered by LibreOffice)",
+    "section+paragraph": "section + paragraph only (LibreOffice was not installed at ingest: install it and "
+                         "re-ingest for page-accurate citations)",
+    "slide+box": "slide + shape box",
+    "sheet!cells": "sheet + cell range",
+    "chapter+paragraph": "chapter + paragraph",
+}
+
+
+@dataclass(frozen=True)
+class DocCitation:
+    doc: str
+    doc_id: str
+    kind: str
+    citation: str  # page+box | section+paragraph | slide+box | sheet!cells | chapter+paragraph
+    page_accurate: bool  # a citation names the page (or slide, or cells) as printed, not only a section
+    thumbnails: bool  # page or slide images were rendered (LibreOffice)
+
+    @property
+    def label(self) -> str:
+        return _LABELS.get(self.citation, self.citation) + (" with thumbnails" if self.kind == "pptx" and
+                                                            self.thumbnails else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "label": self.label}
+
+
+def office_citations(db: sqlite3.Connection | None) -> list[DocCitation]:
+    if db is None:  # a server KB: not recorded yet
+        return []
+    marks = ",".join("?" * len(OFFICE_KINDS))
+    rows = db.execute(
+        "SELECT name, doc_id, kind, COALESCE(json_extract(metadata, '$.citation'), ''),"
+        " json_extract(metadata, '$.pagination') = 'libreoffice' OR json_extract(metadata, '$.thumbnails') IS NOT NULL"
+        f" FROM documents WHERE kind IN ({marks}) ORDER BY name", OFFICE_KINDS)
+    return [DocCitation(name, doc_id, kind, cite, cite in ("page+box", "slide+box", "sheet!cells"), bool(thumbs))
+            for name, doc_id, kind, cite, thumbs in rows]
