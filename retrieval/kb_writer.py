@@ -9,7 +9,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ from ingest.errors import FileError, FileVanished
 from ingest.hashing import file_sha256
 from ingest.isolation import IsolatedParser
 from ingest.parser_pool import ParseJob, ParseOutcome, ParserPool
-from ingest.protocols import ParseOptions
 from ingest.types import Chunk, FileResult, ParsedDocument, doc_id_for
 from retrieval import faults
 from retrieval.catalog import Catalog
@@ -197,8 +196,8 @@ class KBWriter:
     def _parsed(self, todo: list[ParseJob]) -> Iterator[ParseOutcome]:
         """Parse in worker processes (`limits.workers`) while earlier files are embedded here."""
         settings = self.kb.settings
-        options = ParseOptions(assets_dir=str(self.kb.assets_dir), passwords=self.passwords, ocr=settings.ocr,
-                               ocr_language=settings.ocr_language)
+        options = replace(settings.parse, assets_dir=str(self.kb.assets_dir), passwords=self.passwords,
+                          ocr=settings.ocr, ocr_language=settings.ocr_language)
         pool = ParserPool(self.parser, settings.limits, self._workers, self.PARSE_AHEAD)
         return pool.parse(todo, options)
 
