@@ -28,8 +28,7 @@ from assistant.sdk import Citeline  # noqa: E402
 from assistant.server.app import create_app  # noqa: E402
 from assistant.types import ABSTAIN_TEXT  # noqa: E402
 from retrieval.settings import KBSettings  # noqa: E402
-from tests.conftest import ROOT, make_pdf  # noqa: E402
-from tests.test_server import _free_port, serving  # noqa: E402
+from tests.conftest import ROOT, free_port, make_pdf, serving  # noqa: E402
 
 KEY = "openai-compat-key"
 FAKE_KB = KBSettings(text_model="fake", image_model="fake", tag_images=False)
@@ -53,9 +52,8 @@ def sdk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Citeline]:
 
 
 @pytest.fixture(scope="module")
-def base(sdk: Citeline) -> Iterator[str]:
-    with serving(create_app(sdk, api_key=KEY)) as url:
-        yield url
+def served_key() -> str:
+    return KEY
 
 
 @pytest.fixture(scope="module")
@@ -260,7 +258,7 @@ def test_citeline_serve_subprocess_with_the_openai_client_and_a_job(tmp_path: Pa
     make_pdf(docs / "aurora.pdf", AURORA)
     make_pdf(more / "cirrus.pdf", ["The Cirrus K1 battery lasts 21 hours of continuous playback."])
     Citeline(kb, settings=Settings(kb_dir=kb, kb=FAKE_KB, model="extractive")).ingest(docs).close()
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "CITELINE_SERVER_KEY": KEY, "PYTHONPATH": str(ROOT)}
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--kb", str(kb), "--port", str(port),
