@@ -21,7 +21,7 @@ from typing import Any
 
 from ingest.errors import CorruptFile, FileError, ResourceLimit
 from ingest.formats import MAIL_SUFFIXES
-from ingest.protocols import ParseOptions
+from ingest.protocols import ParseOptions, ParserLookup
 from ingest.textfiles import html_blocks, plain_blocks
 from ingest.types import BBox, Block, Page, ParsedDocument, doc_id_for
 
@@ -33,6 +33,9 @@ _HEADERS = ("From", "To", "Cc", "Date", "Subject")
 
 class MailParser:
     suffixes: tuple[str, ...] = MAIL_SUFFIXES
+
+    def __init__(self, parsers: ParserLookup) -> None:
+        self.parsers = parsers  # reads the attachments
 
     def parse(self, path: str, sha256: str, options: ParseOptions) -> ParsedDocument:
         if os.path.getsize(path) > MAX_MESSAGE_BYTES * 10:
@@ -47,7 +50,7 @@ class MailParser:
             message = email.message_from_binary_file(fh, policy=email.policy.default)
         if not message.keys():
             raise CorruptFile(f"{path}: no mail headers found; not an RFC 822 message")
-        pages, meta = message_pages(message, doc_id, options, first=1, depth=0)
+        pages, meta = message_pages(message, doc_id, options, first=1, depth=0, parsers=self.parsers)
         meta.update({k.lower(): _header(message, k) for k in _HEADERS if _header(message, k)})
         return ParsedDocument(path=path, sha256=sha256, kind="mail", pages=tuple(pages),
                               title=_header(message, "Subject") or os.path.basename(path),
@@ -66,7 +69,8 @@ class MailParser:
             for i, message in enumerate(box):
                 if len(pages) >= options.max_pages:
                     raise ResourceLimit(f"{path}: more than {options.max_pages} pages of mail (max_pages)")
-                got, sub = message_pages(message, doc_id, options, first=len(pages) + 1, depth=0, prefix=f"m{i}")
+                got, sub = message_pages(message, doc_id, options, first=len(pages) + 1, depth=0, prefix=f"m{i}",
+                                         parsers=self.parsers)
                 pages += got
                 for k, v in sub.items():
                     meta[k] = f"{meta[k]}; {v}" if k in meta else v
@@ -80,7 +84,7 @@ class MailParser:
 
 
 def message_pages(message: Any, doc_id: str, options: ParseOptions, first: int, depth: int,
-                  prefix: str = "m") -> tuple[list[Page], dict[str, str]]:
+                  prefix: str = "m", *, parsers: ParserLookup) -> tuple[list[Page], dict[str, str]]:
     """The message's own page, then its attachments' pages, numbered from `first`."""
     subject = _header(message, "Subject") or "(no subject)"
     header_text = "\n".join(f"{k}: {_header(message, k)}" for k in _HEADERS if _header(message, k))
@@ -94,7 +98,8 @@ def message_pages(message: Any, doc_id: str, options: ParseOptions, first: int, 
     for k, part in enumerate(_attachments(message)):
         name = _safe_name(part.get_filename() or f"attachment-{k + 1}", part)
         try:
-            got = _attachment_pages(part, name, doc_id, options, first + len(pages), depth, f"{prefix}a{k + 1}")
+            got = _attachment_pages(part, name, doc_id, options, first + len(pages), depth, f"{prefix}a{k + 1}",
+                                    parsers)
         except FileError as exc:
             errors.append(f"{name}: {str(exc).split(': ', 1)[-1]}")
             continue
@@ -110,15 +115,14 @@ def message_pages(message: Any, doc_id: str, options: ParseOptions, first: int, 
 
 
 def _attachment_pages(part: Any, name: str, doc_id: str, options: ParseOptions, first: int, depth: int,
-                      tag: str) -> list[Page]:
-    from ingest.parsers import parser_for
-
+                      tag: str, parsers: ParserLookup) -> list[Page]:
     if depth >= MAX_DEPTH:
         raise ResourceLimit(f"{name}: attachments nested deeper than {MAX_DEPTH} levels are not read")
     if part.get_content_type() == "message/rfc822" or name.lower().endswith(".eml"):
-        pages, _ = message_pages(_inner_message(part, name), doc_id, options, first, depth + 1, prefix=tag)
+        pages, _ = message_pages(_inner_message(part, name), doc_id, options, first, depth + 1, prefix=tag,
+                                 parsers=parsers)
         return [_prefixed(p, name, p.number) for p in pages]
-    parser = parser_for(name)
+    parser = parsers(name)
     if parser is None:
         raise FileError(f"{name}: not a type Citeline reads; skipped")
     data = part.get_payload(decode=True) or b""
