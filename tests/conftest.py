@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -62,6 +64,35 @@ def serving(app: Any) -> Iterator[str]:
         thread.join(timeout=10)
         sock.close()
         assert not thread.is_alive(), "the server did not stop"
+
+
+@contextmanager
+def citeline_serve(args: list[str], env: dict[str, str], log: Path) -> Iterator[str]:
+    """`citeline serve ARGS` as a subprocess on a free loopback port (output to `log`), once /health answers
+    (at most ~30 s); always stopped."""
+    import httpx
+
+    port = free_port()
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", *args, "--port", str(port)],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(150):  # at most ~30 s
+                try:
+                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    assert proc.poll() is None, log.read_text()
+                    time.sleep(0.2)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,6 @@ import http.client
 import io
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +25,7 @@ from assistant.sdk import Citeline  # noqa: E402
 from assistant.server.app import ServerLimits, create_app, safe_upload_name  # noqa: E402
 from retrieval.lock import WriterLock  # noqa: E402
 from retrieval.settings import KBSettings  # noqa: E402
-from tests.conftest import ROOT, free_port, make_pdf, serving  # noqa: E402
+from tests.conftest import ROOT, citeline_serve, make_pdf, serving  # noqa: E402
 
 PAGES = [
     "The Aurora X2 battery lasts 14 hours of continuous playback.\n\nCharging takes 90 minutes with the USB-C adapter.",
@@ -406,32 +404,12 @@ def test_chunked_body_over_the_limit_is_413(locked_base: str):
 
 # -- the command line ----------------------------------------------------------------------------------------
 def test_cli_serve_subprocess_with_key(kb_dir: Path, ingested: dict[str, Any], tmp_path: Path):
-    port = free_port()
     env = {**os.environ, "CITELINE_SERVER_KEY": KEY, "PYTHONPATH": str(ROOT)}
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--kb", str(kb_dir), "--port", str(port),
-                             "--model", "extractive"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):  # at most ~30 s
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-                time.sleep(0.2)
+    with citeline_serve(["--kb", str(kb_dir), "--model", "extractive"], env, tmp_path / "serve.log") as base:
         assert httpx.get(f"{base}/v1/status", timeout=10).status_code == 401
         r = httpx.post(f"{base}/v1/ask", json={"question": QUESTION}, timeout=60,
                        headers={"Authorization": f"Bearer {KEY}"})
         assert r.status_code == 200 and r.json()["model"] == "extractive", r.text
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
 
 
 def test_cli_refuses_public_interface_without_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
