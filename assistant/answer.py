@@ -7,13 +7,14 @@ documents" with the closest sources. Cancelling (an Event, or closing the stream
 
 from __future__ import annotations
 
+import copy
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -34,7 +35,13 @@ from assistant.types import ABSTAIN_TEXT, Answer, Message, Sampling, Source, Str
 from retrieval.rewrite import FollowUpRewriter, QueryRewriter, Turn
 from retrieval.types import Hit, SearchFilters
 
-SearchFn = Callable[[str, int, "SearchFilters | None"], Sequence[Hit]]
+
+class SearchFn(Protocol):
+    """How the answerer searches: the (rewritten) question, how many hits, filters, and a query image the
+    question is about (passed only when there is one)."""
+
+    def __call__(self, query: str, top_k: int, filters: SearchFilters | None, /, *,
+                 image: str | None = None) -> Sequence[Hit]: ...
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,10 @@ def retrieval_confidence(query: str, hits: Sequence[Hit], embedder: Any = None, 
 
 
 class Answerer:
+    """One answering pipeline over a search function and a generator, built once and asked many times: each
+    call may bring its own `settings` (AnswerSettings) and query `image`; verifiers are built once per
+    VerifySettings."""
+
     def __init__(self, search: SearchFn, generator: Generator, *, embedder: Any = None,
                  settings: AnswerSettings | None = None, rewriter: QueryRewriter | None = None,
                  assets_dir: str | Path | None = None, query_image: str | None = None) -> None:
@@ -95,36 +106,56 @@ class Answerer:
         self.query_image = query_image  # the user's own picture, shown to a vision-capable generator first
         self.generator = generator
         self.embedder = embedder
-        self.settings = settings or AnswerSettings()
+        self.settings = self._checked(settings or AnswerSettings())
         self.rewriter = rewriter or FollowUpRewriter()
         self.assets_dir = Path(assets_dir) if assets_dir else None
-        self._verifier: Verifier | None = None  # built on first use (the judge backend needs the generator)
-        if self.settings.min_answerable is not None and not callable(getattr(generator, "yes_no", None)):
-            raise CannotJudge(generator.name)
+        self._verifiers: dict[VerifySettings, Verifier] = {}  # built on first use (judge needs the generator)
+
+    def configured(self, settings: AnswerSettings | None = None, query_image: str | None = None) -> Answerer:
+        """This answerer with other default settings or query image, sharing its search, generator and
+        verifiers."""
+        view = copy.copy(self)
+        view.settings = self._checked(settings or self.settings)
+        view.query_image = query_image if query_image is not None else self.query_image
+        return view
+
+    def _checked(self, settings: AnswerSettings | None) -> AnswerSettings:
+        s = settings or self.settings
+        if s.min_answerable is not None and not callable(getattr(self.generator, "yes_no", None)):
+            raise CannotJudge(self.generator.name)
+        return s
 
     def ask(self, question: str, history: Sequence[Turn] = (), filters: SearchFilters | None = None,
-            cancel: threading.Event | None = None) -> Answer:
+            cancel: threading.Event | None = None, *, image: str | None = None,
+            settings: AnswerSettings | None = None) -> Answer:
         answer = None
-        for event in self.events(question, history, filters, cancel):
+        for event in self.events(question, history, filters, cancel, image=image, settings=settings):
             answer = event.answer or answer
         assert answer is not None
         return answer
 
-    def stream(self, question: str, history: Sequence[Turn] = (), filters: SearchFilters | None = None) -> AnswerStream:
+    def stream(self, question: str, history: Sequence[Turn] = (), filters: SearchFilters | None = None, *,
+               image: str | None = None, settings: AnswerSettings | None = None) -> AnswerStream:
         cancel = threading.Event()
-        return AnswerStream(self.events(question, history, filters, cancel), cancel)
+        s = self._checked(settings)  # a generator that cannot judge fails here, not at the first token
+        return AnswerStream(self.events(question, history, filters, cancel, image=image, settings=s), cancel)
 
     def events(self, question: str, history: Sequence[Turn] = (), filters: SearchFilters | None = None,
-               cancel: threading.Event | None = None) -> Iterator[StreamEvent]:
-        s, started = self.settings, time.perf_counter()
+               cancel: threading.Event | None = None, *, image: str | None = None,
+               settings: AnswerSettings | None = None) -> Iterator[StreamEvent]:
+        """The pipeline's events for one question; `settings` and `image` default to the answerer's own."""
+        s, started = self._checked(settings), time.perf_counter()
+        image = image if image is not None else self.query_image
         query = self.rewriter.rewrite(question, history) if history else question
-        hits = list(self.search(query, s.top_k, filters))
+        found = self.search(query, s.top_k, filters, image=image) if image is not None else \
+            self.search(query, s.top_k, filters)
+        hits = list(found)
         confidence = retrieval_confidence(query, hits, self.embedder)
         timings = {"search_s": time.perf_counter() - started}
         base = Answer(question=question, text=ABSTAIN_TEXT, query=query, abstained=True, confidence=confidence,
                       model=self.generator.name, timings=timings)
         if confidence < s.min_confidence:
-            yield StreamEvent("answer", answer=self._abstain(base, hits, started))
+            yield StreamEvent("answer", answer=self._abstain(base, hits, started, s))
             return
         budget = budget_of(self.generator)
         sources = pack_sources(hits, query, s.context_tokens or budget.context_tokens,
@@ -136,16 +167,16 @@ class Answerer:
         if s.min_answerable is not None:  # the judge decides abstention; the model is asked only to answer
             system = without_abstain_rule(system)
         messages = build_messages(question, sources, _history_messages(history), system, s.history_turns)
-        if s.min_answerable is not None:  # __init__ checked that the generator can judge
+        if s.min_answerable is not None:  # _checked made sure that the generator can judge
             answerable = float(self.generator.yes_no(judge_messages(messages)))  # type: ignore[attr-defined]
             base = replace(base, answerable=answerable)
             timings["judge_s"] = time.perf_counter() - started
             if answerable < s.min_answerable:
                 yield StreamEvent("answer", answer=self._abstain(replace(base, sources=tuple(sources)), hits,
-                                                                 started))
+                                                                 started, s))
                 return
         raw, cancelled = [], False
-        pieces = self.generator.stream(messages, self._images(sources), s.sampling)
+        pieces = self.generator.stream(messages, self._images(sources, image, s), s.sampling)
         try:
             for piece in pieces:
                 if cancel is not None and cancel.is_set():
@@ -158,13 +189,15 @@ class Answerer:
             close = getattr(pieces, "close", None)
             if close:
                 close()
-        answer = self._verified(replace(base, raw_text="".join(raw), cancelled=cancelled), sources, hits, started)
+        answer = self._verified(replace(base, raw_text="".join(raw), cancelled=cancelled), sources, hits, started,
+                                s)
         yield StreamEvent("answer", answer=answer)
 
-    def _verified(self, base: Answer, sources: list[Source], hits: list[Hit], started: float) -> Answer:
-        if self._verifier is None:
-            self._verifier = Verifier(self.settings.verify, self.embedder, generator=self.generator)
-        verifier = self._verifier
+    def _verified(self, base: Answer, sources: list[Source], hits: list[Hit], started: float,
+                  s: AnswerSettings) -> Answer:
+        verifier = self._verifiers.get(s.verify)
+        if verifier is None:
+            verifier = self._verifiers[s.verify] = Verifier(s.verify, self.embedder, generator=self.generator)
         result = verifier.verify(base.raw_text, sources, base.query)
         if result.abstained and not is_abstention(base.raw_text):
             quoted = _quote_cited(base.raw_text, sources, base.query, self.embedder)
@@ -172,26 +205,26 @@ class Answerer:
                 result = verifier.verify(quoted, sources, base.query)
         if result.abstained or (is_abstention(base.raw_text) and not result.citations):
             return self._abstain(replace(base, dropped=tuple(result.dropped), sources=tuple(sources),
-                                         checks=tuple(result.checks)), hits, started)
+                                         checks=tuple(result.checks)), hits, started, s)
         base.timings["answer_s"] = time.perf_counter() - started
         return replace(base, text=result.text, citations=tuple(result.citations), sources=tuple(sources),
                        abstained=False, dropped=tuple(result.dropped), checks=tuple(result.checks))
 
-    def _abstain(self, base: Answer, hits: list[Hit], started: float) -> Answer:
+    def _abstain(self, base: Answer, hits: list[Hit], started: float, s: AnswerSettings) -> Answer:
         closest = base.sources or tuple(source_from_hit(i + 1, h) for i, h in
-                                        enumerate(hits[: self.settings.closest_sources]))
+                                        enumerate(hits[: s.closest_sources]))
         base.timings["answer_s"] = time.perf_counter() - started
         return replace(base, text=ABSTAIN_TEXT, abstained=True, citations=(), sources=closest)
 
-    def _images(self, sources: Sequence[Source]) -> list[str]:
+    def _images(self, sources: Sequence[Source], image: str | None, s: AnswerSettings) -> list[str]:
         """What a vision-capable generator sees: the user's query image first, then the cited figures' crops."""
         if not self.generator.supports_images:
             return []
-        mine = [self.query_image] if self.query_image and Path(self.query_image).is_file() else []
+        mine = [image] if image and Path(image).is_file() else []
         if self.assets_dir is None:
             return mine
-        paths = [self.assets_dir / s.figure_path for s in sources if s.figure_path]
-        return mine + [str(p) for p in paths if p.is_file()][: self.settings.images]
+        paths = [self.assets_dir / source.figure_path for source in sources if source.figure_path]
+        return mine + [str(p) for p in paths if p.is_file()][: s.images]
 
 
 def _history_messages(history: Sequence[Turn]) -> list[Message]:

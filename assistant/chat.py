@@ -3,33 +3,36 @@ standalone queries before searching, and the last turns are shown to the model).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-from assistant.answer import Answerer, AnswerStream
+from assistant.answer import Answerer, AnswerSettings, AnswerStream
 from assistant.types import Answer, StreamEvent
 from retrieval.rewrite import Turn
 from retrieval.types import SearchFilters
 
+__all__ = ["ChatSession", "Turn"]
+
 
 class ChatSession:
     def __init__(self, answerer: Answerer, filters: SearchFilters | None = None, max_turns: int = 20,
-                 with_image: Callable[[str], Answerer] | None = None) -> None:
+                 settings: AnswerSettings | None = None) -> None:
         self.answerer = answerer
         self.filters = filters
-        self.with_image = with_image  # an answerer like `answerer` that also searches with a query image
+        self.settings = settings  # this session's AnswerSettings (None: the answerer's own)
         self.max_turns = max_turns
         self.history: list[Turn] = []
         self.answers: list[Answer] = []
 
     def ask(self, question: str, image: str | None = None) -> Answer:
         """The answer to `question` given the turns so far; `image`: a picture the question is about."""
-        answer = self._answerer(image).ask(question, self.history, self.filters)
+        answer = self.answerer.ask(question, self.history, self.filters, image=image, settings=self.settings)
         self._remember(answer)
         return answer
 
     def stream(self, question: str, image: str | None = None) -> AnswerStream:
         """Like `Answerer.stream`; the turn joins the history when the stream finishes."""
-        stream = self._answerer(image).stream(question, tuple(self.history), self.filters)
+        stream = self.answerer.stream(question, tuple(self.history), self.filters, image=image,
+                                      settings=self.settings)
         inner = stream._events
 
         def recorded() -> Iterator[StreamEvent]:
@@ -40,13 +43,6 @@ class ChatSession:
 
         stream._events = recorded()
         return stream
-
-    def _answerer(self, image: str | None) -> Answerer:
-        if image is None:
-            return self.answerer
-        if self.with_image is None:
-            raise ValueError("this chat session cannot take a query image")
-        return self.with_image(image)
 
     def reset(self) -> None:
         self.history.clear()

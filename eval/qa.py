@@ -209,7 +209,8 @@ def run_scifact_claims(path: Path, model: str = "qwen", limit: int | None = 50, 
         hits = [Hit(id=doc * 1000 + i, doc_id=str(doc), doc_name=str(doc), page=i + 1, kind="text", text=s, score=1.0)
                 for doc in claim["cited_doc_ids"] for i, s in enumerate(sentences.get(doc, []))]
 
-        def search(query: str, k: int, filters: Any, hits: list[Hit] = hits) -> list[Hit]:
+        def search(query: str, k: int, filters: Any, /, *, image: str | None = None,
+                   hits: list[Hit] = hits) -> list[Hit]:
             from assistant.prompting import terms
 
             q = terms(query)

@@ -14,7 +14,8 @@ import hashlib
 import io
 import os
 import zipfile
-from typing import IO, Any
+from collections.abc import Callable
+from typing import IO, TypeVar
 
 from ingest.errors import (
     CorruptFile,
@@ -25,7 +26,7 @@ from ingest.errors import (
     out_of_memory,
 )
 from ingest.protocols import ParseOptions
-from ingest.types import BBox, Figure
+from ingest.types import BBox, Figure, ParsedDocument
 
 MAX_UNZIPPED_BYTES = 512 * 1024**2  # all members together, as the zip directory declares them
 MAX_RATIO = 200  # a member that inflates more than this (and past 10 MB) is a bomb
@@ -155,7 +156,24 @@ def save_figure(data: bytes, doc_id: str, name: str, bbox: BBox, options: ParseO
                   height=height, ocr_text=text, caption=caption)
 
 
-def guarded(path: str, what: str, fn: Any) -> Any:
+T = TypeVar("T")
+
+
+class GuardedParser:
+    """A parser of a zipped format (OOXML, EPUB) whose `_parse` runs guarded: a library's exception on a damaged
+    file becomes a CorruptFile naming the format (`what`)."""
+
+    suffixes: tuple[str, ...]
+    what: str  # "a Word document", "a slide deck", ...
+
+    def parse(self, path: str, sha256: str, options: ParseOptions) -> ParsedDocument:
+        return guarded(path, self.what, lambda: self._parse(path, sha256, options))
+
+    def _parse(self, path: str, sha256: str, options: ParseOptions) -> ParsedDocument:
+        raise NotImplementedError
+
+
+def guarded(path: str, what: str, fn: Callable[[], T]) -> T:
     """Run a parse; turn a library's exception on a damaged file into a CorruptFile that names the format."""
     try:
         return fn()

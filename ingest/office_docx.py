@@ -18,7 +18,7 @@ from typing import Any
 from ingest import office_render as render
 from ingest.errors import ResourceLimit
 from ingest.formats import DOCX_SUFFIXES
-from ingest.office_common import guarded, macro_warning, markdown_table, open_office_zip, save_figure
+from ingest.office_common import GuardedParser, macro_warning, markdown_table, open_office_zip, save_figure
 from ingest.protocols import ParseOptions
 from ingest.types import BBox, Block, Figure, Page, ParsedDocument, doc_id_for
 
@@ -30,11 +30,9 @@ _MARGINS = (("header", "Header"), ("first_page_header", "First-page header"), ("
             ("footer", "Footer"), ("first_page_footer", "First-page footer"), ("even_page_footer", "Even-page footer"))
 
 
-class DocxParser:
+class DocxParser(GuardedParser):
     suffixes: tuple[str, ...] = DOCX_SUFFIXES
-
-    def parse(self, path: str, sha256: str, options: ParseOptions) -> ParsedDocument:
-        return guarded(path, "a Word document", lambda: self._parse(path, sha256, options))  # type: ignore[no-any-return]
+    what = "a Word document"
 
     def _parse(self, path: str, sha256: str, options: ParseOptions) -> ParsedDocument:
         import docx

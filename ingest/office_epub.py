@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 from ingest.errors import CorruptFile, FileError, ResourceLimit
 from ingest.formats import EPUB_SUFFIXES
-from ingest.office_common import guarded, open_office_zip, save_figure
+from ingest.office_common import GuardedParser, open_office_zip, save_figure
 from ingest.protocols import ParseOptions
 from ingest.textfiles import html_blocks
 from ingest.types import BBox, Figure, Page, ParsedDocument, doc_id_for
@@ -29,11 +29,9 @@ _IMG = re.compile(r"<(?:img|image)\b[^>]*?\b(?:src|xlink:href)\s*=\s*[\"']([^\"'
 _HTML_TYPES = {"application/xhtml+xml", "text/html", "application/x-dtbook+xml"}
 
 
-class EpubParser:
+class EpubParser(GuardedParser):
     suffixes: tuple[str, ...] = EPUB_SUFFIXES
-
-    def parse(self, path: str, sha256: str, options: ParseOptions) -> ParsedDocument:
-        return guarded(path, "an e-book", lambda: self._parse(path, sha256, options))  # type: ignore[no-any-return]
+    what = "an e-book"
 
     def _parse(self, path: str, sha256: str, options: ParseOptions) -> ParsedDocument:
         with open_office_zip(path, options, "an .epub") as stream, zipfile.ZipFile(stream) as zf:

@@ -16,7 +16,7 @@ from dataclasses import replace
 from ingest import office_render as render
 from ingest.errors import CorruptFile, FileError, ResourceLimit
 from ingest.formats import LEGACY_SUFFIXES
-from ingest.protocols import ParseOptions, Parser
+from ingest.protocols import ParseOptions, ParserLookup
 from ingest.types import ParsedDocument
 
 TARGETS = {".doc": "docx", ".odt": "docx", ".rtf": "docx", ".xls": "xlsx", ".ods": "xlsx", ".ppt": "pptx",
@@ -27,6 +27,9 @@ _INSTALL = "apt-get install libreoffice-writer-nogui libreoffice-calc-nogui libr
 
 class LegacyOfficeParser:
     suffixes: tuple[str, ...] = LEGACY_SUFFIXES
+
+    def __init__(self, parsers: ParserLookup) -> None:
+        self.parsers = parsers  # reads the converted file
 
     def parse(self, path: str, sha256: str, options: ParseOptions) -> ParsedDocument:
         suffix = os.path.splitext(path)[1].lower()
@@ -43,16 +46,14 @@ class LegacyOfficeParser:
         if not converted:
             raise CorruptFile(f"{path}: LibreOffice could not convert it to .{target} (damaged, or took longer "
                               f"than {render.RENDER_TIMEOUT_S:.0f} s); re-save it as .{target}")
-        doc = _parse_as(converted, target, sha256, options)
+        doc = _parse_as(self.parsers, converted, target, sha256, options)
         meta = {**doc.metadata, "converted_from": suffix.lstrip("."), "converter": "libreoffice"}
         return replace(doc, path=path, metadata=meta,
                        title=doc.title if doc.title != "document" else os.path.splitext(os.path.basename(path))[0])
 
 
-def _parse_as(data: bytes, target: str, sha256: str, options: ParseOptions) -> ParsedDocument:
-    from ingest.parsers import parser_for
-
-    parser: Parser | None = parser_for("x." + target)
+def _parse_as(parsers: ParserLookup, data: bytes, target: str, sha256: str, options: ParseOptions) -> ParsedDocument:
+    parser = parsers("x." + target)
     assert parser is not None
     with tempfile.TemporaryDirectory(prefix="citeline-legacy-") as tmp:
         converted = os.path.join(tmp, "document." + target)

@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from ingest.errors import CorruptFile, ResourceLimit
 from ingest.formats import CSV_SUFFIXES, SHEET_SUFFIXES
-from ingest.office_common import cell_range, guarded, macro_warning, markdown_table, open_office_zip
+from ingest.office_common import GuardedParser, cell_range, macro_warning, markdown_table, open_office_zip
 from ingest.protocols import ParseOptions
 from ingest.types import BBox, Block, Page, ParsedDocument
 
@@ -35,14 +35,12 @@ _REF = re.compile(r"^([A-Z]{1,3})(\d+)(?::([A-Z]{1,3})(\d+))?$")
 Grid = dict[tuple[int, int], str]  # (row, column), 1-based → displayed text
 
 
-class XlsxParser:
+class XlsxParser(GuardedParser):
     suffixes: tuple[str, ...] = SHEET_SUFFIXES
+    what = "a spreadsheet"
 
     def __init__(self, max_cells: int = MAX_CELLS) -> None:
         self.max_cells = max_cells
-
-    def parse(self, path: str, sha256: str, options: ParseOptions) -> ParsedDocument:
-        return guarded(path, "a spreadsheet", lambda: self._parse(path, sha256, options))  # type: ignore[no-any-return]
 
     def _parse(self, path: str, sha256: str, options: ParseOptions) -> ParsedDocument:
         import openpyxl

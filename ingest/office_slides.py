@@ -14,7 +14,7 @@ from typing import Any
 from ingest import office_render as render
 from ingest.errors import ResourceLimit
 from ingest.formats import SLIDE_SUFFIXES
-from ingest.office_common import guarded, macro_warning, markdown_table, open_office_zip, save_figure
+from ingest.office_common import GuardedParser, macro_warning, markdown_table, open_office_zip, save_figure
 from ingest.protocols import ParseOptions
 from ingest.types import BBox, Block, Figure, Page, ParsedDocument, doc_id_for
 
@@ -23,11 +23,9 @@ MAX_GROUP_DEPTH = 8
 _FILE_NAMES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".emf", ".wmf", ".svg"}
 
 
-class PptxParser:
+class PptxParser(GuardedParser):
     suffixes: tuple[str, ...] = SLIDE_SUFFIXES
-
-    def parse(self, path: str, sha256: str, options: ParseOptions) -> ParsedDocument:
-        return guarded(path, "a slide deck", lambda: self._parse(path, sha256, options))  # type: ignore[no-any-return]
+    what = "a slide deck"
 
     def _parse(self, path: str, sha256: str, options: ParseOptions) -> ParsedDocument:
         import pptx

@@ -18,14 +18,17 @@ from ingest.protocols import ParseOptions, Parser
 from ingest.textfiles import TextParser
 from ingest.types import ParsedDocument
 
-PARSERS: tuple[Parser, ...] = (PdfParser(), ImageParser(), TextParser(), DocxParser(), XlsxParser(), CsvParser(),
-                               PptxParser(), MailParser(), MsgParser(), EpubParser(), LegacyOfficeParser())
-SUPPORTED_SUFFIXES: frozenset[str] = frozenset(s for p in PARSERS for s in p.suffixes)
-
 
 def parser_for(path: str) -> Parser | None:
     suffix = os.path.splitext(path)[1].lower()
     return next((p for p in PARSERS if suffix in p.suffixes), None)
+
+
+# legacy Office files hold files of other kinds: that parser is handed the lookup (mail stages its attachments
+# for ingest.attachments, which parses each as a file)
+PARSERS: tuple[Parser, ...] = (PdfParser(), ImageParser(), TextParser(), DocxParser(), XlsxParser(), CsvParser(),
+                               PptxParser(), MailParser(), MsgParser(), EpubParser(), LegacyOfficeParser(parser_for))
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset(s for p in PARSERS for s in p.suffixes)
 
 
 def parse_file(path: str, sha256: str, options: ParseOptions) -> ParsedDocument:

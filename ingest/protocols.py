@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,3 +28,8 @@ class Parser(Protocol):
     suffixes: tuple[str, ...]
 
     def parse(self, path: str, sha256: str, options: ParseOptions) -> ParsedDocument: ...
+
+
+# which parser reads a file, by its name (`ingest.parsers.parser_for`): handed to the parsers that read files
+# inside files (mail attachments, converted legacy Office files), so they need not import the registry
+ParserLookup = Callable[[str], "Parser | None"]

@@ -232,8 +232,8 @@ class KBWriter:
 
     def _parse_options(self) -> ParseOptions:
         settings = self.kb.settings
-        return ParseOptions(assets_dir=str(self.kb.assets_dir), passwords=self.passwords, ocr=settings.ocr,
-                            ocr_language=settings.ocr_language)
+        return replace(settings.parse, assets_dir=str(self.kb.assets_dir), passwords=self.passwords,
+                       ocr=settings.ocr, ocr_language=settings.ocr_language)
 
     def _parsed(self, todo: list[ParseJob]) -> Iterator[ParseOutcome]:
         """Parse in worker processes (`limits.workers`) while earlier files are embedded here."""

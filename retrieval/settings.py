@@ -9,6 +9,7 @@ from typing import Any
 
 from ingest.chunking import ChunkerSettings
 from ingest.isolation import Limits
+from ingest.protocols import ParseOptions
 
 TEXT = "text"
 IMAGE = "image"
@@ -25,6 +26,9 @@ class KBSettings:
     ocr: bool = True
     ocr_language: str = "eng"
     limits: Limits = field(default_factory=Limits)
+    # the parsers' other options (thumbnails, figure and page bounds, Office rendering); each run fills in the
+    # assets folder, the passwords, `ocr` and `ocr_language`
+    parse: ParseOptions = field(default_factory=lambda: ParseOptions(assets_dir=""))
 
     def resolved(self, manifest: dict[str, Any] | None) -> KBSettings:
         spaces = (manifest or {}).get("spaces", {})

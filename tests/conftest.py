@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +33,81 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", guarded)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Run `app` on uvicorn in a thread on a free loopback port; always shut it down."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):  # at most ~10 s
+            if server.started or not thread.is_alive():
+                break
+            time.sleep(0.05)
+        assert server.started, "the server did not start"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        assert not thread.is_alive(), "the server did not stop"
+
+
+@contextmanager
+def citeline_serve(args: list[str], env: dict[str, str], log: Path) -> Iterator[str]:
+    """`citeline serve ARGS` as a subprocess on a free loopback port (output to `log`), once /health answers
+    (at most ~30 s); always stopped."""
+    import httpx
+
+    port = free_port()
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", *args, "--port", str(port)],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(150):  # at most ~30 s
+                try:
+                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    assert proc.poll() is None, log.read_text()
+                    time.sleep(0.2)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def served_key() -> str | None:
+    """The API key the module's `base` server requires (None: none); a test module overrides this fixture."""
+    return None
+
+
+@pytest.fixture(scope="module")
+def base(sdk: Any, served_key: str | None) -> Iterator[str]:
+    """The test module's `sdk` fixture served over HTTP (`assistant.server.app`) on a free loopback port."""
+    from assistant.server.app import create_app
+
+    with serving(create_app(sdk, api_key=served_key)) as url:
+        yield url
 
 
 DATA_SKIP = "public test data missing"

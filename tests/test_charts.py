@@ -25,7 +25,7 @@ from assistant.charts.numbers import CellValue, header_unit, parse_cell
 from assistant.charts.select import is_chart_request, select
 from assistant.charts.tables import from_markdown, split_labels
 from assistant.charts.types import ChartPoint, ChartSeries
-from tests.conftest import ROOT, SHARED_DATA, needs_data
+from tests.conftest import ROOT, SHARED_DATA, free_port, needs_data
 
 DOCS = SHARED_DATA / "mmlongbench-dev" / "documents"
 HAMILTON = DOCS / "698bba535087fa9a7f9009e172a7f763.pdf"  # p.12 census table, p.15 farms table
@@ -366,7 +366,7 @@ def test_http_ask_with_chart_returns_the_spec(kb: Any) -> None:
     import httpx
 
     from assistant.server.app import create_app
-    from tests.test_server import serving
+    from tests.conftest import serving
 
     with serving(create_app(kb, api_key=None)) as base:
         response = httpx.post(f"{base}/v1/ask", json={"question": "Plot the total population by census year",
@@ -424,7 +424,7 @@ def test_browser_draws_the_chart(kb: Any, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    port = b._free_port()
+    port = free_port()
     command = [sys.executable, "-m", "assistant.cli", "ui", "--kb", str(kb.kb_dir), "--port", str(port), "--headless",
                "--image-model", "fake", "--model", "fake:The census counted 9,403 people in 2000 [1]."]
     with (tmp_path / "app.log").open("wb") as log:

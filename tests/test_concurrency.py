@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import make_pdf
+from tests.conftest import free_port, make_pdf
 
 ROOT = Path(__file__).resolve().parents[1]
 N_NOTES, N_PDFS = 1200, 30  # with fake embedders on 2 cores: an ingest of several seconds
@@ -73,12 +72,6 @@ def _corpus(folder: Path) -> None:
                                                  "Tugs assisted every large vessel. " * 15])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
@@ -126,7 +119,7 @@ def test_readers_and_a_server_during_a_real_ingest(tmp_path: Path) -> None:
     other.mkdir()
     (other / "x.md").write_text("# Other\n\nA second writer's file.\n")
 
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     logs = {name: (tmp_path / f"{name}.log") for name in ("server", "ingest", "reader")}
     server = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--kb", str(kb), "--host", "127.0.0.1",

@@ -29,8 +29,7 @@ from assistant.server.app import create_app  # noqa: E402
 from retrieval.fakes import HashEmbedder  # noqa: E402
 from retrieval.lock import WriterLock  # noqa: E402
 from retrieval.settings import KBSettings, default_model_factory  # noqa: E402
-from tests.conftest import make_pdf  # noqa: E402
-from tests.test_server import serving  # noqa: E402
+from tests.conftest import make_pdf, serving  # noqa: E402
 
 FAKE_KB = KBSettings(text_model="fake", image_model="fake", tag_images=False)
 PRODUCTS = ["Aurora", "Borealis", "Cirrus", "Draco"]

@@ -209,7 +209,7 @@ def test_the_http_api_links_and_deletes_attachments_with_their_message(tmp_path:
     pytest.importorskip("fastapi")
     import httpx
 
-    from assistant.server import create_app
+    from assistant.server.app import create_app
     from tests.test_server import serving
 
     raw = bytes(message("Plan", "See attached.", [("notes.txt", b"The launch is on Monday.", "text/plain")]))

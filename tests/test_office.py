@@ -28,7 +28,7 @@ from ingest.office_legacy import LegacyOfficeParser
 from ingest.office_mail import MailParser
 from ingest.office_sheets import CsvParser, XlsxParser
 from ingest.office_slides import PptxParser
-from ingest.parsers import SUPPORTED_SUFFIXES, parse_file
+from ingest.parsers import SUPPORTED_SUFFIXES, parse_file, parser_for
 from ingest.protocols import ParseOptions
 from ingest.types import BBox, Chunk, ParsedDocument
 from retrieval.settings import KBSettings
@@ -296,16 +296,16 @@ def test_legacy_and_opendocument_files_read_through_libreoffice(tmp_path: Path):
     _need_soffice()
     doc_file = _converted(tmp_path / "trial.doc", make_docx(tmp_path / "t.docx"), "doc")
     assert doc_file.read_bytes()[:4] == b"\xd0\xcf\x11\xe0"  # a real OLE Word 97 file
-    doc = LegacyOfficeParser().parse(str(doc_file), SHA, opts(tmp_path))
+    doc = LegacyOfficeParser(parser_for).parse(str(doc_file), SHA, opts(tmp_path))
     assert doc.kind == "docx" and doc.metadata["converted_from"] == "doc" and doc.path == str(doc_file)
     table = next(c for c in chunks_of(doc) if c.kind == "table")
     assert "| Oslo | Model K7 | 99.2% |" in table.text and table.section.endswith("Costs")
     ods = _converted(tmp_path / "budget.ods", make_xlsx(tmp_path / "b.xlsx"), "ods")
-    sheet = LegacyOfficeParser().parse(str(ods), SHA, opts(tmp_path))
+    sheet = LegacyOfficeParser(parser_for).parse(str(ods), SHA, opts(tmp_path))
     cell = next(c for c in chunks_of(sheet) if "XK-42" in c.text)
     assert sheet.kind == "sheet" and cell.section == "Codes!A1:B3" and "Codes" in sheet.metadata["hidden_sheets"]
     odp = _converted(tmp_path / "launch.odp", make_pptx(tmp_path / "l.pptx"), "odp")
-    deck = LegacyOfficeParser().parse(str(odp), SHA, opts(tmp_path))
+    deck = LegacyOfficeParser(parser_for).parse(str(odp), SHA, opts(tmp_path))
     notes = next(c for c in chunks_of(deck) if "rooftop terrace" in c.text)
     assert deck.kind == "pptx" and notes.page == 1 and notes.text.startswith("Speaker notes:")
 
@@ -314,7 +314,7 @@ def test_legacy_files_without_libreoffice_say_what_to_install(tmp_path: Path, mo
     (tmp_path / "old.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no soffice on this PATH
     with pytest.raises(FileError, match=r"not installed: run `apt-get install libreoffice.*or save the file as \.xlsx"):
-        LegacyOfficeParser().parse(str(tmp_path / "old.xls"), SHA, opts(tmp_path))
+        LegacyOfficeParser(parser_for).parse(str(tmp_path / "old.xls"), SHA, opts(tmp_path))
 
 
 def make_margins_docx(path: Path) -> Path:

@@ -8,8 +8,6 @@ import base64
 import io
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,8 +26,7 @@ from assistant.sdk import Citeline  # noqa: E402
 from assistant.server.app import create_app  # noqa: E402
 from assistant.types import ABSTAIN_TEXT  # noqa: E402
 from retrieval.settings import KBSettings  # noqa: E402
-from tests.conftest import ROOT, make_pdf  # noqa: E402
-from tests.test_server import _free_port, serving  # noqa: E402
+from tests.conftest import ROOT, citeline_serve, make_pdf, serving  # noqa: E402
 
 KEY = "openai-compat-key"
 FAKE_KB = KBSettings(text_model="fake", image_model="fake", tag_images=False)
@@ -53,9 +50,8 @@ def sdk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Citeline]:
 
 
 @pytest.fixture(scope="module")
-def base(sdk: Citeline) -> Iterator[str]:
-    with serving(create_app(sdk, api_key=KEY)) as url:
-        yield url
+def served_key() -> str:
+    return KEY
 
 
 @pytest.fixture(scope="module")
@@ -260,46 +256,26 @@ def test_citeline_serve_subprocess_with_the_openai_client_and_a_job(tmp_path: Pa
     make_pdf(docs / "aurora.pdf", AURORA)
     make_pdf(more / "cirrus.pdf", ["The Cirrus K1 battery lasts 21 hours of continuous playback."])
     Citeline(kb, settings=Settings(kb_dir=kb, kb=FAKE_KB, model="extractive")).ingest(docs).close()
-    port = _free_port()
     env = {**os.environ, "CITELINE_SERVER_KEY": KEY, "PYTHONPATH": str(ROOT)}
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--kb", str(kb), "--port", str(port),
-                             "--model", "extractive", "--ingest-root", str(tmp_path / "shared")],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):  # at most ~30 s
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-                time.sleep(0.2)
-        with openai.OpenAI(base_url=f"{base}/v1", api_key=KEY, max_retries=0, timeout=60) as client:
-            assert "citeline:extractive" in [m.id for m in client.models.list()]
-            assert "14 hours" in _ask(client, QUESTION).choices[0].message.content
-            headers = {"Authorization": f"Bearer {KEY}"}
-            r = httpx.post(f"{base}/v1/ingest", json={"paths": [str(more)]}, headers=headers, timeout=30)
-            assert r.status_code == 202, r.text
-            job = r.json()
-            for _ in range(600):  # at most ~60 s
-                job = httpx.get(f"{base}/v1/jobs/{job['id']}", headers=headers, timeout=10).json()
-                if job["state"] in ("done", "failed"):
-                    break
-                time.sleep(0.1)
-            assert job["state"] == "done" and job["report"]["totals"]["ingested"] == 1, job
-            outside = httpx.post(f"{base}/v1/ingest", json={"paths": [str(docs)]}, headers=headers, timeout=30)
-            assert outside.status_code == 400 and "outside the folders" in outside.json()["error"]
-            text = _ask(client, "How long does the Cirrus K1 battery last?").choices[0].message.content
-            assert "21 hours" in text and "- [1] cirrus.pdf, page 1" in text, text
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
+    args = ["--kb", str(kb), "--model", "extractive", "--ingest-root", str(tmp_path / "shared")]
+    with citeline_serve(args, env, tmp_path / "serve.log") as base, \
+            openai.OpenAI(base_url=f"{base}/v1", api_key=KEY, max_retries=0, timeout=60) as client:
+        assert "citeline:extractive" in [m.id for m in client.models.list()]
+        assert "14 hours" in _ask(client, QUESTION).choices[0].message.content
+        headers = {"Authorization": f"Bearer {KEY}"}
+        r = httpx.post(f"{base}/v1/ingest", json={"paths": [str(more)]}, headers=headers, timeout=30)
+        assert r.status_code == 202, r.text
+        job = r.json()
+        for _ in range(600):  # at most ~60 s
+            job = httpx.get(f"{base}/v1/jobs/{job['id']}", headers=headers, timeout=10).json()
+            if job["state"] in ("done", "failed"):
+                break
+            time.sleep(0.1)
+        assert job["state"] == "done" and job["report"]["totals"]["ingested"] == 1, job
+        outside = httpx.post(f"{base}/v1/ingest", json={"paths": [str(docs)]}, headers=headers, timeout=30)
+        assert outside.status_code == 400 and "outside the folders" in outside.json()["error"]
+        text = _ask(client, "How long does the Cirrus K1 battery last?").choices[0].message.content
+        assert "21 hours" in text and "- [1] cirrus.pdf, page 1" in text, text
 
 
 def test_a_body_over_the_limit_is_413_in_openai_shape(sdk: Citeline):

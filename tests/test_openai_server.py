@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-import socket
 import subprocess
 import sys
 import time
@@ -17,20 +16,15 @@ from assistant.chat_models import resolve_gguf
 from assistant.generators import build_generator, generate
 from assistant.prompting import build_messages
 from assistant.types import Sampling, Source
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.llm
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     pytest.importorskip("llama_cpp.server.app", reason="needs llama-cpp-python[server] (sse-starlette, starlette-context)")
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_gguf("smollm2")), "--host", "127.0.0.1",
            "--port", str(port), "--n_ctx", "1024", "--n_threads", "2", "--model_alias", "smollm2"]
     log = tmp_path_factory.mktemp("server") / "server.log"

@@ -74,7 +74,7 @@ def test_readme_openai_client_example_runs_against_citeline_serve(tmp_path: Path
     from assistant.sdk import Citeline
     from assistant.server.app import create_app
     from retrieval.settings import KBSettings
-    from tests.test_server import serving
+    from tests.conftest import serving
 
     code = next(c for c in re.findall(r"```python\n(.*?)\n```", README, flags=re.S) if "from openai import" in c)
     subprocess.run([sys.executable, str(ROOT / "scripts" / "make_samples.py"), str(tmp_path / "demo")],

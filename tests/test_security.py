@@ -39,8 +39,7 @@ from assistant.sdk import Citeline  # noqa: E402
 from assistant.server.app import create_app  # noqa: E402
 from assistant.types import Source  # noqa: E402
 from retrieval.settings import KBSettings  # noqa: E402
-from tests.conftest import ROOT, SHARED_DATA  # noqa: E402
-from tests.test_server import serving  # noqa: E402
+from tests.conftest import ROOT, SHARED_DATA, serving  # noqa: E402
 
 FAKE_KB = KBSettings(text_model="fake", image_model="fake", tag_images=False)
 REAL_PDF = SHARED_DATA / "pdfs" / "pypdf__google-doc-document.pdf"  # uploaded

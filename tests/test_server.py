@@ -7,13 +7,9 @@ import http.client
 import io
 import json
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +25,7 @@ from assistant.sdk import Citeline  # noqa: E402
 from assistant.server.app import ServerLimits, create_app, safe_upload_name  # noqa: E402
 from retrieval.lock import WriterLock  # noqa: E402
 from retrieval.settings import KBSettings  # noqa: E402
-from tests.conftest import ROOT, make_pdf  # noqa: E402
+from tests.conftest import ROOT, citeline_serve, make_pdf, serving  # noqa: E402
 
 PAGES = [
     "The Aurora X2 battery lasts 14 hours of continuous playback.\n\nCharging takes 90 minutes with the USB-C adapter.",
@@ -45,29 +41,6 @@ def _sdk(kb_dir: Path, model: str = f"fake:{REPLY}") -> Citeline:
     return Citeline(kb_dir, settings=Settings(kb_dir=kb_dir, kb=FAKE_KB, model=model))
 
 
-@contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """Run `app` on uvicorn in a thread on a free loopback port; always shut it down."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(200):  # at most ~10 s
-            if server.started or not thread.is_alive():
-                break
-            time.sleep(0.05)
-        assert server.started, "the server did not start"
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        assert not thread.is_alive(), "the server did not stop"
-
-
 @pytest.fixture(scope="module")
 def kb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("server") / "kb"
@@ -77,12 +50,6 @@ def kb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sdk(kb_dir: Path) -> Iterator[Citeline]:
     with _sdk(kb_dir) as sdk:
         yield sdk
-
-
-@pytest.fixture(scope="module")
-def base(sdk: Citeline) -> Iterator[str]:
-    with serving(create_app(sdk, api_key=None)) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
@@ -436,39 +403,13 @@ def test_chunked_body_over_the_limit_is_413(locked_base: str):
 
 
 # -- the command line ----------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_cli_serve_subprocess_with_key(kb_dir: Path, ingested: dict[str, Any], tmp_path: Path):
-    port = _free_port()
     env = {**os.environ, "CITELINE_SERVER_KEY": KEY, "PYTHONPATH": str(ROOT)}
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--kb", str(kb_dir), "--port", str(port),
-                             "--model", "extractive"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):  # at most ~30 s
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-                time.sleep(0.2)
+    with citeline_serve(["--kb", str(kb_dir), "--model", "extractive"], env, tmp_path / "serve.log") as base:
         assert httpx.get(f"{base}/v1/status", timeout=10).status_code == 401
         r = httpx.post(f"{base}/v1/ask", json={"question": QUESTION}, timeout=60,
                        headers={"Authorization": f"Bearer {KEY}"})
         assert r.status_code == 200 and r.json()["model"] == "extractive", r.text
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
 
 
 def test_cli_refuses_public_interface_without_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,

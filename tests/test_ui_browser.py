@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, make_pdf
+from tests.conftest import ROOT, free_port, make_pdf
 
 pytestmark = pytest.mark.browser
 
@@ -47,12 +46,6 @@ def _requirements() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -72,7 +65,7 @@ def app_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     reason = _requirements()
     if reason:
         pytest.skip(reason)
-    kb, port = tmp_path / "kb", _free_port()
+    kb, port = tmp_path / "kb", free_port()
     command = [sys.executable, "-m", "assistant.cli", "ui", "--kb", str(kb), "--port", str(port), "--headless",
                "--text-model", "fake", "--image-model", "fake", "--model", f"fake:{ANSWER}"]
     log = (tmp_path / "app.log").open("wb")

@@ -28,7 +28,7 @@ psutil = pytest.importorskip("psutil")
 from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from tests.conftest import ROOT, make_pdf  # noqa: E402
+from tests.conftest import ROOT, free_port, make_pdf  # noqa: E402
 from ui.cli import PASSWORD_ENV, REMOTE_ENV, exposure  # noqa: E402
 from ui.state import UIConfig  # noqa: E402
 
@@ -41,17 +41,11 @@ def _env(**extra: str) -> dict[str, str]:
     return {**env, "PYTHONPATH": str(ROOT), "SE_AVOID_STATS": "true", **extra}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # -- refusing to open the door ------------------------------------------------------------------------------
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "citeline.example.org"])
 def test_ui_refuses_a_public_interface_without_a_password(tmp_path: Path, host: str):
     command = [sys.executable, "-m", "assistant.cli", "ui", "--kb", str(tmp_path / "kb"), "--host", host,
-               "--port", str(_free_port()), "--headless"]
+               "--port", str(free_port()), "--headless"]
     done = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, (done.returncode, done.stderr)
     assert f"refusing to serve the UI on {host} without a password" in done.stderr
@@ -176,7 +170,7 @@ def test_no_password_no_gate(fake_kb: Path, monkeypatch: pytest.MonkeyPatch):
 # -- no orphan on termination --------------------------------------------------------------------------------
 @pytest.fixture
 def running_ui(fake_kb: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
-    port, started = _free_port(), []
+    port, started = free_port(), []
     log = tmp_path / "ui.log"
     command = [sys.executable, "-m", "assistant.cli", "ui", "--kb", str(fake_kb), "--port", str(port), "--headless",
                "--text-model", "fake", "--image-model", "fake", "--model", "extractive"]

@@ -15,8 +15,8 @@ from typing import Any
 
 from assistant.charts import numbers
 from assistant.charts.geometry import separate_rows, text_above
-from assistant.charts.render import HEIGHT, WIDTH, build_spec
 from assistant.charts.select import Selection, is_time, select, select_rows
+from assistant.charts.spec import HEIGHT, WIDTH, build_spec
 from assistant.charts.tables import Table, from_markdown
 from assistant.charts.types import Chart, ChartPoint, ChartSeries, TableRef
 from assistant.charts.verify import CellChecker

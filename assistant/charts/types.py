@@ -101,7 +101,8 @@ class Chart:
         """Write the chart as PNG, SVG (rendered by vl-convert, no browser) or JSON, by the file's suffix."""
         from assistant.charts.render import save
 
-        return save(self, Path(path), scale=scale)
+        return save(Path(path), None if self.refused else self.spec, self.to_json(), why_empty=self.text,
+                    scale=scale)
 
     def png(self, *, scale: float = 1.0) -> bytes:
         from assistant.charts.render import to_png

@@ -66,8 +66,6 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
             "sample_top_k": args.sample_top_k}
 
 
-def _answerer(args: argparse.Namespace) -> Any:
-    return Citeline(args.kb).answerer(model=args.model, image=getattr(args, "image", None), **_options(args))
 
 
 def _filters(args: argparse.Namespace) -> SearchFilters | None:
@@ -129,16 +127,17 @@ def cmd_chart(args: argparse.Namespace) -> int:
 def cmd_ask(args: argparse.Namespace) -> int:
     if getattr(args, "chart", None):
         return cmd_chart(args)
-    answerer = _answerer(args)
+    sdk = Citeline(args.kb)
+    ask = {"model": args.model, "filters": _filters(args), "image": args.image, **_options(args)}
     if args.stream:
-        stream = answerer.stream(args.question, (), _filters(args))
+        stream = sdk.ask(args.question, stream=True, **ask)
         for piece in stream:
             sys.stderr.write(piece)
             sys.stderr.flush()
         sys.stderr.write("\n")
         answer = stream.result()
     else:
-        answer = answerer.ask(args.question, (), _filters(args))
+        answer = sdk.ask(args.question, **ask)
     if args.json:
         print(json.dumps(answer_json(answer), indent=2))
     else:
@@ -147,9 +146,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
-    from assistant.chat import ChatSession
-
-    session = ChatSession(_answerer(args), _filters(args))
+    session = Citeline(args.kb).chat(model=args.model, filters=_filters(args), **_options(args))
     stdin = stdin or sys.stdin
     interactive = stdin.isatty()
     if interactive:

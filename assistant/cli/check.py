@@ -19,9 +19,10 @@ def register(sub: Any) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     """Exit 0 when consistent (derived files a crash left behind, which heal by themselves, are notes), 1 when
     anything needs repair."""
+    from assistant.config import Settings
     from retrieval.kb import KnowledgeBase
 
-    with KnowledgeBase.open(args.kb, check_manifest=False) as kb:
+    with KnowledgeBase.open(Settings.from_env(args.kb).kb_dir, check_manifest=False) as kb:
         problems = kb.check()
         counts = kb.store.counts()
         generation = kb.store.generation

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import os
 import sys
 from dataclasses import replace
 from typing import Any
 
 from assistant.cli import add_kb_argument
+from assistant.config import SERVER_KEY_ENV, Settings
 from ingest.errors import MissingDependency
-
-API_KEY_ENV = "CITELINE_SERVER_KEY"
 
 
 def register(sub: Any) -> None:
@@ -28,15 +26,17 @@ def register(sub: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    api_key = os.environ.get(API_KEY_ENV) or None
+    settings = _settings(args)
+    api_key = settings.server_key
     if api_key is None and not is_loopback(args.host):
-        print(f"citeline: error: refusing to serve on {args.host} without an API key: set {API_KEY_ENV} "
+        print(f"citeline: error: refusing to serve on {args.host} without an API key: set {SERVER_KEY_ENV} "
               "(clients then send `Authorization: Bearer <key>`), or serve on 127.0.0.1", file=sys.stderr)
         return 2
+    from assistant.sdk import Citeline
     from assistant.server.app import create_app
 
     uvicorn = _uvicorn()
-    sdk = _sdk(args)
+    sdk = Citeline(args.kb, settings=settings)
     print(f"citeline: serving {sdk.kb_dir} at http://{args.host}:{args.port} (API docs at /docs; "
           f"{'bearer key required' if api_key else 'no API key'})", file=sys.stderr)
     app = create_app(sdk, api_key=api_key, ingest_roots=args.ingest_root)
@@ -44,14 +44,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sdk(args: argparse.Namespace) -> Any:
-    from assistant.config import Settings
-    from assistant.sdk import Citeline
-
+def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env(args.kb)
-    if args.model:
-        settings = replace(settings, model=args.model)
-    return Citeline(args.kb, settings=settings)
+    return replace(settings, model=args.model) if args.model else settings
 
 
 def _uvicorn() -> Any:

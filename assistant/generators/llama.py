@@ -28,7 +28,7 @@ class LlamaGenerator:
         self.model_path = model_path
         self.name = name or f"gguf:{model_path}"
         self.n_ctx = n_ctx
-        from assistant.generators import SMALL_BUDGET, Budget
+        from assistant.generators.base import SMALL_BUDGET, Budget
 
         # CPU prompt speed, not the context window, is the limit here; the budget still fits the window
         self.budget = SMALL_BUDGET if n_ctx >= 1024 else Budget(max(64, n_ctx // 4), max(32, n_ctx // 12), 3)

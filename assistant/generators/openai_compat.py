@@ -59,7 +59,7 @@ class OpenAICompatGenerator:
         self.cites_reliably = True
         self.timeout = seconds
         self.name = f"openai:{model}@{self.base_url}"
-        from assistant.generators import LARGE_BUDGET
+        from assistant.generators.base import LARGE_BUDGET
 
         self.budget = LARGE_BUDGET
 

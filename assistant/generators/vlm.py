@@ -46,7 +46,7 @@ class VLMGenerator:
     def __init__(self, model_id: str, *, device: str = "cpu", dtype: str = "auto", max_images: int = 4) -> None:
         self.model_id = model_id
         self.name = f"vlm:{model_id}"
-        from assistant.generators import Budget
+        from assistant.generators.base import Budget
 
         self.budget = Budget(context_tokens=2000, source_tokens=400, max_sources=6)  # local VLMs: image tokens too
         self.device = device

@@ -111,11 +111,10 @@ def create_app(sdk: Citeline, *, api_key: str | None, limits: ServerLimits | Non
 class _Api:
     def __init__(self, sdk: Citeline, limits: ServerLimits, ingest_roots: tuple[Path, ...] = ()) -> None:
         from assistant.jobs import JobQueue
-        from assistant.sdk import Citeline
 
         self.sdk = sdk
         # writes go through a sibling sharing settings and models: its refresh never closes the readers' view
-        self.writer = Citeline(sdk.kb_dir, settings=sdk.settings, model_factory=sdk._factory)
+        self.writer = sdk.sibling()
         self.jobs = JobQueue(self._run_ingest)  # one writer: ingest jobs run one at a time, in the background
         self.ingest_roots = ingest_roots
         self.limits = limits
@@ -191,7 +190,7 @@ class _Api:
         if session_id is None:
             return fresh
         session = self.sessions.pop(session_id, None) or fresh
-        session.answerer, session.filters, session.with_image = fresh.answerer, fresh.filters, fresh.with_image
+        session.answerer, session.filters, session.settings = fresh.answerer, fresh.filters, fresh.settings
         self.sessions[session_id] = session
         while len(self.sessions) > self.limits.max_sessions:
             self.sessions.popitem(last=False)

@@ -177,10 +177,8 @@ class _Tools:
 
     @property
     def writer(self) -> Citeline:
-        from assistant.sdk import Citeline
-
         if self._writer is None:
-            self._writer = Citeline(self.sdk.kb_dir, settings=self.sdk.settings, model_factory=self.sdk._factory)
+            self._writer = self.sdk.sibling()
         return self._writer
 
     def _reading(self) -> _Reading:
