@@ -193,3 +193,27 @@ def test_migrate_copies_a_local_kb_into_postgres_without_re_embedding(pg_dsn: st
         KnowledgeBase.open(pg_dsn, KBSettings(text_model="minilm-q8"), assets_dir=tmp_path / "pg-assets")
     assert main(["migrate", "--from", local, "--to", pg_dsn, "--assets", str(tmp_path / "pg-assets"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["skipped"] == 3  # a re-run skips what is there
+
+
+def test_a_message_and_its_attachment_are_removed_together(location: str, tmp_path: Path):
+    """An attachment is a document of its own held by its message (no file row): removing the message removes it,
+    on every backend."""
+    from email.message import EmailMessage
+
+    d = tmp_path / "mail"
+    d.mkdir()
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "a@example.org", "b@example.org", "Rota"
+    msg.set_content("The rota is attached.")
+    msg.add_attachment(b"The night shift starts at 22:00 on Fridays.\n", maintype="text", subtype="plain",
+                       filename="rota.txt")
+    (d / "rota.eml").write_bytes(bytes(msg))
+    _ingest(location, tmp_path, d)
+    with _open(location, tmp_path) as kb:
+        names = sorted(doc.name for doc in kb.store.documents())
+        assert names == ["rota.eml", "rota.eml › rota.txt"]
+    with _open(location, tmp_path, writable=True) as kb:
+        kb.remove([str(d / "rota.eml")])
+    with _open(location, tmp_path) as kb:
+        assert kb.store.documents() == [] and kb.store.counts()["chunks"] == 0
+        assert kb.check() == []

@@ -252,7 +252,12 @@ class PostgresStore:
             return [] if still else self._drop_document(conn, row[0])
 
     def _drop_document(self, conn: Any, doc_id: str) -> list[int]:
-        ids = [int(r[0]) for r in conn.execute("SELECT id FROM chunks WHERE doc_id=%s", (doc_id,))]
+        """Drop a document and, first, the documents attached to it (a mail's attachments, `ingest.attachments`:
+        linked by `parent` in their metadata, held by no file row)."""
+        children = [r[0] for r in conn.execute(
+            "SELECT doc_id FROM documents WHERE metadata IS NOT NULL AND metadata::jsonb->>'parent' = %s", (doc_id,))]
+        ids = [i for child in children for i in self._drop_document(conn, child)]
+        ids += [int(r[0]) for r in conn.execute("SELECT id FROM chunks WHERE doc_id=%s", (doc_id,))]
         conn.execute("DELETE FROM documents WHERE doc_id=%s", (doc_id,))  # pages, chunks, vectors cascade
         return ids
 
