@@ -133,18 +133,18 @@ class Citeline:
 
     def status(self) -> dict[str, Any]:
         """The KB's counts, indexes and failed files, and how precisely each Office document is cited."""
-        return {**self.kb.status(), "office": [c.to_json() for c in office_citations(self.kb.local_db)]}
+        return {**self.kb.status(), "office": [c.to_json() for c in office_citations(self.kb.store)]}
 
     def documents(self) -> list[DocumentRow]:
         return self.kb.store.documents()
 
     def attached_to(self, doc_id: str) -> ParentLink | None:
         """The document `doc_id` is attached to (a mail attachment's message), or None."""
-        return parent_of(self.kb.local_db, doc_id)
+        return parent_of(self.kb.store, doc_id)
 
     def attachment_links(self, doc_ids: Sequence[str]) -> dict[str, ParentLink]:
         """For each of `doc_ids` that is an attachment: the document it is attached to."""
-        return parents(self.kb.local_db, doc_ids)
+        return parents(self.kb.store, doc_ids)
 
     def page_image(self, doc_id: str, page: int) -> PageImage | None:
         """A cited page's thumbnail and size (to scale a bbox onto the thumbnail), and its source file."""

@@ -1,23 +1,20 @@
-"""Attachment documents in the catalog: a mail attachment is a document of its own, held by no file but by its
-parent document, linked through the `parent` key of its metadata JSON (`ingest.attachments` sets it). Nothing
-here changes the schema; the catalog calls `child_ids` when it drops a document, search calls `with_parents`.
+"""Attachment documents: a mail attachment is a document of its own, held by no file but by its parent
+document, linked through the `parent` key of its metadata (`ingest.attachments` sets it). Nothing here changes a
+schema or runs SQL: the links are read through the store (`Store.doc_meta`); each backend drops a document's
+attachments with it.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from ingest.types import ParsedDocument
 from retrieval.types import Hit, ParentLink
 
-_CHILDREN = "SELECT doc_id FROM documents WHERE json_extract(metadata, '$.parent') = ?"
-
-
-def child_ids(db: sqlite3.Connection, doc_id: str) -> list[str]:
-    """The documents attached to `doc_id` (one level; the caller recurses by dropping each)."""
-    return [r[0] for r in db.execute(_CHILDREN, (doc_id,))]
+if TYPE_CHECKING:
+    from retrieval.store.protocol import Store
 
 
 def attachment_name(file_name: str, doc: ParsedDocument) -> str:
@@ -26,26 +23,25 @@ def attachment_name(file_name: str, doc: ParsedDocument) -> str:
     return f"{file_name} › {below}" if below else file_name
 
 
-def parents(db: sqlite3.Connection | None, doc_ids: Sequence[str]) -> dict[str, ParentLink]:
+def parents(store: Store, doc_ids: Sequence[str]) -> dict[str, ParentLink]:
     """For each of `doc_ids` that is an attachment: its parent document."""
     wanted = sorted(set(doc_ids))
-    if not wanted or db is None:  # a server KB records no attachment links yet
+    if not wanted:
         return {}
-    marks = ",".join("?" * len(wanted))
-    rows = db.execute(
-        "SELECT c.doc_id, p.doc_id, p.name, json_extract(c.metadata, '$.parent_page') FROM documents c"
-        f" JOIN documents p ON p.doc_id = json_extract(c.metadata, '$.parent') WHERE c.doc_id IN ({marks})", wanted)
-    return {child: ParentLink(pid, name, int(page or 1)) for child, pid, name, page in rows}
+    linked = {d: m.metadata for d, m in store.doc_meta(wanted).items() if m.metadata.get("parent")}
+    found = store.doc_meta(sorted({meta["parent"] for meta in linked.values()})) if linked else {}
+    return {child: ParentLink(meta["parent"], found[meta["parent"]].name, int(meta.get("parent_page") or 1))
+            for child, meta in linked.items() if meta["parent"] in found}
 
 
-def with_parents(db: sqlite3.Connection | None, hits: list[Hit]) -> list[Hit]:
+def with_parents(store: Store, hits: list[Hit]) -> list[Hit]:
     """Hits on an attachment, carrying the message it is attached to."""
-    found = parents(db, [h.doc_id for h in hits])
+    found = parents(store, [h.doc_id for h in hits])
     return [replace(h, attached_to=found[h.doc_id]) if h.doc_id in found else h for h in hits]
 
 
-def parent_of(db: sqlite3.Connection | None, doc_id: str) -> ParentLink | None:
-    return parents(db, [doc_id]).get(doc_id)
+def parent_of(store: Store, doc_id: str) -> ParentLink | None:
+    return parents(store, [doc_id]).get(doc_id)
 
 
 def attachment_errors(doc: ParsedDocument) -> tuple[str, ...]:

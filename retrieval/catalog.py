@@ -21,8 +21,7 @@ import numpy as np
 
 from ingest.types import BBox, Chunk, ParsedDocument
 from retrieval import faults
-from retrieval.attachments import child_ids
-from retrieval.store.protocol import DocumentRow, StoredChunk
+from retrieval.store.protocol import DocMeta, DocumentRow, StoredChunk
 
 __all__ = ["Catalog", "DocumentRow", "StoredChunk"]
 
@@ -151,7 +150,7 @@ class Catalog:
 
     def drop_document(self, db: sqlite3.Connection, doc_id: str) -> list[int]:
         """Forget a document and the documents attached to it (`retrieval.attachments`). Returns vector ids."""
-        attached = [i for child in child_ids(db, doc_id) for i in self.drop_document(db, child)]
+        attached = [i for child in self.child_ids(db, doc_id) for i in self.drop_document(db, child)]
         ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE doc_id=?", (doc_id,))]
         db.executemany("DELETE FROM vectors WHERE id=?", [(i,) for i in ids])
         db.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in ids])
@@ -210,6 +209,21 @@ class Catalog:
         for path, doc_id in self.db.execute("SELECT path, doc_id FROM files WHERE status='ingested'"):
             paths.setdefault(doc_id, []).append(path)
         return [DocumentRow(r[0], r[1], r[2], r[3] or "", r[4], tuple(paths.get(r[0], ())), r[5], r[6]) for r in rows]
+
+    def doc_meta(self, doc_ids: Sequence[str] | None = None) -> dict[str, DocMeta]:
+        sql = "SELECT doc_id, name, kind, metadata FROM documents"
+        if doc_ids is None:
+            rows = self.db.execute(sql).fetchall()
+        else:
+            wanted = list(dict.fromkeys(doc_ids))
+            rows = [r for i in range(0, len(wanted), 500) for r in self.db.execute(
+                f"{sql} WHERE doc_id IN ({','.join('?' * len(wanted[i:i + 500]))})", wanted[i:i + 500])]
+        return {r[0]: DocMeta(r[0], r[1], r[2], json.loads(r[3]) if r[3] else {}) for r in rows}
+
+    def child_ids(self, db: sqlite3.Connection, doc_id: str) -> list[str]:
+        """The documents attached to `doc_id` (`ingest.attachments`; one level, the caller recurses)."""
+        return [r[0] for r in db.execute(
+            "SELECT doc_id FROM documents WHERE json_extract(metadata, '$.parent') = ?", (doc_id,))]
 
     def page(self, doc_id: str, number: int) -> dict[str, Any] | None:
         """A page's size (its own coordinates: PDF points, pixels for images), thumbnail, one source path, its

@@ -4,9 +4,11 @@ only. `citeline status` lists it per document, so a user knows which citations a
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from retrieval.store.protocol import Store
 
 OFFICE_KINDS = ("docx", "pptx", "sheet", "epub")
 _LABELS = {
@@ -37,13 +39,12 @@ class DocCitation:
         return {**asdict(self), "label": self.label}
 
 
-def office_citations(db: sqlite3.Connection | None) -> list[DocCitation]:
-    if db is None:  # a server KB: not recorded yet
-        return []
-    marks = ",".join("?" * len(OFFICE_KINDS))
-    rows = db.execute(
-        "SELECT name, doc_id, kind, COALESCE(json_extract(metadata, '$.citation'), ''),"
-        " json_extract(metadata, '$.pagination') = 'libreoffice' OR json_extract(metadata, '$.thumbnails') IS NOT NULL"
-        f" FROM documents WHERE kind IN ({marks}) ORDER BY name", OFFICE_KINDS)
-    return [DocCitation(name, doc_id, kind, cite, cite in ("page+box", "slide+box", "sheet!cells"), bool(thumbs))
-            for name, doc_id, kind, cite, thumbs in rows]
+def office_citations(store: Store) -> list[DocCitation]:
+    """Every Office document's citation precision, by name."""
+    metas = sorted((m for m in store.doc_meta().values() if m.kind in OFFICE_KINDS), key=lambda m: (m.name, m.doc_id))
+    out = []
+    for m in metas:
+        cite = m.metadata.get("citation", "")
+        thumbs = m.metadata.get("pagination") == "libreoffice" or "thumbnails" in m.metadata
+        out.append(DocCitation(m.name, m.doc_id, m.kind, cite, cite in ("page+box", "slide+box", "sheet!cells"), thumbs))
+    return out

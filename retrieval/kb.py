@@ -97,13 +97,6 @@ class KnowledgeBase:
         return catalog
 
     @property
-    def local_db(self) -> Any:
-        """The local backend's SQLite connection, or None for a server KB (mail attachment links and the Office
-        citation report are read from it; a PostgreSQL KB does not record them yet)."""
-        catalog = getattr(self.store, "catalog", None)
-        return None if catalog is None else catalog.db
-
-    @property
     def writable(self) -> bool:
         return self.store.writable
 

@@ -98,13 +98,13 @@ class Searcher:
         base = self.settings.page_weights if level == "page" else self.settings.weights
         w = {**base, **(weights or {})}
         if level == "page":
-            return with_parents(self.kb.local_db, self._page_hits(rankings, w, q, top_k, rescore))
+            return with_parents(self.kb.store, self._page_hits(rankings, w, q, top_k, rescore))
         fused = rrf(rankings, w, self.settings.rrf_k)
         if rescore and q.text:
             fused = self._rescored(fused, rankings, w, q.text)
         if mmr is not None:
             fused = self._diversified(fused, mmr, top_k)
-        return with_parents(self.kb.local_db, self._chunk_hits(fused[:top_k]))
+        return with_parents(self.kb.store, self._chunk_hits(fused[:top_k]))
 
     def _check(self, query: str | None, image: str | None, retrievers: Sequence[str] | None, level: str,
                rescore: bool) -> tuple[str, ...]:

@@ -212,6 +212,11 @@ def test_a_message_and_its_attachment_are_removed_together(location: str, tmp_pa
     with _open(location, tmp_path) as kb:
         names = sorted(doc.name for doc in kb.store.documents())
         assert names == ["rota.eml", "rota.eml › rota.txt"]
+        (hit,) = [h for h in Searcher(kb).search("When does the night shift start?", top_k=5)
+                  if h.doc_name == "rota.eml › rota.txt"][:1]
+        message = next(doc for doc in kb.store.documents() if doc.name == "rota.eml")
+        assert hit.attached_to is not None and (hit.attached_to.doc_id, hit.attached_to.name) == (message.doc_id,
+                                                                                                "rota.eml")
     with _open(location, tmp_path, writable=True) as kb:
         kb.remove([str(d / "rota.eml")])
     with _open(location, tmp_path) as kb:

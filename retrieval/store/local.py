@@ -27,7 +27,7 @@ from retrieval.kb_layout import manifest_file_state
 from retrieval.lexical import LexicalIndex, filter_sql, is_empty
 from retrieval.lock import WriterLock
 from retrieval.store.assets import FolderAssets
-from retrieval.store.protocol import DocumentRow, StoredChunk, VectorRows
+from retrieval.store.protocol import DocMeta, DocumentRow, StoredChunk, VectorRows
 from retrieval.types import SearchFilters
 from retrieval.vectors import VectorIndex
 
@@ -144,6 +144,9 @@ class LocalStore:
 
     def documents(self) -> list[DocumentRow]:
         return self.catalog.documents()
+
+    def doc_meta(self, doc_ids: Sequence[str] | None = None) -> dict[str, DocMeta]:
+        return self.catalog.doc_meta(doc_ids)
 
     def page(self, doc_id: str, number: int) -> dict[str, Any] | None:
         return self.catalog.page(doc_id, number)

@@ -29,7 +29,7 @@ from retrieval.lexical import query_terms
 from retrieval.store import pg_schema as sch
 from retrieval.store.assets import FolderAssets
 from retrieval.store.pg_lock import acquire_writer_lock
-from retrieval.store.protocol import DocumentRow, StoredChunk, VectorRows
+from retrieval.store.protocol import DocMeta, DocumentRow, StoredChunk, VectorRows
 from retrieval.types import SearchFilters
 from retrieval.vectors import normalise
 
@@ -297,6 +297,11 @@ class PostgresStore:
             " (SELECT array_agg(f.path ORDER BY f.path) FROM files f WHERE f.doc_id=d.doc_id AND f.status='ingested')"
             " FROM documents d LEFT JOIN chunks c ON c.doc_id=d.doc_id GROUP BY d.doc_id ORDER BY d.name")
         return [DocumentRow(r[0], r[1], r[2], r[3] or "", r[4], tuple(r[7] or ()), r[5], r[6]) for r in rows]
+
+    def doc_meta(self, doc_ids: Sequence[str] | None = None) -> dict[str, DocMeta]:
+        sql = "SELECT doc_id, name, kind, metadata FROM documents"
+        rows = self._rows(sql) if doc_ids is None else self._rows(sql + " WHERE doc_id = ANY(%s)", (list(doc_ids),))
+        return {r[0]: DocMeta(r[0], r[1], r[2], json.loads(r[3]) if r[3] else {}) for r in rows}
 
     def page(self, doc_id: str, number: int) -> dict[str, Any] | None:
         rows = self._rows(

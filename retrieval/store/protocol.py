@@ -57,6 +57,16 @@ class DocumentRow:
     figures: int
 
 
+@dataclass(frozen=True)
+class DocMeta:
+    """A document's name, kind and the metadata its parser recorded (mail links, Office citation precision)."""
+
+    doc_id: str
+    name: str
+    kind: str
+    metadata: dict[str, str]
+
+
 class Store(Protocol):
     """A knowledge base's storage. Backends: `LocalStore` (a folder) and `PostgresStore` (a DSN)."""
 
@@ -92,6 +102,7 @@ class Store(Protocol):
     def files(self) -> list[dict[str, Any]]: ...
     def has_document(self, doc_id: str) -> bool: ...
     def documents(self) -> list[DocumentRow]: ...
+    def doc_meta(self, doc_ids: Sequence[str] | None = None) -> dict[str, DocMeta]: ...
     def page(self, doc_id: str, number: int) -> dict[str, Any] | None: ...
     def page_texts(self, doc_id: str, number: int | None = None) -> dict[int, str]: ...
     def chunk_ids(self, doc_id: str | None = None, page: int | None = None, kind: str | None = None) -> list[int]: ...
