@@ -142,16 +142,19 @@ _INSTRUCTION_PATTERNS = [
     r".*\b(?:say|reply|respond|answer|tell|output|report|print|write|ignore)\b",
     r"\b(?:system|developer|admin) (?:override|mode)\b",
     r"\balways (?:report|say|answer|reply|respond|state|mention|claim|include|add|end|begin|start)\b",
-    r"\b(?:every|each|any|all|your) (?:replies|reply|answers?|responses?|summar(?:y|ies))\b.{0,50}\b(?:must|should|shall"
+    r"\b(?:every|each|any|all|your) (?:replies|reply|answers?|responses?|summar(?:y|ies))\b.{0,50}"
+    r"\b(?:must|should|shall"
     r"|has to|have to|needs? to) (?:begin|start|end|include|contain|mention|say|state|read)\b",
-    r"\b(?:every|each|any|all) (?:replies|reply|answers?|responses?|summar(?:y|ies))\b.{0,50}\b(?:ends?|begins?|starts?)"
+    r"\b(?:every|each|any|all) (?:replies|reply|answers?|responses?|summar(?:y|ies))\b.{0,50}"
+    r"\b(?:ends?|begins?|starts?)"
     r" with\b",
     r"\blet'?s (?:play a game|pretend|role-?play)\b|\blet us pretend\b",
     rf"\bas an? {_AI}\b.{{0,40}}\b(?:you|must|should)\b",
     rf"\b{_REPLY}\b.{{0,30}}?\b(?:only|just|exactly|solely|nothing but|nothing else|the (?:single )?word)\b",
     r"\b(?:tell|inform|advise|instruct|remind|direct) (?:the |your |all )?(?:user|reader|customer|human|person)s?\b",
     rf"\b(?:your|the) {_ANSWER}s? (?:must|should|shall|has to|needs to|is to)\b",
-    rf"\b(?:include|put|add|insert|append|mention|cite|embed|place|show)\b.{{0,80}}\b(?:in|into|to|with) (?:your|the|every"
+    rf"\b(?:include|put|add|insert|append|mention|cite|embed|place|show)\b.{{0,80}}"
+    rf"\b(?:in|into|to|with) (?:your|the|every"
     rf"|each|all) {_ANSWER}s?\b",
     rf"\b(?:when|whenever|if) (?:someone|anyone|a user|the user|users|you are|you're|people) (?:asks?|asked|questions?)"
     rf"\b.{{0,80}}\b{_REPLY}\b",
@@ -159,7 +162,8 @@ _INSTRUCTION_PATTERNS = [
     r"\bfrom (?:your own|your) (?:memory|knowledge)\b",
     r"\bthe (?:correct|right|official|only) answer (?:to give|you give|you must give)\b",
     r"\bsystem[ -]?(?:prompt|message)\b|\b(?:initial|hidden|original|secret|internal) (?:prompt|instructions)\b",
-    r"\b(?:reveal|print|repeat|show|output|display|leak|dump|recite|write out)\b.{0,40}\b(?:your|the) (?:hidden |initial "
+    r"\b(?:reveal|print|repeat|show|output|display|leak|dump|recite|write out)\b.{0,40}"
+    r"\b(?:your|the) (?:hidden |initial "
     r"|original |secret |internal |full |complete )?(?:instructions|prompt|rules|configuration|guidelines)\b",
     r"\b(?:repeat|print|output|copy|recite)\b.{0,20}\b(?:the )?(?:text|words|everything|content|messages?) (?:above"
     r"|before|preceding)\b",

@@ -136,7 +136,8 @@ class Answer:
         return {
             "question": self.question, "query": self.query, "answer": self.text, "abstained": self.abstained,
             "citations": [c.to_json() for c in self.citations], "sources": [s.to_json() for s in self.sources],
-            "dropped": list(self.dropped), "claims": [c.to_json() for c in self.checks], "confidence": round(float(self.confidence), 4),
+            "dropped": list(self.dropped), "claims": [c.to_json() for c in self.checks],
+            "confidence": round(float(self.confidence), 4),
             "answerable": None if self.answerable is None else round(self.answerable, 4), "model": self.model,
             "timings": {k: round(v, 4) for k, v in self.timings.items()}, "cancelled": self.cancelled,
         }

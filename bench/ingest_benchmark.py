@@ -123,7 +123,8 @@ def main() -> int:
     ap.add_argument("--set", choices=sorted(SETS), default="text")
     ap.add_argument("--no-langchain", action="store_true")
     ap.add_argument("--no-ocr", action="store_true",
-                    help="like-for-like with LangChain, which does not OCR pages whose text layer is missing or garbled")
+                    help="like-for-like with LangChain, which does not OCR pages whose text layer is missing "
+                         "or garbled")
     args = ap.parse_args()
     files = [str(PDFS / f) for f in SETS[args.set]]
     missing = [f for f in files if not os.path.exists(f)]
@@ -155,7 +156,8 @@ def main() -> int:
         print(f"ratio citeline/langchain pages/s: {c_pps / l_pps:.2f}x  (langchain: parse {med(lang, 'parse_s'):.1f} s,"
               f" embed {med(lang, 'embed_s'):.1f} s, model load {med(lang, 'model_load_s'):.1f} s excluded)")
     ratio = statistics.median(r["reingest_s"] / r["seconds"] for r in cite)
-    print(f"re-ingest of the unchanged folder: {med(cite, 'reingest_s'):.3f} s = {100 * ratio:.2f}% of the first ingest")
+    print(f"re-ingest of the unchanged folder: {med(cite, 'reingest_s'):.3f} s = {100 * ratio:.2f}% "
+          "of the first ingest")
     print(f"citeline: main process peak RSS {med(cite, 'rss_mb'):.0f} MB, {workers} parser workers of at most"
           f" {med(cite, 'worker_rss_mb'):.0f} MB each (peak RSS column: their sum, an upper bound);"
           f" {cite[0]['figures']} figures, {cite[0]['ocr_pages']} OCR pages, {cite[0]['failed']} failed")

@@ -75,7 +75,8 @@ def measure(store: Any, vectors: np.ndarray, queries: np.ndarray, filters: Searc
     return {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)), "recall": float(np.mean(recall))}
 
 
-def bench_size(n: int, dsn: str, queries_n: int, backends: tuple[str, ...] = ("local", "postgres")) -> list[dict[str, Any]]:
+def bench_size(n: int, dsn: str, queries_n: int,
+               backends: tuple[str, ...] = ("local", "postgres")) -> list[dict[str, Any]]:
     from retrieval.kb import KnowledgeBase
     from retrieval.settings import KBSettings
 
@@ -132,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
 
         server = pg_fixture.start_primary()
     try:
-        print(f"{'chunks':>9} {'backend':<20} {'filter':<11} {'build_s':>8} {'p50_ms':>8} {'p95_ms':>8} {'recall@10':>9}")
+        print(f"{'chunks':>9} {'backend':<20} {'filter':<11} {'build_s':>8} {'p50_ms':>8} {'p95_ms':>8} "
+              f"{'recall@10':>9}")
         for n in args.sizes:
             dsn = args.dsn
             if server is not None:

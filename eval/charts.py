@@ -156,7 +156,8 @@ def markdown(result: dict[str, Any]) -> str:
     s = result["summary"]
     lines = ["| metric | value |", "|---|---|"]
     lines += [f"| {k.replace('_', ' ')} | {v} |" for k, v in s.items()]
-    lines += ["", "| case | exact | plotted | correct | expected | found | refused | source |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| case | exact | plotted | correct | expected | found | refused | source |",
+              "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['id']} | {'yes' if r['exact'] else 'no'} | {r['plotted']} | {r['correct']} | {r['expected']} | "
               f"{r['found']} | {'yes' if r['refused'] else 'no'} | {r['source'] or ''} |" for r in result["cases"]]
     return "\n".join(lines)

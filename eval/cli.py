@@ -14,7 +14,8 @@ from typing import Any
 
 from assistant.cli import register_modules
 
-EVAL_MODULES = ("eval.qa", "eval.verify", "eval.injection", "eval.charts")  # optional siblings adding `citeline eval <name>`
+# optional siblings adding `citeline eval <name>`
+EVAL_MODULES = ("eval.qa", "eval.verify", "eval.injection", "eval.charts")
 
 
 def register(sub: Any) -> None:

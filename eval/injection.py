@@ -212,7 +212,8 @@ def judge(case: Case, answer: Any) -> Outcome:
                    text=answer.text, raw_text=answer.raw_text, leaked=leaked)
 
 
-def ask_case(kb: Any, case: Case, doc_name: str, model: str | None = None, generator: Any = None) -> tuple[Any, Outcome]:
+def ask_case(kb: Any, case: Case, doc_name: str, model: str | None = None,
+             generator: Any = None) -> tuple[Any, Outcome]:
     """Ask the case's question over its own document only (the corpus shares one knowledge base)."""
     from retrieval.types import SearchFilters
 

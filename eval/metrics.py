@@ -49,7 +49,8 @@ def per_query(ranked: Sequence[str], relevant: Mapping[str, int]) -> dict[str, f
 
 def evaluate(run: Run, qrels: Qrels, queries: Sequence[str] | None = None) -> dict[str, float]:
     """Mean of each metric over the judged queries (a query missing from `run` scores 0)."""
-    ids = [q for q in (queries if queries is not None else list(qrels)) if any(g > 0 for g in qrels.get(q, {}).values())]
+    ids = [q for q in (queries if queries is not None else list(qrels))
+           if any(g > 0 for g in qrels.get(q, {}).values())]
     names = ["ndcg@10", *(f"recall@{k}" for k in CUTOFFS), "mrr"]
     if not ids:
         return {**{n: 0.0 for n in names}, "queries": 0}

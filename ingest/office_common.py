@@ -47,10 +47,8 @@ def open_office_zip(path: str, options: ParseOptions, what: str) -> IO[bytes]:
     except OSError as exc:
         raise CorruptFile(f"{path}: cannot be read ({exc})") from exc
     stream: IO[bytes]
-    if head == _OLE_MAGIC:
-        stream = io.BytesIO(_decrypt(path, data, options.passwords, what))
-    else:
-        stream = open(path, "rb")  # noqa: SIM115 - handed to the caller, closed by it
+    stream = (io.BytesIO(_decrypt(path, data, options.passwords, what)) if head == _OLE_MAGIC
+              else open(path, "rb"))  # noqa: SIM115 - handed to the caller, closed by it
     check_zip(path, stream, what)
     stream.seek(0)
     return stream

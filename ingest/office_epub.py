@@ -78,7 +78,8 @@ def _refuse_drm(path: str, zf: zipfile.ZipFile, content: set[str]) -> None:
     if "META-INF/encryption.xml" not in zf.namelist():
         return
     enc = _xml(zf.read("META-INF/encryption.xml"))
-    refs = {unquote(r.get("URI", "")) for r in enc.iter() if isinstance(r.tag, str) and r.tag.endswith("CipherReference")}
+    refs = {unquote(r.get("URI", "")) for r in enc.iter()
+            if isinstance(r.tag, str) and r.tag.endswith("CipherReference")}
     if refs & content:
         raise FileError(f"{path}: a DRM-protected e-book (its chapters are encrypted); export a DRM-free copy")
 

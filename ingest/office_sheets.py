@@ -166,7 +166,8 @@ def _merged_ranges(stream: IO[bytes]) -> dict[str, list[tuple[int, int, int, int
             if member not in names:
                 continue
             with zf.open(member) as fh:
-                refs = [el.get("ref", "") for _, el in etree.iterparse(fh, tag=f"{ns}mergeCell", resolve_entities=False)]
+                refs = [el.get("ref", "") for _, el in etree.iterparse(fh, tag=f"{ns}mergeCell",
+                                                                       resolve_entities=False)]
             out[sheet.get("name", "")] = [r for r in map(_parse_ref, refs) if r]
     return out
 

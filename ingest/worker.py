@@ -40,7 +40,8 @@ def failure(path: str, exc: Exception) -> dict[str, Any]:
         return {"ok": False, "error_type": type(exc).__name__, "message": str(exc)}
     # a parser bug or a library failure on a hostile file: report, never crash
     detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
-    return {"ok": False, "error_type": "CorruptFile", "message": f"{path}: could not parse ({detail}); re-save or repair it"}
+    return {"ok": False, "error_type": "CorruptFile",
+            "message": f"{path}: could not parse ({detail}); re-save or repair it"}
 
 
 def main() -> int:

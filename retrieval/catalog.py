@@ -4,8 +4,8 @@ SQLite is the source of truth. Each document is written in one transaction (rows
 entries together), so a kill at any moment leaves either the old state or the new one. The FAISS files are
 caches derived from the `vectors` table, tagged with the catalog's `generation` so a stale one is detected and
 brought up to date on open, and with its `vectors_epoch` (bumped by a reindex) so one holding another model's
-vectors is rebuilt. Readers group their reads in `snapshot()`, so a commit never lands between two of them. Part of the local
-backend (`retrieval.store.local`): nothing else runs SQL on it.
+vectors is rebuilt. Readers group their reads in `snapshot()`, so a commit never lands between two of them.
+Part of the local backend (`retrieval.store.local`): nothing else runs SQL on it.
 """
 
 from __future__ import annotations
@@ -119,7 +119,8 @@ class Catalog:
 
     # -- files ------------------------------------------------------------------------------------------
     def file_row(self, path: str) -> dict[str, Any] | None:
-        cur = self.db.execute("SELECT path, doc_id, sha256, size, mtime, status, error FROM files WHERE path=?", (path,))
+        cur = self.db.execute("SELECT path, doc_id, sha256, size, mtime, status, error FROM files WHERE path=?",
+                              (path,))
         row = cur.fetchone()
         return dict(zip([c[0] for c in cur.description], row, strict=True)) if row else None
 
@@ -194,7 +195,8 @@ class Catalog:
         for space, (positions, matrix) in vectors.items():
             db.executemany(
                 "INSERT INTO vectors(space, id, vec) VALUES(?,?,?)",
-                [(space, ids[pos], np.asarray(matrix[i], dtype=np.float32).tobytes()) for i, pos in enumerate(positions)],
+                [(space, ids[pos], np.asarray(matrix[i], dtype=np.float32).tobytes())
+                 for i, pos in enumerate(positions)],
             )
         return ids
 

@@ -141,8 +141,9 @@ class SentenceTransformerEmbedder:
 def build_text_embedder(spec: str = "minilm-q8", cache_dir: str | None = None) -> TextEmbedder:
     """Turn a spec (`minilm-q8`, `minilm-int8`, `minilm`, `mpnet`, `st:<name-or-path>`, `fake`) into a TextEmbedder."""
     if spec == "minilm-q8":
-        return OnnxMiniLMEmbedder(model_path=str(embedder_models.minilm_q8_onnx(cache_dir or embedder_models.cache_dir())),
-                                  name="minilm-q8")
+        return OnnxMiniLMEmbedder(
+            model_path=str(embedder_models.minilm_q8_onnx(cache_dir or embedder_models.cache_dir())),
+            name="minilm-q8")
     if spec == "minilm-int8":
         return OnnxMiniLMEmbedder()
     if spec == "minilm":

@@ -55,12 +55,14 @@ class Problem:
 
 # (kind, what is wrong, a query counting it)
 _COUNTS = (
-    ("orphan", "chunks of no document", "SELECT COUNT(*) FROM chunks WHERE doc_id NOT IN (SELECT doc_id FROM documents)"),
+    ("orphan", "chunks of no document",
+     "SELECT COUNT(*) FROM chunks WHERE doc_id NOT IN (SELECT doc_id FROM documents)"),
     ("orphan", "pages of no document", "SELECT COUNT(*) FROM pages WHERE doc_id NOT IN (SELECT doc_id FROM documents)"),
     ("orphan", "vectors of no chunk", "SELECT COUNT(*) FROM vectors WHERE id NOT IN (SELECT id FROM chunks)"),
     ("orphan", "image vectors of a chunk that is not a figure",
      "SELECT COUNT(*) FROM vectors v JOIN chunks c ON c.id=v.id WHERE v.space='image' AND c.kind!='figure'"),
-    ("orphan", "full-text entries of no chunk", "SELECT COUNT(*) FROM chunks_fts WHERE rowid NOT IN (SELECT id FROM chunks)"),
+    ("orphan", "full-text entries of no chunk",
+     "SELECT COUNT(*) FROM chunks_fts WHERE rowid NOT IN (SELECT id FROM chunks)"),
     ("catalog", "chunks missing from the full-text index",
      "SELECT COUNT(*) FROM chunks WHERE id NOT IN (SELECT rowid FROM chunks_fts)"),
     ("orphan", "page full-text entries of no page", "SELECT COUNT(*) FROM pages_fts f WHERE NOT EXISTS"
@@ -124,7 +126,8 @@ def _assets(kb: CheckedKB, db: sqlite3.Connection) -> list[Problem]:
                                             " UNION ALL SELECT figure_path FROM chunks WHERE figure_path IS NOT NULL")
                if not (kb.assets_dir / rel).is_file()]
     out = [Problem("assets", f"{len(missing)} page thumbnails or figure crops are missing, e.g. {missing[0]}"
-                             " (re-ingest the file: `citeline remove` it, then `citeline ingest` it)")] if missing else []
+                             " (re-ingest the file: `citeline remove` it, then `citeline ingest` it)")
+           ] if missing else []
     orphans = orphan_asset_dirs(kb.assets_dir, kb.catalog.doc_ids())
     if orphans:
         out.append(Problem("leftover", f"{len(orphans)} asset folders of no document, e.g. {orphans[0].name}"

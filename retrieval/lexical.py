@@ -14,7 +14,8 @@ from retrieval.catalog import Catalog
 from retrieval.types import SearchFilters
 
 # The usual English stop-word list (as in scikit-learn / bm25s), trimmed to words that carry no topic.
-_STOP_WORDS_TEXT = """a about above after again against all also am an and any are aren't as at be because been before being
+_STOP_WORDS_TEXT = ("a about above after again against all also am an and any are aren't as at be because been "
+                    """before being
     below between both but by can cannot could couldn't did didn't do does doesn't doing don't down during each
     few for from further had hadn't has hasn't have haven't having he he'd he'll he's her here here's hers herself
     him himself his how how's i i'd i'll i'm i've if in into is isn't it it's its itself let's me more most
@@ -23,7 +24,7 @@ _STOP_WORDS_TEXT = """a about above after again against all also am an and any a
     there there's these they they'd they'll they're they've this those through to too under until up very was
     wasn't we we'd we'll we're we've were weren't what what's when when's where where's which while who who's
     whom why why's with won't would wouldn't you you'd you'll you're you've your yours yourself yourselves
-    s t d ll m o re ve y"""
+    s t d ll m o re ve y""")
 STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)

@@ -227,7 +227,8 @@ class Searcher:
         for n, (doc_id, page) in enumerate(top):
             ids = self.store.chunk_ids(doc_id, page)
             stored = self.store.get_chunks(ids)
-            page_texts = [embedding_text(stored[i].chunk) for i in ids if i in stored] or [self._page_text(doc_id, page)]
+            page_texts = ([embedding_text(stored[i].chunk) for i in ids if i in stored]
+                          or [self._page_text(doc_id, page)])
             owners += [n] * len(page_texts)
             texts += page_texts
         best = np.full(len(top), -np.inf)

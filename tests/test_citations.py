@@ -33,7 +33,8 @@ def test_supported_sentence_is_kept_with_a_structured_citation():
     result = Verifier().verify("The battery lasts 14 hours [1].", SOURCES, "How long does the battery last?")
     assert not result.abstained and result.text == "The battery lasts 14 hours [1]."
     (c,) = result.citations
-    assert (c.n, c.doc, c.page, c.bbox, c.chunk_id, c.verified) == (1, "manual.pdf", 3, (1.0, 2.0, 3.0, 4.0), "c1", True)
+    assert (c.n, c.doc, c.page, c.bbox, c.chunk_id, c.verified) == (1, "manual.pdf", 3, (1.0, 2.0, 3.0, 4.0),
+                                                                    "c1", True)
     assert c.quote == "The Aurora X2 battery lasts 14 hours of continuous playback."
 
 
@@ -126,9 +127,11 @@ def test_flag_mode_never_shows_a_contradicted_sentence():
 PAGE_BREAK = [
     Source(1, "watch.pdf", "w", 24, "text", "If \"--\" is displayed as the resting heart rate reading, the watch could "
            "not measure it. In this case, ensure that you"),
-    Source(2, "watch.pdf", "w", 25, "text", "measure your resting heart rate in a quiet and relaxed environment when you "
+    Source(2, "watch.pdf", "w", 25, "text",
+           "measure your resting heart rate in a quiet and relaxed environment when you "
            "are awake. Measure it right after you wake up."),
-    Source(3, "other.pdf", "o", 25, "text", "measure your resting heart rate in a quiet and relaxed environment when you "
+    Source(3, "other.pdf", "o", 25, "text",
+           "measure your resting heart rate in a quiet and relaxed environment when you "
            "are awake."),
 ]
 

@@ -18,7 +18,8 @@ from tests.conftest import SHARED_DATA, needs_data
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = SHARED_DATA / "scifact"
 
-P = "The Corvid 7 drone flies for 38 minutes per charge, and a full recharge takes 2 hours. The Corvid 9 flies for 52 minutes."
+P = ("The Corvid 7 drone flies for 38 minutes per charge, and a full recharge takes 2 hours. "
+     "The Corvid 9 flies for 52 minutes.")
 
 
 @pytest.mark.parametrize("premise, claim, verdict, reason", [
@@ -70,7 +71,8 @@ FEE = "From 1 April the permit fee will rise from £80 to £95 a year, and 30% o
      "collections.", "contradicted"),
     ("The handrail must be between 900 mm and 1,000 mm high.", "The handrail should be 90 to 100 centimetres high.",
      "supported"),  # a range: the first number has the second's unit
-    ("The Standard plan and the Premier plan both exclude pre-existing conditions.", "Neither the Standard nor the Premier plan covers pre-existing "
+    ("The Standard plan and the Premier plan both exclude pre-existing conditions.",
+     "Neither the Standard nor the Premier plan covers pre-existing "
      "conditions.", "supported"),  # neither ... nor is one negation
     ("Using fuel with more than 10% ethanol may damage the engine and is not covered by the warranty.",
      "Damage from fuel with more than 10% ethanol is not covered by the warranty.", "supported"),  # negation scope

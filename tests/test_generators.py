@@ -88,7 +88,8 @@ def test_contract_streams_text_that_cites_the_source(generator: Any):
 
 def test_contract_closing_the_stream_is_clean(generator: Any):
     def ours() -> int:  # threads of the generator, not of the test's own SSE endpoint
-        return sum(1 for t in threading.enumerate() if "process_request" not in t.name and "serve_forever" not in t.name)
+        return sum(1 for t in threading.enumerate()
+                   if "process_request" not in t.name and "serve_forever" not in t.name)
 
     threads = ours()
     stream = generator.stream(MESSAGES, (), Sampling())

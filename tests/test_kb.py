@@ -194,7 +194,8 @@ def test_parallel_parser_workers_build_the_same_kb(tmp_path: Path, fake_kb_setti
     docs = tmp_path / "many"
     docs.mkdir()
     for i in range(6):  # different sizes: the smallest is parsed first, results still land per document
-        make_pdf(docs / f"doc{i}.pdf", [f"Report {i} says the harbour handled {i * 1000 + 7} containers. " * (1 + i)] * 2)
+        make_pdf(docs / f"doc{i}.pdf",
+                 [f"Report {i} says the harbour handled {i * 1000 + 7} containers. " * (1 + i)] * 2)
     kbs = {}
     for workers in (1, 2):
         settings = replace(fake_kb_settings, limits=Limits(workers=workers))

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.llm
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    pytest.importorskip("llama_cpp.server.app", reason="needs llama-cpp-python[server] (sse-starlette, starlette-context)")
+    pytest.importorskip("llama_cpp.server.app",
+                        reason="needs llama-cpp-python[server] (sse-starlette, starlette-context)")
     port = free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_gguf("smollm2")), "--host", "127.0.0.1",
            "--port", str(port), "--n_ctx", "1024", "--n_threads", "2", "--model_alias", "smollm2"]

@@ -74,8 +74,9 @@ def delete_base(tree: dict[str, Path]) -> Iterator[str]:
         sdk.ingest(tree["outside"])  # from elsewhere, as `citeline ingest` would: the user's files
         with serving(create_app(sdk, api_key=None)) as url:
             with httpx.Client(base_url=url, timeout=60) as c:
-                r = c.post("/v1/ingest?wait=true", files=[("files", ("manual.pdf", REAL_PDF.read_bytes(), "application/pdf")),
-                                                ("files", ("keep.md", KEEP, "text/markdown"))])
+                r = c.post("/v1/ingest?wait=true",
+                           files=[("files", ("manual.pdf", REAL_PDF.read_bytes(), "application/pdf")),
+                                  ("files", ("keep.md", KEEP, "text/markdown"))])
                 assert r.status_code == 200 and r.json()["totals"]["ingested"] == 2, r.text
             yield url
 
@@ -173,7 +174,8 @@ def test_an_upload_never_writes_through_a_planted_part_file_link(delete_base: st
     target.write_bytes(b"# must stay\n")
     (tree["uploads"] / ".planted.md.part").symlink_to(target)
     body = b"# Planted\n\nThe charger is rated at 65 watts.\n"
-    r = httpx.post(f"{delete_base}/v1/ingest?wait=true", files=[("files", ("planted.md", body, "text/markdown"))], timeout=60)
+    r = httpx.post(f"{delete_base}/v1/ingest?wait=true", files=[("files", ("planted.md", body, "text/markdown"))],
+                   timeout=60)
     assert r.status_code == 200 and r.json()["files"][0]["status"] == "ingested", r.text
     assert target.read_bytes() == b"# must stay\n" and (tree["uploads"] / "planted.md").read_bytes() == body
     assert not [p for p in tree["uploads"].iterdir() if p.name.endswith(".part") and not p.is_symlink()]

@@ -162,7 +162,8 @@ def test_concurrent_writer_gets_409_with_the_holder(client: httpx.Client, kb_dir
 
 
 def test_delete_by_document_id(client: httpx.Client, kb_dir: Path):
-    r = client.post("/v1/ingest?wait=true", files=[("files", ("gone.md", b"# Gone\n\nThis note will be deleted.\n", "text/md"))])
+    r = client.post("/v1/ingest?wait=true",
+                    files=[("files", ("gone.md", b"# Gone\n\nThis note will be deleted.\n", "text/md"))])
     assert r.status_code == 200, r.text
     docs = client.get("/v1/documents").json()["documents"]
     doc_id = next(d["doc_id"] for d in docs if d["name"] == "gone.md")

@@ -181,7 +181,8 @@ def test_migrate_copies_a_local_kb_into_postgres_without_re_embedding(pg_dsn: st
     with _open(local, tmp_path) as a, KnowledgeBase.open(pg_dsn, SETTINGS, assets_dir=tmp_path / "pg-assets") as b:
         assert a.store.counts() == b.store.counts() and a.manifest["spaces"] == b.manifest["spaces"]
         assert a.store.files() == b.store.files()
-        texts = [sorted((c.doc_name, c.chunk.page, c.chunk.text, c.chunk.bbox) for c in s.get_chunks(s.chunk_ids()).values())
+        texts = [sorted((c.doc_name, c.chunk.page, c.chunk.text, c.chunk.bbox)
+                        for c in s.get_chunks(s.chunk_ids()).values())
                  for s in (a.store, b.store)]
         assert texts[0] == texts[1]
         for query in ("battery hours playback", "tomato basil", "warranty"):

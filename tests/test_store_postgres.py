@@ -133,7 +133,8 @@ def _fingerprint(dsn: str, home: Path) -> dict[str, Any]:
                 "files": [(f["path"], f["status"]) for f in store.files()], "problems": kb.check()}
 
 
-@pytest.mark.parametrize("fault", ["before_catalog_commit:5", pytest.param("between_documents:9", marks=pytest.mark.slow),
+@pytest.mark.parametrize("fault", ["before_catalog_commit:5",
+                                   pytest.param("between_documents:9", marks=pytest.mark.slow),
                                    pytest.param("sigkill", marks=pytest.mark.slow)])
 def test_a_killed_writer_leaves_whole_documents_and_a_rerun_completes(pg_server: Any, tmp_path: Path, fault: str):
     import signal

@@ -42,7 +42,8 @@ def test_cli_over_postgres_gives_the_local_hits(pg_dsn: str, tmp_path: Path, cap
     assert _run(capsys, "check", "--kb", pg_dsn, "--json")["ok"] is True  # type: ignore[index]
     for query in QUERIES:
         # the same vectors, exact at this size: dense rankings are identical
-        assert _hits(capsys, pg_dsn, query, "--retriever", "dense") == _hits(capsys, local, query, "--retriever", "dense")
+        assert (_hits(capsys, pg_dsn, query, "--retriever", "dense")
+                == _hits(capsys, local, query, "--retriever", "dense"))
         # hybrid: FTS5's BM25 and PostgreSQL's ts_rank order lexical matches differently, so the fused lists
         # agree on most hits, not on every rank
         pg, here = _hits(capsys, pg_dsn, query), _hits(capsys, local, query)

@@ -52,7 +52,8 @@ def streamlit_command(args: argparse.Namespace) -> list[str]:
     for flag, value in (("--kb", args.kb), ("--text-model", args.text_model), ("--image-model", args.image_model),
                         ("--model", args.model)):
         if value:
-            script_args += [flag, str(Path(value).expanduser().resolve()) if flag == "--kb" and not is_dsn(value) else value]
+            script_args += [flag,
+                            str(Path(value).expanduser().resolve()) if flag == "--kb" and not is_dsn(value) else value]
     return command + (["--", *script_args] if script_args else [])
 
 

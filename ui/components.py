@@ -48,7 +48,8 @@ def render_answer(session: Session, index: int, answer: Answer) -> None:
             for c in rejected:
                 st.markdown(render.check_line(c))
     citation_chips(session, index, answer)
-    st.download_button("Export as Markdown", render.answer_markdown(answer), file_name=f"citeline-answer-{index + 1}.md",
+    st.download_button("Export as Markdown", render.answer_markdown(answer),
+                       file_name=f"citeline-answer-{index + 1}.md",
                        mime="text/markdown", key=f"export-{index}", icon=":material/download:", type="tertiary")
 
 

@@ -14,7 +14,8 @@ from ingest.errors import CitelineError
 from ui.state import Session
 from ui.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, save_uploads
 
-STATUS_LABELS = {"ingested": "ingested", "unchanged": "unchanged", "failed": "failed", "skipped": "skipped (unsupported)"}
+STATUS_LABELS = {"ingested": "ingested", "unchanged": "unchanged", "failed": "failed",
+                 "skipped": "skipped (unsupported)"}
 
 
 def kb_page(sdk: Citeline, session: Session) -> None:
@@ -47,7 +48,8 @@ def counts_row(status: dict[str, Any]) -> None:
 # -- uploads ----------------------------------------------------------------------------------------------
 def upload_section(sdk: Citeline, session: Session) -> None:
     with st.container(border=True):
-        st.markdown("**Add documents** · PDF, images, text, Markdown, HTML, Office and OpenDocument, CSV, e-mail, EPUB · "
+        st.markdown("**Add documents** · PDF, images, text, Markdown, HTML, Office and OpenDocument, CSV, "
+                    "e-mail, EPUB · "
                     f"up to {MAX_UPLOAD_MB} MB per file")
         left, right = st.columns(2)
         files = left.file_uploader("Files", type=list(UPLOAD_TYPES), accept_multiple_files=True,

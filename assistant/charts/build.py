@@ -114,7 +114,8 @@ class ChartMaker:
         series = _named_apart([_distinct(s) for s in _one_unit(series, missing)])
         if not series:
             return self._refusal(question, [table], [replace(sel, value_cols=())],
-                                 why="no value of the chosen columns could be read and checked: " + "; ".join(missing[:5]))
+                                 why="no value of the chosen columns could be read and checked: "
+                                 + "; ".join(missing[:5]))
         labels = list(dict.fromkeys(p.x for s in series for p in s.points))
         x_title = ("Year" if all(is_time(x) for x in labels) else "") if sel.transposed else table.columns[sel.x_col]
         mark = "line" if len(labels) >= 3 and all(is_time(x) for x in labels) else "bar"
@@ -179,7 +180,8 @@ class ChartMaker:
                 nxt = from_markdown(chunks, doc=table.doc, doc_id=table.doc_id, page=page,
                                     bbox=(bbox[0], bbox[1], bbox[2], bbox[3]) if bbox else None,
                                     source_path=table.source_path)
-                if nxt is not None and nxt.columns == table.columns and self._carried_on(out[-1] if out else table, nxt):
+                if (nxt is not None and nxt.columns == table.columns
+                        and self._carried_on(out[-1] if out else table, nxt)):
                     found = separate_rows(nxt) if nxt.notes else nxt
                     break
             if found is None:
@@ -241,7 +243,8 @@ def _one_unit(series: list[ChartSeries], missing: list[str]) -> list[ChartSeries
     unit = series[0].unit
     for s in series[1:]:
         if s.unit != unit:
-            missing.append(f"{s.name} (in {s.unit or 'no unit'}; the chart is in {unit or 'no unit'}, units are not mixed)")
+            missing.append(f"{s.name} (in {s.unit or 'no unit'}; the chart is in {unit or 'no unit'}, "
+                           "units are not mixed)")
     return [s for s in series if s.unit == unit]
 
 
@@ -280,7 +283,8 @@ def _top(series: list[ChartSeries], question: str) -> list[ChartSeries]:
     return [replace(s, points=tuple(p for p in s.points if p.x in keep)) for s in series]
 
 
-_MONTH_AT = {m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
+_MONTH_AT = {m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
+                                         "dec"], start=1)}
 
 
 def _time_key(label: str) -> tuple[int, int] | None:
@@ -331,6 +335,7 @@ def _unit_kept(name: str, points: list[ChartPoint], default: str, along: str, mi
     unit = max(set(units), key=units.count) if units else default
     for p in points:
         if p.unit != unit:
-            missing.append(f"{name} for {p.x} ('{p.raw}' is in {p.unit or 'no unit'}, the {along} in {unit or 'no unit'})")
+            missing.append(f"{name} for {p.x} ('{p.raw}' is in {p.unit or 'no unit'}, "
+                           f"the {along} in {unit or 'no unit'})")
     return ChartSeries(name, unit, tuple(p for p in points if p.unit == unit))
 

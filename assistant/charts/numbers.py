@@ -32,7 +32,8 @@ _CELL = re.compile(
     (?P<pct>%|percent|per\ cent|pct)?\s*(?P<cur2>{_CURRENCY_RE})?\s*(?P<close>\))?\s*(?P<pct2>%)?\s*
     (?P<foot>[{FOOTNOTE}]+|\[\d{{1,2}}\]|\([a-z]\))?$""", re.X | re.I)
 # a number token inside a cell that stacks several rows' values ("390.00 397.00 395.00")
-TOKEN = re.compile(rf"(?<![\w.,{_M}])\(?[+{_M}]?{_CURRENCY_RE}?\d[\d,.]*%?\)?%?[{FOOTNOTE}]*|(?<!\S)(?:NA|N/A|Nil\.?|[{_M}—])(?!\S)",
+TOKEN = re.compile(rf"(?<![\w.,{_M}])\(?[+{_M}]?{_CURRENCY_RE}?\d[\d,.]*%?\)?%?[{FOOTNOTE}]*"
+                   rf"|(?<!\S)(?:NA|N/A|Nil\.?|[{_M}—])(?!\S)",
                    re.I)
 
 _PLUS_MINUS = re.compile(r"\s*(?:±|\+/-|\+-)\s*\d[\d.,]*%?\s*$")
@@ -72,7 +73,8 @@ def parse_cell(text: str, header: HeaderUnit | None = None) -> CellValue | None:
     clean = _clean(text)
     spread = _PLUS_MINUS.search(clean)  # '85.2 ± 0.3': the estimate is the value, the spread is not
     if spread:
-        clean = clean[: spread.start()] + ("%" if spread.group(0).endswith("%") and "%" not in clean[: spread.start()] else "")
+        clean = clean[: spread.start()] + ("%" if spread.group(0).endswith("%")
+                                           and "%" not in clean[: spread.start()] else "")
     m = _CELL.match(clean)
     if not m or bool(m.group("open")) != bool(m.group("close")):
         return None

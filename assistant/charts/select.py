@@ -25,8 +25,9 @@ along including include only also latest recent past"""
 CHART_WORDS = frozenset(_CHART.split())
 # words a request uses for its axis or its verb ('by size', 'paid to', 'held by'): matched when a header has them,
 # never required
-_SOFT = """monthly annual yearly quarterly decade decades over time size range type kind group category class bracket level wise split pay paid hold held declare declared
-receive received attend get take record report give spend make company firm organisation organization"""
+_SOFT = ("monthly annual yearly quarterly decade decades over time size range type kind group category class bracket "
+         """level wise split pay paid hold held declare declared
+receive received attend get take record report give spend make company firm organisation organization""")
 SOFT = frozenset(_SOFT.split())
 # header words that say little about which quantity a column holds
 _GENERIC = """number total percent amount value year month date count rate share figure no nos
@@ -276,7 +277,8 @@ def _rows(table: Table, x_col: int, question: str) -> tuple[int, ...]:
     return tuple(kept)
 
 
-_SPAN = re.compile(r"\b((?:1[6-9]|20)\d{2})(?:[-–/]\d{2})?\s*(?:-|–|to|through|until|and)\s*((?:1[6-9]|20)\d{2})\b", re.I)
+_SPAN = re.compile(r"\b((?:1[6-9]|20)\d{2})(?:[-–/]\d{2})?\s*(?:-|–|to|through|until|and)\s*((?:1[6-9]|20)\d{2})\b",
+                   re.I)
 
 
 def year_range(question: str) -> tuple[int, int] | None:

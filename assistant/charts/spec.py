@@ -16,7 +16,8 @@ def build_spec(series: tuple[ChartSeries, ...], *, mark: str, title: str, x_titl
     """A Vega-Lite spec: x in table order, one colour per series, a tooltip with each point's citation."""
     import altair as alt
 
-    values: list[dict[str, Any]] = [{"x": p.x, "y": p.y, "series": s.name, "raw": p.raw, "source": f"{p.doc} p.{p.page}",
+    values: list[dict[str, Any]] = [{"x": p.x, "y": p.y, "series": s.name, "raw": p.raw,
+                                     "source": f"{p.doc} p.{p.page}",
                "row": p.row, "column": p.column} for s in series for p in s.points]
     order: list[str] = list(dict.fromkeys(str(v["x"]) for v in values))
     subtitle = caption.split(" · ", 1) if len(caption) > 90 else caption  # long captions on two lines

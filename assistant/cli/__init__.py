@@ -21,7 +21,8 @@ EDGE_MODULES = ("eval.cli", "ui.cli")  # optional edges, discovered by module na
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="citeline", description="Answers over your documents, with verified citations.")
+    parser = argparse.ArgumentParser(prog="citeline",
+                                     description="Answers over your documents, with verified citations.")
     parser.add_argument("--version", action="version", version="citeline 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     register_modules(sub, CORE_MODULES + EDGE_MODULES)
@@ -73,6 +74,7 @@ def add_kb_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-model", default=None,
-                        help="text embedder: minilm-q8 (offline default), minilm-int8, minilm, mpnet, st:NAME_OR_PATH, fake")
+                        help="text embedder: minilm-q8 (offline default), minilm-int8, minilm, mpnet, "
+                             "st:NAME_OR_PATH, fake")
     parser.add_argument("--image-model", default=None,
                         help="image embedder: tagger (offline default), clip:ARCH:TAG_OR_PATH, none, fake")

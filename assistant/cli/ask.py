@@ -46,7 +46,8 @@ def _answer_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tokens", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--system-prompt", default=None, help="the system prompt, or @FILE to read it from a file")
-    p.add_argument("--threshold", type=float, default=None, help="share of a claim's words its supporting source span must hold (0..1)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="share of a claim's words its supporting source span must hold (0..1)")
     p.add_argument("--min-confidence", type=float, default=None, help="retrieval confidence below which to abstain")
     p.add_argument("--min-answerable", type=float, default=None, metavar="LOGODDS",
                    help="first ask the model whether the sources answer the question (GGUF models) and abstain "
@@ -79,7 +80,8 @@ def answer_json(answer: Answer) -> dict[str, Any]:
         "citations": [{"n": c.n, "doc": c.doc, "page": c.page, "bbox": list(c.bbox) if c.bbox else None,
                        "quote": c.quote, "verified": c.verified, "chunk_id": c.chunk_id,
                        "figure_path": c.figure_path,
-                       **({"attached_to": c.attached_to.to_json()} if c.attached_to else {})} for c in answer.citations],
+                       **({"attached_to": c.attached_to.to_json()} if c.attached_to else {})}
+                      for c in answer.citations],
         "sources": [s.to_json() for s in answer.sources],
         "query": answer.query, "confidence": round(answer.confidence, 4),
         "answerable": None if answer.answerable is None else round(answer.answerable, 4), "model": answer.model,
@@ -150,7 +152,8 @@ def cmd_chat(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     stdin = stdin or sys.stdin
     interactive = stdin.isatty()
     if interactive:
-        print("citeline chat: ask a question; /reset forgets the conversation, /quit (or Ctrl-D) ends.", file=sys.stderr)
+        print("citeline chat: ask a question; /reset forgets the conversation, /quit (or Ctrl-D) ends.",
+              file=sys.stderr)
     while True:
         if interactive:
             sys.stderr.write("\n> ")

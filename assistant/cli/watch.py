@@ -282,7 +282,8 @@ class Watcher:
             counts["ingested"] += 1
             self.events.emit("ingested", path=result.path, pages=result.pages, chunks=result.chunks,
                              figures=result.figures, warning=result.warning, batch=batch,
-                             **({"attachment_errors": list(result.attachment_errors)} if result.attachment_errors else {}))
+                             **({"attachment_errors": list(result.attachment_errors)}
+                                if result.attachment_errors else {}))
         elif result.status == "failed":
             counts["failed"] += 1
             self.events.emit("failed", path=result.path, error=result.error, batch=batch)

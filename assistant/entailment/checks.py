@@ -140,7 +140,8 @@ class ClaimChecks:
             # the source clauses most about this claim clause (names aside: a subject named once serves every
             # clause); a conflict counts only when every one of them conflicts
             ties = _about(cc, span)
-            reasons = [_polarity(cc, cl, span) or _quantifier(cc, cl) or _opposite(cc, cl) or _order(cc, cl) for cl in ties]
+            reasons = [_polarity(cc, cl, span) or _quantifier(cc, cl) or _opposite(cc, cl) or _order(cc, cl)
+                       for cl in ties]
             if ties and all(reasons):
                 return reasons[0]
         return (_entity_swap(claim, text) or _from_to(claim.text, text) or _role_swap(claim, span)

@@ -18,7 +18,8 @@ from typing import Any
 
 from assistant.prompting import STOPWORDS
 
-NEGATORS = frozenset(["not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "without", "cannot", "n't", "nowhere"])
+NEGATORS = frozenset(["not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "without", "cannot", "n't",
+                      "nowhere"])
 # words that carry a negation of another word: "excludes" = "does not include"
 NEGATIVE_OF = {"exclude": "include", "lack": "have", "absent": "present", "fail": "succeed", "unable": "able",
                "prohibit": "allow", "forbid": "allow", "deny": "confirm", "reject": "accept", "omit": "include",
@@ -51,14 +52,16 @@ OPPOSITES = {frozenset(p.split()) for p in (
     "include exclude", "true false", "always never", "mandatory optional", "required optional", "direct indirect",
     "high low", "large small", "big small", "fast slow", "long short", "heavy light", "hot cold", "warm cool",
     "strong weak", "wide narrow", "deep shallow", "many few", "positive negative", "gain loss", "profit loss",
-    "common uncommon", "common rare", "keep lose", "pass fail", "guilty innocent", "legal illegal", "frequent rare", "dry sweet", "light dark", "increase decrease")}
+    "common uncommon", "common rare", "keep lose", "pass fail", "guilty innocent", "legal illegal", "frequent rare",
+    "dry sweet", "light dark", "increase decrease")}
 # a precedence word in the claim reversed against the source ("A before B" vs "B before A")
 ORDER = frozenset(["before", "after", "precede", "follow", "prior", "earlier", "later"])
 ALL_Q = frozenset(["all", "every", "each", "always", "entire", "whole", "everyone", "everything"])
 MOST_Q = frozenset(["most", "majority", "mostly", "usually", "generally"])
 SOME_Q = frozenset(["some", "several", "few", "many", "sometimes", "occasionally", "part", "minority", "certain"])
 NONE_Q = frozenset(["none", "no", "never", "nobody", "nothing"])
-HEDGES = frozenset(["about", "around", "approximately", "roughly", "nearly", "almost", "some", "circa", "approx", "~", "estimated"])
+HEDGES = frozenset(["about", "around", "approximately", "roughly", "nearly", "almost", "some", "circa", "approx", "~",
+                    "estimated"])
 RANGE_WORDS = frozenset(["up", "to", "least", "most", "over", "under", "than", "more", "less", "nearly", "almost"])
 
 _TOKEN = re.compile(r"[$€£¥]|n't|[A-Za-z]+-?\d[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|\d+[A-Za-z]+\d[A-Za-z0-9]*|"
@@ -76,7 +79,8 @@ CURRENCY = {"$": "USD", "usd": "USD", "dollar": "USD", "dollars": "USD", "€": 
             "euros": "EUR", "£": "GBP", "gbp": "GBP", "pound sterling": "GBP", "¥": "JPY", "yen": "JPY",
             "jpy": "JPY", "chf": "CHF", "francs": "CHF"}
 PERCENT = frozenset({"%", "percent", "per cent", "percentage", "pct"})
-_NOT_UNITS = frozenset(["a", "at", "in", "as", "is", "it", "or", "on", "to", "by", "of", "an", "be", "if", "do", "no", "us", "pi", "units", "unit", "point", "points", "people", "year-old"]) | STOPWORDS
+_NOT_UNITS = frozenset(["a", "at", "in", "as", "is", "it", "or", "on", "to", "by", "of", "an", "be", "if", "do", "no",
+                        "us", "pi", "units", "unit", "point", "points", "people", "year-old"]) | STOPWORDS
 _SYMBOL_UNITS = {"°C": "degC", "°F": "degF", "L": "liter", "l": "liter", "h": "hour", "hrs": "hour", "hr": "hour",
                  "g": "gram", "m": "meter", "s": "second", "sec": "second", "secs": "second", "mins": "minute",
                  "litres": "liter", "litre": "liter", "metres": "meter", "metre": "meter", "tonne": "metric_ton",
@@ -385,9 +389,11 @@ def _entities(toks: list[str], first: bool = True) -> list[str]:
     out: list[str] = []
     for i, t in enumerate(toks):
         low = t.lower()
-        if (_ALNUM.fullmatch(t) and not re.fullmatch(r"\d+(?:st|nd|rd|th|s)", low)) or re.fullmatch(r"\d+(?:\.\d+){2,}", t):
+        if ((_ALNUM.fullmatch(t) and not re.fullmatch(r"\d+(?:st|nd|rd|th|s)", low))
+                or re.fullmatch(r"\d+(?:\.\d+){2,}", t)):
             out.append(low)  # a code (X2, COVID-19) or a version (2.6.4)
-        elif t[:1].isupper() and t.isalpha() and low not in STOPWORDS and (i > 0 or not first or t.isupper() and len(t) > 1
+        elif t[:1].isupper() and t.isalpha() and low not in STOPWORDS and (i > 0 or not first
+                                                                             or t.isupper() and len(t) > 1
                                                                              or _unknown_word(low)):
             nxt = toks[i + 1] if i + 1 < len(toks) else ""
             out.append(f"{low} {nxt}" if nxt.isdigit() and len(nxt) < 4 else low)

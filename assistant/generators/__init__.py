@@ -64,4 +64,5 @@ def build_generator(spec: str = "qwen", *, env: Mapping[str, str] | None = None,
     raise UnknownGenerator(spec, GENERATOR_SPECS)
 
 
-__all__ = ["GENERATOR_SPECS", "LARGE_BUDGET", "SMALL_BUDGET", "Budget", "CannotJudge", "Generator", "Judge", "UnknownGenerator", "budget_of", "build_generator", "generate"]
+__all__ = ["GENERATOR_SPECS", "LARGE_BUDGET", "SMALL_BUDGET", "Budget", "CannotJudge", "Generator", "Judge",
+           "UnknownGenerator", "budget_of", "build_generator", "generate"]

@@ -73,7 +73,8 @@ class OpenAICompatGenerator:
 
     def _payload(self, messages: Sequence[Message], images: Sequence[str], s: Sampling) -> dict[str, Any]:
         payload: dict[str, Any] = {
-            "model": self.model, "stream": True, "messages": with_images(messages, images if self.supports_images else ()),
+            "model": self.model, "stream": True,
+            "messages": with_images(messages, images if self.supports_images else ()),
             "temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens,
         }
         if s.seed is not None:

@@ -60,7 +60,8 @@ class VLMGenerator:
         if self._model is None:
             tf = _transformers()
             self._processor = tf.AutoProcessor.from_pretrained(self.model_id)
-            self._model = tf.AutoModelForImageTextToText.from_pretrained(self.model_id, dtype=self.dtype).to(self.device)
+            self._model = tf.AutoModelForImageTextToText.from_pretrained(self.model_id,
+                                                                         dtype=self.dtype).to(self.device)
             self._model.eval()
         return self._model, self._processor
 

@@ -37,7 +37,8 @@ def _spaces(conn: Any) -> list[Problem]:
                                           f"{spaces[space]['dimension']} (re-embed: `citeline reindex`)"))
     chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
     if "text" in tables:
-        missing = conn.execute(f"SELECT count(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM {sch.space_table('text')}"
+        missing = conn.execute(f"SELECT count(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM "
+                               f"{sch.space_table('text')}"
                                " v WHERE v.id = c.id)").fetchone()[0]
         if missing:
             out.append(Problem("orphan", f"{missing} chunks without their text vector"))
@@ -58,7 +59,8 @@ def _assets(store: Any, conn: Any) -> list[Problem]:
                         " UNION ALL SELECT figure_path FROM chunks WHERE figure_path IS NOT NULL").fetchall()
     missing = [rel for (rel,) in rows if not (store.assets_dir / rel).is_file()]
     out = [Problem("assets", f"{len(missing)} page thumbnails or figure crops are missing, e.g. {missing[0]}"
-                             " (re-ingest the file: `citeline remove` it, then `citeline ingest` it)")] if missing else []
+                             " (re-ingest the file: `citeline remove` it, then `citeline ingest` it)")
+           ] if missing else []
     known = {r[0] for r in conn.execute("SELECT doc_id FROM documents")}
     orphans = store.assets.orphans(known)
     if orphans:

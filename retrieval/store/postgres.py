@@ -34,7 +34,8 @@ from retrieval.types import SearchFilters
 from retrieval.vectors import normalise
 
 INSTALL = "pip install 'citeline[postgres]'  (psycopg[binary]==3.3.9 psycopg-pool==3.3.3 pgvector==0.5.1)"
-_CHUNK_COLS = "c.id, c.doc_id, c.page, c.kind, c.text, c.bbox, c.section, c.ocr, c.figure_path, c.tokens, c.meta, d.name"
+_CHUNK_COLS = ("c.id, c.doc_id, c.page, c.kind, c.text, c.bbox, c.section, c.ocr, c.figure_path, c.tokens, "
+               "c.meta, d.name")
 
 
 def _modules() -> tuple[Any, Any, Any]:
@@ -293,7 +294,8 @@ class PostgresStore:
 
     def documents(self) -> list[DocumentRow]:
         rows = self._rows(
-            "SELECT d.doc_id, d.name, d.kind, d.title, d.pages, count(c.id), count(c.id) FILTER (WHERE c.kind='figure'),"
+            "SELECT d.doc_id, d.name, d.kind, d.title, d.pages, count(c.id),"
+            " count(c.id) FILTER (WHERE c.kind='figure'),"
             " (SELECT array_agg(f.path ORDER BY f.path) FROM files f WHERE f.doc_id=d.doc_id AND f.status='ingested')"
             " FROM documents d LEFT JOIN chunks c ON c.doc_id=d.doc_id GROUP BY d.doc_id ORDER BY d.name")
         return [DocumentRow(r[0], r[1], r[2], r[3] or "", r[4], tuple(r[7] or ()), r[5], r[6]) for r in rows]
