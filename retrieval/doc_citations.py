@@ -46,5 +46,6 @@ def office_citations(store: Store) -> list[DocCitation]:
     for m in metas:
         cite = m.metadata.get("citation", "")
         thumbs = m.metadata.get("pagination") == "libreoffice" or "thumbnails" in m.metadata
-        out.append(DocCitation(m.name, m.doc_id, m.kind, cite, cite in ("page+box", "slide+box", "sheet!cells"), thumbs))
+        accurate = cite in ("page+box", "slide+box", "sheet!cells")
+        out.append(DocCitation(m.name, m.doc_id, m.kind, cite, accurate, thumbs))
     return out
