@@ -113,13 +113,22 @@ def browser() -> Iterator[Any]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+IDLE = "return document.querySelector('[data-testid=stApp]').dataset.testScriptState !== 'running'"
+
+
+def _wait_idle(driver: Any, timeout: float = 120.0) -> None:
+    """Wait until the app's script run (e.g. the rerun an upload triggers) is over."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout).until(lambda d: d.execute_script(IDLE))
+
+
 def _shot(driver: Any, name: str) -> None:
     """Screenshot once images have loaded and animations settled."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    idle = "return document.querySelector('[data-testid=stApp]').dataset.testScriptState !== 'running'"
     loaded = "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
-    WebDriverWait(driver, 60).until(lambda d: d.execute_script(idle))
+    _wait_idle(driver)
     time.sleep(0.8)  # expanders and dialogs animate in
     WebDriverWait(driver, 15).until(lambda d: d.execute_script(loaded))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -143,13 +152,21 @@ def _wait_css(driver: Any, selector: str, timeout: float = 30.0) -> Any:
     return WebDriverWait(driver, timeout).until(ec.element_to_be_clickable((By.CSS_SELECTOR, selector)))
 
 
-def _click_text(driver: Any, text: str, tag: str = "*") -> None:
+def _click_text(driver: Any, text: str, tag: str = "*", timeout: float = 90.0) -> None:
+    """Click once the element is there and enabled. A cold first run on a loaded machine can take a while to
+    finish the rerun that enables a button (an upload's rerun), so the wait is generous; a timeout says what the
+    page showed instead."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     xpath = f"//{tag}[contains(normalize-space(.), {text!r})]"
-    WebDriverWait(driver, 30).until(ec.element_to_be_clickable((By.XPATH, xpath))).click()
+    try:
+        WebDriverWait(driver, timeout).until(ec.element_to_be_clickable((By.XPATH, xpath))).click()
+    except TimeoutException:
+        body = driver.find_element(By.TAG_NAME, "body").text
+        pytest.fail(f"no clickable {tag} {text!r} within {timeout:.0f} s; the page showed:\n{body[-3000:]}")
 
 
 def _sample_pdf(folder: Path) -> Path:
@@ -174,6 +191,7 @@ def test_upload_ingest_ask_cite(app_server: tuple[str, Path], browser: Any) -> N
     _wait_text(browser, "Add documents")
     browser.find_elements(By.CSS_SELECTOR, "input[type=file]")[0].send_keys(str(pdf))
     _wait_text(browser, "battery manual.pdf")
+    _wait_idle(browser)
     _click_text(browser, "Ingest 1 file(s)", "button")
     _wait_text(browser, "Ingested 1", timeout=120)
     _wait_text(browser, "Documents (1)")
