@@ -44,6 +44,18 @@ P = ("The Corvid 7 drone flies for 38 minutes per charge, and a full recharge ta
     ("Water damage is excluded from the basic plan.", "The basic plan does not cover water damage.", "supported",
      "supported"),
     ("The ferry runs in Norway.", "The ferry runs in Norway and Sweden.", "unsupported", "name"),
+    # a negated source clause inside an affirmative claim, whichever clause shares most words with it
+    ("The tenant shall not sublet, assign or share the flat with any other person.",
+     "The tenant may sublet the flat to another person.", "contradicted", "negation"),
+    ("Gift cards can be exchanged but not refunded.", "Gift cards can be refunded at any store.", "contradicted",
+     "negation"),
+    # a negative prefix is a negation of the plain word the other side uses
+    ("Weekend opening hours are unchanged.", "There are no changes to the weekend opening hours.", "supported",
+     "supported"),
+    ("The deposit is non-refundable.", "The deposit is refundable.", "contradicted", "negation"),
+    # a negated claim is judged where the source speaks of the same subject
+    ("Rent is $900 a month, including water; electricity and internet are paid by the tenant.",
+     "Internet is not included in the rent.", "supported", "supported"),
 ])
 def test_each_trap(premise: str, claim: str, verdict: str, reason: str):
     r = ClaimChecks().check(premise, claim)

@@ -144,6 +144,9 @@ class ClaimChecks:
                        for cl in ties]
             if ties and all(reasons):
                 return reasons[0]
+            inside = _negated_inside(cc, span)
+            if inside:
+                return inside
         return (_entity_swap(claim, text) or _from_to(claim.text, text) or _role_swap(claim, span)
                 or self._quantity_conflict(claim, span))
 
@@ -282,17 +285,52 @@ def _binds(cc: Clause, cl: Clause | None) -> bool:
     return cl is not None and _overlap(cc, cl) >= max(1, len(cc.terms) // 2)
 
 
+_NEGATIVE_PREFIXES = ("non-", "non", "un", "in", "im", "ir", "il", "dis")
+
+
+def _prefixed(term: str, other: set[str]) -> str | None:
+    """The word `term` negates by its prefix when the other text says the plain word: 'unchanged' against
+    'change', 'non-refundable' against 'refundable', 'inactive' against 'active'. The stem must be a dictionary
+    word that the other side uses, so 'union', 'under' or 'insight' never read as negations."""
+    from lemminflect import getAllLemmas
+
+    for prefix in _NEGATIVE_PREFIXES:
+        stem = term[len(prefix):]
+        if term.startswith(prefix) and len(stem) >= 3 and getAllLemmas(stem):
+            plain = lemma(stem)
+            if plain in other or stem in other:
+                return plain
+    return None
+
+
+def _negations(cl: Clause, other: Clause) -> tuple[int, set[str]]:
+    """A clause's negations with its negative-prefix words read against the other clause."""
+    count, negated = cl.negations, set(cl.negated)
+    for term in cl.terms - other.terms:
+        plain = _prefixed(term, other.terms)
+        if plain:
+            count, negated = count + 1, negated | {plain}
+    return count, negated
+
+
 def _polarity(cc: Clause, cl: Clause, span: Sequence[Clause] = ()) -> str | None:
-    if cc.negations % 2 == cl.negations % 2:
+    (cc_n, cc_neg), (cl_n, cl_neg) = _negations(cc, cl), _negations(cl, cc)
+    if cc_n % 2 == cl_n % 2:
         return None
-    if cl.negations % 2 and cl.negated and not cl.negated & cc.terms:
+    if cl_n % 2 and cl_neg and not cl_neg & cc.terms:
         return None  # the source negates something the claim does not speak of
-    if cc.negations % 2 and cc.negated:
-        # the claim negates a thing: judge it where the source states that thing ("... and is covered by X")
-        stated = [c for c in span if cc.negated & c.terms]
-        if not stated or any(c.negations % 2 for c in stated):
+    if cc_n % 2 and cc_neg:
+        # the claim negates a thing: judge it where the source states that thing ("... and is covered by X") about
+        # the same subject (every other noun of the claim clause is there: "internet is not included in the rent"
+        # is not contradicted by "rent, including water and heating")
+        nouns = {t for t in cc.terms - cc_neg if is_noun(t)}
+        stated = [i for i, c in enumerate(span) if cc_neg & c.terms]
+        if not stated or any(_negations(span[i], cc)[0] % 2 for i in stated):
             return None
-        cl = stated[0]
+        # the clause before a stated one is its context ("This policy covers ..., including liquid damage")
+        if nouns and not any(nouns <= span[i].terms | (span[i - 1].terms if i else set()) for i in stated):
+            return None
+        cl = span[stated[0]]
     flip = bool(direction(cc.words) and direction(cl.words) and direction(cc.words) != direction(cl.words))
     if flip:  # "did not fall" against "rose": polarity and direction both flip
         return None
@@ -307,6 +345,25 @@ _Q_OK = {"all": {"all"}, "most": {"most", "all"}, "some": {"some", "most", "all"
 def _q(words: list[str]) -> str:
     found = quantifier(words)
     return "few" if found == "some" and set(words) & {"few", "minority", "rarely", "seldom"} else found
+
+
+def _negated_inside(cc: Clause, span: Sequence[Clause]) -> str | None:
+    """An affirmative claim clause that holds every content word of a negated source clause states what the
+    source denies, whichever source clause shares most words with it: "Sale items can be refunded" against
+    "exchanged but not refunded", "may sublicense the Software" against "shall not sublicense, sell or
+    distribute the Software". A source clause that says more than the claim ("not issued in cash") does not."""
+    if cc.negations % 2:
+        return None
+    for i, cl in enumerate(span):
+        own = cl.terms - FRAME_WORDS - cl.units
+        if not (cl.negations % 2 and cl.negated and cl.negated & own <= cc.terms and own <= cc.terms):
+            continue
+        if len(own) < 2 and not (i and (span[i - 1].terms - own) & cc.terms):
+            continue  # "... but not refunded": a fragment whose subject is in the clause before it
+        if direction(cc.words) and direction(cl.words) and direction(cc.words) != direction(cl.words):
+            continue  # "rose" against "did not fall"
+        return f"negation: the claim affirms what the source negates ('{_gist(cl)}')"
+    return None
 
 
 def _quantifier(cc: Clause, cl: Clause) -> str | None:

@@ -354,10 +354,10 @@ def _clause(piece: str, first: bool = True) -> Clause:
     lemmas, negations, negated, scope = [], 0, set(), 0
     parts = [part for word in words for part in _parts(word)]
     for k, w in enumerate(parts):
-        if w in NEGATORS:
+        if w in NEGATORS or w == "non":  # "non" only ever comes from a compound: "non-refundable"
             if not (w == "nor" and "neither" in parts[:k]):  # "neither A nor B" is one negation
                 negations += 1
-            scope = SCOPE
+            scope = 1 if w == "non" else SCOPE
             continue
         if w in STOPWORDS or not re.search(r"[a-z]", w) or w in NUMBER_WORDS:
             continue
