@@ -53,6 +53,9 @@ P = ("The Corvid 7 drone flies for 38 minutes per charge, and a full recharge ta
     ("Weekend opening hours are unchanged.", "There are no changes to the weekend opening hours.", "supported",
      "supported"),
     ("The deposit is non-refundable.", "The deposit is refundable.", "contradicted", "negation"),
+    # a day of the month dates its whole sentence, like a year
+    ("From 3 May, trains will run every 20 minutes instead of every 30 minutes.",
+     "Trains will run every 20 minutes from 3 May.", "supported", "supported"),
     # a negated claim is judged where the source speaks of the same subject
     ("Rent is $900 a month, including water; electricity and internet are paid by the tenant.",
      "Internet is not included in the rent.", "supported", "supported"),

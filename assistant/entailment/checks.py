@@ -494,11 +494,14 @@ def _misplaced(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
         return None
     own = max(holders, key=lambda cl: _bind(cc, cl))
     rival = max(span, key=lambda cl: _bind(cc, cl))
-    if _is_year(q):
-        # a year dates its whole sentence ("In fiscal 2024, X opened ... and deposits grew"), unless a clause
-        # more about the claim's event gives another year ("signed in 1648 ... ratified in 1649")
+    if _is_year(q) or _is_day(q, own):
+        # a year or a day of the month dates its whole sentence ("In fiscal 2024, X opened ... and deposits
+        # grew"), unless a clause more about the claim's event gives another one ("signed in 1648 ... ratified
+        # in 1649")
         closer = [cl for cl in span if _bind(cc, cl) > _bind(cc, own)]
-        if not any(_is_year(s) and s.value != q.value for cl in closer for s in cl.quantities):
+        year = _is_year(q)
+        if not any((_is_year(s) if year else _is_day(s, cl)) and s.value != q.value
+                   for cl in closer for s in cl.quantities):
             return None
     bare = not (own.terms - own.units) and not own.entities  # "10 hours" alone (a table cell): says for nothing
     if _bind(cc, own) < _bind(cc, rival) and not bare:
@@ -507,6 +510,20 @@ def _misplaced(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
     if mine and own.entities and not mine & set(own.entities) and any(mine & set(cl.entities) for cl in span):
         return f"entity: {q.text} is stated for '{own.entities[0]}', not for '{cc.entities[0]}'"
     return None
+
+
+MONTHS = frozenset(["january", "february", "march", "april", "may", "june", "july", "august", "september",
+                    "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept",
+                    "oct", "nov", "dec"])
+
+
+def _is_day(q: Quantity, cl: Clause) -> bool:
+    """A day of the month: "from 10 June", "on 1 October", "June 10"."""
+    if q.unit or not q.value.is_integer() or not 1 <= q.value <= 31:
+        return False
+    words = cl.words
+    at = [i for i, w in enumerate(words) if w == q.text]
+    return any(words[j] in MONTHS for i in at for j in (i - 1, i + 1) if 0 <= j < len(words))
 
 
 def _is_year(q: Quantity) -> bool:
