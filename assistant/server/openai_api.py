@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from assistant.types import Answer, StreamEvent
 
 MODEL_ID = "citeline"
-NAMED_MODELS = ("extractive", "qwen", "smollm2")
+NAMED_MODELS = ("extractive", "qwen", "qwen-1.5b", "smollm2")
 SOURCES_HEADINGS = ("Sources:", "Closest sources:")
 _TAIL = re.compile(r"\n\n(?:Sources|Closest sources):\n(?:- .*(?:\n|$))+\s*$")
 _DATA_URL = re.compile(r"^data:image/[\w.+-]+;base64,(?P<data>.*)$", re.S)
