@@ -3,8 +3,10 @@
 The machine that runs the ingest owns the files and the knowledge base; a cluster node owns neither. So the
 driver reads a file and ships its bytes; the node writes them to a private temporary folder under the file's own
 name, parses them in a bounded `IsolatedParser` process (the same time, memory and size bounds as a local
-ingest), and ships back the document together with the thumbnails and crops the parser wrote. Paths in the
-document and in error messages are the driver's, so a report reads as a local one.
+ingest), and ships back the document together with the thumbnails and crops the parser wrote. A mail's
+attachments are staged in a private folder beside it and expanded as locally (`ingest.attachments.expand`: each
+its own bounded parse request, a bad one listed under the message), and ship back with it: the whole family and
+all its assets. Paths in the documents and in error messages are the driver's, so a report reads as a local one.
 
 No Ray in here: the engine (`retrieval.ray_engine`) runs these functions as Ray tasks; tests run them directly.
 """
@@ -18,6 +20,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ingest.attachments import expand
 from ingest.errors import CorruptFile, FileError, ResourceLimit, UnsupportedFile
 from ingest.isolation import IsolatedParser, Limits
 from ingest.protocols import ParseOptions
@@ -51,7 +54,9 @@ class ShippedError:
 
 @dataclass(frozen=True)
 class ShippedParse:
-    """What a node made of a shipped file: the document and its assets, or the error that stopped it."""
+    """What a node made of a shipped file: the document, its attachments' documents (every level, parents first,
+    linked in their metadata as `ingest.attachments` links them) and all their assets; or the error that stopped
+    it."""
 
     path: str
     sha256: str
@@ -60,6 +65,7 @@ class ShippedParse:
     error: ShippedError | None
     seconds: float
     node: str = ""  # where it was parsed (set by the engine that ran it)
+    attachments: tuple[ParsedDocument, ...] = ()
 
 
 _PARSERS: dict[Limits, IsolatedParser] = {}  # one bounded parser process per worker process, reused by its tasks
@@ -73,17 +79,20 @@ def parse_shipped(file: ShippedFile, options: ParseOptions, limits: Limits) -> S
         source = work / "in" / (os.path.basename(file.path) or "file")
         source.parent.mkdir()
         source.write_bytes(file.data)
-        assets_dir = work / "assets"
+        assets_dir, staging = work / "assets", work / "staging"  # staging: the attachments the parser saves
         assets_dir.mkdir()
+        staging.mkdir()
         parser = _parser(limits)
+        here = replace(options, assets_dir=str(assets_dir), staging_dir=str(staging))
         try:
-            doc = parser.parse(str(source), file.sha256, replace(options, assets_dir=str(assets_dir)))
+            doc = parser.parse(str(source), file.sha256, here)
         except FileError as exc:
             error = ShippedError(type(exc).__name__, str(exc).replace(str(source), file.path))
             return ShippedParse(file.path, file.sha256, None, {}, error, time.perf_counter() - started)
-        doc = replace(doc, path=file.path)
-        return ShippedParse(file.path, file.sha256, doc, read_assets(assets_dir), None,
-                            time.perf_counter() - started)
+        # the driver's path first: attachments are named after it ("inbox.eml › report.pdf")
+        family = expand(replace(doc, path=file.path), parser.parse, here)
+        return ShippedParse(file.path, file.sha256, family.document, read_assets(assets_dir), None,
+                            time.perf_counter() - started, attachments=family.attachments)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

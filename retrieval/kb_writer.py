@@ -78,6 +78,8 @@ class ReadyDocument:
     vectors: Vectors | None = None
     spaces: tuple[tuple[str, str, int], ...] = ()
     attachments: tuple[tuple[ParsedDocument, Prepared], ...] = ()  # its attachments' documents, parents first
+    # set with `vectors` by such an engine: each attachment's vectors, in the order of `attachments`
+    attachment_vectors: tuple[Vectors, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -282,8 +284,12 @@ class KBWriter:
             vectors = ready.vectors
             for used in ready.spaces:
                 self.kb.register_space(*used)
-        family = [(doc, prepared, vectors)] + [(d, p, embed_prepared(self.kb.models, p, self.kb.register_space))
-                                               for d, p in ready.attachments]
+        if ready.attachment_vectors is None:
+            attached_vectors = [embed_prepared(self.kb.models, p, self.kb.register_space) for _, p in ready.attachments]
+        else:
+            attached_vectors = list(ready.attachment_vectors)
+        family = [(doc, prepared, vectors)] + [(d, p, v) for (d, p), v in zip(ready.attachments, attached_vectors,
+                                                                               strict=True)]
         store.before_write()  # caches current before the commit, so its delta can be applied in memory
         with store.transaction():
             dropped, gone = self._drop_old(path)

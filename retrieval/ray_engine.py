@@ -5,11 +5,13 @@
 
 The driver (this process) owns the files and the KB: it discovers and skips unchanged files, reads each
 remaining file and ships its bytes; a Ray task parses them under the local per-file bounds (`ingest.shipping`:
-an `IsolatedParser` process with the time, memory and size bounds); an embedding actor (`retrieval.remote_embed`,
-models loaded once per actor, one actor per node by default) chunks and embeds the document; the driver writes
-the returned thumbnails and crops and the KB writer commits the document in one transaction. Nothing but the
-package needs to be on the nodes (every node runs `pip install 'citeline[ray]'` of the same version, and
-tesseract for OCR); no shared file system is assumed. Passwords travel to the workers inside the task arguments.
+an `IsolatedParser` process with the time, memory and size bounds; a mail's attachments each in a bounded
+request of their own, as locally); an embedding actor (`retrieval.remote_embed`, models loaded once per actor,
+one actor per node by default) chunks and embeds the document and its attachments; the driver writes the
+returned thumbnails and crops and the KB writer commits the family, with the shipped vectors, in one
+transaction. Nothing but the package needs to be on the nodes (every node runs `pip install 'citeline[ray]'` of
+the same version, and tesseract for OCR); no shared file system is assumed. Passwords travel to the workers
+inside the task arguments.
 
 A worker or node that dies takes only its in-flight files: each is shipped again (`attempts` times in all), then
 reported as a per-file error; everything committed before stays, and a re-run completes the rest.

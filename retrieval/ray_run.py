@@ -24,7 +24,7 @@ from ingest.isolation import Limits, size_error
 from ingest.parser_pool import ParseJob
 from ingest.protocols import ParseOptions
 from ingest.shipping import ShippedFile, ShippedParse, parse_shipped, write_assets
-from retrieval.embedding import Prepared
+from retrieval.embedding import Prepared, Vectors
 from retrieval.errors import EngineError
 from retrieval.kb import VERSION
 from retrieval.kb_writer import ReadyDocument
@@ -228,9 +228,10 @@ class RayRun:
         stats.embedded_on[done.node] = stats.embedded_on.get(done.node, 0) + 1
         write_assets(Path(self.options.assets_dir), done.assets)
         prepared = Prepared(done.chunks, done.meta, [], None)
-        # copies: arrays fetched from Ray's object store are read-only views of shared memory
-        vectors = {s: (list(pos), np.array(m, dtype=np.float32)) for s, (pos, m) in done.vectors.items()}
-        return ReadyDocument(file.job, (done.document, prepared), vectors=vectors, spaces=done.spaces)
+        attachments = tuple((a.document, Prepared(a.chunks, a.meta, [], None)) for a in done.attachments)
+        return ReadyDocument(file.job, (done.document, prepared), vectors=_copied(done.vectors), spaces=done.spaces,
+                             attachments=attachments,
+                             attachment_vectors=tuple(_copied(a.vectors) for a in done.attachments))
 
     def _retry(self, file: _File, exc: BaseException, pending: deque[_File]) -> Iterator[ReadyDocument]:
         self.bytes_in_flight -= file.size
@@ -258,6 +259,11 @@ class RayRun:
         while len(self.actors) < min(self.wanted, room) and self.created < self.wanted * (1 + settings.attempts):
             self.actors[self._new_actor()] = 0
             self.created += 1
+
+
+def _copied(vectors: Vectors) -> Vectors:
+    """Writable copies: arrays fetched from Ray's object store are read-only views of shared memory."""
+    return {s: (list(pos), np.array(m, dtype=np.float32)) for s, (pos, m) in vectors.items()}
 
 
 def _live_cpus(ray: Any) -> float:

@@ -2,7 +2,8 @@
 
 `EmbedWorker` builds the KB's models once (a Ray actor holds one for its whole life) and turns a `ShippedParse`
 into an `EmbeddedDocument` with exactly the functions a local ingest uses (`chunker_for`, `prepare_chunks`,
-`embed_prepared`), so a document's chunks and vectors do not depend on where it was embedded. Figures are
+`embed_prepared`), so a document's chunks and vectors do not depend on where it was embedded. A mail's
+attachments (shipped with it) are chunked and embedded the same way, each a document of its own. Figures are
 read from a private temporary copy of the shipped assets. No Ray in here (`retrieval.ray_engine` wraps it).
 """
 
@@ -27,8 +28,19 @@ SpaceUse = tuple[str, str, int]  # (space, model name, dimension) as `KnowledgeB
 
 
 @dataclass(frozen=True)
+class EmbeddedAttachment:
+    """One attachment's document of a shipped file, chunked and embedded like the file's own."""
+
+    document: ParsedDocument
+    chunks: list[Chunk]
+    meta: list[dict[str, Any]]
+    vectors: Vectors
+
+
+@dataclass(frozen=True)
 class EmbeddedDocument:
-    """A shipped file chunked and embedded, with the assets the driver must store; or its per-file error."""
+    """A shipped file chunked and embedded, with its attachments (parents first) and the assets the driver must
+    store (theirs included); or its per-file error."""
 
     path: str
     sha256: str
@@ -43,6 +55,7 @@ class EmbeddedDocument:
     embed_seconds: float = 0.0
     node: str = ""  # where it was embedded
     parsed_on: str = ""
+    attachments: tuple[EmbeddedAttachment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,14 +96,22 @@ class EmbedWorker:
                                     parsed_on=parsed.node)
         started = time.perf_counter()
         spaces: list[SpaceUse] = []
+
+        def register(space: str, model: str, dimension: int) -> None:
+            if (space, model, dimension) not in spaces:  # once each, in the order a local ingest registers them
+                spaces.append((space, model, dimension))
+
         work = Path(tempfile.mkdtemp(prefix="citeline-embed-"))
         try:
             write_assets(work, parsed.assets)
-            chunks = self.chunker.chunk(parsed.document)
-            prepared = prepare_chunks(self.models, work, chunks)
-            vectors = embed_prepared(self.models, prepared, lambda s, m, d: spaces.append((s, m, d)))
+            family = []
+            for doc in (parsed.document, *parsed.attachments):
+                prepared = prepare_chunks(self.models, work, self.chunker.chunk(doc))
+                family.append(EmbeddedAttachment(doc, prepared.chunks, prepared.meta,
+                                                 embed_prepared(self.models, prepared, register)))
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        return EmbeddedDocument(parsed.path, parsed.sha256, parsed.document, prepared.chunks, prepared.meta,
-                                vectors, tuple(spaces), parsed.assets, None, parsed.seconds,
-                                time.perf_counter() - started, self.node, parsed.node)
+        own = family[0]
+        return EmbeddedDocument(parsed.path, parsed.sha256, parsed.document, own.chunks, own.meta,
+                                own.vectors, tuple(spaces), parsed.assets, None, parsed.seconds,
+                                time.perf_counter() - started, self.node, parsed.node, tuple(family[1:]))

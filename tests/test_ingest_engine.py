@@ -7,22 +7,26 @@ import hashlib
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from ingest.attachments import parse_family
 from ingest.errors import CorruptFile, MissingDependency
 from ingest.isolation import IsolatedParser, Limits
 from ingest.protocols import ParseOptions
 from ingest.shipping import ShippedFile, close_parsers, parse_shipped, read_assets, write_assets
-from retrieval.embedding import chunker_for, embed_prepared, prepare_chunks
+from retrieval.embedding import Vectors, chunker_for, embed_prepared, prepare_chunks
 from retrieval.ingest_engine import build_engine
 from retrieval.remote_embed import EmbedWorker
 from retrieval.settings import KBSettings, ModelSet
 from tests.conftest import SHARED_DATA, needs_data
 
 FIGURE_PDF = SHARED_DATA / "pdfs" / "pypdf__pdflatex-image.pdf"
+PAPER = SHARED_DATA / "pdfs" / "pdfminer__dmca.pdf"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 def _shipped(path: Path) -> ShippedFile:
@@ -53,6 +57,129 @@ def test_a_shipped_file_parses_as_the_local_parser_parses_it(figure_pdf: Path, t
     assert remote.error is None and remote.document == local  # the driver's path, the same pages and figures
     assert remote.assets == read_assets(local_assets) and remote.assets  # thumbnails and crops, byte for byte
     assert all(name.startswith(local.doc_id + "/") for name in remote.assets)
+
+
+def mail_with_attachments(path: Path) -> Path:
+    """A real message (the standard `email` package) carrying a PDF with a figure, a PDF of text, a DOCX, a
+    forwarded message with its own attachment, and a corrupt PDF (a per-attachment error)."""
+    from tests.test_mail import memo_docx, message
+
+    forwarded = message("Alarm", "Forwarded for the record.", [
+        ("notes.txt", b"The freezer alarm code is 7731.", "text/plain")])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(message("Warehouse inspection", "The details are in the attached files.", [
+        ("figure.pdf", FIGURE_PDF.read_bytes(), "application/pdf"),
+        ("dmca.pdf", PAPER.read_bytes(), "application/pdf"),
+        ("memo.docx", memo_docx("The walk-in freezer is kept at minus 22 degrees Celsius."), DOCX),
+        ("fwd.eml", bytes(forwarded), "message/rfc822"),
+        ("broken.pdf", b"%PDF-1.4\n1 0 obj <<>> garbage", "application/pdf"),
+    ])))
+    return path
+
+
+@needs_data("pdfs")
+def test_a_shipped_mail_ships_back_its_attachments_as_the_local_ingest_parses_them(tmp_path: Path) -> None:
+    mail = mail_with_attachments(tmp_path / "docs" / "inspection.eml")
+    shipped = _shipped(mail)
+    options = ParseOptions(assets_dir="/nonexistent", render_office=False)
+    try:
+        remote = parse_shipped(shipped, options, Limits())
+    finally:
+        close_parsers()
+    local_assets = tmp_path / "assets"
+    with IsolatedParser() as parser:
+        local = parse_family(str(mail), shipped.sha256, replace(options, assets_dir=str(local_assets)), parser.parse)
+    assert remote.error is None and remote.document == local.document and remote.attachments == local.attachments
+    docs = {d.path: d for d in remote.attachments}
+    assert set(docs) == {f"{mail} › {n}" for n in ("figure.pdf", "dmca.pdf", "memo.docx", "fwd.eml")} | {
+        f"{mail} › fwd.eml › notes.txt"}
+    meta = remote.document.metadata if remote.document else {}
+    assert meta["attachments"] == "figure.pdf; dmca.pdf; memo.docx; fwd.eml"
+    assert meta["attachment_ids"].split("; ") == [docs[f"{mail} › {n}"].doc_id
+                                                  for n in ("figure.pdf", "dmca.pdf", "memo.docx", "fwd.eml")]
+    assert meta["attachment_errors"].startswith("broken.pdf: ")  # listed under the message, as locally
+    assert all(docs[f"{mail} › {n}"].metadata["parent"] == local.document.doc_id for n in ("figure.pdf", "memo.docx"))
+    assert docs[f"{mail} › fwd.eml › notes.txt"].metadata["parent"] == docs[f"{mail} › fwd.eml"].doc_id
+    # the attachments' crops and thumbnails, under the message's folder, byte for byte
+    assert remote.assets == read_assets(local_assets)
+    assert any(name.startswith(f"{local.document.doc_id}/attachments/") for name in remote.assets)
+    assert "citeline-ship-" not in repr(remote)  # no temporary path of the node leaks into the documents
+
+
+@needs_data("pdfs")
+def test_the_embed_worker_embeds_every_attachment_as_the_local_ingest_does(tmp_path: Path) -> None:
+    settings = KBSettings(text_model="fake", image_model="fake", tag_images=False)
+    mail = mail_with_attachments(tmp_path / "docs" / "inspection.eml")
+    options = ParseOptions(assets_dir="/nonexistent", render_office=False)
+    try:
+        parsed = parse_shipped(_shipped(mail), options, Limits())
+    finally:
+        close_parsers()
+    done = EmbedWorker(settings, node="n1").embed(parsed)
+    assert parsed.document is not None and done.document == parsed.document
+    assert [a.document for a in done.attachments] == list(parsed.attachments) and len(done.attachments) == 5
+    models = ModelSet(settings)
+    assets = tmp_path / "assets"
+    write_assets(assets, parsed.assets)
+    spaces: list[tuple[str, str, int]] = []
+    expected = [(done.chunks, done.meta, done.vectors)] + [(a.chunks, a.meta, a.vectors) for a in done.attachments]
+    for doc, (chunks, meta, vectors) in zip((parsed.document, *parsed.attachments), expected, strict=True):
+        prepared = prepare_chunks(models, assets, chunker_for(models).chunk(doc))
+        local = embed_prepared(models, prepared, lambda *s: spaces.append(s))
+        assert chunks == prepared.chunks and meta == prepared.meta, doc.path
+        assert local.keys() == vectors.keys(), doc.path
+        for space, (positions, matrix) in local.items():
+            assert vectors[space][0] == positions
+            np.testing.assert_allclose(vectors[space][1], matrix, atol=1e-6)
+    assert done.spaces == tuple(dict.fromkeys(spaces)) and {s for s, _, _ in spaces} == {"text", "image"}
+    assert any(a.chunks for a in done.attachments if a.document.kind == "docx")
+
+
+@needs_data("pdfs")
+def test_the_writer_commits_the_attachments_vectors_an_engine_shipped_without_embedding_them_again(
+        tmp_path: Path) -> None:
+    from collections.abc import Iterator, Sequence
+
+    from ingest.parser_pool import ParseJob
+    from retrieval.embedding import Prepared
+    from retrieval.kb import KnowledgeBase
+    from retrieval.kb_writer import KBWriter, ReadyDocument
+
+    settings = KBSettings(text_model="fake", image_model="fake", tag_images=False,
+                          parse=ParseOptions(assets_dir="", render_office=False))
+    mail = mail_with_attachments(tmp_path / "docs" / "inspection.eml")
+
+    def marked(vectors: Vectors) -> Vectors:  # every row the first unit vector: nothing a model would give
+        return {s: (pos, np.eye(1, m.shape[1], dtype=np.float32).repeat(len(pos), 0))
+                for s, (pos, m) in vectors.items()}
+
+    class ShippingEngine:  # what the Ray engine hands the writer, without the cluster
+        def documents(self, jobs: Sequence[ParseJob], options: ParseOptions,
+                      kb: KBSettings) -> Iterator[ReadyDocument]:
+            worker = EmbedWorker(kb)
+            for job in jobs:
+                done = worker.embed(parse_shipped(_shipped(Path(job.path)), options, kb.limits))
+                assert done.document is not None
+                write_assets(Path(options.assets_dir), done.assets)
+                yield ReadyDocument(job, (done.document, Prepared(done.chunks, done.meta, [], None)),
+                                    vectors=done.vectors, spaces=done.spaces,
+                                    attachments=tuple((a.document, Prepared(a.chunks, a.meta, [], None))
+                                                      for a in done.attachments),
+                                    attachment_vectors=tuple(marked(a.vectors) for a in done.attachments))
+
+    try:
+        with KnowledgeBase.open(tmp_path / "kb", settings, writable=True) as kb:
+            report = KBWriter(kb, engine=ShippingEngine()).run([str(mail.parent)])
+            rows = kb.catalog.db.execute("SELECT d.name, v.vec FROM vectors v JOIN chunks c ON c.id = v.id "
+                                         "JOIN documents d ON d.doc_id = c.doc_id WHERE v.space = 'text'").fetchall()
+    finally:
+        close_parsers()
+    assert report.files[0].status == "ingested" and report.files[0].attachments == 5
+    first = {name: np.frombuffer(vec, dtype=np.float32)[0] for name, vec in rows}
+    assert {n for n in first if n != "inspection.eml"} >= {"inspection.eml › memo.docx", "inspection.eml › dmca.pdf"}
+    for name, vec in rows:  # the attachments' vectors are the shipped ones, the message's its own
+        unit = np.frombuffer(vec, dtype=np.float32)
+        assert np.allclose(unit, np.eye(1, len(unit))[0]) == (name != "inspection.eml"), name
 
 
 @needs_data("pdfs")

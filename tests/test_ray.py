@@ -3,7 +3,9 @@
 A folder of real PDFs and photos from ../shared/data plus bad files (encrypted, corrupt, a parser hang, a memory
 bomb, one over the size bound) is ingested locally and through `--engine ray://...`; the two KBs must be equal
 chunk for chunk (documents, files and their errors, pages, chunk ids, texts, boxes, thumbnails and crops byte for
-byte, vectors within float tolerance). Then: a re-run ships only what is not unchanged; a node killed mid-run
+byte, vectors within float tolerance). A mail with attachments (a PDF with a figure, a DOCX, a forwarded message
+with its own attachment, a corrupt PDF) gives the same KB on the cluster as locally, attachment documents and
+their links to the message included. Then: a re-run ships only what is not unchanged; a node killed mid-run
 loses nothing committed and a re-run ends equal to a clean KB; the CLI takes `--engine`; the real offline
 default text model gives the same vectors on the cluster as locally.
 """
@@ -33,6 +35,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'cite
 from retrieval.ray_engine import RayEngine, RaySettings  # noqa: E402
 from tests.ray_cluster import RayCluster  # noqa: E402
 from tests.test_bad_input_e2e import hang_pdf, memory_pdf  # noqa: E402
+from tests.test_ingest_engine import mail_with_attachments  # noqa: E402
 
 pytestmark = [pytest.mark.integration, needs_data("pdfs"), needs_data("coco-mini")]
 PDFS, PHOTOS = SHARED_DATA / "pdfs", SHARED_DATA / "coco-mini" / "images"
@@ -153,6 +156,53 @@ def test_two_node_ray_ingest_equals_the_local_one_chunk_for_chunk(cluster: RayCl
     assert set(stats.embedded_on) == {"127.0.0.2", "127.0.0.3"}, stats  # one actor per node
     assert stats.files == len(GOOD_PDFS) + 2 + len(BAD) - 1  # huge.pdf never left the driver
     assert seen[-1].files_done == seen[-1].files_total == len(report.files)
+
+
+# DOCX read without LibreOffice: fast under the 10 s bound on a busy machine, and its pages byte-stable
+MAIL_SETTINGS = replace(FAKE, parse=replace(FAKE.parse, render_office=False))
+
+
+def test_a_mail_ingested_on_ray_keeps_its_attachments_as_the_local_ingest_does(cluster: RayCluster,
+                                                                               tmp_path: Path) -> None:
+    from assistant.answer import AnswerSettings
+    from assistant.config import Settings
+    from assistant.sdk import Citeline
+    from retrieval.attachments import parents
+
+    docs = tmp_path / "docs"
+    mail = mail_with_attachments(docs / "inspection.eml")
+    shutil.copyfile(PDFS / GOOD_PDFS[1], docs / "plain.pdf")
+    local = ingest(tmp_path / "local", [docs], MAIL_SETTINGS)
+    eng = engine(cluster)
+    remote = ingest(tmp_path / "ray", [docs], MAIL_SETTINGS, eng)
+    assert _no_seconds(remote) == _no_seconds(local)  # attachment counts and per-attachment errors included
+    (result,) = [f for f in remote.files if f.path == str(mail)]
+    assert result.status == "ingested" and result.attachments == 5, result
+    assert [e.split(": ", 1)[0] for e in result.attachment_errors] == ["broken.pdf"]
+    assert eng.last_stats.files == 2  # the message and the PDF; the attachments travelled inside the message
+    state = snapshot(tmp_path / "ray", MAIL_SETTINGS)
+    assert_same_kb(state, snapshot(tmp_path / "local", MAIL_SETTINGS))
+    rows = {name: (doc_id, json.loads(meta)) for doc_id, _, _, name, *_, meta in state["documents"]}
+    assert set(rows) == {"plain.pdf", "inspection.eml"} | {f"inspection.eml › {n}" for n in (
+        "figure.pdf", "dmca.pdf", "memo.docx", "fwd.eml", "fwd.eml › notes.txt")}
+    mail_id = rows["inspection.eml"][0]
+    assert rows["inspection.eml"][1]["attachment_ids"].split("; ") == [
+        rows[f"inspection.eml › {n}"][0] for n in ("figure.pdf", "dmca.pdf", "memo.docx", "fwd.eml")]
+    assert any(a.startswith(f"{mail_id}/attachments/") for a in state["assets"])  # the figure's crop, shipped back
+    chunk_docs = {row[1] for row in state["chunks"]}  # each attachment searchable in its own right
+    assert {rows[f"inspection.eml › {n}"][0] for n in ("figure.pdf", "memo.docx", "fwd.eml › notes.txt")} <= chunk_docs
+    with KnowledgeBase.open(tmp_path / "ray", MAIL_SETTINGS) as kb:
+        links = parents(kb.store, [doc_id for doc_id, _ in rows.values()])
+    fwd_id = rows["inspection.eml › fwd.eml"][0]
+    expected = {rows[f"inspection.eml › {n}"][0]: (mail_id, "inspection.eml")
+                for n in ("figure.pdf", "dmca.pdf", "memo.docx", "fwd.eml")}
+    expected[rows["inspection.eml › fwd.eml › notes.txt"][0]] = (fwd_id, "inspection.eml › fwd.eml")
+    assert {child: (link.doc_id, link.name) for child, link in links.items()} == expected
+    settings = Settings(kb_dir=tmp_path / "ray", kb=MAIL_SETTINGS, answer=AnswerSettings())
+    with Citeline(tmp_path / "ray", settings=settings) as sdk:  # a hit on an attachment names its message
+        hit = next(h for h in sdk.search("What is the freezer alarm code?", top_k=5) if "7731" in h.text)
+    assert hit.attached_to is not None and hit.attached_to.name == "inspection.eml › fwd.eml"
+    assert hit.to_json()["attached_to"]["doc_id"] == fwd_id
 
 
 def _no_seconds(report: IngestReport) -> list[dict[str, Any]]:
