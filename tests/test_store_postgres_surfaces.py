@@ -118,6 +118,25 @@ def test_the_api_serves_a_cited_pages_image_from_the_server_kb(filled: str, home
         assert image.content == page.thumbnail.read_bytes()
 
 
+def test_the_api_refuses_an_ingest_at_once_while_another_process_writes_the_server_kb(filled: str, pdf: Path):
+    pytest.importorskip("fastapi")
+    from assistant.server.app import create_app
+    from retrieval.kb import KnowledgeBase
+
+    with Citeline(filled, settings=Settings(kb_dir=filled, kb=FAKE_KB, model="extractive")) as sdk, \
+            serving(create_app(sdk, api_key=None)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        with KnowledgeBase.open(filled, FAKE_KB, writable=True):  # another writer (the lock names this pid)
+            r = client.post("/v1/ingest", files=[("files", ("later.md", b"# Later\n\nLater text.\n", "text/md"))])
+            assert r.status_code == 409 and f"being written by pid {os.getpid()}" in r.json()["error"], r.text
+            assert SECRET not in r.text
+            assert client.get("/v1/jobs").json()["data"] == []  # refused before a job was made
+            assert client.delete("/v1/documents", params={"path": "kettle.pdf"}).status_code == 409
+            assert client.post("/v1/search", json={"query": "kettle"}).status_code == 200  # readers go on
+        r = client.post("/v1/ingest?wait=true",
+                        files=[("files", ("later.md", b"# Later\n\nLater text.\n", "text/markdown"))])
+        assert r.status_code == 200 and r.json()["totals"]["ingested"] == 1, r.text  # the lock is free again
+
+
 def test_citeline_serve_over_a_dsn(filled: str, tmp_path: Path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     log = tmp_path / "serve.log"

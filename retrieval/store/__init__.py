@@ -9,6 +9,6 @@
 from __future__ import annotations
 
 from retrieval.store.protocol import DocumentRow, Store, StoredChunk, is_dsn, kb_location, masked
-from retrieval.store.registry import open_store
+from retrieval.store.registry import check_writable, open_store
 
-__all__ = ["DocumentRow", "Store", "StoredChunk", "is_dsn", "kb_location", "masked", "open_store"]
+__all__ = ["DocumentRow", "check_writable", "Store", "StoredChunk", "is_dsn", "kb_location", "masked", "open_store"]

@@ -27,7 +27,7 @@ from retrieval.errors import KBError
 from retrieval.lexical import query_terms
 from retrieval.store import pg_schema as sch
 from retrieval.store.assets import FolderAssets
-from retrieval.store.pg_lock import acquire_writer_lock
+from retrieval.store.pg_lock import acquire_writer_lock, check_writer_lock
 from retrieval.store.protocol import DocMeta, DocumentRow, StoredChunk, VectorRows, masked
 from retrieval.types import SearchFilters
 from retrieval.vectors import normalise
@@ -45,6 +45,11 @@ def _modules() -> tuple[Any, Any, Any]:
     except ImportError as exc:
         raise KBError(f"a postgresql:// knowledge base needs psycopg 3, psycopg-pool and pgvector: {INSTALL}") from exc
     return psycopg, psycopg_pool, register_vector
+
+
+def check_writer(dsn: str) -> None:
+    """`KBLocked`, naming the holder, while a writer holds the KB at `dsn` (takes nothing, writes nothing)."""
+    check_writer_lock(_modules()[0], dsn, masked(dsn))
 
 
 class PostgresStore:
