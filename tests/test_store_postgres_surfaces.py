@@ -201,6 +201,13 @@ def test_the_ui_uploads_into_a_new_server_kb_lists_it_and_answers_with_a_verifie
     assert cards and cards[0].startswith("[1] kettle.pdf · page 1") and "verified" in cards[0], cards
     assert at.get("image"), "no highlighted page image from the server KB's assets"
 
+    at.sidebar.radio(key="view").set_value("Knowledge base").run()
+    at.multiselect[0].set_value(["kettle.pdf"]).run()
+    at.button(key="remove").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [m.value for m in at.metric][:1] == ["0"]
+    assert not any("document" in d.value.columns and d.value.shape[0] for d in at.dataframe)
+
 
 def test_the_ui_served_remotely_never_shows_the_dsns_password(filled: str, monkeypatch: pytest.MonkeyPatch):
     from ui.cli import REMOTE_ENV
