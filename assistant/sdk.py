@@ -20,12 +20,12 @@ from assistant.types import Answer, PageImage
 from retrieval.attachments import parent_of, parents
 from retrieval.catalog import DocumentRow
 from retrieval.doc_citations import office_citations
-from retrieval.kb import KnowledgeBase
+from retrieval.kb import KnowledgeBase, default_assets_dir
 from retrieval.kb_writer import IngestReport, KBWriter, ProgressFn
 from retrieval.rewrite import Turn
 from retrieval.search import Level, Searcher
 from retrieval.settings import KBSettings, default_model_factory
-from retrieval.store import kb_location
+from retrieval.store import kb_location, masked
 from retrieval.types import Hit, ParentLink, SearchFilters
 
 if TYPE_CHECKING:
@@ -85,10 +85,17 @@ class Citeline:
         return self.settings.kb_dir
 
     @property
+    def location(self) -> str:
+        """Where the KB lives, to show: the folder, or the DSN with its password masked."""
+        return masked(self.kb_dir)
+
+    @property
     def files_dir(self) -> Path:
         """A local folder for files kept beside the KB (uploads): the KB folder, or for a server KB the folder
-        holding its assets."""
-        return self.kb_dir if isinstance(self.kb_dir, Path) else self.kb.assets_dir.parent
+        holding its assets (known before the KB exists: an upload may be what creates it)."""
+        if isinstance(self.kb_dir, Path):
+            return self.kb_dir
+        return (self._reader.assets_dir if self._reader is not None else default_assets_dir(self.kb_dir)).parent
 
     def sibling(self) -> Citeline:
         """Another SDK object over the same KB with the same settings and models (e.g. a writer beside readers:

@@ -20,7 +20,7 @@ STATUS_LABELS = {"ingested": "ingested", "unchanged": "unchanged", "failed": "fa
 
 def kb_page(sdk: Citeline, session: Session) -> None:
     st.subheader("Knowledge base")
-    st.caption(f"Folder: `{sdk.kb_dir}`")
+    st.caption(f"{'Folder' if isinstance(sdk.kb_dir, Path) else 'Server'}: `{sdk.location}`")
     status = kb_status(sdk)
     if status is not None:
         counts_row(status)

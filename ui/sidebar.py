@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from retrieval.store import masked
 from ui.state import MODALITIES, Session, UIConfig
 
 VIEWS = ("Chat", "Knowledge base")
@@ -26,10 +27,11 @@ def sidebar(base: UIConfig, session: Session, default_model: str, remote: bool =
         view = st.radio("View", VIEWS, horizontal=True, key="view", label_visibility="collapsed")
         if remote:
             kb_dir = base.kb_dir
-            st.caption(f"Knowledge base: `{kb_dir}`")
+            st.caption(f"Knowledge base: `{masked(kb_dir)}`")  # a DSN's password never shown
         else:
             kb_dir = st.text_input("Knowledge base folder", value=base.kb_dir, key="kb_dir_input",
-                                   help="A folder holding a Citeline knowledge base; a new folder creates one.")
+                                   help="A folder holding a Citeline knowledge base (a new folder creates one), "
+                                   "or a postgresql:// DSN.")
         if st.button("Clear conversation", icon=":material/delete_sweep:", width="stretch",
                      disabled=not session.items):
             session.clear()

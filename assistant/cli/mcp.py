@@ -32,7 +32,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     if not args.allow_ingest:
         sdk.status()  # no KB: fail now, with the message that says how to make one, not on the first tool call
     server = build_mcp(sdk, McpSettings(model=args.model, allow_ingest=args.allow_ingest))
-    print(f"citeline: MCP server for {sdk.kb_dir} on stdio ({'with' if args.allow_ingest else 'no'} ingest tool)",
+    print(f"citeline: MCP server for {sdk.location} on stdio ({'with' if args.allow_ingest else 'no'} ingest tool)",
           file=sys.stderr)
     try:
         server.run("stdio")

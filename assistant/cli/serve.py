@@ -37,7 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     uvicorn = _uvicorn()
     sdk = Citeline(args.kb, settings=settings)
-    print(f"citeline: serving {sdk.kb_dir} at http://{args.host}:{args.port} (API docs at /docs; "
+    print(f"citeline: serving {sdk.location} at http://{args.host}:{args.port} (API docs at /docs; "
           f"{'bearer key required' if api_key else 'no API key'})", file=sys.stderr)
     app = create_app(sdk, api_key=api_key, ingest_roots=args.ingest_root)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")

@@ -100,13 +100,18 @@ class Watcher:
         for raw, root in zip(paths, self.roots, strict=True):
             if not root.exists():
                 raise FileNotFoundError(f"{raw}: no such file or folder")
-        self.kb_root = Path(sdk.kb_dir).expanduser().resolve()
+        # the KB's own files, never ingested: the KB folder, or for a server KB the local folder of its assets
+        self.kb_root = Path(sdk.files_dir).expanduser().resolve()
+        folder_kb = isinstance(sdk.kb_dir, Path)
+        self.kb_name = str(self.kb_root) if folder_kb else sdk.location
         for root in self.roots:
             if root in self.kb_root.parents and not any(
                     part.startswith(".") for part in self.kb_root.relative_to(root).parts):
-                raise CitelineError(f"the knowledge base {self.kb_root} is inside the watched folder {root}: its "
-                                    "page images would be ingested; put it elsewhere, or in a hidden folder "
-                                    f"(e.g. --kb {root / '.citeline'})")
+                what = str(self.kb_root) if folder_kb else f"{sdk.location}'s assets folder {self.kb_root}"
+                hidden = f"--kb {root / '.citeline'}" if folder_kb else f"CITELINE_HOME={root / '.citeline'}"
+                raise CitelineError(f"the knowledge base {what} is inside the watched folder {root}: its page "
+                                    "images would be ingested; put it elsewhere, or in a hidden folder "
+                                    f"(e.g. {hidden})")
         self.stop = threading.Event()
         self.reason = ""
         self.pending: dict[str, _Pending] = {}
@@ -123,7 +128,7 @@ class Watcher:
                                        rust_timeout=self.settings.tick_ms, yield_on_timeout=True,
                                        stop_event=self.stop, raise_interrupt=False)
             next(changes, None)  # the first tick: the OS watch is in place, nothing written from now on is missed
-            self.events.emit("started", paths=[str(r) for r in self.roots], kb=str(self.kb_root),
+            self.events.emit("started", paths=[str(r) for r in self.roots], kb=self.kb_name,
                              settle_s=self.settings.settle_s, prune=self.settings.prune)
             self.events.note(f"watching {', '.join(map(str, self.roots))} (a file is ingested once unchanged for "
                              f"{self.settings.settle_s:g} s); Ctrl-C stops")

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingest.errors import MissingDependency
-from retrieval.lock import WriterLock
+from retrieval.store import check_writable
 
 try:
     from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
@@ -223,9 +223,8 @@ class _Api:
     def _check_writable(self) -> None:
         """Refuse at once (409, naming the holder) while another process writes and no job of ours is queued:
         a job would only fail. While our own jobs run, the lock is ours and a new job queues behind them."""
-        kb_dir = self.sdk.kb_dir
-        if not self.jobs.busy() and isinstance(kb_dir, Path) and (kb_dir / "lock").exists():
-            WriterLock(kb_dir).acquire().release()
+        if not self.jobs.busy():
+            check_writable(self.sdk.kb_dir)
 
     def _save(self, files: list[Any]) -> list[str]:
         names = check_uploads(files, self.limits)

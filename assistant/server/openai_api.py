@@ -288,7 +288,7 @@ class OpenAIApi:
         return {MODEL_ID: None, **{f"{MODEL_ID}:{n}": n for n in dict.fromkeys(names)}}
 
     def list_models(self) -> dict[str, Any]:
-        kb = str(self.sdk.kb_dir).rstrip("/").rsplit("/", 1)[-1]
+        kb = self.sdk.location.rstrip("/").rsplit("/", 1)[-1]
         return {"object": "list", "data": [
             {"id": model, "object": "model", "created": self.created, "owned_by": "citeline",
              "description": f"answers from the knowledge base {kb!r} with "

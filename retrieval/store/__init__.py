@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from retrieval.store.protocol import DocumentRow, Store, StoredChunk, is_dsn, kb_location
-from retrieval.store.registry import open_store
+from retrieval.store.protocol import DocumentRow, Store, StoredChunk, is_dsn, kb_location, masked
+from retrieval.store.registry import check_writable, open_store
 
-__all__ = ["DocumentRow", "Store", "StoredChunk", "is_dsn", "kb_location", "open_store"]
+__all__ = ["DocumentRow", "check_writable", "Store", "StoredChunk", "is_dsn", "kb_location", "masked", "open_store"]

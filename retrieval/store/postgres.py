@@ -12,7 +12,6 @@ and the manifest in one database, behind a connection pool. `pip install 'citeli
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -28,8 +27,8 @@ from retrieval.errors import KBError
 from retrieval.lexical import query_terms
 from retrieval.store import pg_schema as sch
 from retrieval.store.assets import FolderAssets
-from retrieval.store.pg_lock import acquire_writer_lock
-from retrieval.store.protocol import DocMeta, DocumentRow, StoredChunk, VectorRows
+from retrieval.store.pg_lock import acquire_writer_lock, check_writer_lock
+from retrieval.store.protocol import DocMeta, DocumentRow, StoredChunk, VectorRows, masked
 from retrieval.types import SearchFilters
 from retrieval.vectors import normalise
 
@@ -48,9 +47,9 @@ def _modules() -> tuple[Any, Any, Any]:
     return psycopg, psycopg_pool, register_vector
 
 
-def mask(dsn: str) -> str:
-    """The DSN without its password, for messages and status."""
-    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", dsn)
+def check_writer(dsn: str) -> None:
+    """`KBLocked`, naming the holder, while a writer holds the KB at `dsn` (takes nothing, writes nothing)."""
+    check_writer_lock(_modules()[0], dsn, masked(dsn))
 
 
 class PostgresStore:
@@ -62,7 +61,7 @@ class PostgresStore:
                  iterative_scan: bool = True, pool_size: int = 4) -> None:
         psycopg, pool_mod, self._register_vector = _modules()
         self.dsn = dsn
-        self.location = mask(dsn)
+        self.location = masked(dsn)  # no password, for messages and status
         self.assets = FolderAssets(assets_dir or Path(".citeline-assets"))
         self.assets_dir = self.assets.root
         self.iterative_scan = iterative_scan

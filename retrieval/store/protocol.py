@@ -9,6 +9,7 @@ by the store and never reused: they are the ids vectors carry and `Hit.id` repor
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -28,6 +29,12 @@ VectorRows = Mapping[str, tuple[Sequence[int], np.ndarray]]
 def is_dsn(location: object) -> bool:
     """A PostgreSQL connection string (never to be turned into a Path)."""
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+def masked(location: str | os.PathLike[str]) -> str:
+    """A KB location for messages and pages: a DSN without its password, a folder as is."""
+    text = str(location)
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", text) if is_dsn(text) else text
 
 
 def kb_location(location: str | os.PathLike[str]) -> Path | str:

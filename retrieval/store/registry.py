@@ -31,6 +31,21 @@ def resolve_location(location: str | Path) -> tuple[str, Path | None]:
     return str(root), None
 
 
+def check_writable(location: str | Path) -> None:
+    """`KBLocked`, naming the holder, while another writer holds the KB at `location` (a quick look before
+    queuing work that would only fail); takes no lock and writes nothing."""
+    target, _ = resolve_location(location)
+    if is_dsn(target):
+        from retrieval.store.postgres import check_writer
+
+        check_writer(target)
+        return
+    from retrieval.lock import WriterLock
+
+    if (Path(target) / "lock").exists():
+        WriterLock(Path(target)).acquire().release()
+
+
 def open_store(location: str | Path, *, writable: bool = False, assets_dir: str | Path | None = None) -> Store:
     """The store at `location`; a writable one holds the single-writer lock until `close()`."""
     target, pointed_assets = resolve_location(location)
