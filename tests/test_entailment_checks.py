@@ -80,6 +80,11 @@ FEE = "From 1 April the permit fee will rise from £80 to £95 a year, and 30% o
      "The college gained university status in 1965, 68 years after it was founded.", "contradicted"),
     ("Trains take 1 hour 50 minutes.", "Trains take 110 minutes.", "supported"),  # a compound duration
     ("Trains take 1 hour 50 minutes.", "Trains take 100 minutes.", "contradicted"),
+    ("The college enrols 21,000 students, a third of them postgraduates.",
+     "Roughly 7,000 of the college's 21,000 students are postgraduates.", "supported"),  # a spoken share
+    ("The college enrols 21,000 students, a third of them postgraduates.",
+     "Roughly 9,000 of the college's 21,000 students are postgraduates.", "contradicted"),
+    ("Two thirds of the 900 trees survived the winter.", "600 of the 900 trees survived the winter.", "supported"),
     ("Food waste collections now serve 80% of households.", "Four in five households are served by food waste "
      "collections.", "supported"),
     ("Food waste collections now serve 80% of households.", "Three in five households are served by food waste "

@@ -285,7 +285,27 @@ def _fractions(text: str) -> str:
                   f"{_plus_half(m.group(1))} {m.group(2)}", text, flags=re.I)
     text = re.sub(r"\b(?:an?|one)\s+" + _UNIT_WORD + r"(?=\s+(?:later|earlier|after|before|ago)\b)",
                   lambda m: f"1 {m.group(1)}" if unit_ok(m.group(1)) else m.group(0), text, flags=re.I)
+    text = _SHARE.sub(_share, text)
     return re.sub(r"\btwice\b", "2 times", text, flags=re.I)
+
+
+_DENOMINATORS = {"half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4, "fifth": 5,
+                 "fifths": 5, "tenth": 10, "tenths": 10}
+_NUMERATORS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "nine": 9, "1": 1, "2": 2, "3": 3, "4": 4,
+               "9": 9}
+_SHARE = re.compile(r"\b(?:(a|an|one|two|three|four|nine|[1-49])[\s-]+)?(half|halves|thirds?|quarters?|fifths?|tenths?)"
+                    r"\s+of\b", re.I)
+
+
+def _share(m: re.Match[str]) -> str:
+    """'a third of them' -> 'about 33.3333% of them', 'two thirds of' -> 'about 66.6667% of', 'half of' -> 'about
+    50% of': a share of a whole, so '7,000 of 21,000' follows from 'a third of 21,000'. Spoken shares are round
+    ('a third' for 33%), hence 'about'. Only before 'of' ('a third reason' is not a share)."""
+    numerator = _NUMERATORS.get((m.group(1) or "a").lower())
+    denominator = _DENOMINATORS[m.group(2).lower()]
+    if numerator is None or (m.group(1) is None and denominator != 2) or numerator >= denominator:
+        return m.group(0)
+    return f"about {100 * numerator / denominator:g}% of"
 
 
 def _plus_half(number: str) -> str:
