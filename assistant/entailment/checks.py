@@ -12,7 +12,6 @@ Words that occur only in the question never count: the premise is the source, no
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,20 +19,32 @@ from typing import Any
 import numpy as np
 
 from assistant.entailment.base import Entailment
+from assistant.entailment.compare import (
+    FRAME_WORDS,
+    claim_words,
+    clauses_about,
+    contains_name,
+    entity_swap,
+    from_to_swap,
+    is_proper_name,
+    misplaced,
+    name_key,
+    negated_inside,
+    opposite,
+    order_reversed,
+    plain_words,
+    polarity,
+    quantifier_conflict,
+    role_swap,
+    strong_quantifier,
+    term_weight,
+    wrong_value,
+)
 from assistant.entailment.text import (
-    OPPOSITES,
-    ORDER,
     Analysis,
     Clause,
-    Quantity,
     analyse,
-    comparable,
     derived,
-    direction,
-    direction_words,
-    is_noun,
-    lemma,
-    normalise,
     quantifier,
     same_quantity,
 )
@@ -106,7 +117,7 @@ class ClaimChecks:
     # -- one span ---------------------------------------------------------------------------------------------
     def _judge(self, claim: Analysis, span: list[Clause], text: str, asked: set[str]) -> _Outcome:
         span_terms = set().union(*(cl.terms for cl in span)) if span else set()
-        coverage, missing = self._coverage(claim, span_terms, _norm(text))
+        coverage, missing = self._coverage(claim, span_terms, plain_words(text))
         aligned = coverage >= self.settings.min_aligned
         conflict = self._conflict(claim, span, text) if aligned else None
         if conflict:
@@ -131,50 +142,50 @@ class ClaimChecks:
         if not terms and not entities:
             return 1.0, []
         missing = [t for t in terms if t not in span_terms and not self._synonym(t, span_terms)]
-        lost = [e for e in entities if not _contains(low, e)]
-        weight = sum(map(_term_weight, terms)) + 3 * len(entities)
-        return 1 - (sum(map(_term_weight, missing)) + 3 * len(lost)) / weight, lost + missing
+        lost = [e for e in entities if not contains_name(low, e)]
+        weight = sum(map(term_weight, terms)) + 3 * len(entities)
+        return 1 - (sum(map(term_weight, missing)) + 3 * len(lost)) / weight, lost + missing
 
     def _conflict(self, claim: Analysis, span: list[Clause], text: str) -> str | None:
         for cc in claim.clauses:
             # the source clauses most about this claim clause (names aside: a subject named once serves every
             # clause); a conflict counts only when every one of them conflicts
-            ties = _about(cc, span)
-            reasons = [_polarity(cc, cl, span) or _quantifier(cc, cl) or _opposite(cc, cl) or _order(cc, cl)
-                       for cl in ties]
+            ties = clauses_about(cc, span)
+            reasons = [polarity(cc, cl, span) or quantifier_conflict(cc, cl) or opposite(cc, cl)
+                       or order_reversed(cc, cl) for cl in ties]
             if ties and all(reasons):
                 return reasons[0]
-            inside = _negated_inside(cc, span)
+            inside = negated_inside(cc, span)
             if inside:
                 return inside
-        return (_entity_swap(claim, text) or _from_to(claim.text, text) or _role_swap(claim, span)
+        return (entity_swap(claim, text) or from_to_swap(claim.text, text) or role_swap(claim, span)
                 or self._quantity_conflict(claim, span))
 
     def _gap(self, claim: Analysis, span: list[Clause], text: str) -> str | None:
         span_q = [q for cl in span for q in cl.quantities]
-        words = _words(claim)
+        words = claim_words(claim)
         for q in claim.quantities:
             if not any(same_quantity(q, s) for s in span_q) and not derived(q, span_q, words):
                 return f"number: {q.text}{' ' + q.unit if q.unit else ''} is not in the source"
         for cc in claim.clauses:
-            if _strong_quantifier(cc) and not any(quantifier(cl.words) for cl in span):
-                return f"quantifier: the source does not say '{_strong_quantifier(cc)}'"
-        low = _norm(text)
-        spelled = {_key(x) for cl in span for x in cl.entities}
-        names = [e for e in dict.fromkeys(claim.entities) if _proper_name(e, claim.text)]
-        found = [e for e in names if _contains(low, e) or _key(e) in spelled]
+            if strong_quantifier(cc) and not any(quantifier(cl.words) for cl in span):
+                return f"quantifier: the source does not say '{strong_quantifier(cc)}'"
+        low = plain_words(text)
+        spelled = {name_key(x) for cl in span for x in cl.entities}
+        names = [e for e in dict.fromkeys(claim.entities) if is_proper_name(e, claim.text)]
+        found = [e for e in names if contains_name(low, e) or name_key(e) in spelled]
         for e in names:
             if e not in found and found:
                 return f"name: '{e}' is not in the source"  # "in Wales, Scotland and the north": an addition
         return None
 
     def _quantity_conflict(self, claim: Analysis, span: list[Clause]) -> str | None:
-        pool, words = [s for cl in span for s in cl.quantities], _words(claim)
+        pool, words = [s for cl in span for s in cl.quantities], claim_words(claim)
         for cc in claim.clauses:
             for q in cc.quantities:
                 if not any(same_quantity(q, s) for s in pool) and derived(q, pool, words):
                     continue  # "rose by 15" from "from 80 to 95": arithmetic on the source's own figures
-                reason = _misplaced(cc, q, span) or _wrong_value(cc, q, span)
+                reason = misplaced(cc, q, span) or wrong_value(cc, q, span)
                 if reason:
                     return reason
         return None
@@ -227,336 +238,3 @@ class Result:
         scores = {"supported": (max(c, 0.51), 0.0, 0.0), "unsupported": (0.0, max(1 - c, 0.51), 0.0),
                   "contradicted": (0.0, 0.0, max(c, 0.51))}[self.verdict]
         return Entailment(*scores, reason=self.reason)
-
-
-# -- clause comparisons ---------------------------------------------------------------------------------------
-def _norm(text: str) -> str:
-    return " ".join(w.lower() for w in re.findall(r"[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*", normalise(text)))
-
-
-def _contains(low: str, entity: str) -> bool:
-    return re.search(rf"(?<![a-z0-9]){re.escape(entity)}(?![a-z0-9])", low) is not None
-
-
-# words that frame a statement without being what it states: auxiliaries, connectives, focus adverbs. They do
-# not count as support, nor does their absence count against it ("once it has been in place" = "after").
-FRAME_WORDS = frozenset(["have", "do", "be", "get", "although", "though", "once", "if", "so", "just", "even",
-                         "also", "still", "already", "yet", "far", "around", "out", "whether", "because", "since",
-                         "while", "whereas", "unless", "however", "thus", "hence", "then", "there", "here",
-                         "really", "actually", "indeed"])
-
-
-def _term_weight(term: str) -> int:
-    """A thing (a noun and nothing else: 'theft', 'battery') weighs double: paraphrases change verbs and
-    adjectives ('lasts' / 'battery life'), an answer that names another thing is another answer."""
-    return 2 if is_noun(term) else 1
-
-
-def _weight(cc: Clause, term: str) -> int:
-    return 2 if any(term in e.split() for e in cc.entities) else 1
-
-
-def _overlap(cc: Clause, cl: Clause, q: Quantity | None = None) -> int:
-    """How much a source clause is about the claim clause: shared lemmas (entity words count double), units
-    excluded (a shared 'hours' says nothing about which attribute a number belongs to)."""
-    shared = {t for t in cc.terms & cl.terms if t not in cc.units}
-    return sum(_weight(cc, t) for t in shared) + 3 * len(set(cc.entities) & set(cl.entities))
-
-
-def _aligned(cc: Clause, span: list[Clause]) -> Clause | None:
-    if not span or not cc.terms:
-        return None
-    scored = [(_overlap(cc, cl), -abs(len(cl.lemmas) - len(cc.lemmas)), i) for i, cl in enumerate(span)]
-    best = max(scored)
-    return span[best[2]] if best[0] > 0 else None
-
-
-def _about(cc: Clause, span: list[Clause]) -> list[Clause]:
-    """The source clauses that share most with the claim clause: words (names aside), and the claim's numbers,
-    which anchor a clause more than any word does."""
-    scores = [_bind(cc, cl) + 2 * sum(any(same_quantity(q, s) for s in cl.quantities) for q in cc.quantities)
-              for cl in span]
-    best = max(scores, default=0)
-    return [cl for cl, sc in zip(span, scores, strict=True) if sc == best] if best > 0 else []
-
-
-def _binds(cc: Clause, cl: Clause | None) -> bool:
-    """The aligned source clause is about the same attribute (shares most of the claim clause's words)."""
-    return cl is not None and _overlap(cc, cl) >= max(1, len(cc.terms) // 2)
-
-
-_NEGATIVE_PREFIXES = ("non-", "non", "un", "in", "im", "ir", "il", "dis")
-
-
-def _prefixed(term: str, other: set[str]) -> str | None:
-    """The word `term` negates by its prefix when the other text says the plain word: 'unchanged' against
-    'change', 'non-refundable' against 'refundable', 'inactive' against 'active'. The stem must be a dictionary
-    word that the other side uses, so 'union', 'under' or 'insight' never read as negations."""
-    from lemminflect import getAllLemmas
-
-    for prefix in _NEGATIVE_PREFIXES:
-        stem = term[len(prefix):]
-        if term.startswith(prefix) and len(stem) >= 3 and getAllLemmas(stem):
-            plain = lemma(stem)
-            if plain in other or stem in other:
-                return plain
-    return None
-
-
-def _negations(cl: Clause, other: Clause) -> tuple[int, set[str]]:
-    """A clause's negations with its negative-prefix words read against the other clause."""
-    count, negated = cl.negations, set(cl.negated)
-    for term in cl.terms - other.terms:
-        plain = _prefixed(term, other.terms)
-        if plain:
-            count, negated = count + 1, negated | {plain}
-    return count, negated
-
-
-def _polarity(cc: Clause, cl: Clause, span: Sequence[Clause] = ()) -> str | None:
-    (cc_n, cc_neg), (cl_n, cl_neg) = _negations(cc, cl), _negations(cl, cc)
-    if cc_n % 2 == cl_n % 2:
-        return None
-    if cl_n % 2 and cl_neg and not cl_neg & cc.terms:
-        return None  # the source negates something the claim does not speak of
-    if cc_n % 2 and cc_neg:
-        # the claim negates a thing: judge it where the source states that thing ("... and is covered by X") about
-        # the same subject (every other noun of the claim clause is there: "internet is not included in the rent"
-        # is not contradicted by "rent, including water and heating")
-        nouns = {t for t in cc.terms - cc_neg if is_noun(t)}
-        stated = [i for i, c in enumerate(span) if cc_neg & c.terms]
-        if not stated or any(_negations(span[i], cc)[0] % 2 for i in stated):
-            return None
-        # the clause before a stated one is its context ("This policy covers ..., including liquid damage")
-        if nouns and not any(nouns <= span[i].terms | (span[i - 1].terms if i else set()) for i in stated):
-            return None
-        cl = span[stated[0]]
-    flip = bool(direction(cc.words) and direction(cl.words) and direction(cc.words) != direction(cl.words))
-    if flip:  # "did not fall" against "rose": polarity and direction both flip
-        return None
-    said = "negates" if cc.negations % 2 else "affirms"
-    return f"negation: the claim {said} what the source {'affirms' if cc.negations % 2 else 'negates'} ('{_gist(cl)}')"
-
-
-_Q_OK = {"all": {"all"}, "most": {"most", "all"}, "some": {"some", "most", "all", "few"}, "few": {"few", "some"},
-         "none": {"none"}}
-
-
-def _q(words: list[str]) -> str:
-    found = quantifier(words)
-    return "few" if found == "some" and set(words) & {"few", "minority", "rarely", "seldom"} else found
-
-
-def _negated_inside(cc: Clause, span: Sequence[Clause]) -> str | None:
-    """An affirmative claim clause that holds every content word of a negated source clause states what the
-    source denies, whichever source clause shares most words with it: "Sale items can be refunded" against
-    "exchanged but not refunded", "may sublicense the Software" against "shall not sublicense, sell or
-    distribute the Software". A source clause that says more than the claim ("not issued in cash") does not."""
-    if cc.negations % 2:
-        return None
-    for i, cl in enumerate(span):
-        own = cl.terms - FRAME_WORDS - cl.units
-        if not (cl.negations % 2 and cl.negated and cl.negated & own <= cc.terms and own <= cc.terms):
-            continue
-        if len(own) < 2 and not (i and (span[i - 1].terms - own) & cc.terms):
-            continue  # "... but not refunded": a fragment whose subject is in the clause before it
-        if direction(cc.words) and direction(cl.words) and direction(cc.words) != direction(cl.words):
-            continue  # "rose" against "did not fall"
-        return f"negation: the claim affirms what the source negates ('{_gist(cl)}')"
-    return None
-
-
-def _quantifier(cc: Clause, cl: Clause) -> str | None:
-    claim_q, source_q = _q(cc.words), _q(cl.words)
-    if claim_q and source_q and source_q not in _Q_OK[claim_q]:
-        return f"quantifier: the claim says '{claim_q}', the source '{source_q}'"
-    return None
-
-
-def _strong_quantifier(cc: Clause) -> str:
-    words = set(cc.words)
-    for w in ("all", "every", "always", "most", "majority", "entire"):
-        if w in words:
-            return w
-    return ""
-
-
-def _opposite(cc: Clause, cl: Clause) -> str | None:
-    mine, theirs = direction(cc.words), direction(cl.words)
-    if mine and theirs and not (mine & theirs):
-        return (f"direction: the claim says {'/'.join(sorted(mine))} ({_dir_words(cc)}), the source "
-                f"{'/'.join(sorted(theirs))} ({_dir_words(cl)})")
-    for word in cc.terms - cl.terms - ORDER:
-        for pair in OPPOSITES:
-            if word in pair and (pair - {word}) & cl.terms - cc.terms:
-                other = next(iter(pair - {word}))
-                return f"opposite: the claim says '{word}', the source '{other}'"
-    return None
-
-
-def _dir_words(cl: Clause) -> str:
-    return ", ".join(w for w, _ in direction_words(cl.words))
-
-
-def _order(cc: Clause, cl: Clause) -> str | None:
-    """'A before B' against 'B before A' (or 'A after B'): the two sides of the order word are swapped."""
-    mine, theirs = _sides(cc), _sides(cl)
-    if not mine or not theirs:
-        return None
-    (m_left, m_right, m_word), (t_left, t_right, t_word) = mine, theirs
-    reverse = _order_sign(m_word) != _order_sign(t_word)
-    if reverse:
-        t_left, t_right = t_right, t_left
-    straight = len(m_left & t_left) + len(m_right & t_right)
-    swapped = len(m_left & t_right) + len(m_right & t_left)
-    if swapped > straight:
-        return f"order: the source puts it the other way round ('{_gist(cl)}')"
-    return None
-
-
-def _sides(cl: Clause) -> tuple[set[str], set[str], str] | None:
-    for i, t in enumerate(cl.lemmas):
-        if t in ORDER:
-            return set(cl.lemmas[:i]), set(cl.lemmas[i + 1:]), t
-    return None
-
-
-def _order_sign(word: str) -> int:
-    return 1 if word in ("before", "precede", "prior", "earlier") else -1
-
-
-def _entity_swap(claim: Analysis, text: str) -> str | None:
-    """'Kestrel 3' claimed where the source only names 'Kestrel 5': the same name with another number."""
-    low = _norm(text)
-    for e in claim.entities:
-        parts = e.split()
-        if len(parts) == 2 and parts[1].isdigit() and not _contains(low, e):
-            others = re.findall(rf"(?<![a-z0-9]){re.escape(parts[0])} (\d+)", low)
-            if others:
-                return f"entity: the source states this for '{parts[0]} {others[0]}', not '{e}'"
-    return None
-
-
-_FROM_TO = re.compile(r"\bfrom\s+(?:the\s+)?([a-z0-9.]+)\s+to\s+(?:the\s+)?([a-z0-9.]+)")
-
-
-def _from_to(claim: str, text: str) -> str | None:
-    """'from Tarsk to Pellam' against 'from Pellam to Tarsk': the two ends swapped."""
-    mine = set(_FROM_TO.findall(_norm(claim)))
-    for a, b in _FROM_TO.findall(_norm(text)):
-        if (b, a) in mine and (a, b) not in mine and a != b:
-            return f"order: the source says from {a} to {b}"
-    return None
-
-
-def _role_swap(claim: Analysis, span: list[Clause]) -> str | None:
-    """A name the source states in a clause about another attribute, while the clause about the claim's
-    attribute names someone else: 'opens in Prague' where the source opens in Lyon and closes in Prague."""
-    for cc in claim.clauses:
-        for e in dict.fromkeys(cc.entities):
-            holders = [cl for cl in span if e in cl.entities]
-            if not holders or len(holders) == len(span):
-                continue
-            own = max(holders, key=lambda cl: _bind(cc, cl))
-            best = max(_bind(cc, cl) for cl in span)
-            if _bind(cc, own) >= best:
-                continue
-            known = {_key(x) for x in _names(claim)}
-            for rival in (cl for cl in span if _bind(cc, cl) == best):
-                other = [x for x in rival.entities if _key(x) not in known]
-                if other and _key(e) not in {_key(x) for x in rival.entities}:
-                    return f"entity: '{e}' is stated for '{_gist(own)}'; '{_gist(rival)}' is stated for '{other[0]}'"
-    return None
-
-
-def _proper_name(entity: str, text: str) -> bool:
-    """A place or person named in running text ('... Wales, Scotland and ...'), not a code, an acronym that the
-    source may spell out, or a technical term that opens the sentence."""
-    if not entity.isalpha() or entity.isupper():
-        return False
-    return re.search(rf"(?<=[a-z,;] ){re.escape(entity.title())}\b", text) is not None
-
-
-def _key(entity: str) -> str:
-    """One spelling of a name: 'GATA-3' = 'gata3', 'ILCs' = 'ilc'."""
-    return re.sub(r"[-\s]", "", entity.lower()).removesuffix("s")
-
-
-def _names(claim: Analysis) -> set[str]:
-    return {e for cl in claim.clauses for e in cl.entities}
-
-
-def _misplaced(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
-    """The number is in the source, but in a clause about something else than the claim's clause: another
-    attribute ("recharge takes 14 hours" where 14 is the battery life) or another entity (the Kestrel 5's)."""
-    holders = [cl for cl in span if any(same_quantity(q, s) for s in cl.quantities)]
-    if not holders:
-        return None
-    own = max(holders, key=lambda cl: _bind(cc, cl))
-    rival = max(span, key=lambda cl: _bind(cc, cl))
-    if _is_year(q) or _is_day(q, own):
-        # a year or a day of the month dates its whole sentence ("In fiscal 2024, X opened ... and deposits
-        # grew"), unless a clause more about the claim's event gives another one ("signed in 1648 ... ratified
-        # in 1649")
-        closer = [cl for cl in span if _bind(cc, cl) > _bind(cc, own)]
-        year = _is_year(q)
-        if not any((_is_year(s) if year else _is_day(s, cl)) and s.value != q.value
-                   for cl in closer for s in cl.quantities):
-            return None
-    bare = not (own.terms - own.units) and not own.entities  # "10 hours" alone (a table cell): says for nothing
-    if _bind(cc, own) < _bind(cc, rival) and not bare:
-        return f"number: {q.text} is stated for '{_gist(own)}', not for '{_gist(rival)}'"
-    mine = set(cc.entities)
-    if mine and own.entities and not mine & set(own.entities) and any(mine & set(cl.entities) for cl in span):
-        return f"entity: {q.text} is stated for '{own.entities[0]}', not for '{cc.entities[0]}'"
-    return None
-
-
-MONTHS = frozenset(["january", "february", "march", "april", "may", "june", "july", "august", "september",
-                    "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept",
-                    "oct", "nov", "dec"])
-
-
-def _is_day(q: Quantity, cl: Clause) -> bool:
-    """A day of the month: "from 10 June", "on 1 October", "June 10"."""
-    if q.unit or not q.value.is_integer() or not 1 <= q.value <= 31:
-        return False
-    words = cl.words
-    at = [i for i, w in enumerate(words) if w == q.text]
-    return any(words[j] in MONTHS for i in at for j in (i - 1, i + 1) if 0 <= j < len(words))
-
-
-def _is_year(q: Quantity) -> bool:
-    return not q.unit and q.value.is_integer() and 1500 <= q.value <= 2200 and len(q.text) == 4
-
-
-def _bind(cc: Clause, cl: Clause) -> int:
-    """Shared words of the claim clause and a source clause, leaving out units and names (a subject named once
-    serves every clause of its sentence)."""
-    names = {w for e in cc.entities for w in e.split()}
-    return len({t for t in cc.terms & cl.terms if t not in cc.units and t not in names})
-
-
-def _wrong_value(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
-    """The source states this attribute with another value, or this value in another unit."""
-    if any(same_quantity(q, s) for cl in span for s in cl.quantities):
-        return None
-    same_number = [s for cl in span for s in cl.quantities if s.value == q.value and s.unit and q.unit]
-    if same_number:
-        return f"unit: the claim says {q.text} {q.unit}, the source {same_number[0].text} {same_number[0].unit}"
-    target = _aligned(cc, span)
-    if target is None or not _binds(cc, target):
-        return None
-    others = [s for s in target.quantities if comparable(q, s)]
-    if others:
-        shown = ", ".join(f"{s.text}{' ' + s.unit if s.unit else ''}" for s in others[:2])
-        return f"number: the source states {shown}, not {q.text}{' ' + q.unit if q.unit else ''}"
-    return None
-
-
-def _words(claim: Analysis) -> set[str]:
-    return {lemma(w) for cl in claim.clauses for w in cl.words} | {w for cl in claim.clauses for w in cl.words}
-
-
-def _gist(cl: Clause) -> str:
-    return " ".join(cl.lemmas[:4])
