@@ -276,3 +276,28 @@ def test_a_document_is_written_in_batches_with_ids_in_input_order(pg_dsn: str, t
         assert store.vector_ids("text").tolist() == ids[::2]
     finally:
         store.close()
+
+
+def test_the_packed_vector_copy_stream_is_what_write_row_sends():
+    """`copy_vectors_binary` packs, with numpy, the bytes psycopg's binary COPY `write_row((id, vector))` writes
+    with pgvector's dumper (no server needed)."""
+    pytest.importorskip("pgvector.psycopg")
+    from pgvector.psycopg.vector import VectorBinaryDumper
+    from psycopg import adapt
+    from psycopg._copy_base import _binary_signature, _binary_trailer, format_row_binary
+
+    from retrieval.store.postgres import copy_vectors_binary
+
+    dumper = type("VectorOid", (VectorBinaryDumper,), {"oid": 99999})  # as pgvector registers it, any oid
+    tx = adapt.Transformer()
+    tx.adapters.register_dumper("numpy.ndarray", dumper)
+    rng = np.random.default_rng(5)
+    ids, matrix = np.array([1, 2**40, 7, 3], dtype=np.int64), rng.standard_normal((4, 5)).astype(np.float32)
+    tx.set_dumper_types([20, 99999], 1)  # int8, vector; binary
+    want = bytearray(_binary_signature)
+    for i, row in zip(ids, matrix, strict=True):
+        format_row_binary((int(i), row), tx, want)
+    want += _binary_trailer
+    assert b"".join(copy_vectors_binary(ids, matrix, block=3)) == bytes(want)
+    with pytest.raises(ValueError):
+        list(copy_vectors_binary(ids[:1], matrix))

@@ -62,6 +62,8 @@ def copy_vectors_binary(ids: np.ndarray, matrix: np.ndarray, block: int = 8192) 
     `copy.write_row((id, vector))` per row writes with pgvector's binary dumper (uint16 dimension, uint16 0,
     big-endian float4s), packed by numpy."""
     n, d = matrix.shape
+    if len(ids) != n:
+        raise ValueError(f"{len(ids)} ids for {n} vectors")
     row = np.dtype([("fields", ">i2"), ("id_len", ">i4"), ("id", ">i8"), ("vec_len", ">i4"), ("dim", ">u2"),
                     ("unused", ">u2"), ("vec", ">f4", (d,))])
     yield _COPY_SIGNATURE
