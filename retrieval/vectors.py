@@ -58,6 +58,7 @@ class VectorIndex:
         self.approx_threshold = approx_threshold or self.APPROX_THRESHOLD
         self.index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
         self._dead: set[int] = {int(i) for i in tombstones}
+        self._lookup: tuple[Any, int, int, np.ndarray, np.ndarray] | None = None  # see `_live_lookup`
 
     @property
     def approximate(self) -> bool:
@@ -87,11 +88,13 @@ class VectorIndex:
             self._rebuild(ids, vectors)
         else:
             self.index.add_with_ids(vectors, ids)
+        self._lookup = None
 
     def remove(self, ids: list[int] | np.ndarray) -> None:
         if not len(ids):
             return
         ids = np.asarray(ids, dtype=np.int64)
+        self._lookup = None
         if not self.approximate:
             self.index.remove_ids(ids)
             return
@@ -117,6 +120,7 @@ class VectorIndex:
         vectors = np.concatenate([vectors[keep], new_vectors]).astype(np.float32)
         self.index = self._empty(len(ids))
         self._dead = set()
+        self._lookup = None
         for start in range(0, len(ids), 50_000):
             self.index.add_with_ids(vectors[start : start + 50_000], ids[start : start + 50_000])
 
@@ -165,13 +169,37 @@ class VectorIndex:
             params._selector = selector  # keep the SWIG object alive as long as the params
         return params
 
+    def _live_lookup(self) -> tuple[np.ndarray, np.ndarray]:
+        """The live ids, sorted, and each one's position in the inner index (where `reconstruct` finds it: the
+        last entry of an id added twice, as IndexIDMap2's reverse map). Cached until the index changes."""
+        n, dead = int(self.index.ntotal), len(self._dead)
+        cached = self._lookup
+        if cached is not None and cached[0] is self.index and cached[1] == n and cached[2] == dead:
+            return cached[3], cached[4]
+        all_ids = self._all_ids()
+        order = np.argsort(all_ids, kind="stable")
+        ids = all_ids[order]
+        last = np.ones(len(ids), dtype=bool)
+        last[:-1] = ids[1:] != ids[:-1]
+        ids, positions = ids[last], order[last].astype(np.int64)
+        if self._dead:
+            keep = ~np.isin(ids, np.fromiter(self._dead, dtype=np.int64, count=dead))
+            ids, positions = ids[keep], positions[keep]
+        self._lookup = (self.index, n, dead, ids, positions)
+        return ids, positions
+
     def _exact_subset(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        present = set(self._all_ids().tolist()) - self._dead
-        allowed = np.array([i for i in allowed.tolist() if i in present], dtype=np.int64)
+        """Exact top-k over the live ids among `allowed` (kept in `allowed`'s order, so ties rank as there)."""
+        live, positions = self._live_lookup()
         n = len(queries)
+        if not len(live):
+            return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
+        at = np.minimum(np.searchsorted(live, allowed), len(live) - 1)
+        hit = live[at] == allowed
+        allowed, at = allowed[hit], at[hit]
         if not len(allowed):
             return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
-        matrix = np.vstack([self.index.reconstruct(int(i)) for i in allowed])
+        matrix = np.ascontiguousarray(self.index.index.reconstruct_batch(positions[at]), dtype=np.float32)
         sims = queries @ matrix.T
         k = min(k, len(allowed))
         top = np.argsort(-sims, axis=1, kind="stable")[:, :k]

@@ -3,6 +3,7 @@ lock across processes, crash safety under SIGKILL, and a streaming read replica.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +235,69 @@ def test_a_kb_folder_can_name_a_server(pg_dsn: str, tmp_path: Path):
 
     with pytest.raises(KBError, match="must name a PostgreSQL server"):
         KnowledgeBase.open(folder, settings)
+
+
+def test_a_document_is_written_in_batches_with_ids_in_input_order(pg_dsn: str, tmp_path: Path):
+    """put_document's multi-row inserts and packed COPY: chunk ids drawn in input order (across several INSERT
+    batches), the tsvectors the server computes from text + image tags and the section, pages alike, and the
+    stored vectors exactly the normalised float32 rows."""
+    from retrieval.vectors import normalise
+
+    store = PostgresStore(pg_dsn, writable=True, assets_dir=tmp_path / "assets")
+    store.CHUNK_BATCH = 7  # several statements for one document
+    try:
+        doc = ParsedDocument(path="/synthetic/batched", sha256="b" * 64, kind="pdf",
+                             pages=(Page(1, 612.5, 792), Page(2, 600, 800, ocr=True, section="Results")))
+        chunks = [Chunk(doc.doc_id, 1 + i % 2, "figure" if i % 5 == 0 else "text", f"running studies {i}",
+                        BBox(0, 0, 1, 1) if i % 3 else None, "Methods" if i % 2 else "", i % 4 == 0,
+                        f"fig/{i}.png" if i % 5 == 0 else None, i) for i in range(23)]
+        meta = [{"tags": "bar chart, revenue"} if i % 5 == 0 else ({"tags": ""} if i % 7 == 0 else {})
+                for i in range(23)]
+        vectors = np.random.default_rng(3).standard_normal((23, DIM)).astype(np.float32)
+        with store.transaction():
+            ids = store.put_document(doc, "batched", 0, chunks, meta, {"text": (list(range(0, 23, 2)),
+                                                                                vectors[::2])})
+        assert ids == list(range(ids[0], ids[0] + 23))
+        with store._conn() as conn:
+            rows = conn.execute(
+                "SELECT id, chunk_id, page, kind, text, bbox, section, ocr, figure_path, tokens, meta,"
+                " tsv = to_tsvector('english', text || coalesce(E'\\n' || (meta::jsonb->>'tags'), ''))"
+                " || to_tsvector('english', coalesce(section, '')) FROM chunks ORDER BY id").fetchall()
+            pages = conn.execute("SELECT number, width, height, ocr, section, tsv = to_tsvector('english', text)"
+                                 " FROM pages ORDER BY number").fetchall()
+        assert [r[0] for r in rows] == ids and [r[1] for r in rows] == [c.chunk_id for c in chunks]
+        assert [r[2:10] for r in rows] == [
+            (c.page, c.kind, c.text, json.dumps(c.bbox.as_list()) if c.bbox else None, c.section, int(c.ocr),
+             c.figure_path, c.tokens) for c in chunks]
+        assert [json.loads(r[10]) for r in rows] == meta and all(r[11] for r in rows)
+        assert pages == [(1, 612.5, 792.0, 0, "", True), (2, 600.0, 800.0, 1, "Results", True)]
+        stored = store.load_vectors("text", ids[::2], DIM)
+        assert np.array_equal(stored, normalise(vectors[::2]))
+        assert store.vector_ids("text").tolist() == ids[::2]
+    finally:
+        store.close()
+
+
+def test_the_packed_vector_copy_stream_is_what_write_row_sends():
+    """`copy_vectors_binary` packs, with numpy, the bytes psycopg's binary COPY `write_row((id, vector))` writes
+    with pgvector's dumper (no server needed)."""
+    pytest.importorskip("pgvector.psycopg")
+    from pgvector.psycopg.vector import VectorBinaryDumper
+    from psycopg import adapt
+    from psycopg._copy_base import _binary_signature, _binary_trailer, format_row_binary
+
+    from retrieval.store.postgres import copy_vectors_binary
+
+    dumper = type("VectorOid", (VectorBinaryDumper,), {"oid": 99999})  # as pgvector registers it, any oid
+    tx = adapt.Transformer()
+    tx.adapters.register_dumper("numpy.ndarray", dumper)
+    rng = np.random.default_rng(5)
+    ids, matrix = np.array([1, 2**40, 7, 3], dtype=np.int64), rng.standard_normal((4, 5)).astype(np.float32)
+    tx.set_dumper_types([20, 99999], 1)  # int8, vector; binary
+    want = bytearray(_binary_signature)
+    for i, row in zip(ids, matrix, strict=True):
+        format_row_binary((int(i), row), tx, want)
+    want += _binary_trailer
+    assert b"".join(copy_vectors_binary(ids, matrix, block=3)) == bytes(want)
+    with pytest.raises(ValueError):
+        list(copy_vectors_binary(ids[:1], matrix))

@@ -119,3 +119,46 @@ def test_sync_with_catalog_after_removal(tmp_path: Path) -> None:
     assert index.sync(catalog, "text")
     assert index.size == 650 and sorted(index.ids().tolist()) == list(range(51, 701))
     assert not index.sync(catalog, "text")
+
+
+def test_filtered_hnsw_exact_subset_skips_tombstones_and_keeps_filter_order_for_ties() -> None:
+    """A small filter over an HNSW index is searched exactly over the live ids it names: missing and removed ids
+    drop out, a repeated id stays repeated, equal scores rank in the filter's order; the id lookup it caches
+    follows removals, additions and rebuilds."""
+    rng = np.random.default_rng(11)
+    d, n = 6, 600
+    vectors = rng.integers(-1, 2, (n, d)).astype(np.float32)  # few distinct directions: many exact ties
+    ids = rng.permutation(5 * n)[:n].astype(np.int64)
+    index = VectorIndex(d, approx_threshold=200)
+    index.add(ids, vectors)
+    assert index.approximate
+    store = dict(zip(ids.tolist(), normalise(vectors), strict=True))
+    queries = normalise(rng.standard_normal((3, d)).astype(np.float32))
+
+    def expect(allowed: np.ndarray, k: int) -> list[list[int]]:
+        keep = [int(i) for i in allowed if int(i) in store]
+        sims = queries @ np.vstack([store[i] for i in keep]).T
+        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        return [[keep[j] for j in row] for row in order]
+
+    allowed = np.concatenate([rng.choice(ids, 150), rng.integers(5 * n, 6 * n, 20)])  # repeats and unknown ids
+    rng.shuffle(allowed)
+    for step in range(3):
+        _, got = index.search(queries, 20, allowed=allowed)
+        assert got.tolist() == expect(allowed, 20), step
+        if step == 0:
+            index.remove(allowed[:30])  # tombstones
+            assert index._dead
+            for i in allowed[:30].tolist():
+                store.pop(i, None)
+        else:
+            fresh = np.arange(10 * n, 10 * n + 5, dtype=np.int64)
+            fresh_vectors = rng.integers(-1, 2, (5, d)).astype(np.float32)
+            index.add(fresh, fresh_vectors)
+            store.update(zip(fresh.tolist(), normalise(fresh_vectors), strict=True))
+            allowed = np.concatenate([allowed, fresh])
+    index.add(allowed[:3], vectors[:3])  # revived tombstones: the graph is rebuilt
+    store.update(zip(allowed[:3].tolist(), normalise(vectors[:3]), strict=True))
+    assert not index._dead
+    _, got = index.search(queries, 20, allowed=allowed)
+    assert got.tolist() == expect(allowed, 20)

@@ -52,6 +52,33 @@ def check_writer(dsn: str) -> None:
     check_writer_lock(_modules()[0], dsn, masked(dsn))
 
 
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\0" + b"\0" * 8  # the binary COPY header: signature, flags, extension length
+_COPY_TRAILER = b"\xff\xff"
+
+
+def copy_vectors_binary(ids: np.ndarray, matrix: np.ndarray, block: int = 8192) -> Iterator[bytes]:
+    """The binary COPY stream of rows (id int8, embedding vector), in blocks of `block` rows: the bytes that
+    `copy.write_row((id, vector))` per row writes with pgvector's binary dumper (uint16 dimension, uint16 0,
+    big-endian float4s), packed by numpy."""
+    n, d = matrix.shape
+    if len(ids) != n:
+        raise ValueError(f"{len(ids)} ids for {n} vectors")
+    row = np.dtype([("fields", ">i2"), ("id_len", ">i4"), ("id", ">i8"), ("vec_len", ">i4"), ("dim", ">u2"),
+                    ("unused", ">u2"), ("vec", ">f4", (d,))])
+    yield _COPY_SIGNATURE
+    for start in range(0, n, block):
+        part = np.empty(min(block, n - start), dtype=row)
+        part["fields"], part["id_len"], part["vec_len"], part["dim"], part["unused"] = 2, 8, 4 + 4 * d, d, 0
+        part["id"] = ids[start : start + block]
+        part["vec"] = matrix[start : start + block]
+        yield part.tobytes()
+    yield _COPY_TRAILER
+
+
+def _float(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
 class PostgresStore:
     EF_SEARCH = 128  # as the local HNSW's efSearch; raised to k when k is larger
     MAX_SCAN_TUPLES = 50_000  # how far an iterative scan may walk the graph for a selective filter
@@ -186,44 +213,65 @@ class PostgresStore:
             conn.execute("INSERT INTO documents VALUES(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
                          (doc.doc_id, doc.sha256, doc.kind, name, doc.title, doc.author, len(doc.pages), size,
                           json.dumps(doc.outline), json.dumps(doc.metadata), time.time()))
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO pages VALUES(%s,%s,%s,%s,%s,%s,%s,%s, to_tsvector('english', %s))",
-                    [(doc.doc_id, p.number, p.width, p.height, int(p.ocr), p.thumbnail, p.section, p.text,
-                      p.text or "") for p in doc.pages])
+            self._insert_pages(conn, doc)
             ids = self._insert_chunks(conn, chunks, chunk_meta)
             for space, (positions, matrix) in vectors.items():
                 self._insert_vectors(conn, space, [ids[p] for p in positions], matrix)
         return ids
 
+    def _insert_pages(self, conn: Any, doc: ParsedDocument) -> None:
+        """All the pages in one statement (arrays unnested), tsvector computed by the server as row by row."""
+        if not doc.pages:
+            return
+        pages, texts = doc.pages, [p.text for p in doc.pages]
+        conn.execute(
+            "INSERT INTO pages SELECT %s, u.number, u.width, u.height, u.ocr, u.thumbnail, u.section, u.text,"
+            " to_tsvector('english', u.lex) FROM unnest(%s::int4[], %s::float8[], %s::float8[], %s::int4[],"
+            " %s::text[], %s::text[], %s::text[], %s::text[]) WITH ORDINALITY"
+            " AS u(number, width, height, ocr, thumbnail, section, text, lex, ord) ORDER BY u.ord",
+            (doc.doc_id, [p.number for p in pages], [_float(p.width) for p in pages],
+             [_float(p.height) for p in pages], [int(p.ocr) for p in pages], [p.thumbnail for p in pages],
+             [p.section for p in pages], texts, [t or "" for t in texts]))
+
+    CHUNK_BATCH = 5000  # chunks per INSERT statement (a very long document takes several, in one transaction)
+
     def _insert_chunks(self, conn: Any, chunks: Sequence[Chunk], chunk_meta: Sequence[dict[str, Any]]) -> list[int]:
+        """Multi-row inserts (arrays unnested in input order, so the identity ids are drawn in that order, as one
+        INSERT per chunk drew them); the tsvector is computed by the server, as before. Returns the ids in input
+        order."""
+        # the lexical text is the chunk's text plus "\n" and its image tags, if any: the suffix travels, not a
+        # second copy of the text; the section's tsvector is of '' where there is none, as before
         rows = [(c.chunk_id, c.doc_id, c.page, c.kind, c.text, json.dumps(c.bbox.as_list()) if c.bbox else None,
                  c.section, int(c.ocr), c.figure_path, c.tokens, json.dumps(m),
-                 c.text + ("\n" + m["tags"] if m.get("tags") else ""), c.section or "")
+                 "\n" + m["tags"] if m.get("tags") else "")
                 for c, m in zip(chunks, chunk_meta, strict=True)]
-        if not rows:
-            return []
-        with conn.cursor() as cur:
-            cur.executemany(
+        ids: list[int] = []
+        for start in range(0, len(rows), self.CHUNK_BATCH):
+            part = rows[start : start + self.CHUNK_BATCH]
+            columns = [list(col) for col in zip(*part, strict=True)]
+            got = conn.execute(
                 "INSERT INTO chunks(chunk_id, doc_id, page, kind, text, bbox, section, ocr, figure_path, tokens, meta,"
-                " tsv) VALUES(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s, to_tsvector('english', %s) ||"
-                " to_tsvector('english', %s)) RETURNING id", rows, returning=True)
-            ids: list[int] = []
-            while True:
-                ids.append(int(cur.fetchone()[0]))
-                if not cur.nextset():
-                    break
+                " tsv) SELECT u.chunk_id, u.doc_id, u.page, u.kind, u.text, u.bbox, u.section, u.ocr, u.figure_path,"
+                " u.tokens, u.meta, to_tsvector('english', u.text || u.tags) ||"
+                " to_tsvector('english', coalesce(u.section, '')) FROM unnest(%s::text[], %s::text[], %s::int4[],"
+                " %s::text[], %s::text[], %s::text[], %s::text[], %s::int4[], %s::text[], %s::int4[], %s::text[],"
+                " %s::text[]) WITH ORDINALITY AS"
+                " u(chunk_id, doc_id, page, kind, text, bbox, section, ocr, figure_path, tokens, meta, tags, ord)"
+                " ORDER BY u.ord RETURNING id, chunk_id", columns).fetchall()
+            id_of = {str(chunk_id): int(i) for i, chunk_id in got}
+            ids += [id_of[row[0]] for row in part]
         return ids
 
     def _insert_vectors(self, conn: Any, space: str, ids: Sequence[int], matrix: np.ndarray) -> None:
+        """One binary COPY, its rows packed by numpy (pgvector's binary `vector`: uint16 dimension, uint16 0,
+        big-endian float4s) rather than one Python `write_row` per vector."""
         if not len(ids):
             return
         matrix = normalise(matrix)
         table = self._space_table(conn, space, create_dim=matrix.shape[1])
         with conn.cursor() as cur, cur.copy(f"COPY {table}(id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
-            copy.set_types(["int8", "vector"])
-            for i, row in zip(ids, matrix, strict=True):
-                copy.write_row((int(i), row))
+            for data in copy_vectors_binary(np.asarray(ids, dtype=np.int64), matrix):
+                copy.write(data)
 
     def _space_table(self, conn: Any, space: str, create_dim: int | None = None) -> str | None:
         """The table of a space's vectors (created, with its HNSW index, on the first write of the space)."""
