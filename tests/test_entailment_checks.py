@@ -11,7 +11,8 @@ import pytest
 
 from assistant.entailment import Entailment, EntailmentModel, build_entailment
 from assistant.entailment.checks import ClaimChecks
-from assistant.entailment.text import Quantity, analyse, same_quantity
+from assistant.entailment.numbers import Quantity, same_quantity
+from assistant.entailment.text import analyse
 from assistant.errors import UnknownEntailment
 from tests.conftest import SHARED_DATA, needs_data
 

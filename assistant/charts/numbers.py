@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from assistant.entailment.text import CURRENCY, PERCENT, unit_of
+from assistant.entailment.numbers import CURRENCY, PERCENT, unit_of
 
 MINUS = "-−–‒﹣－"  # hyphen-minus, minus sign, en dash, figure dash, small and full-width hyphen-minus
 FOOTNOTE = "*†‡§¶#¹²³⁴⁵⁶⁷⁸⁹⁰"

@@ -40,14 +40,8 @@ from assistant.entailment.compare import (
     term_weight,
     wrong_value,
 )
-from assistant.entailment.text import (
-    Analysis,
-    Clause,
-    analyse,
-    derived,
-    quantifier,
-    same_quantity,
-)
+from assistant.entailment.numbers import derived, same_quantity
+from assistant.entailment.text import Analysis, Clause, analyse, quantifier
 from assistant.prompting import split_sentences
 
 

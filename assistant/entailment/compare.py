@@ -9,20 +9,17 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from assistant.entailment.numbers import Quantity, comparable, normalise, same_quantity
 from assistant.entailment.text import (
     OPPOSITES,
     ORDER,
     Analysis,
     Clause,
-    Quantity,
-    comparable,
     direction,
     direction_words,
     is_noun,
     lemma,
-    normalise,
     quantifier,
-    same_quantity,
 )
 
 

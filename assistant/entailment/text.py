@@ -1,21 +1,24 @@
 """What a claim check needs to know about a sentence: lemmas, quantities (number + unit), named entities,
 clauses, negation, direction and quantifier words.
 
-Kept libraries do the language work: `lemminflect` lemmatises (rose → rise, went → go, higher → high),
-`number-parser` reads number words (twenty-five → 25), `pint` knows units and converts between them
-(2 hours = 120 minutes; 40 litres ≠ 40 gallons). The word lists below are only the closed classes no library
-names for us: negators, quantifiers and direction words.
+Kept libraries do the language work: `lemminflect` lemmatises (rose → rise, went → go, higher → high); numbers,
+units and their arithmetic are read in `assistant.entailment.numbers` (`number-parser`, `pint`). The word lists
+below are only the closed classes no library names for us: negators, quantifiers and direction words.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
 
+from assistant.entailment.numbers import (
+    NUMBER_WORDS,
+    Quantity,
+    normalise,
+    read_quantities,
+)
 from assistant.prompting import STOPWORDS
 
 NEGATORS = frozenset(["not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "without", "cannot", "n't",
@@ -60,44 +63,12 @@ ALL_Q = frozenset(["all", "every", "each", "always", "entire", "whole", "everyon
 MOST_Q = frozenset(["most", "majority", "mostly", "usually", "generally"])
 SOME_Q = frozenset(["some", "several", "few", "many", "sometimes", "occasionally", "part", "minority", "certain"])
 NONE_Q = frozenset(["none", "no", "never", "nobody", "nothing"])
-HEDGES = frozenset(["about", "around", "approximately", "roughly", "nearly", "almost", "some", "circa", "approx", "~",
-                    "estimated"])
-RANGE_WORDS = frozenset(["up", "to", "least", "most", "over", "under", "than", "more", "less", "nearly", "almost"])
 
 _TOKEN = re.compile(r"[$€£¥]|n't|[A-Za-z]+-?\d[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|\d+[A-Za-z]+\d[A-Za-z0-9]*|"
                     r"\d+(?:\.\d+){2,}|\d{1,2}:\d{2}(?!\d)|\d+(?:\.\d+)?|[A-Za-z][A-Za-z'’]*(?:-[A-Za-z]+)*|%|°[CF]|[A-Za-z0-9]+")
-_THOUSANDS = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+)(?![\d,])")
 _ALNUM = re.compile(r"(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*")
 _CLAUSE = re.compile(r"\s*(?:[,;]|:(?!\d)|\s(?:and|but|while|whereas|although|though|which|whose|who|where|"
                      r"because|since|so|yet|or)\s)\s*", re.I)
-_NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-                 "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred "
-                 "thousand million billion dozen")
-NUMBER_WORDS = frozenset(_NUMBER_WORDS.split())
-_SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "bn": 1e9, "mn": 1e6, "k": 1e3}
-CURRENCY = {"$": "USD", "usd": "USD", "dollar": "USD", "dollars": "USD", "€": "EUR", "eur": "EUR", "euro": "EUR",
-            "euros": "EUR", "£": "GBP", "gbp": "GBP", "pound sterling": "GBP", "¥": "JPY", "yen": "JPY",
-            "jpy": "JPY", "chf": "CHF", "francs": "CHF"}
-PERCENT = frozenset({"%", "percent", "per cent", "percentage", "pct"})
-_NOT_UNITS = frozenset(["a", "at", "in", "as", "is", "it", "or", "on", "to", "by", "of", "an", "be", "if", "do", "no",
-                        "us", "pi", "units", "unit", "point", "points", "people", "year-old"]) | STOPWORDS
-_SYMBOL_UNITS = {"°C": "degC", "°F": "degF", "L": "liter", "l": "liter", "h": "hour", "hrs": "hour", "hr": "hour",
-                 "g": "gram", "m": "meter", "s": "second", "sec": "second", "secs": "second", "mins": "minute",
-                 "litres": "liter", "litre": "liter", "metres": "meter", "metre": "meter", "tonne": "metric_ton",
-                 "tonnes": "metric_ton", "tons": "ton", "celsius": "degC", "fahrenheit": "degF", "kph": "km/h",
-                 "knots": "knot", "kt": "knot"}
-
-
-@dataclass(frozen=True)
-class Quantity:
-    value: float
-    unit: str  # a pint unit name, "%", a currency code, or "" for a bare number
-    text: str
-    hedged: bool = False  # "about 40", "up to 40": a bound or an estimate, not an exact figure
-    unit_word: str = ""  # the word that named the unit ("hours"), left out when comparing the clause's words
-
-    def __str__(self) -> str:
-        return self.text
 
 
 @dataclass
@@ -140,13 +111,6 @@ class Analysis:
         return {w for c in self.clauses for w in c.words}
 
 
-@lru_cache(maxsize=1)
-def _ureg() -> Any:
-    import pint
-
-    return pint.UnitRegistry()
-
-
 @lru_cache(maxsize=4096)
 def lemma(word: str) -> str:
     """The lemma lemminflect gives, preferring verb, then noun, then adjective readings for an unknown POS."""
@@ -172,187 +136,6 @@ def is_noun(lem: str) -> bool:
     return set(found) == {"NOUN"} or (not found and lem.isalpha())
 
 
-@lru_cache(maxsize=2048)
-def unit_of(token: str) -> str:
-    """A pint unit name for a token that names a unit ('hours', 'km', 'litres'), else ''."""
-    t = token.strip()
-    if t in _SYMBOL_UNITS:
-        return _SYMBOL_UNITS[t]
-    if t.lower() in _SYMBOL_UNITS:
-        return _SYMBOL_UNITS[t.lower()]
-    if len(t) < 2 or t.lower() in _NOT_UNITS or not re.fullmatch(r"[A-Za-z/²³µ]+", t):
-        return ""
-    try:
-        u = _ureg().parse_units(t)
-    except Exception:
-        return ""
-    if u.dimensionless:
-        return ""
-    # pint reads any prefix + unit ("cat" = centi-technical-atmosphere): keep only a unit's own symbol or name
-    symbol, name = f"{u:~}".replace(" ", ""), str(u)
-    low = t.lower()
-    return name if t == symbol or low.rstrip("s")[:4] == name[:4] or low == name else ""
-
-
-def same_quantity(a: Quantity, b: Quantity) -> bool | None:
-    """True when a and b are the same amount, False when they are not, None when incomparable (different kinds
-    of unit: a date and a length)."""
-    if CLOCK in (a.unit, b.unit):
-        return a.unit == b.unit and _close(a.value, b.value, a.hedged or b.hedged)
-    if {a.unit, b.unit} == {"pound", "GBP"}:  # "five thousand pounds" is money as often as weight
-        return _close(a.value, b.value, a.hedged or b.hedged)
-    if a.unit == b.unit or not a.unit or not b.unit:
-        return _close(a.value, b.value, a.hedged or b.hedged) or _percent_match(a, b)
-    if "%" in (a.unit, b.unit) or a.unit.isupper() or b.unit.isupper():  # currency or percent vs a unit
-        return False
-    try:
-        converted = _ureg().Quantity(b.value, b.unit).to(a.unit).magnitude
-    except Exception:
-        return False  # 40 litres vs 40 kg: other dimensions, so another quantity
-    return _close(a.value, float(converted), a.hedged or b.hedged)
-
-
-def _percent_match(a: Quantity, b: Quantity) -> bool:
-    """'half' (0.5) and '50%' are the same share."""
-    pa, pb = (q.value / 100 if q.unit == "%" else q.value for q in (a, b))
-    return "%" in (a.unit, b.unit) and a.unit != b.unit and _close(pa, pb, False)
-
-
-def _close(x: float, y: float, hedged: bool) -> bool:
-    if math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9):
-        return True
-    if hedged:
-        return math.isclose(x, y, rel_tol=0.1)
-    return _rounds_to(y, x) or _rounds_to(x, y)
-
-
-def _rounds_to(precise: float, shown: float) -> bool:
-    """3.47 shown as 3.5 (the shown figure has fewer decimals and is the rounding of the precise one)."""
-    decimals = _decimals(shown)
-    return decimals < _decimals(precise) and decimals >= 1 and round(precise, decimals) == round(shown, decimals)
-
-
-def _decimals(x: float) -> int:
-    s = repr(float(x)).rstrip("0").rstrip(".")
-    return len(s.split(".")[1]) if "." in s else 0
-
-
-def normalise(text: str) -> str:
-    """Digits for number words, no thousands separators, hyphenated '14-hour' split, unicode quotes plain."""
-    text = text.replace("’", "'").replace("–", "-").replace("—", " - ").replace("\u00a0", " ")
-    text = re.sub(r"^\s*(?:yes|no)\s*[,.;:!-]\s*", "", text, flags=re.I)  # "No, the tablets are not ..." answers
-    # "According to the sources, ...": where the claim comes from is not part of what it claims
-    text = re.sub(r"^\s*(?:according to|based on|as (?:stated|shown|mentioned|described) (?:in|on|by)|from|in)\s+"
-                  r"(?:the |this |these )?(?:information |text |data )?(?:provided |given |shown )?(?:in |by )?"
-                  r"(?:the |this |these )?(?:sources?|documents?|text|context|passages?|information|data|report|"
-                  r"chart|table|figure|page \d+)\b[^,]{0,40},\s*", "", text, flags=re.I)
-    text = re.sub(r"\bwith or without\b", "regardless of", text, flags=re.I)
-    # bounds are not negations: "no more than 70%" = "at most 70%"; "gluten-free" = "no gluten"
-    text = re.sub(r"\b(?:no|not)\s+(?:more|greater|higher)\s+than\b", "at most", text, flags=re.I)
-    text = re.sub(r"\b(?:no|not)\s+(?:less|fewer|lower)\s+than\b", "at least", text, flags=re.I)
-    text = re.sub(r"\b([A-Za-z]{3,})-free\b", r"no \1", text)
-    text = re.sub(r"(?<=[A-Za-z0-9])'s\b", "", text)  # possessive
-    text = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), text)
-    text = re.sub(r"(\d)-(?=[A-Za-z])", r"\1 ", text)
-    text = re.sub(r"(?<=\d)(?=[A-Za-z%°])(?![A-Za-z]*\d)", " ", text)  # 40kg -> 40 kg (not X2, 3D stays)
-    text = _fractions(text)
-    text = _number_words(text)
-    text = re.sub(r"\b(\d+(?:\.\d+)?)\s*\(\s*\1\s*\)", r"\1", text)  # "thirty (30)" -> "30"
-    return _RATIO.sub(_ratio, text)
-
-
-_FRACTION = {"half": 0.5, "quarter": 0.25, "third": 1 / 3}
-_UNIT_WORD = r"([A-Za-z]+)"
-
-
-def _fractions(text: str) -> str:
-    """'half an hour' -> '0.5 hour', 'a quarter of a kilogram' -> '0.25 kilogram', 'an hour and a half' ->
-    '1.5 hour', 'two and a half hours' -> '2.5 hours', 'twice' -> '2 times'. Only before a real unit."""
-    def unit_ok(word: str) -> bool:
-        return bool(unit_of(word))
-
-    def frac(m: re.Match[str]) -> str:
-        return f"{_FRACTION[m.group(1).lower()]:g} {m.group(2)}" if unit_ok(m.group(2)) else m.group(0)
-
-    def and_half(m: re.Match[str]) -> str:
-        return f"1.5 {m.group(1)}" if unit_ok(m.group(1)) else m.group(0)
-
-    text = re.sub(r"\b(?:an?\s+|one\s+)?(half|quarter|third)\s+(?:of\s+)?(?:an?\s+)" + _UNIT_WORD, frac, text,
-                  flags=re.I)
-    text = re.sub(r"\b(?:an?|one)\s+" + _UNIT_WORD + r"\s+and\s+a\s+half\b", and_half, text, flags=re.I)
-    text = re.sub(r"\b(\d+|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")\s+and\s+a\s+half\s+"
-                  + _UNIT_WORD, lambda m: f"{m.group(1)} and a half {m.group(2)}" if not unit_ok(m.group(2)) else
-                  f"{_plus_half(m.group(1))} {m.group(2)}", text, flags=re.I)
-    text = re.sub(r"\b(?:an?|one)\s+" + _UNIT_WORD + r"(?=\s+(?:later|earlier|after|before|ago)\b)",
-                  lambda m: f"1 {m.group(1)}" if unit_ok(m.group(1)) else m.group(0), text, flags=re.I)
-    text = _SHARE.sub(_share, text)
-    return re.sub(r"\btwice\b", "2 times", text, flags=re.I)
-
-
-_DENOMINATORS = {"half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4, "fifth": 5,
-                 "fifths": 5, "tenth": 10, "tenths": 10}
-_NUMERATORS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "nine": 9, "1": 1, "2": 2, "3": 3, "4": 4,
-               "9": 9}
-_SHARE = re.compile(r"\b(?:(a|an|one|two|three|four|nine|[1-49])[\s-]+)?(half|halves|thirds?|quarters?|fifths?|tenths?)"
-                    r"\s+of\b", re.I)
-
-
-def _share(m: re.Match[str]) -> str:
-    """'a third of them' -> 'about 33.3333% of them', 'two thirds of' -> 'about 66.6667% of', 'half of' -> 'about
-    50% of': a share of a whole, so '7,000 of 21,000' follows from 'a third of 21,000'. Spoken shares are round
-    ('a third' for 33%), hence 'about'. Only before 'of' ('a third reason' is not a share)."""
-    numerator = _NUMERATORS.get((m.group(1) or "a").lower())
-    denominator = _DENOMINATORS[m.group(2).lower()]
-    if numerator is None or (m.group(1) is None and denominator != 2) or numerator >= denominator:
-        return m.group(0)
-    return f"about {100 * numerator / denominator:g}% of"
-
-
-def _plus_half(number: str) -> str:
-    from number_parser import parse_number
-
-    value = float(number) if number.isdigit() else parse_number(number.lower())
-    return f"{float(value) + 0.5:g}" if value is not None else f"{number} and a half"
-
-
-_RATIO = re.compile(r"\b(\d+)\s+(?:in|out of)\s+(?:every\s+)?(\d+)\b(\s+[A-Za-z]+)?")
-
-
-def _ratio(m: re.Match[str]) -> str:
-    """'4 in 5 households', '1 out of 10 people' -> a share ('80%'); '2 in 10 minutes' stays (a unit follows)."""
-    n, d, after = int(m.group(1)), int(m.group(2)), m.group(3) or ""
-    if not 0 < n < d or (after.strip() and (unit_of(after.strip()) or after.strip().lower() in PERCENT)):
-        return m.group(0)
-    return f"{100 * n / d:g}%{after}"
-
-
-_NUMWORD_RUN = re.compile(
-    r"\b(?:(?:" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")(?:[\s-]+(?:and\s+)?)?)+\b", re.I)
-
-
-def _number_words(text: str) -> str:
-    from number_parser import parse_number
-
-    def repl(m: re.Match[str]) -> str:
-        run = m.group(0)
-        stripped = run.strip(" -")
-        if stripped.lower() in _SCALE and re.search(r"\d\s*$", text[: m.start()]):
-            return run  # "2.5 million": the scale word stays for the quantity reader
-        if stripped.lower() == "one":  # "one of", "the one": a pronoun unless a unit follows
-            after = text[m.end(): m.end() + 20].split()
-            return run if not after or not (unit_of(after[0].strip(".,;")) or after[0] in PERCENT) else \
-                run.replace(stripped, "1")
-        if stripped.lower().endswith(" and"):
-            stripped = stripped[:-4]
-        value = parse_number(stripped.lower().replace("-", " "))
-        if value is None:
-            return run
-        tail = run[len(run.rstrip()):]
-        return f"{value}{tail}" if run.rstrip(" -").lower().endswith(stripped.lower()) else run
-
-    return _NUMWORD_RUN.sub(repl, text)
-
-
 def tokens(text: str) -> list[str]:
     return _TOKEN.findall(normalise(text))
 
@@ -368,7 +151,7 @@ def _clause(piece: str, first: bool = True) -> Clause:
     toks = _TOKEN.findall(piece)
     words = [t.lower() for t in toks]
     entities = _entities(toks, first)
-    quantities = _quantities(toks)
+    quantities = read_quantities(toks)
     entity_numbers = {w for e in entities for w in e.split() if w.isdigit()}
     quantities = [q for q in quantities if not (q.text.isdigit() and q.text in entity_numbers and not q.unit)]
     lemmas, negations, negated, scope = [], 0, set(), 0
@@ -428,54 +211,6 @@ def _unknown_word(low: str) -> bool:
     return len(low) > 2 and not getAllLemmas(low)
 
 
-def _quantities(toks: list[str]) -> list[Quantity]:
-    out: list[Quantity] = []
-    at: list[int] = []
-    for i, t in enumerate(toks):
-        clock = re.fullmatch(r"(\d{1,2}):(\d{2})", t)
-        if clock:  # 04:10 (a time of day, or a race time): one quantity, comparable with clock times only
-            out.append(Quantity(int(clock.group(1)) * 60 + int(clock.group(2)), CLOCK, t))
-            at.append(i)
-            continue
-        if not re.fullmatch(r"\d+(?:\.\d+)?", t):
-            continue
-        value, j = float(t), i + 1
-        if j < len(toks) and toks[j].lower() in _SCALE:
-            value *= _SCALE[toks[j].lower()]
-            j += 1
-        unit, word = "", ""
-        prev = toks[i - 1].lower() if i else ""
-        if prev in CURRENCY:
-            unit = CURRENCY[prev]
-        elif j < len(toks):
-            nxt = toks[j].lower()
-            if nxt in PERCENT or (nxt == "per" and j + 1 < len(toks) and toks[j + 1].lower() == "cent"):
-                unit, word = "%", nxt
-            elif nxt in CURRENCY:
-                unit, word = CURRENCY[nxt], nxt
-            else:
-                unit = unit_of(toks[j])
-                word = nxt if unit else ""
-        hedged = any(w.lower() in HEDGES or w.lower() in RANGE_WORDS for w in toks[max(0, i - 2): i])
-        out.append(Quantity(value, unit, t, hedged, word))
-        at.append(i)
-    return _ranges(out, at, toks)
-
-
-CLOCK = "clock"  # the unit of a time of day, in minutes since midnight
-
-
-def _ranges(found: list[Quantity], at: list[int], toks: list[str]) -> list[Quantity]:
-    """'90 to 100 cm', '10-12 hours', 'between 900 and 1000 mm': the first number of a range has the unit of the
-    second."""
-    out = list(found)
-    for k in range(len(found) - 1):
-        a, b = found[k], found[k + 1]
-        if not a.unit and b.unit and at[k + 1] - at[k] == 2 and toks[at[k] + 1].lower() in ("to", "-", "and"):
-            out[k] = Quantity(a.value, b.unit, a.text, True, b.unit_word)
-    return out
-
-
 def direction_words(words: Iterable[str]) -> list[tuple[str, str]]:
     """The (word, "up" | "down") pairs of a clause's surface words: changes, comparatives, and bound words."""
     out = []
@@ -499,78 +234,4 @@ def quantifier(words: Iterable[str]) -> str:
             return name
     return ""
 
-
-def comparable(a: Quantity, b: Quantity) -> bool:
-    """Two quantities that measure the same kind of thing (a bare number compares with anything)."""
-    if CLOCK in (a.unit, b.unit):
-        return a.unit == b.unit
-    if not a.unit or not b.unit or a.unit == b.unit:
-        return True
-    if a.unit.isupper() or b.unit.isupper() or "%" in (a.unit, b.unit):
-        return False
-    try:
-        reg = _ureg()
-        return bool(reg.Quantity(1, a.unit).dimensionality == reg.Quantity(1, b.unit).dimensionality)
-    except Exception:
-        return False
-
-
-ARITHMETIC_CUES = frozenset(["by", "after", "later", "earlier", "before", "ago", "more", "less", "fewer", "longer",
-                             "shorter", "difference", "total", "combined", "altogether", "sum", "increase",
-                             "decrease", "rise", "fall", "drop", "gain", "grow", "cut", "higher", "lower", "than",
-                             "extra", "additional", "remaining", "left", "rest", "from"])
-
-
-def derived(q: Quantity, pool: Sequence[Quantity], words: Iterable[str]) -> str | None:
-    """How the claim's quantity `q` follows from two of the source's (`pool`), or None: a sum or difference
-    when the claim says so ('rose by 15', 'eleven years after 1792'), a compound duration (1 hour 50 minutes =
-    110 minutes), or a percentage of a whole (30% of 1,200 = 360)."""
-    cue = bool(set(words) & ARITHMETIC_CUES)
-    if q.unit == CLOCK:  # "issued at 04:10, lifted an hour later" -> 05:10
-        later = [a.value + d for a in pool if a.unit == CLOCK for d in _minutes(pool)]
-        earlier = [a.value - d for a in pool if a.unit == CLOCK for d in _minutes(pool)]
-        if cue and any(_close(q.value, v % 1440, q.hedged) for v in later + earlier):
-            return "a time and a duration of the source"
-        return None
-    for i, a in enumerate(pool):
-        for b in pool[i + 1:]:
-            if a.unit == "%" or b.unit == "%":
-                share, whole = (a, b) if a.unit == "%" else (b, a)
-                if whole.unit != "%" and _equal(q, whole.value * share.value / 100, whole.unit or q.unit):
-                    return f"{share.text}% of {whole.text}"
-                continue
-            if not (comparable(a, q) and comparable(b, q) and comparable(a, b)):
-                continue
-            unit = q.unit or a.unit or b.unit
-            x, y = _in_unit(a, unit), _in_unit(b, unit)
-            if x is None or y is None:
-                continue
-            compound = bool(a.unit and b.unit and a.unit != b.unit)  # "1 hour 50 minutes"
-            if (cue or compound) and _equal(q, x + y, unit):
-                return f"{a.text} + {b.text}"
-            if cue and _equal(q, abs(x - y), unit):
-                return f"{max(a.text, b.text, key=lambda t: float(t))} - {min(a.text, b.text, key=lambda t: float(t))}"
-    return None
-
-
-def _minutes(pool: Sequence[Quantity]) -> list[float]:
-    out = []
-    for d in pool:
-        m = _in_unit(d, "minute") if d.unit and d.unit not in (CLOCK, "%") and not d.unit.isupper() else None
-        if m is not None:
-            out.append(m)
-    return out
-
-
-def _in_unit(a: Quantity, unit: str) -> float | None:
-    if not a.unit or not unit or a.unit == unit:
-        return a.value
-    try:
-        return float(_ureg().Quantity(a.value, a.unit).to(unit).magnitude)
-    except Exception:
-        return None
-
-
-def _equal(q: Quantity, value: float, unit: str) -> bool:
-    return bool(same_quantity(q, Quantity(value, unit if q.unit else "", f"{value:g}")))
 
