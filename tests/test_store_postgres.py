@@ -286,7 +286,7 @@ def test_the_packed_vector_copy_stream_is_what_write_row_sends():
     from psycopg import adapt
     from psycopg._copy_base import _binary_signature, _binary_trailer, format_row_binary
 
-    from retrieval.store.postgres import copy_vectors_binary
+    from retrieval.store.pg_rows import copy_vectors_binary
 
     dumper = type("VectorOid", (VectorBinaryDumper,), {"oid": 99999})  # as pgvector registers it, any oid
     tx = adapt.Transformer()

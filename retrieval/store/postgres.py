@@ -21,20 +21,19 @@ from typing import Any
 
 import numpy as np
 
-from ingest.types import BBox, Chunk, ParsedDocument
+from ingest.types import Chunk, ParsedDocument
 from retrieval import faults
 from retrieval.errors import KBError
 from retrieval.lexical import query_terms
 from retrieval.store import pg_schema as sch
 from retrieval.store.assets import FolderAssets
 from retrieval.store.pg_lock import acquire_writer_lock, check_writer_lock
+from retrieval.store.pg_rows import CHUNK_COLS, copy_vectors, insert_chunks, insert_pages, stored_chunks
 from retrieval.store.protocol import DocMeta, DocumentRow, StoredChunk, VectorRows, masked
 from retrieval.types import SearchFilters
 from retrieval.vectors import normalise
 
 INSTALL = "pip install 'citeline[postgres]'  (psycopg[binary]==3.3.9 psycopg-pool==3.3.3 pgvector==0.5.1)"
-_CHUNK_COLS = ("c.id, c.doc_id, c.page, c.kind, c.text, c.bbox, c.section, c.ocr, c.figure_path, c.tokens, "
-               "c.meta, d.name")
 
 
 def _modules() -> tuple[Any, Any, Any]:
@@ -50,33 +49,6 @@ def _modules() -> tuple[Any, Any, Any]:
 def check_writer(dsn: str) -> None:
     """`KBLocked`, naming the holder, while a writer holds the KB at `dsn` (takes nothing, writes nothing)."""
     check_writer_lock(_modules()[0], dsn, masked(dsn))
-
-
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\0" + b"\0" * 8  # the binary COPY header: signature, flags, extension length
-_COPY_TRAILER = b"\xff\xff"
-
-
-def copy_vectors_binary(ids: np.ndarray, matrix: np.ndarray, block: int = 8192) -> Iterator[bytes]:
-    """The binary COPY stream of rows (id int8, embedding vector), in blocks of `block` rows: the bytes that
-    `copy.write_row((id, vector))` per row writes with pgvector's binary dumper (uint16 dimension, uint16 0,
-    big-endian float4s), packed by numpy."""
-    n, d = matrix.shape
-    if len(ids) != n:
-        raise ValueError(f"{len(ids)} ids for {n} vectors")
-    row = np.dtype([("fields", ">i2"), ("id_len", ">i4"), ("id", ">i8"), ("vec_len", ">i4"), ("dim", ">u2"),
-                    ("unused", ">u2"), ("vec", ">f4", (d,))])
-    yield _COPY_SIGNATURE
-    for start in range(0, n, block):
-        part = np.empty(min(block, n - start), dtype=row)
-        part["fields"], part["id_len"], part["vec_len"], part["dim"], part["unused"] = 2, 8, 4 + 4 * d, d, 0
-        part["id"] = ids[start : start + block]
-        part["vec"] = matrix[start : start + block]
-        yield part.tobytes()
-    yield _COPY_TRAILER
-
-
-def _float(value: float | None) -> float | None:
-    return None if value is None else float(value)
 
 
 class PostgresStore:
@@ -220,58 +192,17 @@ class PostgresStore:
         return ids
 
     def _insert_pages(self, conn: Any, doc: ParsedDocument) -> None:
-        """All the pages in one statement (arrays unnested), tsvector computed by the server as row by row."""
-        if not doc.pages:
-            return
-        pages, texts = doc.pages, [p.text for p in doc.pages]
-        conn.execute(
-            "INSERT INTO pages SELECT %s, u.number, u.width, u.height, u.ocr, u.thumbnail, u.section, u.text,"
-            " to_tsvector('english', u.lex) FROM unnest(%s::int4[], %s::float8[], %s::float8[], %s::int4[],"
-            " %s::text[], %s::text[], %s::text[], %s::text[]) WITH ORDINALITY"
-            " AS u(number, width, height, ocr, thumbnail, section, text, lex, ord) ORDER BY u.ord",
-            (doc.doc_id, [p.number for p in pages], [_float(p.width) for p in pages],
-             [_float(p.height) for p in pages], [int(p.ocr) for p in pages], [p.thumbnail for p in pages],
-             [p.section for p in pages], texts, [t or "" for t in texts]))
+        insert_pages(conn, doc)
 
     CHUNK_BATCH = 5000  # chunks per INSERT statement (a very long document takes several, in one transaction)
 
     def _insert_chunks(self, conn: Any, chunks: Sequence[Chunk], chunk_meta: Sequence[dict[str, Any]]) -> list[int]:
-        """Multi-row inserts (arrays unnested in input order, so the identity ids are drawn in that order, as one
-        INSERT per chunk drew them); the tsvector is computed by the server, as before. Returns the ids in input
-        order."""
-        # the lexical text is the chunk's text plus "\n" and its image tags, if any: the suffix travels, not a
-        # second copy of the text; the section's tsvector is of '' where there is none, as before
-        rows = [(c.chunk_id, c.doc_id, c.page, c.kind, c.text, json.dumps(c.bbox.as_list()) if c.bbox else None,
-                 c.section, int(c.ocr), c.figure_path, c.tokens, json.dumps(m),
-                 "\n" + m["tags"] if m.get("tags") else "")
-                for c, m in zip(chunks, chunk_meta, strict=True)]
-        ids: list[int] = []
-        for start in range(0, len(rows), self.CHUNK_BATCH):
-            part = rows[start : start + self.CHUNK_BATCH]
-            columns = [list(col) for col in zip(*part, strict=True)]
-            got = conn.execute(
-                "INSERT INTO chunks(chunk_id, doc_id, page, kind, text, bbox, section, ocr, figure_path, tokens, meta,"
-                " tsv) SELECT u.chunk_id, u.doc_id, u.page, u.kind, u.text, u.bbox, u.section, u.ocr, u.figure_path,"
-                " u.tokens, u.meta, to_tsvector('english', u.text || u.tags) ||"
-                " to_tsvector('english', coalesce(u.section, '')) FROM unnest(%s::text[], %s::text[], %s::int4[],"
-                " %s::text[], %s::text[], %s::text[], %s::text[], %s::int4[], %s::text[], %s::int4[], %s::text[],"
-                " %s::text[]) WITH ORDINALITY AS"
-                " u(chunk_id, doc_id, page, kind, text, bbox, section, ocr, figure_path, tokens, meta, tags, ord)"
-                " ORDER BY u.ord RETURNING id, chunk_id", columns).fetchall()
-            id_of = {str(chunk_id): int(i) for i, chunk_id in got}
-            ids += [id_of[row[0]] for row in part]
-        return ids
+        return insert_chunks(conn, chunks, chunk_meta, self.CHUNK_BATCH)
 
     def _insert_vectors(self, conn: Any, space: str, ids: Sequence[int], matrix: np.ndarray) -> None:
-        """One binary COPY, its rows packed by numpy (pgvector's binary `vector`: uint16 dimension, uint16 0,
-        big-endian float4s) rather than one Python `write_row` per vector."""
-        if not len(ids):
-            return
-        matrix = normalise(matrix)
-        table = self._space_table(conn, space, create_dim=matrix.shape[1])
-        with conn.cursor() as cur, cur.copy(f"COPY {table}(id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
-            for data in copy_vectors_binary(np.asarray(ids, dtype=np.int64), matrix):
-                copy.write(data)
+        if len(ids):
+            matrix = normalise(matrix)
+            copy_vectors(conn, self._space_table(conn, space, create_dim=matrix.shape[1]), ids, matrix)
 
     def _space_table(self, conn: Any, space: str, create_dim: int | None = None) -> str | None:
         """The table of a space's vectors (created, with its HNSW index, on the first write of the space)."""
@@ -377,14 +308,9 @@ class PostgresStore:
         return [int(r[0]) for r in self._rows(f"SELECT id FROM chunks WHERE {' AND '.join(parts)} ORDER BY id", args)]
 
     def get_chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
-        rows = self._rows(f"SELECT {_CHUNK_COLS} FROM chunks c JOIN documents d USING(doc_id) WHERE c.id = ANY(%s)",
+        rows = self._rows(f"SELECT {CHUNK_COLS} FROM chunks c JOIN documents d USING(doc_id) WHERE c.id = ANY(%s)",
                           ([int(i) for i in ids],)) if len(ids) else []
-        out: dict[int, StoredChunk] = {}
-        for r in rows:
-            chunk = Chunk(r[1], r[2], r[3], r[4], BBox.from_list(json.loads(r[5]) if r[5] else None), r[6] or "",
-                          bool(r[7]), r[8], r[9] or 0)
-            out[int(r[0])] = StoredChunk(int(r[0]), chunk, r[11], json.loads(r[10] or "{}"))
-        return out
+        return stored_chunks(rows)
 
     def vector_ids(self, space: str) -> np.ndarray:
         with self._conn() as conn:
