@@ -267,6 +267,9 @@ def test_a_node_killed_mid_run_loses_nothing_and_a_rerun_completes(cluster: RayC
         failed = [f for f in first.files if f.status == "failed"]
         assert len(failed) == stats.lost  # a file is failed only when every attempt at it died
         assert all("the Ray workers handling it died" in (f.error or "") for f in failed)
+        # the re-run is planned from the cluster's view of its nodes: wait until that view has lost the dead one
+        # (on a loaded machine the health checks can take a while to mark it)
+        cluster.wait_nodes(1, timeout_s=120.0)
         second = ingest(tmp_path / "kb", [docs], FAKE, eng)
         assert {f.status for f in second.files} <= {"ingested", "unchanged"}
         assert_same_kb(snapshot(tmp_path / "kb", FAKE), snapshot(tmp_path / "clean", FAKE))
