@@ -93,12 +93,21 @@ class RayRun:
         yield from self._ship(pending)  # parsing starts while the actors load their models
         self._await_ready(ready_refs)
         self.stats.ready_s = time.perf_counter() - started
+        progress = time.monotonic()
         while pending or self.parsing or self.parsed or self.embedding:
             if time.monotonic() - self._last_top_up > TOP_UP_EVERY_S:
                 self._top_up()
             yield from self._ship(pending)
             self._assign()
-            for ref in self._wait():
+            done = self._wait()
+            if done:
+                progress = time.monotonic()
+            elif time.monotonic() - progress > self.settings.stall_timeout_s:
+                raise EngineError(f"no file finished on the Ray cluster at {self.settings.address} for "
+                                  f"{self.settings.stall_timeout_s:g} s ({len(self.parsing)} parsing, "
+                                  f"{len(self.embedding)} embedding, {len(self.actors)} actors): the committed "
+                                  "documents are kept; check the cluster (`ray status`) and run the ingest again")
+            for ref in done:
                 if ref in self.parsing:
                     self.parsed.append(self.parsing.pop(ref))
                 else:
