@@ -13,16 +13,32 @@ the writer stays the single writer and commits one document per transaction, as 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
+from ingest.errors import FileError
 from ingest.parser_pool import ParseJob
 from ingest.protocols import ParseOptions
+from ingest.types import ParsedDocument
+from retrieval.embedding import Prepared, Vectors
 from retrieval.settings import KBSettings
 
-if TYPE_CHECKING:
-    from retrieval.kb_writer import ReadyDocument
-
 ENGINES = ("local", "ray://HOST:PORT")
+
+
+@dataclass(frozen=True)
+class ReadyDocument:
+    """A parsed file chunked and described, ready for the text embedder; or the error that stopped it."""
+
+    job: ParseJob
+    result: tuple[ParsedDocument, Prepared] | FileError
+    # set by an engine that embeds elsewhere (`retrieval.ingest_engine`): the vectors, and the spaces they use
+    vectors: Vectors | None = None
+    spaces: tuple[tuple[str, str, int], ...] = ()
+    attachments: tuple[tuple[ParsedDocument, Prepared], ...] = ()  # its attachments' documents, parents first
+    # set with `vectors` by such an engine: each attachment's vectors, in the order of `attachments`
+    attachment_vectors: tuple[Vectors, ...] | None = None
+
 
 
 class IngestEngine(Protocol):

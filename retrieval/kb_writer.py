@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -25,11 +25,9 @@ from ingest.types import Chunk, FileResult, ParsedDocument, doc_id_for
 from retrieval import faults
 from retrieval.attachments import attachment_errors, attachment_name
 from retrieval.embedding import Prepared, Vectors, chunker_for, embed_prepared, prepare_chunks
+from retrieval.ingest_engine import IngestEngine, ReadyDocument
 from retrieval.kb import KnowledgeBase
 from retrieval.store.protocol import Store
-
-if TYPE_CHECKING:
-    from retrieval.ingest_engine import IngestEngine
 
 
 @dataclass(frozen=True)
@@ -66,20 +64,6 @@ class IngestReport:
 
 
 ProgressFn = Callable[[Progress], None]
-
-
-@dataclass(frozen=True)
-class ReadyDocument:
-    """A parsed file chunked and described, ready for the text embedder; or the error that stopped it."""
-
-    job: ParseJob
-    result: tuple[ParsedDocument, Prepared] | FileError
-    # set by an engine that embeds elsewhere (`retrieval.ingest_engine`): the vectors, and the spaces they use
-    vectors: Vectors | None = None
-    spaces: tuple[tuple[str, str, int], ...] = ()
-    attachments: tuple[tuple[ParsedDocument, Prepared], ...] = ()  # its attachments' documents, parents first
-    # set with `vectors` by such an engine: each attachment's vectors, in the order of `attachments`
-    attachment_vectors: tuple[Vectors, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from ingest.errors import MissingDependency
 from ingest.parser_pool import ParseJob
 from ingest.protocols import ParseOptions
 from retrieval.errors import EngineError
-from retrieval.kb_writer import ReadyDocument
+from retrieval.ingest_engine import ReadyDocument
 from retrieval.settings import KBSettings
 
 INSTALL = "pip install 'citeline[ray]'"

@@ -26,8 +26,8 @@ from ingest.protocols import ParseOptions
 from ingest.shipping import ShippedFile, ShippedParse, parse_shipped, write_assets
 from retrieval.embedding import Prepared, Vectors
 from retrieval.errors import EngineError
+from retrieval.ingest_engine import ReadyDocument
 from retrieval.kb import VERSION
-from retrieval.kb_writer import ReadyDocument
 from retrieval.ray_engine import RaySettings, RayStats
 from retrieval.remote_embed import EmbeddedDocument, EmbedWorker, WorkerInfo
 from retrieval.settings import KBSettings

@@ -142,8 +142,9 @@ def test_the_writer_commits_the_attachments_vectors_an_engine_shipped_without_em
 
     from ingest.parser_pool import ParseJob
     from retrieval.embedding import Prepared
+    from retrieval.ingest_engine import ReadyDocument
     from retrieval.kb import KnowledgeBase
-    from retrieval.kb_writer import KBWriter, ReadyDocument
+    from retrieval.kb_writer import KBWriter
 
     settings = KBSettings(text_model="fake", image_model="fake", tag_images=False,
                           parse=ParseOptions(assets_dir="", render_office=False))
