@@ -80,7 +80,8 @@ def check_zip(path: str, stream: IO[bytes], what: str) -> None:
         with zipfile.ZipFile(stream) as zf:
             infos = zf.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CorruptFile(f"{path}: not a readable {what} (damaged zip: {exc}); re-save it") from exc
+        kind = what.removeprefix("an ").removeprefix("a ")
+        raise CorruptFile(f"{path}: not a readable {kind} (damaged zip: {exc}); re-save it") from exc
     if len(infos) > MAX_MEMBERS:
         raise ResourceLimit(f"{path}: {len(infos):,} archive members exceed the limit of {MAX_MEMBERS:,}")
     total = sum(i.file_size for i in infos)
