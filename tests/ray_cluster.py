@@ -30,11 +30,16 @@ FAST_FAILURE = {"RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_
                 "RAY_health_check_failure_threshold": "3", "RAY_health_check_initial_delay_ms": "1000"}
 
 
-def _free_block(count: int) -> int:
-    """The first of `count` consecutive TCP ports that nothing listens on (any address)."""
+def _free_block(count: int, taken: set[int] | None = None) -> int:
+    """The first of `count` consecutive TCP ports that nothing listens on (any address) and that are not in
+    `taken` (ports this cluster has already pinned but that nothing may listen on yet: the GCS port before the
+    head starts, another node's worker range)."""
+    taken = set() if taken is None else taken
     for _ in range(200):
         base = random.randrange(20000, 60000 - count)
-        if all(_free(p) for p in range(base, base + count)):
+        block = range(base, base + count)
+        if not taken.intersection(block) and all(_free(p) for p in block):
+            taken.update(block)
             return base
     raise RuntimeError(f"no block of {count} free ports found")
 
@@ -64,6 +69,7 @@ class RayCluster:
     port: int = 0
     nodes: dict[str, Node] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    pinned: set[int] = field(default_factory=set)  # every port given to a node of this cluster
 
     @property
     def address(self) -> str:
@@ -78,7 +84,7 @@ class RayCluster:
             raise RuntimeError(f"{RAY} not found: pip install 'citeline[ray]'")
         pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": pythonpath, **FAST_FAILURE}
-        self.port = _free_block(1)
+        self.port = _free_block(1, self.pinned)
         self._start_node("127.0.0.2", head=True)
         return self
 
@@ -87,7 +93,7 @@ class RayCluster:
 
     def _start_node(self, ip: str, head: bool) -> None:
         temp_dir = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
-        base = _free_block(110)
+        base = _free_block(110, self.pinned)
         ports = ["--node-manager-port", base, "--object-manager-port", base + 1, "--runtime-env-agent-port",
                  base + 2, "--dashboard-agent-grpc-port", base + 3, "--dashboard-agent-listen-port", base + 4,
                  "--metrics-export-port", base + 5, "--min-worker-port", base + 10, "--max-worker-port", base + 109]
