@@ -52,6 +52,7 @@ class RaySettings:
     connect_timeout_s: float = 60.0
     ready_timeout_s: float = 600.0  # actors loading their models (the first load on a node derives the int8 model)
     stall_timeout_s: float = 900.0  # no file finished parsing or embedding for this long: the run stops, named
+    task_timeout_s: float = 600.0  # one file's parse or embed call in flight this long is lost work: shipped again
 
     def __post_init__(self) -> None:
         if self.attempts < 1 or (self.embedders is not None and self.embedders < 1):
@@ -59,13 +60,15 @@ class RaySettings:
 
     @classmethod
     def from_uri(cls, uri: str) -> RaySettings:
-        """`ray://HOST:PORT[?embedders=N&attempts=N&in_flight=N&embedder_cpus=X&parser_cpus=X&stall_timeout_s=X]`."""
+        """`ray://HOST:PORT[?embedders=N&attempts=N&in_flight=N&embedder_cpus=X&parser_cpus=X&stall_timeout_s=X
+        &task_timeout_s=X]`."""
         parts = urlsplit(uri)
         if parts.scheme != "ray" or not parts.hostname or not parts.port:
             raise ValueError(f"{uri!r}: a Ray engine is ray://HOST:PORT (the address `ray start --head` printed)")
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         ints = {k: int(query.pop(k)) for k in ("embedders", "attempts", "in_flight") if k in query}
-        floats = {k: float(query.pop(k)) for k in ("embedder_cpus", "parser_cpus", "stall_timeout_s") if k in query}
+        floats = {k: float(query.pop(k)) for k in ("embedder_cpus", "parser_cpus", "stall_timeout_s", "task_timeout_s")
+                  if k in query}
         if query:
             raise ValueError(f"{uri!r}: unknown option(s) {', '.join(sorted(query))}")
         return cls(f"{parts.hostname}:{parts.port}", **ints, **floats)  # type: ignore[arg-type]

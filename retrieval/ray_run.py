@@ -60,6 +60,7 @@ class _File:
     attempt: int = 1
     parse_ref: Any = None
     actor: Any = None
+    since: float = 0.0  # when its current stage (parse or embed) was handed to the cluster
 
 
 class RayRun:
@@ -100,6 +101,8 @@ class RayRun:
             yield from self._ship(pending)
             self._assign()
             done = self._wait()
+            if not done:
+                yield from self._expire(pending)
             if done:
                 progress = time.monotonic()
             elif time.monotonic() - progress > self.settings.stall_timeout_s:
@@ -162,6 +165,7 @@ class RayRun:
             return FileError(f"{path} changed while the ingest ran; nothing was stored for it (ingest it again)")
         file.parse_ref = self._parse.remote(ShippedFile(path, file.job.sha256, data), self.options, self.limits)
         self.parsing[file.parse_ref] = file
+        file.since = time.monotonic()
         self.bytes_in_flight += file.size
         return None
 
@@ -204,6 +208,7 @@ class RayRun:
             file.actor = actor
             self.actors[actor] += 1
             self.embedding[actor.embed.remote(file.parse_ref)] = file
+            file.since = time.monotonic()
 
     def _finish(self, ref: Any, file: _File, pending: deque[_File]) -> Iterator[ReadyDocument]:
         if file.actor in self.actors:
@@ -241,6 +246,22 @@ class RayRun:
         return ReadyDocument(file.job, (done.document, prepared), vectors=_copied(done.vectors), spaces=done.spaces,
                              attachments=attachments,
                              attachment_vectors=tuple(_copied(a.vectors) for a in done.attachments))
+
+    def _expire(self, pending: deque[_File]) -> Iterator[ReadyDocument]:
+        """Work in flight longer than `task_timeout_s` is lost work (a task or actor call that a dead node took
+        with it and that Ray never failed): cancelled, its actor replaced, the file shipped again or reported."""
+        limit = self.settings.task_timeout_s
+        now = time.monotonic()
+        for stage in (self.parsing, self.embedding):
+            for ref, file in [(r, f) for r, f in stage.items() if now - f.since > limit]:
+                del stage[ref]
+                with contextlib.suppress(Exception):  # already finished, or its worker is gone
+                    self.ray.cancel(ref, force=stage is self.parsing)
+                if stage is self.embedding and file.actor in self.actors:
+                    with contextlib.suppress(Exception):
+                        self.ray.kill(file.actor)
+                    self._replace(file.actor)
+                yield from self._retry(file, TimeoutError(f"no result after {limit:g} s"), pending)
 
     def _retry(self, file: _File, exc: BaseException, pending: deque[_File]) -> Iterator[ReadyDocument]:
         self.bytes_in_flight -= file.size

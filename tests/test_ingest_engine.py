@@ -247,7 +247,7 @@ def test_engine_specs() -> None:
     settings = RaySettings.from_uri("ray://10.0.0.5:6379?embedders=4&attempts=2&parser_cpus=0.5")
     assert (settings.address, settings.embedders, settings.attempts, settings.parser_cpus) == ("10.0.0.5:6379", 4,
                                                                                             2, 0.5)
-    assert RaySettings.from_uri("ray://h:1?stall_timeout_s=60").stall_timeout_s == 60.0
+    assert RaySettings.from_uri("ray://h:1?stall_timeout_s=60&task_timeout_s=30").task_timeout_s == 30.0
     for bad, message in (("spark://h:1", "unknown ingest engine"), ("ray://host", "ray://HOST:PORT"),
                          ("ray://h:1?workers=2", "unknown option"), ("ray://h:1?attempts=0", "at least 1")):
         with pytest.raises(ValueError, match=message):

@@ -257,7 +257,8 @@ def test_a_node_killed_mid_run_loses_nothing_and_a_rerun_completes(cluster: RayC
             killed.append(p.files_done)
             cluster.kill_node("127.0.0.3")
 
-    eng = engine(cluster, attempts=attempts)
+    # a parse or embed call the dead node took with it and Ray never fails is lost work after 60 s
+    eng = engine(cluster, attempts=attempts, task_timeout_s=60.0)
     try:
         first = ingest(tmp_path / "kb", [docs], FAKE, eng, kill_after_two)
         assert killed, "the node was never killed"
