@@ -106,6 +106,12 @@ def _negations(cl: Clause, other: Clause) -> tuple[int, set[str]]:
     return count, negated
 
 
+def _flipped(cc: Clause, cl: Clause) -> bool:
+    """The two clauses state opposite directions, which cancels an opposite polarity."""
+    mine, theirs = direction(cc.words), direction(cl.words)
+    return bool(mine and theirs and mine != theirs)
+
+
 def polarity(cc: Clause, cl: Clause, span: Sequence[Clause] = ()) -> str | None:
     (cc_n, cc_neg), (cl_n, cl_neg) = _negations(cc, cl), _negations(cl, cc)
     if cc_n % 2 == cl_n % 2:
@@ -124,8 +130,7 @@ def polarity(cc: Clause, cl: Clause, span: Sequence[Clause] = ()) -> str | None:
         if nouns and not any(nouns <= span[i].terms | (span[i - 1].terms if i else set()) for i in stated):
             return None
         cl = span[stated[0]]
-    flip = bool(direction(cc.words) and direction(cl.words) and direction(cc.words) != direction(cl.words))
-    if flip:  # "did not fall" against "rose": polarity and direction both flip
+    if _flipped(cc, cl):  # "did not fall" against "rose": polarity and direction both flip
         return None
     said = "negates" if cc.negations % 2 else "affirms"
     return f"negation: the claim {said} what the source {'affirms' if cc.negations % 2 else 'negates'} ('{_gist(cl)}')"
@@ -153,7 +158,7 @@ def negated_inside(cc: Clause, span: Sequence[Clause]) -> str | None:
             continue
         if len(own) < 2 and not (i and (span[i - 1].terms - own) & cc.terms):
             continue  # "... but not refunded": a fragment whose subject is in the clause before it
-        if direction(cc.words) and direction(cl.words) and direction(cc.words) != direction(cl.words):
+        if _flipped(cc, cl):
             continue  # "rose" against "did not fall"
         return f"negation: the claim affirms what the source negates ('{_gist(cl)}')"
     return None
