@@ -101,15 +101,12 @@ class RayRun:
             yield from self._ship(pending)
             self._assign()
             done = self._wait()
-            if not done:
-                yield from self._expire(pending)
             if done:
                 progress = time.monotonic()
-            elif time.monotonic() - progress > self.settings.stall_timeout_s:
-                raise EngineError(f"no file finished on the Ray cluster at {self.settings.address} for "
-                                  f"{self.settings.stall_timeout_s:g} s ({len(self.parsing)} parsing, "
-                                  f"{len(self.embedding)} embedding, {len(self.actors)} actors): the committed "
-                                  "documents are kept; check the cluster (`ray status`) and run the ingest again")
+            else:
+                yield from self._expire(pending)
+                if time.monotonic() - progress > self.settings.stall_timeout_s:
+                    raise self._stalled()
             for ref in done:
                 if ref in self.parsing:
                     self.parsed.append(self.parsing.pop(ref))
@@ -246,6 +243,12 @@ class RayRun:
         return ReadyDocument(file.job, (done.document, prepared), vectors=_copied(done.vectors), spaces=done.spaces,
                              attachments=attachments,
                              attachment_vectors=tuple(_copied(a.vectors) for a in done.attachments))
+
+    def _stalled(self) -> EngineError:
+        return EngineError(f"no file finished on the Ray cluster at {self.settings.address} for "
+                           f"{self.settings.stall_timeout_s:g} s ({len(self.parsing)} parsing, {len(self.embedding)} "
+                           f"embedding, {len(self.actors)} actors): the committed documents are kept; check the "
+                           "cluster (`ray status`) and run the ingest again")
 
     def _expire(self, pending: deque[_File]) -> Iterator[ReadyDocument]:
         """Work in flight longer than `task_timeout_s` is lost work (a task or actor call that a dead node took
