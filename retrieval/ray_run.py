@@ -79,6 +79,7 @@ class RayRun:
         self._parse = ray.remote(parse_task).options(num_cpus=settings.parser_cpus, max_retries=1)
         self._actor_class = ray.remote(RayEmbedWorker)
         self.actors: dict[Any, int] = {}  # live actor -> embedding calls queued on it
+        self._served: dict[Any, int] = {}  # actor -> files given to it in this run
         self.created = 0
         self.parsing: dict[Any, _File] = {}
         self.parsed: deque[_File] = deque()
@@ -198,12 +199,15 @@ class RayRun:
             raise EngineError(f"every embedding actor died ({self.created} started); the committed documents are "
                               "kept: check the cluster (`ray status`) and run the ingest again")
         while self.parsed and self.actors:
-            actor = min(self.actors, key=lambda a: self.actors[a])
+            # the least busy actor; among equally busy ones the one given the fewest files, so work spreads over
+            # every node's actor even when each call ends before the next file is parsed
+            actor = min(self.actors, key=lambda a: (self.actors[a], self._served.get(a, 0)))
             if self.actors[actor] >= PER_ACTOR:
                 return
             file = self.parsed.popleft()
             file.actor = actor
             self.actors[actor] += 1
+            self._served[actor] = self._served.get(actor, 0) + 1
             self.embedding[actor.embed.remote(file.parse_ref)] = file
             file.since = time.monotonic()
 
