@@ -54,7 +54,7 @@ def kb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_kb(tmp_path_factory.mktemp("mcp"))
 
 
-def stdio(kb: Path, *extra: str) -> Client:
+def stdio(kb: Path | str, *extra: str) -> Client:
     return Client(StdioServerParameters(
         command=sys.executable, args=["-m", "assistant.cli", "mcp", "--kb", str(kb), "--model", "extractive", *extra],
         cwd=str(ROOT), env={"CITELINE_HOME": os.environ["CITELINE_HOME"]}), read_timeout_seconds=120)

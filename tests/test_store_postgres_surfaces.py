@@ -1,7 +1,7 @@
 """`--kb postgresql://...` everywhere a KB folder works: the HTTP API (`citeline serve`), `citeline chat`, the
-Streamlit app (AppTest), `ingest --watch` and the SDK, against the session's real PostgreSQL + pgvector server,
-with the package fakes. The DSNs carry a password (the throwaway cluster trusts loopback, so any password
-connects), and no page, log line or event may show it."""
+Streamlit app (AppTest), `ingest --watch`, `citeline mcp` and the SDK, against the session's real PostgreSQL +
+pgvector server, with the package fakes. The DSNs carry a password (the throwaway cluster trusts loopback, so any
+password connects), and no page, log line or event may show it."""
 
 from __future__ import annotations
 
@@ -250,6 +250,23 @@ def test_watch_keeps_a_server_kb_in_sync(dsn: str, tmp_path: Path):
             assert sdk.documents() == []
     finally:
         assert watcher.stop() == 0
+
+
+# -- the MCP server -----------------------------------------------------------------------------------------
+def test_citeline_mcp_over_a_dsn_serves_every_read_tool_and_resource(dsn: str, tmp_path: Path, home: Path):
+    """`citeline mcp --kb postgresql://...` as a real stdio subprocess, driven by the `mcp` SDK's own client: the
+    same checks as over a KB folder (search hits, a verified cited answer, a page's text and PNG image from the
+    server KB's asset store, the documents resources)."""
+    pytest.importorskip("mcp")
+    from tests.test_mcp import PAGES as MCP_PAGES
+    from tests.test_mcp import check_read_tools, run, stdio
+
+    docs = tmp_path / "mcp-docs"
+    docs.mkdir()
+    make_pdf(docs / "manual.pdf", MCP_PAGES, title="Aurora X2 manual")
+    assert main(["ingest", str(docs), "--kb", dsn, *FAKE, "--no-ocr", "--quiet", "--json"]) == 0
+    assert any(p.is_file() for p in home.rglob("*")), "the page images live in the asset store under CITELINE_HOME"
+    run(stdio(dsn), check_read_tools)
 
 
 # -- the SDK ------------------------------------------------------------------------------------------------
