@@ -99,6 +99,10 @@ FEE = "From 1 April the permit fee will rise from £80 to £95 a year, and 30% o
      "Damage from fuel with more than 10% ethanol is not covered by the warranty.", "supported"),  # negation scope
     ("Using fuel with more than 10% ethanol may damage the engine and is covered by the warranty.",
      "Damage from fuel with more than 10% ethanol is not covered by the warranty.", "contradicted"),
+    ("The Aurora X2 battery lasts 14 hours.", "The Aurora X2 battery doesn't last 14 hours.", "contradicted"),
+    ("The Aurora X2 battery lasts 14 hours.", "The Aurora X2 battery won’t last 14 hours.", "contradicted"),
+    ("The warranty does not cover water damage.", "The warranty doesn't cover water damage.", "supported"),
+    ("The warranty does not cover water damage.", "The warranty covers water damage.", "contradicted"),
 ])
 def test_arithmetic_ratios_ranges_and_negation_scope(premise: str, claim: str, verdict: str):
     r = ClaimChecks().check(premise, claim)

@@ -179,8 +179,14 @@ def _clause(piece: str, first: bool = True) -> Clause:
 SCOPE = 3  # content words after a negator that it applies to ("does not last 14 hours": last, hour)
 
 
+_CONTRACTED = {"can't": "can", "won't": "will", "shan't": "shall", "ain't": "be"}
+
+
 def _parts(word: str) -> list[str]:
-    """'user-serviceable' -> user, serviceable (a hyphenated compound says what its parts say); codes stay whole."""
+    """'user-serviceable' -> user, serviceable (a hyphenated compound says what its parts say); codes stay whole;
+    a contracted negation is its verb and a negator ("aren't" -> are, n't; "won't" -> will, n't)."""
+    if word.endswith("n't") and len(word) > 3:
+        return [_CONTRACTED.get(word, word[:-3]), "n't"]
     if "-" in word and not re.search(r"\d", word):
         return [p for p in word.split("-") if p]
     return [word.strip("'")] if word.strip("'") else []
