@@ -69,6 +69,9 @@ def test_each_trap(premise: str, claim: str, verdict: str, reason: str):
 FEE = "From 1 April the permit fee will rise from £80 to £95 a year, and 30% of the 1,200 permits go to residents."
 
 
+BREAKFAST = "Check-in is from 3 pm and check-out is by 11 am. Breakfast is included in all rates except the Saver rate."
+
+
 @pytest.mark.parametrize("premise, claim, verdict", [
     (FEE, "The permit fee increases by £15 a year.", "supported"),  # a difference the claim says it is
     (FEE, "The permit fee increases by £25 a year.", "contradicted"),
@@ -103,6 +106,16 @@ FEE = "From 1 April the permit fee will rise from £80 to £95 a year, and 30% o
     ("The Aurora X2 battery lasts 14 hours.", "The Aurora X2 battery won’t last 14 hours.", "contradicted"),
     ("The warranty does not cover water damage.", "The warranty doesn't cover water damage.", "supported"),
     ("The warranty does not cover water damage.", "The warranty covers water damage.", "contradicted"),
+    # an exception: the negated claim about the excepted thing agrees, the affirmed one contradicts
+    (BREAKFAST, "Breakfast is not included with the Saver rate.", "supported"),
+    (BREAKFAST, "Breakfast is included in the Saver rate.", "contradicted"),
+    (BREAKFAST, "Breakfast is not included in the Flex rate.", "contradicted"),
+    ("Items can be renewed twice online unless another member has reserved them.",
+     "Items reserved by another member cannot be renewed online.", "supported"),
+    ("Items can be renewed twice online unless another member has reserved them.",
+     "Items reserved by another member can be renewed online.", "contradicted"),
+    ("Dark mode is available on all platforms except Linux, where it remains experimental.",
+     "On Linux, dark mode remains experimental.", "supported"),  # the exception's own clause, not the rule's
 ])
 def test_arithmetic_ratios_ranges_and_negation_scope(premise: str, claim: str, verdict: str):
     r = ClaimChecks().check(premise, claim)

@@ -25,6 +25,7 @@ from assistant.entailment.compare import (
     clauses_about,
     contains_name,
     entity_swap,
+    exception_swap,
     from_to_swap,
     is_proper_name,
     misplaced,
@@ -146,7 +147,7 @@ class ClaimChecks:
             # clause); a conflict counts only when every one of them conflicts
             ties = clauses_about(cc, span)
             reasons = [polarity(cc, cl, span) or quantifier_conflict(cc, cl) or opposite(cc, cl)
-                       or order_reversed(cc, cl) for cl in ties]
+                       or order_reversed(cc, cl) or exception_swap(cc, cl) for cl in ties]
             if ties and all(reasons):
                 return reasons[0]
             inside = negated_inside(cc, span)

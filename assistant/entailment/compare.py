@@ -112,10 +112,52 @@ def _flipped(cc: Clause, cl: Clause) -> bool:
     return bool(mine and theirs and mine != theirs)
 
 
+_EXCEPT = re.compile(r"\b(?:except(?:ing)?(?: for)?|unless|excluding|other than|apart from|save for|but not)\b")
+
+
+def _exception(cl: Clause) -> tuple[set[str], set[str]]:
+    """A clause's exception: the content lemmas before its marker (what the rule says) and after it (what it
+    excepts): "included in all rates | except the Saver rate", "can be renewed online | unless another member
+    has reserved them"."""
+    text = " ".join(cl.words)
+    m = _EXCEPT.search(text)
+    if m is None:
+        return set(), set()
+    before, after = analyse_words(text[: m.start()]), analyse_words(text[m.end():])
+    return before, after
+
+
+def analyse_words(text: str) -> set[str]:
+    from assistant.entailment.text import analyse
+
+    return {t for c in analyse(text).clauses for t in c.terms} - FRAME_WORDS
+
+
+def _excepted(cc: Clause, cl: Clause) -> bool:
+    """The claim speaks of what the source clause excepts (and names no exception itself)."""
+    before, after = _exception(cl)
+    return bool((after - before) & cc.terms) and _EXCEPT.search(" ".join(cc.words)) is None
+
+
+def exception_swap(cc: Clause, cl: Clause) -> str | None:
+    """'Breakfast is included in the Saver rate' against 'included in all rates except the Saver rate': the claim
+    states the rule, with the source's polarity, of the very thing the source excepts. The rule's own verb or
+    adjective must be the claim's ('include'), so a claim about something else said of the excepted thing
+    ('on Linux it remains experimental') is left alone."""
+    if not _excepted(cc, cl) or _negations(cc, cl)[0] % 2 != _negations(cl, cc)[0] % 2:
+        return None
+    before, after = _exception(cl)
+    if not {t for t in (before - after) & cc.terms if not is_noun(t)}:
+        return None
+    return f"exception: the source excepts '{' '.join(sorted((after - before) & cc.terms))}' from what the claim states"
+
+
 def polarity(cc: Clause, cl: Clause, span: Sequence[Clause] = ()) -> str | None:
     (cc_n, cc_neg), (cl_n, cl_neg) = _negations(cc, cl), _negations(cl, cc)
     if cc_n % 2 == cl_n % 2:
         return None
+    if _excepted(cc, cl):
+        return None  # "not included with the Saver rate" against "included in all rates except the Saver rate"
     if cl_n % 2 and cl_neg and not cl_neg & cc.terms:
         return None  # the source negates something the claim does not speak of
     if cc_n % 2 and cc_neg:
