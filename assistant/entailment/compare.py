@@ -15,6 +15,7 @@ from assistant.entailment.text import (
     ORDER,
     Analysis,
     Clause,
+    analyse,
     direction,
     direction_words,
     is_noun,
@@ -123,13 +124,10 @@ def _exception(cl: Clause) -> tuple[set[str], set[str]]:
     m = _EXCEPT.search(text)
     if m is None:
         return set(), set()
-    before, after = analyse_words(text[: m.start()]), analyse_words(text[m.end():])
-    return before, after
+    return _content(text[: m.start()]), _content(text[m.end():])
 
 
-def analyse_words(text: str) -> set[str]:
-    from assistant.entailment.text import analyse
-
+def _content(text: str) -> set[str]:
     return {t for c in analyse(text).clauses for t in c.terms} - FRAME_WORDS
 
 
