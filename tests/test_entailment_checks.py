@@ -107,6 +107,11 @@ BREAKFAST = "Check-in is from 3 pm and check-out is by 11 am. Breakfast is inclu
     ("The warranty does not cover water damage.", "The warranty doesn't cover water damage.", "supported"),
     ("The warranty does not cover water damage.", "The warranty covers water damage.", "contradicted"),
     # an exception: the negated claim about the excepted thing agrees, the affirmed one contradicts
+    ("Mount Ketter rises to 2,914 metres.", "Mount Ketter rises to 2,914 feet.", "contradicted"),  # 'feet'
+    ("The fence is 1.83 metres high.", "The fence is 6 feet high.", "supported"),  # a conversion, rounded
+    ("The fence is 1.83 metres high.", "The fence is 7 feet high.", "contradicted"),
+    ("The route is 100 km long.", "The route is 62 miles long.", "supported"),
+    ("The route is 100 km long.", "The route is 60 miles long.", "contradicted"),
     (BREAKFAST, "Breakfast is not included with the Saver rate.", "supported"),
     (BREAKFAST, "Breakfast is included in the Saver rate.", "contradicted"),
     (BREAKFAST, "Breakfast is not included in the Flex rate.", "contradicted"),

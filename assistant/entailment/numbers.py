@@ -53,7 +53,7 @@ _SYMBOL_UNITS = {"°C": "degC", "°F": "degF", "L": "liter", "l": "liter", "h": 
                  "g": "gram", "m": "meter", "s": "second", "sec": "second", "secs": "second", "mins": "minute",
                  "litres": "liter", "litre": "liter", "metres": "meter", "metre": "meter", "tonne": "metric_ton",
                  "tonnes": "metric_ton", "tons": "ton", "celsius": "degC", "fahrenheit": "degF", "kph": "km/h",
-                 "knots": "knot", "kt": "knot"}
+                 "knots": "knot", "kt": "knot", "feet": "foot"}  # "feet": pint reads it, the name check misses it
 
 
 @dataclass(frozen=True)
@@ -109,10 +109,18 @@ def same_quantity(a: Quantity, b: Quantity) -> bool | None:
     if "%" in (a.unit, b.unit) or a.unit.isupper() or b.unit.isupper():  # currency or percent vs a unit
         return False
     try:
-        converted = _ureg().Quantity(b.value, b.unit).to(a.unit).magnitude
+        converted = float(_ureg().Quantity(b.value, b.unit).to(a.unit).magnitude)
+        back = float(_ureg().Quantity(a.value, a.unit).to(b.unit).magnitude)
     except Exception:
         return False  # 40 litres vs 40 kg: other dimensions, so another quantity
-    return _close(a.value, float(converted), a.hedged or b.hedged)
+    # a conversion is rounded to the figure it is shown as: 6 feet = 1.83 m, 100 km = 62 miles (not 10 gallons
+    # = 40 litres)
+    return (_close(a.value, converted, a.hedged or b.hedged) or _shown_as(converted, a.value)
+            or _shown_as(back, b.value))
+
+
+def _shown_as(converted: float, shown: float) -> bool:
+    return round(converted, _decimals(shown)) == round(shown, _decimals(shown))
 
 
 def _percent_match(a: Quantity, b: Quantity) -> bool:
