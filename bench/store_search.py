@@ -1,6 +1,9 @@
 """Vector search through the store seam: the local backend (FAISS; exact up to 50k vectors, HNSW above, exact over
-a filtered subset of ≤ 8192 ids) vs PostgreSQL + pgvector HNSW (iterative scan for filters), on the same
-random-but-clustered 384-d chunks, with and without a selective filter (one document of 100 = 1%).
+a filtered subset of ≤ 8192 ids or ≤ 10% of the index) vs PostgreSQL + pgvector HNSW (exact for ≤ 8192 rows or
+≤ 2% of them, else an iterative scan), on the same random-but-clustered 384-d chunks, with and without a
+selective filter (one document of 100 = 1%; ten = 10%).
+Each filtered row is followed by the same search under the rule before (`... before`: only filters of <= 8192
+chunks searched exactly, every larger one through the graph), so the two read side by side.
 
     .venv/bin/python bench/store_search.py --sizes 100000 [--dsn postgresql://...] [--pg-m 32 --pg-efc 80]
 
@@ -153,18 +156,37 @@ def bench_size(n: int, dsn: str, queries_n: int, backends: tuple[str, ...] = ("l
                     _sql(kb.store, f"SET maintenance_work_mem = '{mem_mb}MB'",
                          "SET max_parallel_maintenance_workers = 1",
                          "CREATE INDEX vec_text_hnsw ON vec_text USING hnsw (embedding vector_ip_ops)"
-                         f" WITH (m = {pg_m}, ef_construction = {pg_efc})", "ANALYZE")
+                         f" WITH (m = {pg_m}, ef_construction = {pg_efc})", "VACUUM (ANALYZE)")
                 kb.store.vector_search("text", queries[0], K)  # the local backend builds its FAISS index here
                 build = time.perf_counter() - t0
+                per = n // DOCS
+                ten = SearchFilters(docs=tuple(f"doc{d}" for d in range(40, 50)))
                 for label, filters, allowed in (("none", None, np.arange(n)),
-                                                ("1 doc (1%)", one, np.arange(37 * (n // DOCS), 38 * (n // DOCS)))):
+                                                ("1 doc (1%)", one, np.arange(37 * per, 38 * per)),
+                                                ("10 docs (10%)", ten, np.arange(40 * per, 50 * per))):
                     m = measure(kb.store, vectors, queries, filters, allowed, position_of)
                     rows.append({"n": n, "backend": backend, "filter": label, "build_s": build, **m})
                     print(_row(rows[-1]), flush=True)
                     local: Any = kb.store
                     index = local.index("text") if not bulk else None
+                    if filters is not None and (bulk or (index is not None and index.approximate)):
+                        # the rule before: only filters of <= EXACT_SUBSET chunks exact, the graph (HNSW under a
+                        # selector, the same beam; pgvector's iterative scan) for every larger one
+                        target: Any = kb.store if bulk else index
+                        saved = (target.EXACT_SHARE, getattr(target, "FILTER_EF_MAX", None))
+                        target.EXACT_SHARE = 0.0
+                        if not bulk:
+                            target.FILTER_EF_MAX = 1
+                        m = measure(kb.store, vectors, queries, filters, allowed, position_of)
+                        target.EXACT_SHARE = saved[0]
+                        if not bulk:
+                            target.FILTER_EF_MAX = saved[1]
+                        rows.append({"n": n, "backend": backend, "filter": label + " before", "build_s": build, **m})
+                        print(_row(rows[-1]), flush=True)
                     if filters is not None and index is not None and index.approximate:
                         subset = local._allowed(filters, ())
+                        if len(subset) > index.EXACT_SUBSET:
+                            continue
                         exact_subset_ab(index, queries, subset, label)
                         # tombstones inside the filter (removals from an HNSW index), on a second wrapper of the
                         # same FAISS graph so that the KB's own index is left as it is
@@ -177,7 +199,7 @@ def bench_size(n: int, dsn: str, queries_n: int, backends: tuple[str, ...] = ("l
 
 
 def _row(r: dict[str, Any]) -> str:
-    return (f"{r['n']:>9,} {r['backend']:<20} {r['filter']:<11} {r['build_s']:>8.1f} {r['p50']:>8.2f} "
+    return (f"{r['n']:>9,} {r['backend']:<20} {r['filter']:<20} {r['build_s']:>8.1f} {r['p50']:>8.2f} "
             f"{r['p95']:>8.2f} {r['recall']:>9.3f}")
 
 
@@ -196,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
 
         server = pg_fixture.start_primary()
     try:
-        print(f"{'chunks':>9} {'backend':<20} {'filter':<11} {'build_s':>8} {'p50_ms':>8} {'p95_ms':>8} "
+        print(f"{'chunks':>9} {'backend':<20} {'filter':<20} {'build_s':>8} {'p50_ms':>8} {'p95_ms':>8} "
               f"{'recall@10':>9}")
         for n in args.sizes:
             dsn = args.dsn

@@ -77,6 +77,13 @@ def test_a_selective_filter_still_returns_k_hits(filled: tuple[str, np.ndarray],
         ids = exact.chunk_ids(with_scan.documents()[1].doc_id)
         truth = [ids[j] for j in np.argsort(-(vectors @ (near / np.linalg.norm(near))), kind="stable")[:10]]
         assert exact.vector_search("text", near, 10, needle) == truth
+        # past EXACT_SUBSET a filter of a small share of the rows (the planner's estimate) is still exact: with
+        # the graph alone (no iterative scan) this filter finds < 10 hits, as above
+        exact.EXACT_SUBSET = 5
+        exact.EXACT_SHARE = 0.01  # 60 of the 6040 rows: the needle's 40 pass
+        assert exact.vector_search("text", near, 10, needle) == truth
+        exact.EXACT_SHARE = 0.005  # 30 rows: the needle's 40 do not, so the graph it is
+        assert len(exact.vector_search("text", near, 10, needle)) < 10
     finally:
         with_scan.close()
         without.close()

@@ -162,3 +162,36 @@ def test_filtered_hnsw_exact_subset_skips_tombstones_and_keeps_filter_order_for_
     assert not index._dead
     _, got = index.search(queries, 20, allowed=allowed)
     assert got.tolist() == expect(allowed, 20)
+
+
+def test_filtered_hnsw_small_share_is_exact_and_wide_share_keeps_recall() -> None:
+    """A filter naming a small share of an HNSW index (more ids than the gathered exact path takes) is searched
+    exactly — a flat scan under a bitmap of the filter's live positions — so it returns brute force's top-k, with
+    removed ids dropped; a wide filter searches the graph with a wider beam and keeps recall against exact search.
+    (HNSW under a selector alone misses most of a 1% filter's neighbours: recall@10 0.26 at 200k, 0.23 at 1M.)"""
+    d, n = 16, 6000
+    vectors = clustered(n, d, seed=21)
+    ids = (np.arange(n) * 7 + 3).astype(np.int64)
+    index = VectorIndex(d, approx_threshold=1000)
+    index.add(ids, vectors)
+    assert index.approximate
+    index.EXACT_SUBSET = 50  # so a 5% filter (300 ids) takes the scan, not the gather
+    rng = np.random.default_rng(4)
+    queries = vectors[rng.choice(n, 40, replace=False)] + 0.05 * rng.standard_normal((40, d)).astype(np.float32)
+    allowed = rng.choice(ids, 300, replace=False)
+    _, got = index.search(queries, 10, allowed=allowed)
+    assert got.tolist() == oracle(vectors, ids, queries, 10, allowed)
+    gone = allowed[:100]
+    index.remove(gone)
+    assert index._dead
+    live = np.isin(ids, gone, invert=True)
+    _, got = index.search(queries, 10, allowed=allowed)
+    assert got.tolist() == oracle(vectors[live], ids[live], queries, 10, allowed[100:])
+    _, got = index.search(queries, 300, allowed=allowed)
+    assert sorted(got[0].tolist()) == sorted(allowed[100:].tolist())  # k past the filter: every live id, once
+    wide = ids[live][rng.random(int(live.sum())) < 0.4]
+    _, got = index.search(queries, 10, allowed=wide)
+    want = oracle(vectors[live], ids[live], queries, 10, wide)
+    assert all(set(row) <= set(wide.tolist()) for row in got.tolist())
+    recall = np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got.tolist(), want, strict=True)])
+    assert recall >= 0.95, recall

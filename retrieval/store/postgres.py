@@ -55,6 +55,8 @@ class PostgresStore:
     EF_SEARCH = 128  # as the local HNSW's efSearch; raised to k when k is larger
     MAX_SCAN_TUPLES = 50_000  # how far an iterative scan may walk the graph for a selective filter
     EXACT_SUBSET = 8192  # a filter passing at most this many chunks is searched exactly (as the local backend)
+    EXACT_SHARE = 0.02  # ... or at most this share of the space's rows, up to EXACT_MAX (exact: ~4 µs a row here)
+    EXACT_MAX = 50_000
 
     def __init__(self, dsn: str, *, writable: bool = False, assets_dir: Path | None = None,
                  iterative_scan: bool = True, pool_size: int = 4) -> None:
@@ -354,7 +356,7 @@ class PostgresStore:
             if table is None:
                 return []
             join = "" if where == "TRUE" else " JOIN chunks c ON c.id = v.id JOIN documents d ON d.doc_id = c.doc_id"
-            exact = join and self._few(conn, where, params)
+            exact = join and self._few(conn, table, where, params)
             if k > self.EF_SEARCH and not exact:  # the session default is EF_SEARCH; widened for this query
                 conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(min(k, 1000)),))
             # `+ 0` hides the indexed operator from the planner: an exact scan over the few filtered rows
@@ -365,13 +367,19 @@ class PostgresStore:
                 [query, *params, query, int(k)]).fetchall()
         return [int(r[0]) for r in rows]
 
-    def _few(self, conn: Any, where: str, params: list[Any]) -> bool:
-        """Whether at most EXACT_SUBSET chunks pass the filter (counted up to that bound, on the row indexes)."""
+    def _few(self, conn: Any, table: str, where: str, params: list[Any]) -> bool:
+        """Whether the filter passes at most EXACT_SUBSET chunks or EXACT_SHARE of the space's rows (the planner's
+        row estimate), counted up to that bound on the row indexes. An HNSW scan under a filter of a small share
+        finds few of its neighbours even with iterative scans (recall@10 0.56 for a 1% filter of 1M rows, where an
+        exact scan of its 10k rows takes ~40 ms); past the share, the graph (0.95 at 100k for a 10% filter, 8 ms
+        against 35 ms exact)."""
         if self.EXACT_SUBSET <= 0:
             return False
+        rows = conn.execute("SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", (table,)).fetchone()
+        bound = max(self.EXACT_SUBSET, min(self.EXACT_MAX, int(self.EXACT_SHARE * max(0.0, rows[0] if rows else 0))))
         n = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM chunks c JOIN documents d ON d.doc_id = c.doc_id"
-                         f" WHERE {where} LIMIT %s) few", [*params, self.EXACT_SUBSET + 1]).fetchone()[0]
-        return bool(n <= self.EXACT_SUBSET)
+                         f" WHERE {where} LIMIT %s) few", [*params, bound + 1]).fetchone()[0]
+        return bool(n <= bound)
 
     def lexical_search(self, query: str, k: int, filters: SearchFilters | None = None) -> list[tuple[int, float]]:
         terms = query_terms(query)
