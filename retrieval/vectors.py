@@ -198,18 +198,22 @@ class VectorIndex:
         self._lookup = (self.index, n, dead, ids, positions)
         return ids, positions
 
-    def _exact_subset(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k over the live ids among `allowed` (kept in `allowed`'s order, so ties rank as there)."""
+    def _live_positions(self, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The live ids among `allowed` (in its order) and each one's position in the inner index."""
         live, positions = self._live_lookup()
-        n = len(queries)
         if not len(live):
-            return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
+            return allowed[:0], positions[:0]
         at = np.minimum(np.searchsorted(live, allowed), len(live) - 1)
         hit = live[at] == allowed
-        allowed, at = allowed[hit], at[hit]
+        return allowed[hit], positions[at[hit]]
+
+    def _exact_subset(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k over the live ids among `allowed` (kept in `allowed`'s order, so ties rank as there)."""
+        n = len(queries)
+        allowed, where = self._live_positions(allowed)
         if not len(allowed):
             return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
-        matrix = np.ascontiguousarray(self.index.index.reconstruct_batch(positions[at]), dtype=np.float32)
+        matrix = np.ascontiguousarray(self.index.index.reconstruct_batch(where), dtype=np.float32)
         sims = queries @ matrix.T
         k = min(k, len(allowed))
         top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
@@ -219,18 +223,16 @@ class VectorIndex:
         """Exact top-k over the live ids among `allowed`: a flat scan of the graph's own vector storage under a
         bitmap of their positions (no copy of their vectors; cheaper than gathering them past a few thousand)."""
         faiss = _faiss()
-        live, positions = self._live_lookup()
         n = len(queries)
-        at = np.minimum(np.searchsorted(live, allowed), max(0, len(live) - 1))
-        hit = live[at] == allowed if len(live) else np.zeros(len(allowed), bool)
-        if not hit.any():
+        allowed, where = self._live_positions(allowed)
+        if not len(allowed):
             return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
         mask = np.zeros(int(self.index.ntotal), dtype=bool)
-        mask[positions[at[hit]]] = True
+        mask[where] = True
         bits = np.packbits(mask, bitorder="little")
         params = faiss.SearchParameters()
         params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
-        k = min(k, int(hit.sum()))
+        k = min(k, len(allowed))
         with _one_thread(n < 4):
             scores, found = faiss.downcast_index(self.index.index).storage.search(queries, k, params=params)
         del bits  # the bitmap's memory stays alive until the search returns (the selector holds a raw pointer)
