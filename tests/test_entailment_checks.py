@@ -275,3 +275,56 @@ def test_eval_verify_reports_a_broken_cases_file(tmp_path: Path):
     out = subprocess.run([sys.executable, "-m", "assistant.cli", "eval", "verify", "--dataset", f"cases:{bad}"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 2 and "cases.jsonl:2: not a JSON object" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # a strong quantifier holds only where the source says it of the same thing
+    ("An adult should aim for 30 g of fibre a day, but most adults in the survey ate around 19 g.",
+     "All of the adults in the survey ate 19 g of fibre a day.", "contradicted"),
+    ("Dark mode is available on all platforms except Linux.", "Dark mode is available on every platform.",
+     "unsupported"),
+    ("The tariff is available only to customers with a home battery.",
+     "The tariff is available to all customers.", "contradicted"),
+    ("The grant covers up to 70% of the cost of insulation work.", "The grant covers the full cost of insulation work.",
+     "unsupported"),
+    ("Smoke alarms must be installed on every storey of a new dwelling.",
+     "Smoke alarms are required only on the ground floor of a new dwelling.", "contradicted"),
+    ("All staff must complete the fire safety course every year.",
+     "Every member of staff must complete the fire safety course each year.", "supported"),
+    ("Each household can receive at most £5,000.", "Each household can receive up to £5,000.", "supported"),
+    # a clause of the claim the source says nothing of is an addition, however well the rest is covered
+    ("Consult your doctor if symptoms persist for more than three days.",
+     "Consult your doctor if symptoms persist for more than three days or if a headache develops.",
+     "unsupported"),
+    ("The cut follows advice that spawning stock biomass has declined for three consecutive years.",
+     "The cut follows advice that spawning stock biomass has declined for three years, and sea temperatures are "
+     "rising.", "unsupported"),
+])
+def test_quantified_things_and_added_clauses(premise: str, claim: str, verdict: str):
+    r = ClaimChecks().check(premise, claim)
+    assert r.verdict == verdict, r.reason
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # WordNet: synonyms, derivations and broader terms count as the source's words; antonyms contradict
+    ("Saffron Lane takes bookings only by phone.", "Reservations at Saffron Lane can only be made by phone.",
+     "supported"),
+    ("Snow leopards are most active at dawn and dusk.", "Snow leopards are most active in the morning and at twilight.",
+     "supported"),
+    ("The lodge is closed in winter.", "The lodge is open in winter.", "contradicted"),
+    ("Side effects were uncommon in the trial.", "Side effects were common in the trial.", "contradicted"),
+])
+def test_wordnet_relations(premise: str, claim: str, verdict: str):
+    r = ClaimChecks().check(premise, claim)
+    assert r.verdict == verdict, r.reason
+
+
+def test_lexicon_reads_wordnet_by_frequent_sense_and_checks_its_data():
+    from assistant.entailment import lexicon
+
+    assert lexicon.related("reservation", "booking") and lexicon.related("employee", "employ")
+    assert lexicon.related("insect", "flea") and not lexicon.related("flea", "insect")  # less, never more
+    assert "decrease" in lexicon.antonyms("increase") and "uncommon" in lexicon.antonyms("common")
+    assert not lexicon.related("take", "need")  # a light verb with 44 senses is matched only by itself
+    assert lexicon.synonyms("qwzx") == frozenset()
+    lexicon._check(lexicon.data_dir())  # the installed files are the ones whose sha256 is pinned

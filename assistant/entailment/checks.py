@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from assistant.entailment import lexicon
 from assistant.entailment.base import Entailment
 from assistant.entailment.compare import (
     FRAME_WORDS,
@@ -36,13 +37,13 @@ from assistant.entailment.compare import (
     plain_words,
     polarity,
     quantifier_conflict,
+    quantifier_gap,
     role_swap,
-    strong_quantifier,
     term_weight,
     wrong_value,
 )
 from assistant.entailment.numbers import derived, same_quantity
-from assistant.entailment.text import Analysis, Clause, analyse, quantifier
+from assistant.entailment.text import Analysis, Clause, analyse, is_noun
 from assistant.prompting import split_sentences
 
 
@@ -54,6 +55,7 @@ class CheckSettings:
     synonym: float = 0.72  # cosine at which a claim word counts as found through a span word (needs an embedder)
     min_aligned: float = 0.4  # a span must share this much with the claim before it can contradict it
     max_span: int = 3  # adjacent sentences a supporting span may join
+    lexicon: bool = True  # WordNet synonyms, derivations, broader terms and antonyms (`assistant.entailment.lexicon`)
 
 
 @dataclass
@@ -73,6 +75,7 @@ class ClaimChecks:
     def __init__(self, embedder: Any = None, settings: CheckSettings | None = None) -> None:
         self.embedder = embedder
         self.settings = settings or CheckSettings()
+        self.lexicon = self.settings.lexicon and lexicon.available()
         self._vectors: dict[str, np.ndarray] = {}
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[Entailment]:
@@ -117,7 +120,7 @@ class ClaimChecks:
         conflict = self._conflict(claim, span, text) if aligned else None
         if conflict:
             return _Outcome("contradicted", coverage, conflict, text)
-        gap = self._gap(claim, span, text)
+        gap = self._gap(claim, span, text) or self._addition(claim, span_terms, plain_words(text))
         if gap:
             return _Outcome("unsupported", coverage, gap, text)
         s = self.settings
@@ -141,6 +144,20 @@ class ClaimChecks:
         weight = sum(map(term_weight, terms)) + 3 * len(entities)
         return 1 - (sum(map(term_weight, missing)) + 3 * len(lost)) / weight, lost + missing
 
+    def _addition(self, claim: Analysis, span_terms: set[str], low: str) -> str | None:
+        """A clause of the claim the span says (almost) nothing of: "..., and because sea temperatures are
+        rising", "... or if you develop a fever". The whole claim's coverage can stay high while one of its
+        clauses is an addition."""
+        if len(claim.clauses) < 2:
+            return None
+        for cc in claim.clauses:
+            _, missing = self._coverage(Analysis(claim.text, [cc]), span_terms, low)
+            terms = [t for t in dict.fromkeys(cc.lemmas) if t not in cc.units and t not in FRAME_WORDS]
+            thing = any(is_noun(m) or m in cc.entities for m in missing)
+            if len(terms) >= 2 and len(missing) >= max(2, 0.6 * len(terms)) and (thing or len(missing) >= 3):
+                return f"addition: the source does not say '{' '.join(missing[:4])}'"
+        return None
+
     def _conflict(self, claim: Analysis, span: list[Clause], text: str) -> str | None:
         for cc in claim.clauses:
             # the source clauses most about this claim clause (names aside: a subject named once serves every
@@ -163,8 +180,9 @@ class ClaimChecks:
             if not any(same_quantity(q, s) for s in span_q) and not derived(q, span_q, words):
                 return f"number: {q.text}{' ' + q.unit if q.unit else ''} is not in the source"
         for cc in claim.clauses:
-            if strong_quantifier(cc) and not any(quantifier(cl.words) for cl in span):
-                return f"quantifier: the source does not say '{strong_quantifier(cc)}'"
+            gap = quantifier_gap(cc, span)
+            if gap:
+                return gap
         low = plain_words(text)
         spelled = {name_key(x) for cl in span for x in cl.entities}
         names = [e for e in dict.fromkeys(claim.entities) if is_proper_name(e, claim.text)]
@@ -201,7 +219,11 @@ class ClaimChecks:
         return self._vectors[text]
 
     def _synonym(self, word: str, span_terms: set[str]) -> bool:
-        if self.embedder is None or not span_terms or len(word) < 3:
+        if not span_terms or len(word) < 3:
+            return False
+        if self.lexicon and any(lexicon.related(word, t) for t in span_terms):
+            return True
+        if self.embedder is None:
             return False
         others = sorted(t for t in span_terms if len(t) >= 3)
         if not others:

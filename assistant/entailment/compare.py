@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from assistant.entailment import lexicon
 from assistant.entailment.numbers import Quantity, comparable, normalise, same_quantity
 from assistant.entailment.text import (
+    ONLY_Q,
     OPPOSITES,
     ORDER,
     Analysis,
@@ -21,6 +23,7 @@ from assistant.entailment.text import (
     is_noun,
     lemma,
     quantifier,
+    quantifier_words,
 )
 
 
@@ -176,8 +179,8 @@ def polarity(cc: Clause, cl: Clause, span: Sequence[Clause] = ()) -> str | None:
     return f"negation: the claim {said} what the source {'affirms' if cc.negations % 2 else 'negates'} ('{_gist(cl)}')"
 
 
-_Q_OK = {"all": {"all"}, "most": {"most", "all"}, "some": {"some", "most", "all", "few"}, "few": {"few", "some"},
-         "none": {"none"}}
+_Q_OK = {"all": {"all"}, "most": {"most", "all"}, "some": {"some", "most", "all", "few", "only"},
+         "few": {"few", "some", "only"}, "none": {"none", "only"}, "only": {"only", "some", "few", "most", "none"}}
 
 
 def _q(words: list[str]) -> str:
@@ -211,12 +214,55 @@ def quantifier_conflict(cc: Clause, cl: Clause) -> str | None:
     return None
 
 
+STRONG = ("all", "every", "always", "most", "majority", "entire", "whole", "full")
+
+
 def strong_quantifier(cc: Clause) -> str:
-    words = set(cc.words)
-    for w in ("all", "every", "always", "most", "majority", "entire"):
+    words = quantifier_words(cc.words)
+    for w in STRONG:
         if w in words:
             return w
     return ""
+
+
+_Q_SKIP = frozenset(["of", "the", "a", "an", "its", "their", "his", "her", "our", "your", "this", "these", "those"])
+
+
+def quantified_noun(cc: Clause) -> str:
+    """The thing a claim's strong quantifier is about: 'all of the adults' -> adult, 'every platform' ->
+    platform, 'the full cost' -> cost, 'most of the 84 works' -> work ('' for 'fully', 'always')."""
+    words, q = cc.words, strong_quantifier(cc)
+    if not q or q == "always":
+        return ""
+    at = words.index(q)
+    for w in words[at + 1: at + 5]:
+        if w in _Q_SKIP:
+            continue
+        lem = lemma(w)
+        return lem if lem in cc.terms else ""
+    return ""
+
+
+def quantifier_gap(cc: Clause, span: Sequence[Clause]) -> str | None:
+    """A claim that says all (most, the entire, the full) of a thing is supported only where the source says so
+    of that thing: not by 'most adults', 'all platforms except Linux', 'available only to customers with ...',
+    'up to 70% of the cost', or a source that names the thing with no quantifier at all."""
+    q = strong_quantifier(cc)
+    if not q:
+        return None
+    noun = quantified_noun(cc)
+    about = [cl for cl in span if noun and noun in cl.terms]
+    if not about:
+        if any(quantifier(cl.words) for cl in span):
+            return None
+        return f"quantifier: the source does not say '{q}'"
+    wanted = _q(cc.words)
+    for cl in about:
+        theirs = _q(cl.words)
+        if theirs and theirs in _Q_OK.get(wanted, {theirs}) and not _EXCEPT.search(" ".join(cl.words)) \
+                and not set(cl.words) & ONLY_Q:
+            return None
+    return f"quantifier: the claim says '{q} {noun}'; the source does not say it of every {noun}"
 
 
 def opposite(cc: Clause, cl: Clause) -> str | None:
@@ -229,7 +275,15 @@ def opposite(cc: Clause, cl: Clause) -> str | None:
             if word in pair and (pair - {word}) & cl.terms - cc.terms:
                 other = next(iter(pair - {word}))
                 return f"opposite: the claim says '{word}', the source '{other}'"
+        against = _antonyms(word) & (cl.terms - cc.terms)
+        if against:
+            return f"opposite: the claim says '{word}', the source '{min(against)}'"
     return None
+
+
+def _antonyms(word: str) -> frozenset[str]:
+    """WordNet's direct antonyms of a word in its frequent senses (empty without the lexicon)."""
+    return lexicon.antonyms(word) if lexicon.available() else frozenset()
 
 
 def _dir_words(cl: Clause) -> str:

@@ -59,10 +59,13 @@ OPPOSITES = {frozenset(p.split()) for p in (
     "dry sweet", "light dark", "increase decrease")}
 # a precedence word in the claim reversed against the source ("A before B" vs "B before A")
 ORDER = frozenset(["before", "after", "precede", "follow", "prior", "earlier", "later"])
-ALL_Q = frozenset(["all", "every", "each", "always", "entire", "whole", "everyone", "everything"])
+ALL_Q = frozenset(["all", "every", "each", "always", "entire", "whole", "everyone", "everything", "entirely",
+                   "exclusively", "completely", "fully", "wholly", "full"])
 MOST_Q = frozenset(["most", "majority", "mostly", "usually", "generally"])
-SOME_Q = frozenset(["some", "several", "few", "many", "sometimes", "occasionally", "part", "minority", "certain"])
+SOME_Q = frozenset(["some", "several", "few", "many", "sometimes", "occasionally", "part", "minority", "certain",
+                    "rarely", "seldom"])
 NONE_Q = frozenset(["none", "no", "never", "nobody", "nothing"])
+ONLY_Q = frozenset(["only", "solely"])  # a restriction: "only on the ground floor" against "every storey"
 
 _TOKEN = re.compile(r"[$€£¥]|n't|[A-Za-z]+-?\d[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|\d+[A-Za-z]+\d[A-Za-z0-9]*|"
                     r"\d+(?:\.\d+){2,}|\d{1,2}:\d{2}(?!\d)|\d+(?:\.\d+)?|[A-Za-z][A-Za-z'’]*(?:-[A-Za-z]+)*|%|°[CF]|[A-Za-z0-9]+")
@@ -233,9 +236,15 @@ def direction(words: Iterable[str]) -> set[str]:
     return {d for _, d in direction_words(words)}
 
 
+def quantifier_words(words: Iterable[str]) -> set[str]:
+    """A clause's words less the bounds that look like quantifiers: 'at most 70%', 'at least 30 g'."""
+    seq = list(words)
+    return {w for i, w in enumerate(seq) if not (w in ("most", "least") and i and seq[i - 1] == "at")}
+
+
 def quantifier(words: Iterable[str]) -> str:
-    ws = set(words)
-    for name, group in (("none", NONE_Q), ("all", ALL_Q), ("most", MOST_Q), ("some", SOME_Q)):
+    ws = quantifier_words(words)
+    for name, group in (("none", NONE_Q), ("all", ALL_Q), ("most", MOST_Q), ("some", SOME_Q), ("only", ONLY_Q)):
         if ws & group:
             return name
     return ""
