@@ -328,3 +328,37 @@ def test_lexicon_reads_wordnet_by_frequent_sense_and_checks_its_data():
     assert not lexicon.related("take", "need")  # a light verb with 44 senses is matched only by itself
     assert lexicon.synonyms("qwzx") == frozenset()
     lexicon._check(lexicon.data_dir())  # the installed files are the ones whose sha256 is pinned
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # multiples are quantities: "twice" = "doubled", ratios of the source's own figures
+    ("The Greens doubled their seat count to 12.", "The Greens' seat count grew 2-fold, to twelve.", "supported"),
+    ("Bacteroides abundance was 2.3-fold higher in the high-fibre group.",
+     "The high-fibre group had more than twice the Bacteroides abundance.", "supported"),
+    ("The amendment raised paternity leave from two weeks to six weeks.",
+     "The amendment tripled paternity leave, from two weeks to six weeks.", "supported"),
+    ("Wind supplied 4.1 GW at the peak, while gas plants supplied 9.6 GW.",
+     "At the peak, gas plants supplied more than twice as much as wind.", "supported"),
+    ("Wind supplied 4.1 GW at the peak, while gas plants supplied 9.6 GW.",
+     "At the peak, gas plants supplied more than three times as much as wind.", "unsupported"),
+    # a bound holds for a figure inside it, never for another bound
+    ("Its activity dropped by 3% over 500 hours.", "Its activity dropped by less than 5% over 500 hours.", "supported"),
+    ("Staff may work remotely for up to two days a week.", "Staff may work remotely for up to 3 days a week.",
+     "contradicted"),
+    ("Do not take more than eight tablets in 24 hours.", "Do not take more than 6 tablets in 24 hours.",
+     "contradicted"),
+    # a period named with "a" is one of it
+    ("A tsunami warning issued at 04:10 was lifted an hour later.", "The tsunami warning was lifted at 05:10, an hour after it was issued.",
+     "supported"),
+    ("The policy will be reviewed after twelve months.", "The policy will be reviewed after a year.", "supported"),
+    ("None is predicted to pose an impact risk in the next 100 years.",
+     "None is predicted to pose an impact risk in the next century.", "supported"),
+    # "free" of a price is no charge; "short of" a thing is not reaching it
+    ("The cloister costs €6, but the cathedral itself is free.", "There is no charge to enter the cathedral.",
+     "supported"),
+    ("The Centre Alliance won 34 of the 80 seats, short of a majority.",
+     "The Centre Alliance did not win a majority.", "supported"),
+])
+def test_multiples_bounds_periods_and_prices(premise: str, claim: str, verdict: str):
+    r = ClaimChecks().check(premise, claim)
+    assert r.verdict == verdict, r.reason

@@ -42,7 +42,7 @@ from assistant.entailment.compare import (
     term_weight,
     wrong_value,
 )
-from assistant.entailment.numbers import derived, same_quantity
+from assistant.entailment.numbers import derived, matches
 from assistant.entailment.text import Analysis, Clause, analyse, is_noun
 from assistant.prompting import split_sentences
 
@@ -177,7 +177,7 @@ class ClaimChecks:
         span_q = [q for cl in span for q in cl.quantities]
         words = claim_words(claim)
         for q in claim.quantities:
-            if not any(same_quantity(q, s) for s in span_q) and not derived(q, span_q, words):
+            if not any(matches(q, s) for s in span_q) and not derived(q, span_q, words):
                 return f"number: {q.text}{' ' + q.unit if q.unit else ''} is not in the source"
         for cc in claim.clauses:
             gap = quantifier_gap(cc, span)
@@ -196,7 +196,7 @@ class ClaimChecks:
         pool, words = [s for cl in span for s in cl.quantities], claim_words(claim)
         for cc in claim.clauses:
             for q in cc.quantities:
-                if not any(same_quantity(q, s) for s in pool) and derived(q, pool, words):
+                if not any(matches(q, s) for s in pool) and derived(q, pool, words):
                     continue  # "rose by 15" from "from 80 to 95": arithmetic on the source's own figures
                 reason = misplaced(cc, q, span) or wrong_value(cc, q, span)
                 if reason:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 
 from assistant.entailment import lexicon
-from assistant.entailment.numbers import Quantity, comparable, normalise, same_quantity
+from assistant.entailment.numbers import Quantity, comparable, matches, normalise, same_quantity
 from assistant.entailment.text import (
     ONLY_Q,
     OPPOSITES,
@@ -235,12 +235,13 @@ def quantified_noun(cc: Clause) -> str:
     if not q or q == "always":
         return ""
     at = words.index(q)
-    for w in words[at + 1: at + 5]:
-        if w in _Q_SKIP:
-            continue
-        lem = lemma(w)
-        return lem if lem in cc.terms else ""
-    return ""
+    after = [w for w in words[at + 1: at + 7] if w not in _Q_SKIP and re.search(r"[a-z]", w)]
+    if after and lemma(after[0]) in cc.units:
+        return ""  # a rate, not a thing: "for every pound raised", "every hour"
+    following = [lemma(w) for w in after]
+    following = [t for t in following if t in cc.terms]
+    # the head noun ("most of the 1,284 new near-Earth asteroids" -> asteroid), else the next word ("full cost")
+    return next((t for t in following if is_noun(t)), following[0] if following else "")
 
 
 def quantifier_gap(cc: Clause, span: Sequence[Clause]) -> str | None:
@@ -381,7 +382,7 @@ def _names(claim: Analysis) -> set[str]:
 def misplaced(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
     """The number is in the source, but in a clause about something else than the claim's clause: another
     attribute ("recharge takes 14 hours" where 14 is the battery life) or another entity (the Kestrel 5's)."""
-    holders = [cl for cl in span if any(same_quantity(q, s) for s in cl.quantities)]
+    holders = [cl for cl in span if any(matches(q, s) for s in cl.quantities)]
     if not holders:
         return None
     own = max(holders, key=lambda cl: _bind(cc, cl))
@@ -431,7 +432,7 @@ def _bind(cc: Clause, cl: Clause) -> int:
 
 def wrong_value(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
     """The source states this attribute with another value, or this value in another unit."""
-    if any(same_quantity(q, s) for cl in span for s in cl.quantities):
+    if any(matches(q, s) for cl in span for s in cl.quantities):
         return None
     same_number = [s for cl in span for s in cl.quantities if s.value == q.value and s.unit and q.unit]
     if same_number:

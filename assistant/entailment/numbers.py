@@ -63,6 +63,7 @@ class Quantity:
     text: str
     hedged: bool = False  # "about 40", "up to 40": a bound or an estimate, not an exact figure
     unit_word: str = ""  # the word that named the unit ("hours"), left out when comparing the clause's words
+    bound: str = ""  # "lower" ("more than 40", "at least 40"), "upper" ("up to 40", "under 40"), or "" (a figure)
 
     def __str__(self) -> str:
         return self.text
@@ -162,17 +163,58 @@ def normalise(text: str) -> str:
     text = re.sub(r"\b(?:no|not)\s+(?:more|greater|higher)\s+than\b", "at most", text, flags=re.I)
     text = re.sub(r"\b(?:no|not)\s+(?:less|fewer|lower)\s+than\b", "at least", text, flags=re.I)
     text = re.sub(r"\b([A-Za-z]{3,})-free\b", r"no \1", text)
+    # "free" of a price is "no charge" ("the cathedral itself is free", "bicycles travel free"); "short of" a
+    # thing is not reaching it ("34 seats, short of a majority")
+    text = re.sub(r"\bfree of charge\b", "no charge", text, flags=re.I)
+    text = re.sub(r"\b(is|are|was|were|be|been|remains?|stays?|go(?:es)?|travel(?:s|led)?|cross(?:es)?|ride(?:s)?|"
+                  r"enter(?:s)?|for|entry|admission)\s+(?:is\s+)?free\b(?![- ](?:of|from|to|time|trial|will|"
+                  r"range|speech|market|kick))", r"\1 no charge", text, flags=re.I)
+    text = re.sub(r"\b(?:fell|falls?|came|comes?|stopped|stops?|stayed|stays?|was|were|is|are)?\s*short of\b", " not",
+                  text, flags=re.I)
     text = re.sub(r"(?<=[A-Za-z0-9])'s\b", "", text)  # possessive
     text = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), text)
     text = re.sub(r"(\d)-(?=[A-Za-z])", r"\1 ", text)
     text = re.sub(r"(?<=\d)(?=[A-Za-z%°])(?![A-Za-z]*\d)", " ", text)  # 40kg -> 40 kg (not X2, 3D stays)
     text = _fractions(text)
+    text = _periods(text)
     text = _number_words(text)
+    text = _multipliers(text)
     text = re.sub(r"\b(\d+(?:\.\d+)?)\s*\(\s*\1\s*\)", r"\1", text)  # "thirty (30)" -> "30"
     return _RATIO.sub(_ratio, text)
 
 
 _FRACTION = {"half": 0.5, "quarter": 0.25, "third": 1 / 3}
+
+_PERIOD_UNITS = r"(hour|day|week|fortnight|month|year|decade|century|minute|second)"
+# "for a year", "within a year", "a year later": one year. Not "3 withdrawals a year", "£5 a month" (a rate).
+_PERIOD_BEFORE = re.compile(r"\b(for|after|within|in|over|than|about|around|nearly|almost|under|least|most|past|next|"
+                            r"last|only|just|roughly|approximately|barely|then|took|takes|take|lasts?|lasted)\s+"
+                            r"(?:the\s+)?(?:a|an|one)\s+" + _PERIOD_UNITS + r"\b", re.I)
+_PERIOD_AFTER = re.compile(r"\b(?:a|an|one)\s+" + _PERIOD_UNITS + r"\s+(?=(?:later|earlier|ago|after|before|long|"
+                           r"old)\b)", re.I)
+_THE_PERIOD = re.compile(r"\b(?:the\s+)?(next|past|last|coming|previous)\s+(century|decade|fortnight)\b", re.I)
+
+
+def _periods(text: str) -> str:
+    """A period named with 'a' is a quantity of 1: 'lifted an hour later' -> '1 hour later', 'in place for a year'
+    -> 'for 1 year'; 'the next century' -> 'the next 1 century' (= 100 years)."""
+    text = _PERIOD_BEFORE.sub(lambda m: f"{m.group(1)} 1 {m.group(2)}", text)
+    text = _PERIOD_AFTER.sub(lambda m: f"1 {m.group(1)} ", text)
+    return _THE_PERIOD.sub(lambda m: f"the {m.group(1)} 1 {m.group(2)}", text)
+
+
+_TIMES = re.compile(r"\b(\d+(?:\.\d+)?)\s+times\s+(?=(?:as|more|higher|larger|greater|bigger|faster|longer|"
+                    r"heavier|stronger|the|that|what|over|its|their|his|her|than)\b)", re.I)
+_FOLD = re.compile(r"\b(\d+(?:\.\d+)?)\s*-?\s*fold\b", re.I)
+_MULTIPLYING = {"doubl": 2, "tripl": 3, "quadrupl": 4, "halv": 0.5}
+_MULTIPLY = re.compile(r"\b(doubl|tripl|quadrupl|halv)(ed|es|ing)\b", re.I)
+
+
+def _multipliers(text: str) -> str:
+    """A multiple is a quantity in 'fold': '2 times as many', '2.3-fold higher', 'doubled' (2 fold), 'halved'."""
+    text = _TIMES.sub(lambda m: f"{m.group(1)} fold ", text)
+    text = _FOLD.sub(lambda m: f"{m.group(1)} fold", text)
+    return _MULTIPLY.sub(lambda m: f"{m.group(0)} {_MULTIPLYING[m.group(1).lower()]:g} fold", text)
 
 
 _UNIT_WORD = r"([A-Za-z]+)"
@@ -295,16 +337,55 @@ def read_quantities(toks: list[str]) -> list[Quantity]:
                 unit, word = "%", nxt
             elif nxt in CURRENCY:
                 unit, word = CURRENCY[nxt], nxt
+            elif nxt == "fold":
+                unit, word = "fold", nxt
             else:
                 unit = unit_of(toks[j])
                 word = nxt if unit else ""
-        hedged = any(w.lower() in HEDGES or w.lower() in RANGE_WORDS for w in toks[max(0, i - 2): i])
-        out.append(Quantity(value, unit, t, hedged, word))
+        before = [w.lower() for w in toks[max(0, i - 2): i]]
+        hedged = any(w in HEDGES or w in RANGE_WORDS for w in before)
+        out.append(Quantity(value, unit, t, hedged, word, _bound(before)))
         at.append(i)
     return _ranges(out, at, toks)
 
 
 CLOCK = "clock"  # the unit of a time of day, in minutes since midnight
+
+_LOWER = frozenset(["over", "above", "exceeding", "exceeds", "beyond", "least", "upwards"])
+_UPPER = frozenset(["under", "below", "within", "most", "maximum", "max", "capped", "up"])
+_COMPARATIVE_UP = frozenset(["more", "greater", "higher", "longer", "larger", "bigger", "older"])
+_COMPARATIVE_DOWN = frozenset(["less", "fewer", "lower", "shorter", "smaller", "younger"])
+
+
+def _bound(before: list[str]) -> str:
+    """The bound the words before a number set: 'more than 40' / 'at least 40' (lower), 'up to 40' / 'under 40'
+    / 'less than 40' (upper)."""
+    if len(before) == 2 and before[1] == "than":
+        return "lower" if before[0] in _COMPARATIVE_UP else "upper" if before[0] in _COMPARATIVE_DOWN else ""
+    if len(before) == 2 and before == ["up", "to"]:
+        return "upper"
+    last = before[-1] if before else ""
+    return "lower" if last in _LOWER else "upper" if last in _UPPER else ""
+
+
+def matches(claim: Quantity, source: Quantity) -> bool:
+    """The source's figure is the claim's, or within the bound the claim states: 'more than twice' holds for
+    '2.3-fold', 'under 5%' for '3%'. Opposite bounds on one figure are not the same ('more than 5%' against
+    'less than 5%')."""
+    if claim.bound and source.bound and claim.bound != source.bound:
+        return False
+    if same_quantity(claim, source):
+        return True
+    # only a figure satisfies a bound: "up to 3 days" is not "up to 2 days" (each names the limit)
+    if not claim.bound or source.bound or source.hedged or not comparable(claim, source) \
+            or bool(claim.unit) != bool(source.unit):
+        return False  # a bare "more than 6" (tablets) says nothing of "24 hours"
+    if CLOCK in (claim.unit, source.unit) or "%" in (claim.unit, source.unit) and claim.unit != source.unit:
+        return False
+    value = _in_unit(source, claim.unit or source.unit)
+    if value is None:
+        return False
+    return value >= claim.value if claim.bound == "lower" else value <= claim.value
 
 
 def _ranges(found: list[Quantity], at: list[int], toks: list[str]) -> list[Quantity]:
@@ -344,6 +425,15 @@ def derived(q: Quantity, pool: Sequence[Quantity], words: Iterable[str]) -> str 
     when the claim says so ('rose by 15', 'eleven years after 1792'), a compound duration (1 hour 50 minutes =
     110 minutes), or a percentage of a whole (30% of 1,200 = 360)."""
     cue = bool(set(words) & ARITHMETIC_CUES)
+    if q.unit == "fold":  # "tripled, from two weeks to six", "more than twice as much as wind (21%)": a ratio
+        for i, a in enumerate(pool):
+            for b in pool[i + 1:]:
+                if a.unit == "fold" or b.unit == "fold" or not comparable(a, b) or CLOCK in (a.unit, b.unit):
+                    continue
+                x, y = _in_unit(a, a.unit or b.unit), _in_unit(b, a.unit or b.unit)
+                if x and y and matches(q, Quantity(max(x, y) / min(x, y), "fold", "ratio")):
+                    return f"{max(a.text, b.text, key=float)} / {min(a.text, b.text, key=float)}"
+        return None
     if q.unit == CLOCK:  # "issued at 04:10, lifted an hour later" -> 05:10
         later = [a.value + d for a in pool if a.unit == CLOCK for d in _minutes(pool)]
         earlier = [a.value - d for a in pool if a.unit == CLOCK for d in _minutes(pool)]
