@@ -348,7 +348,8 @@ def test_lexicon_reads_wordnet_by_frequent_sense_and_checks_its_data():
     ("Do not take more than eight tablets in 24 hours.", "Do not take more than 6 tablets in 24 hours.",
      "contradicted"),
     # a period named with "a" is one of it
-    ("A tsunami warning issued at 04:10 was lifted an hour later.", "The tsunami warning was lifted at 05:10, an hour after it was issued.",
+    ("A tsunami warning issued at 04:10 was lifted an hour later.",
+     "The tsunami warning was lifted at 05:10, an hour after it was issued.",
      "supported"),
     ("The policy will be reviewed after twelve months.", "The policy will be reviewed after a year.", "supported"),
     ("None is predicted to pose an impact risk in the next 100 years.",
