@@ -363,3 +363,27 @@ def test_lexicon_reads_wordnet_by_frequent_sense_and_checks_its_data():
 def test_multiples_bounds_periods_and_prices(premise: str, claim: str, verdict: str):
     r = ClaimChecks().check(premise, claim)
     assert r.verdict == verdict, r.reason
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # a negation and an antonym cancel; verbs that deny what follows them are negations
+    ("The Hawks have lost their last five games.", "The Hawks have not won any of their last five games.",
+     "supported"),
+    ("Fixed a crash when importing CSV files larger than 2 GB.", "Importing CSV files larger than 2 GB no longer "
+     "crashes.", "supported"),
+    ("Fixed a crash when importing CSV files larger than 2 GB.", "Importing CSV files larger than 2 GB still "
+     "crashes.", "contradicted"),
+    ("Cut back by a third after flowering, but avoid cutting into old wood.",
+     "Cut back by a third after flowering without cutting into old wood.", "supported"),
+    ("Vessels under 10 metres are exempt from the new logbook requirements.",
+     "Vessels under 10 metres do not have to meet the new logbook requirements.", "supported"),
+    # a purpose clause's negation is its own: "pour water into acid to avoid boiling" affirms pouring
+    ("Always add acid to water, never water to acid, to avoid violent boiling.",
+     "Pour water into the acid to avoid violent boiling.", "contradicted"),
+    # an age is a quantity: "under eight weeks old" = "younger than eight weeks"
+    ("Do not use in kittens younger than eight weeks.", "Do not use it in kittens younger than eight weeks old.",
+     "supported"),
+])
+def test_negations_that_cancel_and_implicit_ones(premise: str, claim: str, verdict: str):
+    r = ClaimChecks().check(premise, claim)
+    assert r.verdict == verdict, r.reason

@@ -43,7 +43,7 @@ from assistant.entailment.compare import (
     wrong_value,
 )
 from assistant.entailment.numbers import derived, matches
-from assistant.entailment.text import Analysis, Clause, analyse, is_noun
+from assistant.entailment.text import OPPOSITES, Analysis, Clause, analyse, is_noun
 from assistant.prompting import split_sentences
 
 
@@ -139,10 +139,20 @@ class ClaimChecks:
                  if t not in units and t not in in_entities and t not in FRAME_WORDS]
         if not terms and not entities:
             return 1.0, []
-        missing = [t for t in terms if t not in span_terms and not self._synonym(t, span_terms)]
+        negated = {t for cl in claim.clauses for t in cl.negated}
+        missing = [t for t in terms if t not in span_terms and not self._synonym(t, span_terms)
+                   and not (t in negated and self._antonym(t, span_terms))]
         lost = [e for e in entities if not contains_name(low, e)]
         weight = sum(map(term_weight, terms)) + 3 * len(entities)
         return 1 - (sum(map(term_weight, missing)) + 3 * len(lost)) / weight, lost + missing
+
+    @staticmethod
+    def _disagree(cc: Clause, cl: Clause, span: list[Clause]) -> str | None:
+        negated, opposed = polarity(cc, cl, span), opposite(cc, cl)
+        if opposed and (cc.negations + cl.negations) % 2:
+            return None  # two flips: "have not won" against "lost", "not included" against "excluded"
+        return (negated or quantifier_conflict(cc, cl) or opposed or order_reversed(cc, cl)
+                or exception_swap(cc, cl))
 
     def _addition(self, claim: Analysis, span_terms: set[str], low: str) -> str | None:
         """A clause of the claim the span says (almost) nothing of: "..., and because sea temperatures are
@@ -163,8 +173,7 @@ class ClaimChecks:
             # the source clauses most about this claim clause (names aside: a subject named once serves every
             # clause); a conflict counts only when every one of them conflicts
             ties = clauses_about(cc, span)
-            reasons = [polarity(cc, cl, span) or quantifier_conflict(cc, cl) or opposite(cc, cl)
-                       or order_reversed(cc, cl) or exception_swap(cc, cl) for cl in ties]
+            reasons = [self._disagree(cc, cl, span) for cl in ties]
             if ties and all(reasons):
                 return reasons[0]
             inside = negated_inside(cc, span)
@@ -217,6 +226,13 @@ class ClaimChecks:
     def _vector(self, text: str) -> np.ndarray:
         self._vectors_for([text])
         return self._vectors[text]
+
+    def _antonym(self, word: str, span_terms: set[str]) -> bool:
+        """A negated claim word is found through its opposite: "have not won" in "have lost"."""
+        partners = {w for pair in OPPOSITES if word in pair for w in pair - {word}}
+        if self.lexicon:
+            partners |= lexicon.antonyms(word)
+        return bool(partners & span_terms)
 
     def _synonym(self, word: str, span_terms: set[str]) -> bool:
         if not span_terms or len(word) < 3:

@@ -40,7 +40,7 @@ def contains_name(low: str, entity: str) -> bool:
 FRAME_WORDS = frozenset(["have", "do", "be", "get", "although", "though", "once", "if", "so", "just", "even",
                          "also", "still", "already", "yet", "far", "around", "out", "whether", "because", "since",
                          "while", "whereas", "unless", "however", "thus", "hence", "then", "there", "here",
-                         "really", "actually", "indeed"])
+                         "really", "actually", "indeed", "any"])
 
 
 def term_weight(term: str) -> int:

@@ -173,6 +173,9 @@ def normalise(text: str) -> str:
                   text, flags=re.I)
     text = re.sub(r"(?<=[A-Za-z0-9])'s\b", "", text)  # possessive
     text = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), text)
+    # an age is a quantity, not an opposite of "young": "under eight weeks old" = "younger than eight weeks"
+    text = re.sub(r"\b(\d+(?:\.\d+)?|[a-z]+)[\s-]+(day|week|month|year)s?[\s-]+old\b", r"\1 \2s of age", text,
+                  flags=re.I)
     text = re.sub(r"(\d)-(?=[A-Za-z])", r"\1 ", text)
     text = re.sub(r"(?<=\d)(?=[A-Za-z%°])(?![A-Za-z]*\d)", " ", text)  # 40kg -> 40 kg (not X2, 3D stays)
     text = _fractions(text)

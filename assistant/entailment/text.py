@@ -28,7 +28,12 @@ NEGATIVE_OF = {"exclude": "include", "lack": "have", "absent": "present", "fail"
                "prohibit": "allow", "forbid": "allow", "deny": "confirm", "reject": "accept", "omit": "include",
                "unavailable": "available", "impossible": "possible", "ineffective": "effective",
                "unsafe": "safe", "unsupported": "supported", "insufficient": "sufficient", "ban": "allow",
-               "prevent": "allow", "refuse": "accept", "ineligible": "eligible", "invalid": "valid"}
+               "prevent": "allow", "refuse": "accept", "ineligible": "eligible", "invalid": "valid",
+               "exempt": "subject", "unaffected": "affected"}
+# verbs that deny what follows them: "avoid cutting into old wood" = "without cutting into old wood", "fixes a crash"
+# = "no longer crashes"
+SCOPED_NEGATORS = frozenset(["avoid", "avoids", "avoided", "avoiding", "fixes", "fixing", "resolves", "resolving",
+                             "eliminates", "eliminating", "eliminated", "refrain", "refrains", "refrained"])
 # direction: a change ("rose", "was cut") or a comparison ("higher", "fewer", "more", "below"). A plain adjective is
 # a description, not a direction: "large projects", "a high-fibre diet", "cold water".
 _CHANGE_UP = ("increase rise grow gain raise boost climb jump improve expand soar surge exceed strengthen accelerate "
@@ -71,7 +76,7 @@ _TOKEN = re.compile(r"[$€£¥]|n't|[A-Za-z]+-?\d[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*
                     r"\d+(?:\.\d+){2,}|\d{1,2}:\d{2}(?!\d)|\d+(?:\.\d+)?|[A-Za-z][A-Za-z'’]*(?:-[A-Za-z]+)*|%|°[CF]|[A-Za-z0-9]+")
 _ALNUM = re.compile(r"(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*")
 _CLAUSE = re.compile(r"\s*(?:[,;]|:(?!\d)|\s(?:and|but|while|whereas|although|though|which|whose|who|where|"
-                     r"because|since|so|yet|or)\s)\s*", re.I)
+                     r"because|since|so|yet|or)\s)\s*|\s(?=(?:in order |so as )?to (?:avoid|prevent)\b)", re.I)
 
 
 @dataclass
@@ -160,6 +165,11 @@ def _clause(piece: str, first: bool = True) -> Clause:
     lemmas, negations, negated, scope = [], 0, set(), 0
     parts = [part for word in words for part in _parts(word)]
     for k, w in enumerate(parts):
+        if w in SCOPED_NEGATORS or (w in ("fixed", "resolved") and k + 1 < len(parts) and parts[k + 1] in _DET):
+            negations += 1
+            scope = SCOPE
+            lemmas.append(lemma(w))
+            continue
         if w in NEGATORS or w == "non":  # "non" only ever comes from a compound: "non-refundable"
             if not (w == "nor" and "neither" in parts[:k]):  # "neither A nor B" is one negation
                 negations += 1
@@ -179,6 +189,7 @@ def _clause(piece: str, first: bool = True) -> Clause:
     return Clause(words, lemmas, quantities, entities, negations, negated)
 
 
+_DET = frozenset(["a", "an", "the", "this", "that", "these", "those", "two", "several", "some", "an"])
 SCOPE = 3  # content words after a negator that it applies to ("does not last 14 hours": last, hour)
 
 
