@@ -387,3 +387,23 @@ def test_multiples_bounds_periods_and_prices(premise: str, claim: str, verdict: 
 def test_negations_that_cancel_and_implicit_ones(premise: str, claim: str, verdict: str):
     r = ClaimChecks().check(premise, claim)
     assert r.verdict == verdict, r.reason
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # the order of events across clauses: before / after / then / first ... afterwards / a sentence-opening marker
+    ("Wash the filter in cold water and let it dry for at least 24 hours before refitting.",
+     "Refit the filter straight after washing it, and then let it dry for 24 hours.", "contradicted"),
+    ("Remove contact lenses before applying the drops.", "Apply the drops first and remove your contact lenses "
+     "afterwards.", "contradicted"),
+    ("Following a public consultation held in June, the city budget was approved in September.",
+     "The city budget was approved before the public consultation.", "contradicted"),
+    ("The grapes are fermented in open oak vats. The wine is then aged for 14 months in French oak barrels.",
+     "The wine is aged in French oak barrels before it is fermented in open oak vats.", "contradicted"),
+    ("Patients first completed a 4-week washout period and were then randomised.",
+     "Patients completed a 4-week washout period before they were randomised.", "supported"),
+    ("Wash the filter in cold water once a month and let it dry before refitting.",
+     "Let the filter dry before refitting it.", "supported"),
+])
+def test_event_order(premise: str, claim: str, verdict: str):
+    r = ClaimChecks().check(premise, claim)
+    assert r.verdict == verdict, r.reason

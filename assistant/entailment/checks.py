@@ -43,6 +43,7 @@ from assistant.entailment.compare import (
     wrong_value,
 )
 from assistant.entailment.numbers import derived, matches
+from assistant.entailment.order import reversed_order
 from assistant.entailment.text import OPPOSITES, Analysis, Clause, analyse, is_noun
 from assistant.prompting import split_sentences
 
@@ -179,7 +180,8 @@ class ClaimChecks:
             inside = negated_inside(cc, span)
             if inside:
                 return inside
-        return (entity_swap(claim, text) or from_to_swap(claim.text, text) or role_swap(claim, span)
+        return (entity_swap(claim, text) or from_to_swap(claim.text, text) or reversed_order(claim.text, text)
+                or role_swap(claim, span)
                 or self._quantity_conflict(claim, span))
 
     def _gap(self, claim: Analysis, span: list[Clause], text: str) -> str | None:
