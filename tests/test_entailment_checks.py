@@ -407,3 +407,14 @@ def test_negations_that_cancel_and_implicit_ones(premise: str, claim: str, verdi
 def test_event_order(premise: str, claim: str, verdict: str):
     r = ClaimChecks().check(premise, claim)
     assert r.verdict == verdict, r.reason
+
+
+@pytest.mark.parametrize("claim, verdict", [
+    ("Perrin Logistics was found to have breached its contract with Denholm Ltd.", "contradicted"),
+    ("Denholm Ltd was found to have breached its contract with Perrin Logistics.", "supported"),
+    ("The contract with Perrin Logistics was breached by Denholm Ltd.", "supported"),  # the passive keeps roles
+])
+def test_names_swapped_around_a_verb(claim: str, verdict: str):
+    premise = "The court upheld the ruling that Denholm Ltd breached its contract with Perrin Logistics."
+    r = ClaimChecks().check(premise, claim)
+    assert r.verdict == verdict, r.reason

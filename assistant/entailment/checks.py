@@ -38,6 +38,7 @@ from assistant.entailment.compare import (
     polarity,
     quantifier_conflict,
     quantifier_gap,
+    role_reversed,
     role_swap,
     term_weight,
     wrong_value,
@@ -181,7 +182,7 @@ class ClaimChecks:
             if inside:
                 return inside
         return (entity_swap(claim, text) or from_to_swap(claim.text, text) or reversed_order(claim.text, text)
-                or role_swap(claim, span)
+                or role_swap(claim, span) or role_reversed(claim, span)
                 or self._quantity_conflict(claim, span))
 
     def _gap(self, claim: Analysis, span: list[Clause], text: str) -> str | None:

@@ -342,6 +342,46 @@ def from_to_swap(claim: str, text: str) -> str | None:
     return None
 
 
+def _roles(cl: Clause) -> list[tuple[str, str, str]]:
+    """(name before, verb, name after) triples of a clause: 'Denholm Ltd breached its contract with Perrin' ->
+    (denholm ltd, breach, perrin). A passive 'by' between them reverses them."""
+    words = {w for e in cl.entities for w in e.split()}
+    names: list[tuple[int, int, str]] = []  # (start, end, name) of runs of name words
+    i = 0
+    while i < len(cl.lemmas):
+        if cl.lemmas[i] in words:
+            j = i
+            while j + 1 < len(cl.lemmas) and cl.lemmas[j + 1] in words:
+                j += 1
+            names.append((i, j, " ".join(cl.lemmas[i: j + 1])))
+            i = j + 1
+        else:
+            i += 1
+    passive = "by" in cl.words
+    out = []
+    for (_, a_end, first), (b_start, _, second) in zip(names, names[1:], strict=False):
+        if first == second:
+            continue
+        for verb in cl.lemmas[a_end + 1: b_start]:
+            if is_noun(verb) or verb in FRAME_WORDS:
+                continue
+            out.append((second, verb, first) if passive else (first, verb, second))
+    return out
+
+
+def role_reversed(claim: Analysis, span: Sequence[Clause]) -> str | None:
+    """Two names on either side of the same verb, the other way round from the source: 'Perrin breached its
+    contract with Denholm' against 'Denholm breached its contract with Perrin'."""
+    theirs = {(a, v, b) for cl in span for a, v, b in _roles(cl)}
+    if not theirs:
+        return None
+    for cc in claim.clauses:
+        for a, v, b in _roles(cc):
+            if (b, v, a) in theirs and (a, v, b) not in theirs:
+                return f"entity: the source says '{b} {v} ... {a}', not '{a} {v} ... {b}'"
+    return None
+
+
 def role_swap(claim: Analysis, span: list[Clause]) -> str | None:
     """A name the source states in a clause about another attribute, while the clause about the claim's
     attribute names someone else: 'opens in Prague' where the source opens in Lyon and closes in Prague."""
