@@ -418,3 +418,20 @@ def test_names_swapped_around_a_verb(claim: str, verdict: str):
     premise = "The court upheld the ruling that Denholm Ltd breached its contract with Perrin Logistics."
     r = ClaimChecks().check(premise, claim)
     assert r.verdict == verdict, r.reason
+
+
+APR = "The purchase APR is 22.9%, and cash advances are charged at 27.9% from the date of the transaction."
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # a comparison read against the source's own figures for each side
+    (APR, "Cash advances carry a lower APR than purchases.", "contradicted"),
+    (APR, "Cash advances carry a higher APR than purchases.", "supported"),
+    # figures of another measure say nothing of this one
+    ("Treated plots yielded 7.8 tonnes of wheat per hectare, compared with 6.9 tonnes on untreated plots. The "
+     "treated plots also used 15% less irrigation water.", "The treated plots used less irrigation water than the "
+     "other plots.", "supported"),
+])
+def test_comparisons_against_the_figures(premise: str, claim: str, verdict: str):
+    r = ClaimChecks().check(premise, claim)
+    assert r.verdict == verdict, r.reason

@@ -24,6 +24,7 @@ from assistant.entailment.compare import (
     FRAME_WORDS,
     claim_words,
     clauses_about,
+    comparison_reversed,
     contains_name,
     entity_swap,
     exception_swap,
@@ -182,7 +183,7 @@ class ClaimChecks:
             if inside:
                 return inside
         return (entity_swap(claim, text) or from_to_swap(claim.text, text) or reversed_order(claim.text, text)
-                or role_swap(claim, span) or role_reversed(claim, span)
+                or role_swap(claim, span) or role_reversed(claim, span) or comparison_reversed(claim, span)
                 or self._quantity_conflict(claim, span))
 
     def _gap(self, claim: Analysis, span: list[Clause], text: str) -> str | None:

@@ -40,7 +40,7 @@ def contains_name(low: str, entity: str) -> bool:
 FRAME_WORDS = frozenset(["have", "do", "be", "get", "although", "though", "once", "if", "so", "just", "even",
                          "also", "still", "already", "yet", "far", "around", "out", "whether", "because", "since",
                          "while", "whereas", "unless", "however", "thus", "hence", "then", "there", "here",
-                         "really", "actually", "indeed", "any"])
+                         "really", "actually", "indeed", "any", "much"])  # "much": the lemma of more / most
 
 
 def term_weight(term: str) -> int:
@@ -379,6 +379,76 @@ def role_reversed(claim: Analysis, span: Sequence[Clause]) -> str | None:
         for a, v, b in _roles(cc):
             if (b, v, a) in theirs and (a, v, b) not in theirs:
                 return f"entity: the source says '{b} {v} ... {a}', not '{a} {v} ... {b}'"
+    return None
+
+
+_RANKED = frozenset(["high", "low", "large", "small", "big", "great", "many", "much", "few", "little", "heavy", "light",
+                     "strong", "weak", "wide", "narrow", "deep", "shallow", "long", "short"])
+
+
+def _comparisons(cc: Clause) -> list[tuple[set[str], str, set[str], set[str]]]:
+    """(first side, 'up' | 'down', second side, what is compared) for each 'X ... higher APR than Y' of a clause
+    (a bound, 'more than 1,000', is not a comparison)."""
+    words, out = cc.words, []
+    for i, w in enumerate(words):
+        if w != "than" or i == 0 or i + 1 >= len(words) or re.match(r"[\d$€£]", words[i + 1]):
+            continue
+        for k in range(i - 1, max(-1, i - 4), -1):
+            found = direction_words([words[k]])
+            if found and (words[k] in ("more", "less", "fewer") or _adjective(words[k]) in _RANKED):
+                # each side by its head: the first two content words ("cash advances", "gas plants")
+                left = set(_ordered_content(" ".join(words[:k]))[:2])
+                right = set(_ordered_content(" ".join(words[i + 1:]))[:2])
+                measure = set(_ordered_content(" ".join(words[k + 1: i])))
+                out.append((left - right, found[0][1], right - left, measure))
+                break
+    return out
+
+
+def _ordered_content(text: str) -> list[str]:
+    return [t for c in analyse(text).clauses for t in c.lemmas if t not in FRAME_WORDS and t not in c.units]
+
+
+def _adjective(word: str) -> str:
+    from lemminflect import getAllLemmas
+
+    return str(getAllLemmas(word).get("ADJ", ("",))[0])
+
+
+def _value_of(side: set[str], other: set[str], span: Sequence[Clause]) -> Quantity | None:
+    """The figure the source states for one side of a comparison: in a clause that names it and not the other."""
+    things = {t for t in other if is_noun(t)} or other
+    for cl in span:
+        if side & cl.terms and not things & cl.terms:
+            figures = [q for q in cl.quantities if not _is_year(q) and q.unit != "fold"]
+            if len(figures) == 1:
+                return figures[0]
+    return None
+
+
+def _clause_of(q: Quantity, span: Sequence[Clause]) -> Clause | None:
+    return next((cl for cl in span if any(x is q for x in cl.quantities)), None)
+
+
+def comparison_reversed(claim: Analysis, span: Sequence[Clause]) -> str | None:
+    """'Cash advances carry a lower APR than purchases' where the source gives 27.9% for cash advances and 22.9%
+    for purchases: the claim's comparison against the source's own figures."""
+    for cc in claim.clauses:
+        for left, way, right, measure in _comparisons(cc):
+            if not left or not right:
+                continue
+            a, b = _value_of(left, right, span), _value_of(right, left, span)
+            if a is None or b is None or a is b or not comparable(a, b) or a.unit != b.unit:
+                continue
+            held = [_clause_of(a, span), _clause_of(b, span)]
+            if measure and not any(cl is not None and measure & cl.terms for cl in held):
+                continue  # "used less irrigation water than" is not measured by the tonnes of wheat
+            if a.value == b.value:
+                continue
+            actual = "up" if a.value > b.value else "down"
+            if actual != way:
+                return (f"direction: the source gives {a.text}{' ' + a.unit if a.unit else ''} against "
+                        f"{b.text}{' ' + b.unit if b.unit else ''}, the claim says {way}")
     return None
 
 
