@@ -435,3 +435,10 @@ APR = "The purchase APR is 22.9%, and cash advances are charged at 27.9% from th
 def test_comparisons_against_the_figures(premise: str, claim: str, verdict: str):
     r = ClaimChecks().check(premise, claim)
     assert r.verdict == verdict, r.reason
+
+
+def test_opposite_bounds_on_one_figure():
+    premise = "The Easy Access Saver pays 4.1% AER on balances up to £50,000 and 3.2% on any amount above that."
+    r = ClaimChecks().check(premise, "Balances above £50,000 earn 4.1% AER.")
+    assert (r.verdict, r.reason.split(":")[0]) == ("contradicted", "bound"), r.reason
+    assert ClaimChecks().check(premise, "Balances of up to £50,000 earn 4.1% AER.").verdict == "supported"

@@ -545,6 +545,10 @@ def wrong_value(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
     if any(matches(q, s) for cl in span for s in cl.quantities):
         return None
     same_number = [s for cl in span for s in cl.quantities if s.value == q.value and s.unit and q.unit]
+    bounded = [s for s in same_number if s.unit == q.unit and s.bound and q.bound and s.bound != q.bound]
+    if bounded:
+        words = {"lower": "at least / above", "upper": "at most / up to"}
+        return f"bound: the claim says {words[q.bound]} {q.text} {q.unit}, the source {words[bounded[0].bound]}"
     if same_number:
         return f"unit: the claim says {q.text} {q.unit}, the source {same_number[0].text} {same_number[0].unit}"
     target = _aligned(cc, span)

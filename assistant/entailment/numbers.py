@@ -345,7 +345,7 @@ def read_quantities(toks: list[str]) -> list[Quantity]:
             else:
                 unit = unit_of(toks[j])
                 word = nxt if unit else ""
-        before = [w.lower() for w in toks[max(0, i - 2): i]]
+        before = [w.lower() for w in toks[max(0, i - 3): i] if w.lower() not in CURRENCY][-2:]
         hedged = any(w in HEDGES or w in RANGE_WORDS for w in before)
         out.append(Quantity(value, unit, t, hedged, word, _bound(before)))
         at.append(i)
