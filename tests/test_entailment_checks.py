@@ -442,3 +442,18 @@ def test_opposite_bounds_on_one_figure():
     r = ClaimChecks().check(premise, "Balances above £50,000 earn 4.1% AER.")
     assert (r.verdict, r.reason.split(":")[0]) == ("contradicted", "bound"), r.reason
     assert ClaimChecks().check(premise, "Balances of up to £50,000 earn 4.1% AER.").verdict == "supported"
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # how often, as events a year
+    ("Interest is calculated daily and paid monthly.", "Interest is paid out twelve times a year.", "supported"),
+    ("Interest is calculated daily and paid monthly.", "Interest is paid out four times a year.", "unsupported"),
+    ("Adult dogs should be dewormed every three months.", "Adult dogs should be dewormed four times a year.",
+     "supported"),
+    ("Cows are milked twice a day.", "Cows are milked two times daily.", "supported"),
+    ("The planet orbits its star every 11.2 days.", "The planet orbits its star in just over 11 days.",
+     "supported"),  # a period of days stays a period
+])
+def test_frequencies(premise: str, claim: str, verdict: str):
+    r = ClaimChecks().check(premise, claim)
+    assert r.verdict == verdict, r.reason

@@ -182,6 +182,7 @@ def normalise(text: str) -> str:
     text = _periods(text)
     text = _number_words(text)
     text = _multipliers(text)
+    text = _frequencies(text)
     text = re.sub(r"\b(\d+(?:\.\d+)?)\s*\(\s*\1\s*\)", r"\1", text)  # "thirty (30)" -> "30"
     return _RATIO.sub(_ratio, text)
 
@@ -211,6 +212,42 @@ _TIMES = re.compile(r"\b(\d+(?:\.\d+)?)\s+times\s+(?=(?:as|more|higher|larger|gr
 _FOLD = re.compile(r"\b(\d+(?:\.\d+)?)\s*-?\s*fold\b", re.I)
 _MULTIPLYING = {"doubl": 2, "tripl": 3, "quadrupl": 4, "halv": 0.5}
 _MULTIPLY = re.compile(r"\b(doubl|tripl|quadrupl|halv)(ed|es|ing)\b", re.I)
+
+
+_PER_YEAR = {"day": 365, "week": 52, "fortnight": 26, "month": 12, "quarter": 4, "year": 1}
+_ADVERB_RATE = {"daily": 365, "weekly": 52, "fortnightly": 26, "monthly": 12, "quarterly": 4, "annually": 1,
+                "yearly": 1}
+_TIMES_PER = re.compile(r"\b(\d+(?:\.\d+)?\s+times|once|twice|thrice)\s+(?:a|an|per|each|every)\s+"
+                        r"(day|week|fortnight|month|quarter|year)\b", re.I)
+_EVERY = re.compile(r"\bevery\s+(?:(\d+)\s+(?=(?:week|month|quarter|year)s?\b))?(day|week|fortnight|month|quarter|year)s?\b",
+                    re.I)
+_TIMES_ADVERB = re.compile(r"\b(\d+(?:\.\d+)?\s+times|once|twice|thrice)\s+(daily|weekly|fortnightly|monthly|quarterly|"
+                           r"annually|yearly)\b", re.I)
+_VERB_RATE = re.compile(r"\b([a-z]+ed|paid|held|run|runs|given|taken|met|meets|sent|done|made|is|are|be)\s+(?:out\s+)?(daily|weekly|fortnightly|monthly|quarterly|annually|yearly)\b",
+                        re.I)
+
+
+def _frequencies(text: str) -> str:
+    """How often, as events a year: 'paid monthly' = 'twelve times a year' = 12 peryear; 'every three months' =
+    'four times a year'. Only a calendar period, and 'monthly' only after a verb ('a daily intake' stays)."""
+    def times(m: re.Match[str]) -> str:
+        count = {"once": 1, "twice": 2, "thrice": 3}.get(m.group(1).lower())
+        n = count if count is not None else float(m.group(1).split()[0])
+        return f"{n * _PER_YEAR[m.group(2).lower()]:g} peryear"
+
+    def every(m: re.Match[str]) -> str:
+        n = float(m.group(1)) if m.group(1) else 1.0
+        return f"every {_PER_YEAR[m.group(2).lower()] / n:g} peryear {m.group(2)}"  # the period stays a word
+
+    def adverb(m: re.Match[str]) -> str:
+        count = {"once": 1, "twice": 2, "thrice": 3}.get(m.group(1).lower())
+        n = count if count is not None else float(m.group(1).split()[0])
+        return f"{n * _ADVERB_RATE[m.group(2).lower()]:g} peryear"
+
+    text = _TIMES_PER.sub(times, text)
+    text = _TIMES_ADVERB.sub(adverb, text)
+    text = _EVERY.sub(every, text)
+    return _VERB_RATE.sub(lambda m: f"{m.group(1)} {_ADVERB_RATE[m.group(2).lower()]} peryear {m.group(2)}", text)
 
 
 def _multipliers(text: str) -> str:
@@ -340,8 +377,8 @@ def read_quantities(toks: list[str]) -> list[Quantity]:
                 unit, word = "%", nxt
             elif nxt in CURRENCY:
                 unit, word = CURRENCY[nxt], nxt
-            elif nxt == "fold":
-                unit, word = "fold", nxt
+            elif nxt in ("fold", "peryear"):
+                unit, word = nxt, nxt
             else:
                 unit = unit_of(toks[j])
                 word = nxt if unit else ""

@@ -250,7 +250,8 @@ def direction(words: Iterable[str]) -> set[str]:
 def quantifier_words(words: Iterable[str]) -> set[str]:
     """A clause's words less the bounds that look like quantifiers: 'at most 70%', 'at least 30 g'."""
     seq = list(words)
-    return {w for i, w in enumerate(seq) if not (w in ("most", "least") and i and seq[i - 1] == "at")}
+    return {w for i, w in enumerate(seq) if not (w in ("most", "least") and i and seq[i - 1] == "at")
+            and not (w in ("every", "each") and i + 1 < len(seq) and re.match(r"\d", seq[i + 1]))}  # a rate
 
 
 def quantifier(words: Iterable[str]) -> str:
