@@ -219,12 +219,12 @@ _ADVERB_RATE = {"daily": 365, "weekly": 52, "fortnightly": 26, "monthly": 12, "q
                 "yearly": 1}
 _TIMES_PER = re.compile(r"\b(\d+(?:\.\d+)?\s+times|once|twice|thrice)\s+(?:a|an|per|each|every)\s+"
                         r"(day|week|fortnight|month|quarter|year)\b", re.I)
-_EVERY = re.compile(r"\bevery\s+(?:(\d+)\s+(?=(?:week|month|quarter|year)s?\b))?(day|week|fortnight|month|quarter|year)s?\b",
-                    re.I)
+_EVERY = re.compile(r"\bevery\s+(?:(\d+)\s+(?=(?:week|month|quarter|year)s?\b))?"
+                    r"(day|week|fortnight|month|quarter|year)s?\b", re.I)
 _TIMES_ADVERB = re.compile(r"\b(\d+(?:\.\d+)?\s+times|once|twice|thrice)\s+(daily|weekly|fortnightly|monthly|quarterly|"
                            r"annually|yearly)\b", re.I)
-_VERB_RATE = re.compile(r"\b([a-z]+ed|paid|held|run|runs|given|taken|met|meets|sent|done|made|is|are|be)\s+(?:out\s+)?(daily|weekly|fortnightly|monthly|quarterly|annually|yearly)\b",
-                        re.I)
+_VERB_RATE = re.compile(r"\b([a-z]+ed|paid|held|run|runs|given|taken|met|meets|sent|done|made|is|are|be)\s+"
+                        r"(?:out\s+)?(daily|weekly|fortnightly|monthly|quarterly|annually|yearly)\b", re.I)
 
 
 def _frequencies(text: str) -> str:
