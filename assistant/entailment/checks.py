@@ -61,6 +61,10 @@ class CheckSettings:
     lexicon: bool = True  # WordNet synonyms, derivations, broader terms and antonyms (`assistant.entailment.lexicon`)
 
 
+_SUBORDINATORS = frozenset(["if", "when", "unless", "because", "to", "after", "before", "while", "once", "as", "so",
+                            "since", "until", "whenever", "where"])
+
+
 @dataclass
 class _Outcome:
     verdict: str  # supported | unsupported | contradicted
@@ -167,6 +171,11 @@ class ClaimChecks:
             _, missing = self._coverage(Analysis(claim.text, [cc]), span_terms, low)
             terms = [t for t in dict.fromkeys(cc.lemmas) if t not in cc.units and t not in FRAME_WORDS]
             thing = any(is_noun(m) or m in cc.entities for m in missing)
+            # a short fragment of a coordination ("stay in a quiet | and relaxed environment") must be missing
+            # whole; a clause of its own ("if you develop a fever", four words or more) only mostly
+            whole = bool(cc.words) and cc.words[0] in _SUBORDINATORS or len(terms) >= 4
+            if not whole and len(missing) < len(terms):
+                continue
             if len(terms) >= 2 and len(missing) >= max(2, 0.6 * len(terms)) and (thing or len(missing) >= 3):
                 return f"addition: the source does not say '{' '.join(missing[:4])}'"
         return None
