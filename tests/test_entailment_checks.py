@@ -23,6 +23,11 @@ P = ("The Corvid 7 drone flies for 38 minutes per charge, and a full recharge ta
      "The Corvid 9 flies for 52 minutes.")
 
 
+def _expect(premise: str, claim: str, verdict: str) -> None:
+    r = ClaimChecks().check(premise, claim)
+    assert r.verdict == verdict, r.reason
+
+
 @pytest.mark.parametrize("premise, claim, verdict, reason", [
     (P, "The Corvid 7 flies for 38 minutes on a charge.", "supported", "supported"),
     (P, "Recharging the Corvid 7 takes 120 minutes.", "supported", "supported"),  # unit conversion
@@ -123,8 +128,7 @@ BREAKFAST = "Check-in is from 3 pm and check-out is by 11 am. Breakfast is inclu
      "On Linux, dark mode remains experimental.", "supported"),  # the exception's own clause, not the rule's
 ])
 def test_arithmetic_ratios_ranges_and_negation_scope(premise: str, claim: str, verdict: str):
-    r = ClaimChecks().check(premise, claim)
-    assert r.verdict == verdict, r.reason
+    _expect(premise, claim, verdict)
 
 
 @pytest.mark.parametrize("premise, claim, verdict", [
@@ -155,8 +159,7 @@ TOUR = "The quartet will tour 14 cities, opening in Lyon on 2 October and closin
     (TOUR, "The tour closes in Prague on 19 November.", "supported"),
 ])
 def test_names_keep_their_roles(premise: str, claim: str, verdict: str):
-    r = ClaimChecks().check(premise, claim)
-    assert r.verdict == verdict, r.reason
+    _expect(premise, claim, verdict)
 
 
 @pytest.mark.parametrize("premise, claim, verdict", [
@@ -166,8 +169,7 @@ def test_names_keep_their_roles(premise: str, claim: str, verdict: str):
     ("Water the seedlings 2 times a week.", "Water the seedlings twice a week.", "supported"),
 ])
 def test_fractions_of_units(premise: str, claim: str, verdict: str):
-    r = ClaimChecks().check(premise, claim)
-    assert r.verdict == verdict, r.reason
+    _expect(premise, claim, verdict)
 
 
 TREATY = ("The Treaty of Calvessa was signed in 1648, ending a long war. The treaty was ratified by the Aurean "
@@ -185,8 +187,7 @@ TREATY = ("The Treaty of Calvessa was signed in 1648, ending a long war. The tre
      "contradicted"),
 ])
 def test_the_whole_source_and_named_additions(premise: str, claim: str, verdict: str):
-    r = ClaimChecks().check(premise, claim)
-    assert r.verdict == verdict, r.reason
+    _expect(premise, claim, verdict)
 
 
 @pytest.mark.parametrize("premise, claim, verdict", [
@@ -204,8 +205,7 @@ def test_the_whole_source_and_named_additions(premise: str, claim: str, verdict:
      "contradicted"),  # ... unless the clause about the event gives another year
 ])
 def test_times_versions_money_and_years(premise: str, claim: str, verdict: str):
-    r = ClaimChecks().check(premise, claim)
-    assert r.verdict == verdict, r.reason
+    _expect(premise, claim, verdict)
 
 
 def test_question_words_are_not_support():
@@ -301,8 +301,7 @@ def test_eval_verify_reports_a_broken_cases_file(tmp_path: Path):
      "rising.", "unsupported"),
 ])
 def test_quantified_things_and_added_clauses(premise: str, claim: str, verdict: str):
-    r = ClaimChecks().check(premise, claim)
-    assert r.verdict == verdict, r.reason
+    _expect(premise, claim, verdict)
 
 
 @pytest.mark.parametrize("premise, claim, verdict", [
@@ -315,8 +314,7 @@ def test_quantified_things_and_added_clauses(premise: str, claim: str, verdict: 
     ("Side effects were uncommon in the trial.", "Side effects were common in the trial.", "contradicted"),
 ])
 def test_wordnet_relations(premise: str, claim: str, verdict: str):
-    r = ClaimChecks().check(premise, claim)
-    assert r.verdict == verdict, r.reason
+    _expect(premise, claim, verdict)
 
 
 def test_lexicon_reads_wordnet_by_frequent_sense_and_checks_its_data():
@@ -361,8 +359,7 @@ def test_lexicon_reads_wordnet_by_frequent_sense_and_checks_its_data():
      "The Centre Alliance did not win a majority.", "supported"),
 ])
 def test_multiples_bounds_periods_and_prices(premise: str, claim: str, verdict: str):
-    r = ClaimChecks().check(premise, claim)
-    assert r.verdict == verdict, r.reason
+    _expect(premise, claim, verdict)
 
 
 @pytest.mark.parametrize("premise, claim, verdict", [
@@ -385,8 +382,7 @@ def test_multiples_bounds_periods_and_prices(premise: str, claim: str, verdict: 
      "supported"),
 ])
 def test_negations_that_cancel_and_implicit_ones(premise: str, claim: str, verdict: str):
-    r = ClaimChecks().check(premise, claim)
-    assert r.verdict == verdict, r.reason
+    _expect(premise, claim, verdict)
 
 
 @pytest.mark.parametrize("premise, claim, verdict", [
@@ -405,8 +401,7 @@ def test_negations_that_cancel_and_implicit_ones(premise: str, claim: str, verdi
      "Let the filter dry before refitting it.", "supported"),
 ])
 def test_event_order(premise: str, claim: str, verdict: str):
-    r = ClaimChecks().check(premise, claim)
-    assert r.verdict == verdict, r.reason
+    _expect(premise, claim, verdict)
 
 
 @pytest.mark.parametrize("claim, verdict", [
@@ -416,8 +411,7 @@ def test_event_order(premise: str, claim: str, verdict: str):
 ])
 def test_names_swapped_around_a_verb(claim: str, verdict: str):
     premise = "The court upheld the ruling that Denholm Ltd breached its contract with Perrin Logistics."
-    r = ClaimChecks().check(premise, claim)
-    assert r.verdict == verdict, r.reason
+    _expect(premise, claim, verdict)
 
 
 APR = "The purchase APR is 22.9%, and cash advances are charged at 27.9% from the date of the transaction."
@@ -433,8 +427,7 @@ APR = "The purchase APR is 22.9%, and cash advances are charged at 27.9% from th
      "other plots.", "supported"),
 ])
 def test_comparisons_against_the_figures(premise: str, claim: str, verdict: str):
-    r = ClaimChecks().check(premise, claim)
-    assert r.verdict == verdict, r.reason
+    _expect(premise, claim, verdict)
 
 
 def test_opposite_bounds_on_one_figure():
@@ -455,5 +448,4 @@ def test_opposite_bounds_on_one_figure():
      "supported"),  # a period of days stays a period
 ])
 def test_frequencies(premise: str, claim: str, verdict: str):
-    r = ClaimChecks().check(premise, claim)
-    assert r.verdict == verdict, r.reason
+    _expect(premise, claim, verdict)
