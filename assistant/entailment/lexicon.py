@@ -148,7 +148,9 @@ def table() -> _Table:
     return built
 
 
+@lru_cache(maxsize=1)
 def available() -> bool:
+    """Whether the WordNet data are installed: looked up once per process (the checks ask per word)."""
     try:
         data_dir()
     except LexiconMissing:
