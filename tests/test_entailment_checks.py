@@ -449,3 +449,42 @@ def test_opposite_bounds_on_one_figure():
 ])
 def test_frequencies(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # an acronym in the source states its expansion in the claim, and the other way round
+    ("Sequential labelling indicated that all HSCs segregate their chromosomes randomly.",
+     "All hematopoietic stem cells segregate their chromosomes randomly.", "supported"),
+    ("These results suggest that interventions based on CBT are superior to zopiclone in managing insomnia.",
+     "Interventions based on cognitive behavioural therapy are superior to zopiclone in managing insomnia.",
+     "supported"),
+    ("The World Health Organization declared the outbreak over in March.",
+     "The WHO declared the outbreak over in March.", "supported"),
+    # a claim that defines its own acronym is not asked to find both forms
+    ("Graduated compression stockings did not reduce deep vein thrombosis after stroke.",
+     "Graduated compression stockings (GCS) did not reduce deep vein thrombosis after stroke.", "supported"),
+    # initials that spell the acronym are not enough when the words are not the claim's
+    ("The WHO declared the outbreak over in March.", "The World Trade Organization declared the outbreak over "
+     "in March.", "unsupported"),
+    ("All HSCs segregate their chromosomes randomly.", "All hepatic satellite cells segregate their chromosomes "
+     "randomly.", "supported"),  # the initials match: an acronym alone cannot tell them apart
+])
+def test_acronyms(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)
+
+
+def test_acronym_reading():
+    from assistant.entailment.acronyms import acronym_cover, acronyms
+    assert acronyms("CBT and HSCs, not mRNA or a NASA-led probe or USA") == {"cbt", "hsc", "usa"}
+    assert {"hematopoietic", "stem", "cell"} <= acronym_cover("hematopoietic stem cells divide", "HSCs divide")
+    assert acronym_cover("heat shock cells divide", "the cells divide") == set()
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # a thousands separator followed by a comma is still one number
+    ("The house sold for $452,000, well above its asking price.", "The house sold for $452,000.", "supported"),
+    ("The house sold for $452,000, well above its asking price.", "The house sold for $452.", "contradicted"),
+    ("Attendance reached 12,500, a record.", "Attendance reached 12,500.", "supported"),
+])
+def test_thousands_before_a_comma(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

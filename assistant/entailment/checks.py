@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from assistant.entailment import lexicon
+from assistant.entailment.acronyms import acronym_cover
 from assistant.entailment.base import Entailment
 from assistant.entailment.compare import (
     FRAME_WORDS,
@@ -122,6 +123,7 @@ class ClaimChecks:
     # -- one span ---------------------------------------------------------------------------------------------
     def _judge(self, claim: Analysis, span: list[Clause], text: str, asked: set[str]) -> _Outcome:
         span_terms = set().union(*(cl.terms for cl in span)) if span else set()
+        span_terms |= acronym_cover(claim.text, text)  # "HSCs" states "hematopoietic stem cells"
         coverage, missing = self._coverage(claim, span_terms, plain_words(text))
         aligned = coverage >= self.settings.min_aligned
         conflict = self._conflict(claim, span, text) if aligned else None
@@ -149,7 +151,7 @@ class ClaimChecks:
         negated = {t for cl in claim.clauses for t in cl.negated}
         missing = [t for t in terms if t not in span_terms and not self._synonym(t, span_terms)
                    and not (t in negated and self._antonym(t, span_terms))]
-        lost = [e for e in entities if not contains_name(low, e)]
+        lost = [e for e in entities if not contains_name(low, e) and e not in span_terms]
         weight = sum(map(term_weight, terms)) + 3 * len(entities)
         return 1 - (sum(map(term_weight, missing)) + 3 * len(lost)) / weight, lost + missing
 

@@ -23,7 +23,7 @@ HEDGES = frozenset(["about", "around", "approximately", "roughly", "nearly", "al
 RANGE_WORDS = frozenset(["up", "to", "least", "most", "over", "under", "than", "more", "less", "nearly", "almost"])
 
 
-_THOUSANDS = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+)(?![\d,])")
+_THOUSANDS = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+)(?!\d|,\d)")
 
 
 _NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
