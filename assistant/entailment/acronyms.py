@@ -35,7 +35,7 @@ def _expansions(text: str, wanted: set[str]) -> dict[str, list[str]]:
     for i, first in enumerate(words):
         if first in _SKIPPABLE:
             continue
-        initials, run = "", []
+        initials, run = "", list[str]()
         for w in words[i: i + 12]:
             if w in _SKIPPABLE and run:
                 run.append(w)
