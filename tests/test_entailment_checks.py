@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from assistant.entailment import Entailment, EntailmentModel, build_entailment
-from assistant.entailment.checks import ClaimChecks
+from assistant.entailment.checks import CheckSettings, ClaimChecks
 from assistant.entailment.numbers import Quantity, same_quantity
 from assistant.entailment.text import analyse
 from assistant.errors import UnknownEntailment
@@ -488,3 +488,13 @@ def test_acronym_reading():
 ])
 def test_thousands_before_a_comma(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+def test_lexicon_setting_switches_off_wordnet_opposites():
+    """`CheckSettings(lexicon=False)` keeps WordNet out of every check: rough/smooth is a WordNet antonym pair
+    that the hand-listed opposites do not hold."""
+    premise, claim = "The road surface on the pass is rough.", "The road surface on the pass is smooth."
+    on = ClaimChecks(settings=CheckSettings(lexicon=True)).check(premise, claim)
+    off = ClaimChecks(settings=CheckSettings(lexicon=False)).check(premise, claim)
+    assert (on.verdict, on.reason) == ("contradicted", "opposite: the claim says 'smooth', the source 'rough'")
+    assert not off.reason.startswith("opposite"), off.reason

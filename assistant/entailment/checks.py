@@ -35,6 +35,7 @@ from assistant.entailment.compare import (
     name_key,
     negated_inside,
     opposite,
+    opposites_of,
     order_reversed,
     plain_words,
     polarity,
@@ -47,7 +48,7 @@ from assistant.entailment.compare import (
 )
 from assistant.entailment.numbers import derived, matches
 from assistant.entailment.order import reversed_order
-from assistant.entailment.text import OPPOSITES, Analysis, Clause, analyse, is_noun
+from assistant.entailment.text import Analysis, Clause, analyse, is_noun
 from assistant.prompting import split_sentences
 
 
@@ -155,9 +156,8 @@ class ClaimChecks:
         weight = sum(map(term_weight, terms)) + 3 * len(entities)
         return 1 - (sum(map(term_weight, missing)) + 3 * len(lost)) / weight, lost + missing
 
-    @staticmethod
-    def _disagree(cc: Clause, cl: Clause, span: list[Clause]) -> str | None:
-        negated, opposed = polarity(cc, cl, span), opposite(cc, cl)
+    def _disagree(self, cc: Clause, cl: Clause, span: list[Clause]) -> str | None:
+        negated, opposed = polarity(cc, cl, span), opposite(cc, cl, self.lexicon)
         if opposed and (cc.negations + cl.negations) % 2:
             return None  # two flips: "have not won" against "lost", "not included" against "excluded"
         return (negated or quantifier_conflict(cc, cl) or opposed or order_reversed(cc, cl)
@@ -193,8 +193,9 @@ class ClaimChecks:
             inside = negated_inside(cc, span)
             if inside:
                 return inside
-        return (entity_swap(claim, text) or from_to_swap(claim.text, text) or reversed_order(claim.text, text)
-                or role_swap(claim, span) or role_reversed(claim, span) or comparison_reversed(claim, span)
+        return (entity_swap(claim, text) or from_to_swap(claim.text, text)
+                or reversed_order(claim.text, text, self.lexicon) or role_swap(claim, span)
+                or role_reversed(claim, span) or comparison_reversed(claim, span)
                 or self._quantity_conflict(claim, span))
 
     def _gap(self, claim: Analysis, span: list[Clause], text: str) -> str | None:
@@ -244,10 +245,7 @@ class ClaimChecks:
 
     def _antonym(self, word: str, span_terms: set[str]) -> bool:
         """A negated claim word is found through its opposite: "have not won" in "have lost"."""
-        partners = {w for pair in OPPOSITES if word in pair for w in pair - {word}}
-        if self.lexicon:
-            partners |= lexicon.antonyms(word)
-        return bool(partners & span_terms)
+        return bool(opposites_of(word, self.lexicon) & span_terms)
 
     def _synonym(self, word: str, span_terms: set[str]) -> bool:
         if not span_terms or len(word) < 3:

@@ -266,25 +266,25 @@ def quantifier_gap(cc: Clause, span: Sequence[Clause]) -> str | None:
     return f"quantifier: the claim says '{q} {noun}'; the source does not say it of every {noun}"
 
 
-def opposite(cc: Clause, cl: Clause) -> str | None:
+def opposite(cc: Clause, cl: Clause, use_lexicon: bool = True) -> str | None:
     mine, theirs = direction(cc.words), direction(cl.words)
     if mine and theirs and not (mine & theirs):
         return (f"direction: the claim says {'/'.join(sorted(mine))} ({_dir_words(cc)}), the source "
                 f"{'/'.join(sorted(theirs))} ({_dir_words(cl)})")
-    for word in cc.terms - cl.terms - ORDER:
-        for pair in OPPOSITES:
-            if word in pair and (pair - {word}) & cl.terms - cc.terms:
-                other = next(iter(pair - {word}))
-                return f"opposite: the claim says '{word}', the source '{other}'"
-        against = _antonyms(word) & (cl.terms - cc.terms)
+    for word in sorted(cc.terms - cl.terms - ORDER, key=cc.lemmas.index):  # in the claim's order: one reason
+        against = opposites_of(word, use_lexicon) & (cl.terms - cc.terms)
         if against:
             return f"opposite: the claim says '{word}', the source '{min(against)}'"
     return None
 
 
-def _antonyms(word: str) -> frozenset[str]:
-    """WordNet's direct antonyms of a word in its frequent senses (empty without the lexicon)."""
-    return lexicon.antonyms(word) if lexicon.available() else frozenset()
+def opposites_of(word: str, use_lexicon: bool = True) -> frozenset[str]:
+    """The words that say the opposite of `word`: the hand-listed pairs (`OPPOSITES`) and, with `use_lexicon`
+    and WordNet installed, WordNet's direct antonyms in its frequent senses."""
+    partners = frozenset(w for pair in OPPOSITES if word in pair for w in pair - {word})
+    if use_lexicon and lexicon.available():
+        partners |= lexicon.antonyms(word)
+    return partners
 
 
 def _dir_words(cl: Clause) -> str:

@@ -87,22 +87,24 @@ def _content(text: str) -> bool:
     return bool(_event(text, last=True))
 
 
-def _same(a: Event, b: Event) -> int:
+def _same(a: Event, b: Event, use_lexicon: bool) -> int:
     shared = len(a & b)
-    if lexicon.available():
+    if use_lexicon:
         shared += sum(1 for x in a - b if any(lexicon.related(x, y) for y in b - a))
     return shared
 
 
-def reversed_order(claim: str, source: str) -> str | None:
-    """The claim orders two events the other way round from the source."""
+def reversed_order(claim: str, source: str, use_lexicon: bool = True) -> str | None:
+    """The claim orders two events the other way round from the source (`use_lexicon`: WordNet synonyms and
+    derivations count as the same event word, when WordNet is installed)."""
+    use_lexicon = use_lexicon and lexicon.available()
     theirs = order_pairs(source)
     if not theirs:
         return None
     for early, late in order_pairs(claim):
         for s_early, s_late in theirs:
-            straight = min(_same(early, s_early), _same(late, s_late))
-            swapped = min(_same(early, s_late), _same(late, s_early))
+            straight = min(_same(early, s_early, use_lexicon), _same(late, s_late, use_lexicon))
+            swapped = min(_same(early, s_late, use_lexicon), _same(late, s_early, use_lexicon))
             if swapped > straight:
                 said = " ".join(sorted(s_early)[:3]), " ".join(sorted(s_late)[:3])
                 return f"order: the source puts '{said[0]}' before '{said[1]}'"
