@@ -11,6 +11,7 @@ import copy
 import re
 import threading
 import time
+from collections.abc import Generator as EventGenerator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -57,6 +58,9 @@ class AnswerSettings:
     # question; below this log-odds of "Yes" over "No" the answer is an abstention. None: never ask.
     min_answerable: float | None = None
     closest_sources: int = 3  # shown with an abstention
+    # when the model finds no answer in the best sources (or nothing it says survives verification), it gets
+    # the next retrieved hits once more before the answer is an abstention
+    second_look: bool = True
     images: int = 2  # figure crops sent to a vision-capable generator
     history_turns: int = 2
     system_prompt: str = SYSTEM_PROMPT
@@ -175,6 +179,27 @@ class Answerer:
                 yield StreamEvent("answer", answer=self._abstain(replace(base, sources=tuple(sources)), hits,
                                                                  started, s))
                 return
+        answer = yield from self._attempt(base, messages, sources, hits, image, s, cancel, started)
+        rest = [h for h in hits if h.id not in {src.hit_id for src in sources}]
+        if (answer.abstained and not answer.cancelled and s.second_look and rest
+                and retrieval_confidence(query, rest, self.embedder) >= s.min_confidence):
+            # a second look: the model said it could not find it, or nothing it said survived the checks, in
+            # the best sources; the next hits get one more try before the answer is an abstention
+            again = pack_sources(rest, query, s.context_tokens or budget.context_tokens,
+                                 s.source_tokens or budget.source_tokens, s.max_sources or budget.max_sources)
+            if again:
+                yield StreamEvent("sources", sources=tuple(again))
+                messages = build_messages(question, again, _history_messages(history), system, s.history_turns)
+                timings["second_look_s"] = time.perf_counter() - started
+                retry = yield from self._attempt(replace(base, timings=timings), messages, again, hits, image, s,
+                                                 cancel, started)
+                answer = retry if not retry.abstained else replace(answer, timings=retry.timings)
+        yield StreamEvent("answer", answer=answer)
+
+    def _attempt(self, base: Answer, messages: list[Message], sources: list[Source], hits: list[Hit],
+                 image: str | None, s: AnswerSettings, cancel: threading.Event | None,
+                 started: float) -> EventGenerator[StreamEvent, None, Answer]:
+        """One draft from the generator over `sources`, streamed as token events, then verified."""
         raw, cancelled = [], False
         pieces = self.generator.stream(messages, self._images(sources, image, s), s.sampling)
         try:
@@ -182,16 +207,14 @@ class Answerer:
                 if cancel is not None and cancel.is_set():
                     cancelled = True
                     break
-                timings.setdefault("first_token_s", time.perf_counter() - started)
+                base.timings.setdefault("first_token_s", time.perf_counter() - started)
                 raw.append(piece)
                 yield StreamEvent("token", text=piece)
         finally:
             close = getattr(pieces, "close", None)
             if close:
                 close()
-        answer = self._verified(replace(base, raw_text="".join(raw), cancelled=cancelled), sources, hits, started,
-                                s)
-        yield StreamEvent("answer", answer=answer)
+        return self._verified(replace(base, raw_text="".join(raw), cancelled=cancelled), sources, hits, started, s)
 
     def _verified(self, base: Answer, sources: list[Source], hits: list[Hit], started: float,
                   s: AnswerSettings) -> Answer:

@@ -302,3 +302,44 @@ def test_cli_ask_image_must_exist_and_be_a_picture(kb_dir: Path, tmp_path: Path,
     assert main(["ask", "How long does the battery last?", "--kb", str(kb_dir), "--model", "extractive",
                  "--image", str(garbage)]) == 2
     assert "is not a readable image" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def decoy_kb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A note that matches the question best but does not answer it, beside the manual that does."""
+    root = tmp_path_factory.mktemp("decoy")
+    (root / "docs").mkdir()
+    make_pdf(root / "docs" / "manual.pdf", PAGES, title="Aurora X2 manual")
+    (root / "docs" / "notes.md").write_text("# Water resistance rating\n\nWhat is the water resistance rating of the "
+                                            "Aurora X2? The rating is listed in the manual.\n")
+    sdk(root / "kb").ingest(root / "docs")
+    return root / "kb"
+
+
+def _reads_ip67(messages: Any) -> str:
+    user = messages[-1]["content"]
+    return "The rating is IP67 [1]." if "IP67" in user else "I could not find this in your documents."
+
+
+def test_a_second_look_at_the_next_hits_before_abstaining(decoy_kb: Path):
+    gen = ScriptedGenerator(_reads_ip67)
+    answer = sdk(decoy_kb, max_sources=1).ask("What is the Aurora X2 water resistance rating?", generator=gen)
+    first, second = (c.messages[-1]["content"] for c in gen.calls)
+    assert "notes.md" in first and "IP67" not in first and "IP67" in second  # the next hits, not the same ones
+    assert not answer.abstained and answer.citations[0].verified and "IP67" in answer.citations[0].quote
+    assert [s.doc for s in answer.sources] == ["manual.pdf"] and "second_look_s" in answer.timings
+    events = [e.type for e in sdk(decoy_kb, max_sources=1).ask("What is the Aurora X2 water resistance rating?",
+                                                               generator=ScriptedGenerator(_reads_ip67),
+                                                               stream=True).events()]
+    assert events.count("sources") == 2 and events[-1] == "answer"
+
+
+def test_no_second_look_when_switched_off_or_nothing_else_answers(decoy_kb: Path):
+    gen = ScriptedGenerator(_reads_ip67)
+    answer = sdk(decoy_kb, max_sources=1, second_look=False).ask("What is the Aurora X2 water resistance rating?",
+                                                                 generator=gen)
+    assert answer.abstained and len(gen.calls) == 1
+    never = ScriptedGenerator("I could not find this in your documents.")
+    answer = sdk(decoy_kb, max_sources=1).ask("What is the Aurora X2 water resistance rating?", generator=never)
+    assert answer.abstained and answer.text == ABSTAIN_TEXT and len(never.calls) == 2
+    assert [s.doc for s in answer.sources] == ["notes.md"]  # the abstention shows the best sources it read
