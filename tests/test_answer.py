@@ -322,15 +322,18 @@ def _reads_ip67(messages: Any) -> str:
 
 
 def test_a_second_look_at_the_next_hits_before_abstaining(decoy_kb: Path):
+    assert not AnswerSettings().second_look  # opt-in (see the setting)
     gen = ScriptedGenerator(_reads_ip67)
-    answer = sdk(decoy_kb, max_sources=1).ask("What is the Aurora X2 water resistance rating?", generator=gen)
+    answer = sdk(decoy_kb, max_sources=1, second_look=True).ask("What is the Aurora X2 water resistance rating?",
+                                                             generator=gen)
     first, second = (c.messages[-1]["content"] for c in gen.calls)
     assert "notes.md" in first and "IP67" not in first and "IP67" in second  # the next hits, not the same ones
     assert not answer.abstained and answer.citations[0].verified and "IP67" in answer.citations[0].quote
     assert [s.doc for s in answer.sources] == ["manual.pdf"] and "second_look_s" in answer.timings
-    events = [e.type for e in sdk(decoy_kb, max_sources=1).ask("What is the Aurora X2 water resistance rating?",
-                                                               generator=ScriptedGenerator(_reads_ip67),
-                                                               stream=True).events()]
+    again = sdk(decoy_kb, max_sources=1, second_look=True)
+    stream = again.ask("What is the Aurora X2 water resistance rating?", generator=ScriptedGenerator(_reads_ip67),
+                       stream=True)
+    events = [e.type for e in stream.events()]
     assert events.count("sources") == 2 and events[-1] == "answer"
 
 
@@ -340,6 +343,7 @@ def test_no_second_look_when_switched_off_or_nothing_else_answers(decoy_kb: Path
                                                                  generator=gen)
     assert answer.abstained and len(gen.calls) == 1
     never = ScriptedGenerator("I could not find this in your documents.")
-    answer = sdk(decoy_kb, max_sources=1).ask("What is the Aurora X2 water resistance rating?", generator=never)
+    answer = sdk(decoy_kb, max_sources=1, second_look=True).ask("What is the Aurora X2 water resistance rating?",
+                                                                generator=never)
     assert answer.abstained and answer.text == ABSTAIN_TEXT and len(never.calls) == 2
     assert [s.doc for s in answer.sources] == ["notes.md"]  # the abstention shows the best sources it read
