@@ -498,3 +498,21 @@ def test_lexicon_setting_switches_off_wordnet_opposites():
     off = ClaimChecks(settings=CheckSettings(lexicon=False)).check(premise, claim)
     assert (on.verdict, on.reason) == ("contradicted", "opposite: the claim says 'smooth', the source 'rough'")
     assert not off.reason.startswith("opposite"), off.reason
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # a party named at the start of a sentence still swaps roles
+    ("Perrin supplies the parts to Denholm. Denholm breached its contract in March.",
+     "Perrin breached its contract in March.", "contradicted"),
+    ("The Lyon office opens in May and the Prague office closes in June.", "The Prague office opens in May.",
+     "contradicted"),
+    # a gene symbol or an acronym is a technical term, not a party: the protein named in a neighbouring clause
+    # has not taken its role
+    ("The stress-responsive kinases ABK1, ZMT4, and QRX2 play a major role in sensing heat stress to initiate "
+     "and modulate repair.", "The kinase ZMT4 is a sensor of heat stress.", "supported"),
+    ("By screening genes expressed more highly in root hair cells, we identified three stress genes (Hsp4, Dmr2 "
+     "and Kel1 (also known as Kelpin)) that mediated the protective effects against different fungal pathogens.",
+     "DMR2 has protective effects against fungal pathogens.", "supported"),
+])
+def test_roles_belong_to_names_not_to_gene_symbols(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

@@ -457,6 +457,8 @@ def role_swap(claim: Analysis, span: list[Clause]) -> str | None:
     attribute names someone else: 'opens in Prague' where the source opens in Lyon and closes in Prague."""
     for cc in claim.clauses:
         for e in dict.fromkeys(cc.entities):
+            if not (_titled(e, claim.text) or _model_name(e)):
+                continue  # a code or a technical term (AIRE, p53, TCR) is not a party that can swap roles
             holders = [cl for cl in span if e in cl.entities]
             if not holders or len(holders) == len(span):
                 continue
@@ -478,6 +480,18 @@ def is_proper_name(entity: str, text: str) -> bool:
     if not entity.isalpha() or entity.isupper():
         return False
     return re.search(rf"(?<=[a-z,;] ){re.escape(entity.title())}\b", text) is not None
+
+
+def _titled(entity: str, text: str) -> bool:
+    """Written as a name in `text`: each word capitalised and otherwise lower case ('Perrin', 'Kallan Reef'),
+    unlike an acronym or a gene symbol ('AIRE', 'TCR', 'mosGCTL-1')."""
+    m = re.search(rf"(?<![A-Za-z0-9]){re.escape(entity)}(?![A-Za-z0-9])", text, re.I)
+    return m is not None and all(w.isalpha() and w[0].isupper() and w[1:].islower() for w in m.group(0).split())
+
+
+def _model_name(entity: str) -> bool:
+    """A name with a model number: 'Kestrel 5', 'Nimbus 30' (not a gene symbol such as 'irg1' or 'p53')."""
+    return re.fullmatch(r"[a-z][a-z-]+(?: [a-z][a-z-]+)* [0-9][0-9a-z.]*", entity) is not None
 
 
 def name_key(entity: str) -> str:
