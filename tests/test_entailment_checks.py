@@ -516,3 +516,19 @@ def test_lexicon_setting_switches_off_wordnet_opposites():
 ])
 def test_roles_belong_to_names_not_to_gene_symbols(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # what a study sets out to find is not what it found
+    ("OBJECTIVE To assess the risks of kidney failure in patients taking the newer diabetes drugs. DESIGN Open "
+     "cohort study in primary care.", "The newer diabetes drugs increase the risks of kidney failure.", "unsupported"),
+    ("We examined whether remote work lowers staff turnover in small firms.",
+     "Remote work lowers staff turnover in small firms.", "unsupported"),
+    # ... unless the sentence reports the finding too
+    ("We examined whether remote work lowers staff turnover in small firms and found that it does.",
+     "Remote work lowers staff turnover in small firms.", "supported"),
+    ("Remote work lowered staff turnover in small firms.", "Remote work lowered staff turnover in small firms.",
+     "supported"),
+])
+def test_a_question_is_not_a_finding(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

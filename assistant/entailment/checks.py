@@ -12,6 +12,7 @@ Words that occur only in the question never count: the premise is the source, no
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,22 @@ class CheckSettings:
 
 _SUBORDINATORS = frozenset(["if", "when", "unless", "because", "to", "after", "before", "while", "once", "as", "so",
                             "since", "until", "whenever", "where"])
+
+
+# a sentence that sets out what a study or report asks ("OBJECTIVE To assess the risks of ...", "We examined
+# whether ...") states no finding, unless it also reports one ("... and found that ...")
+_ASKS = re.compile(r"^\W*(?:objectives?|aims?|purpose|background and aims?|questions?)\b|\bto (?:assess|determine|"
+                   r"investigate|examine|evaluate|explore|test|compare|study|establish|identify) (?:whether|if|how|"
+                   r"the|what|which|a|an|its|their)\b|\b(?:asked|examined|investigated|tested|studied|explored|"
+                   r"assessed|evaluated|determined|unclear|unknown|uncertain) (?:whether|if)\b", re.I)
+_FINDS = re.compile(r"\b(?:found|finds?|show(?:s|ed|n)?|demonstrat\w*|reveal\w*|indicat\w*|conclu\w*|results?|"
+                    r"suggest\w*|confirm\w*|observed|identified|report(?:s|ed)? that)\b", re.I)
+
+
+def _only_asks(text: str, about: set[str] | None = None) -> bool:
+    """Every sentence of `text` that speaks of `about` (content lemmas; all sentences when None) only asks."""
+    sentences = [x for x in split_sentences(text) or [text] if about is None or analyse(x).terms & about]
+    return bool(sentences) and all(_ASKS.search(x) and not _FINDS.search(x) for x in sentences)
 
 
 @dataclass
@@ -215,6 +232,8 @@ class ClaimChecks:
         for e in names:
             if e not in found and found:
                 return f"name: '{e}' is not in the source"  # "in Wales, Scotland and the north": an addition
+        if _only_asks(text, claim.terms) and not _only_asks(claim.text):
+            return "question: the source sets out to find this; it does not state it"
         return None
 
     def _quantity_conflict(self, claim: Analysis, span: list[Clause]) -> str | None:
