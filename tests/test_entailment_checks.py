@@ -264,9 +264,9 @@ def test_eval_verify_on_the_adversarial_cases(name: str):
 def test_eval_verify_on_scifact_rationales():
     result = _eval(f"scifact-claims:{SCIFACT}")
     assert result["cases"] == 300 and set(result["by_kind"]) == {"SUPPORT", "CONTRADICT", "NEI"}
-    # today: SUPPORT kept 0.40, CONTRADICT rejected 0.78, NEI rejected 0.95 (landed verifier: 0.58 / 0.59 / 0.89)
+    # today: SUPPORT kept 0.48, CONTRADICT rejected 0.77, NEI rejected 0.94 (landed verifier: 0.58 / 0.59 / 0.89)
     kinds = result["by_kind"]
-    assert kinds["NEI"]["rate"] >= 0.9 and kinds["CONTRADICT"]["rate"] >= 0.72 and kinds["SUPPORT"]["rate"] >= 0.35
+    assert kinds["NEI"]["rate"] >= 0.9 and kinds["CONTRADICT"]["rate"] >= 0.72 and kinds["SUPPORT"]["rate"] >= 0.44
 
 
 def test_eval_verify_reports_a_broken_cases_file(tmp_path: Path):
@@ -531,4 +531,33 @@ def test_roles_belong_to_names_not_to_gene_symbols(premise: str, claim: str, ver
      "supported"),
 ])
 def test_a_question_is_not_a_finding(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # "no effect on X" against a source that states a change in X
+    ("The sugar tax was expected to reduce obesity prevalence by 3.0% and diabetes incidence by 1.6% in India.",
+     "The sugar tax had no effect on diabetes incidence in India.", "contradicted"),
+    ("Over the trial, the new fertiliser increased wheat yields on clay soils by 8%.",
+     "The new fertiliser did not affect wheat yields on clay soils.", "contradicted"),
+    # ... and the right claim where the source itself says no change
+    ("The new fertiliser did not change wheat yields on clay soils.",
+     "The new fertiliser had no effect on wheat yields on clay soils.", "supported"),
+])
+def test_no_effect_against_a_stated_change(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # the verbs of scientific findings have directions too
+    ("Triggering of PD-1 on monocytes induced IL-10 production.", "Triggering of PD-1 on monocytes reduces IL-10 "
+     "production.", "contradicted"),
+    ("The compound suppressed tumour growth in mice.", "The compound promotes tumour growth in mice.",
+     "contradicted"),
+    ("The compound suppressed tumour growth in mice.", "The compound inhibits tumour growth in mice.", "supported"),
+    # a "no change" next to a sentence about something else that changed
+    ("Ostra Foods reported a net loss of $12 million, narrower than a year earlier. The company reaffirmed its "
+     "full-year outlook.", "Ostra Foods did not change its full-year outlook.", "supported"),
+])
+def test_directions_of_scientific_verbs(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)

@@ -35,6 +35,7 @@ from assistant.entailment.compare import (
     misplaced,
     name_key,
     negated_inside,
+    no_effect,
     opposite,
     opposites_of,
     order_reversed,
@@ -213,7 +214,8 @@ class ClaimChecks:
         return (entity_swap(claim, text) or from_to_swap(claim.text, text)
                 or reversed_order(claim.text, text, self.lexicon) or role_swap(claim, span)
                 or role_reversed(claim, span) or comparison_reversed(claim, span)
-                or self._quantity_conflict(claim, span))
+                or self._quantity_conflict(claim, span)
+                or no_effect(claim, [analyse(x) for x in split_sentences(text) or [text]]))
 
     def _gap(self, claim: Analysis, span: list[Clause], text: str) -> str | None:
         span_q = [q for cl in span for q in cl.quantities]

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from assistant.entailment import lexicon
 from assistant.entailment.numbers import Quantity, comparable, matches, normalise, same_quantity
 from assistant.entailment.text import (
+    CHANGE_DOWN,
+    CHANGE_UP,
     ONLY_Q,
     OPPOSITES,
     ORDER,
@@ -581,3 +583,26 @@ def claim_words(claim: Analysis) -> set[str]:
 
 def _gist(cl: Clause) -> str:
     return " ".join(cl.lemmas[:4])
+
+
+# what a claim of "no effect" denies: "had no effect on", "did not affect", "no change in", "no difference in"
+EFFECT_WORDS = frozenset(["effect", "impact", "influence", "change", "difference", "affect", "alter"])
+
+
+def no_effect(claim: Analysis, sentences: Sequence[Analysis]) -> str | None:
+    """A claim of no effect on something, where the source's sentence most about that thing states a change
+    ("had no effect on the incidence of diabetes" against "reduce ... diabetes incidence by 1.6%")."""
+    for cc in claim.clauses:
+        denied = {t for t in cc.lemmas if t in EFFECT_WORDS}
+        if not cc.negations or not denied or not (cc.negated & denied or denied & {"affect", "alter", "change"}):
+            continue
+        topic = cc.terms - EFFECT_WORDS - FRAME_WORDS
+        about = [(len(a.terms & topic), a) for a in sentences]
+        most = max((n for n, _ in about), default=0)
+        if most < 2:
+            continue
+        top = [a for n, a in about if n == most]  # every sentence most about it must state a change
+        moved = [[w for cl in a.clauses for w in cl.lemmas if w in CHANGE_UP or w in CHANGE_DOWN] for a in top]
+        if all(moved) and not any(cl.negations for a in top for cl in a.clauses):
+            return f"effect: the claim says no effect, the source '{moved[0][0]}'"
+    return None

@@ -37,9 +37,11 @@ SCOPED_NEGATORS = frozenset(["avoid", "avoids", "avoided", "avoiding", "fixes", 
 # direction: a change ("rose", "was cut") or a comparison ("higher", "fewer", "more", "below"). A plain adjective is
 # a description, not a direction: "large projects", "a high-fibre diet", "cold water".
 _CHANGE_UP = ("increase rise grow gain raise boost climb jump improve expand soar surge exceed strengthen accelerate "
-              "add enlarge widen lengthen double triple upgrade extend heighten deepen intensify")
+              "add enlarge widen lengthen double triple upgrade extend heighten deepen intensify "
+              "induce stimulate promote enhance upregulate elevate augment amplify")
 _CHANGE_DOWN = ("decrease fall decline drop reduce plunge slump shrink cut weaken decelerate remove narrow shorten "
-                "halve downgrade worsen deteriorate lower lessen diminish ease slow contract")
+                "halve downgrade worsen deteriorate lower lessen diminish ease slow contract "
+                "inhibit suppress attenuate downregulate impair repress abolish counteract")
 _SCALE_UP = "high great large big fast long heavy warm hot strong wide deep many much"
 _SCALE_DOWN = "low small little slow short light cool cold weak narrow shallow few"
 _ALWAYS_UP = "more most above over up max maximum peak"
