@@ -561,3 +561,28 @@ def test_no_effect_against_a_stated_change(premise: str, claim: str, verdict: st
 ])
 def test_directions_of_scientific_verbs(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # a number inside a name is part of the name, not a quantity
+    ("The three-bedroom house at 14 Alder Close is listed at $685,000. It was last sold in 2016 for $452,000 and "
+     "has had a new roof fitted since then.", "Since its 2016 sale, 14 Alder Close has been given a new roof.",
+     "supported"),
+    ("Nimbus 30 includes 30 GB of data a month. The contract term is 24 months.",
+     "Nimbus 30 has a contract term of two years.", "supported"),
+    ("Nimbus 30 includes 30 GB of data a month. The contract term is 24 months.",
+     "Nimbus 30 has a contract term of three years.", "contradicted"),
+    ("The house at 14 Alder Close is listed at $685,000.", "The house at 16 Alder Close is listed at $685,000.",
+     "unsupported"),
+    # areas are quantities with units: 1,528 square feet is 142 square metres, 142 square feet is not
+    ("It has a floor area of 142 square metres.", "It has a floor area of 1,528 square feet.", "supported"),
+    ("It has a floor area of 142 square metres.", "It has a floor area of 142 square feet.", "contradicted"),
+])
+def test_numbers_in_names_and_areas(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)
+
+
+def test_numbered_names_are_read_as_names():
+    assert analyse("Nimbus 30 has a contract term of two years.").entities == ["nimbus 30"]
+    assert analyse("The house at 14 Alder Close has a new roof.").entities == ["14 alder close"]
+    assert [q.text for q in analyse("Nearly 300 people came on 14 March.").quantities] == ["300", "14"]

@@ -14,6 +14,7 @@ from assistant.entailment.numbers import Quantity, comparable, matches, normalis
 from assistant.entailment.text import (
     CHANGE_DOWN,
     CHANGE_UP,
+    MONTHS,
     ONLY_Q,
     OPPOSITES,
     ORDER,
@@ -531,9 +532,6 @@ def misplaced(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
     return None
 
 
-MONTHS = frozenset(["january", "february", "march", "april", "may", "june", "july", "august", "september",
-                    "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept",
-                    "oct", "nov", "dec"])
 
 
 def _is_day(q: Quantity, cl: Clause) -> bool:

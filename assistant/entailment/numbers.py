@@ -379,6 +379,8 @@ def read_quantities(toks: list[str]) -> list[Quantity]:
                 unit, word = CURRENCY[nxt], nxt
             elif nxt in ("fold", "peryear"):
                 unit, word = nxt, nxt
+            elif _area(toks, j):
+                unit, word = _area(toks, j), nxt.split("-")[0]
             else:
                 unit = unit_of(toks[j])
                 word = nxt if unit else ""
@@ -387,6 +389,18 @@ def read_quantities(toks: list[str]) -> list[Quantity]:
         out.append(Quantity(value, unit, t, hedged, word, _bound(before)))
         at.append(i)
     return _ranges(out, at, toks)
+
+
+def _area(toks: list[str], j: int) -> str:
+    """An area after a number: '142 square metres', '510-square-metre', '2 sq km' -> 'meter ** 2' (pint)."""
+    nxt = toks[j].lower()
+    if nxt in ("square", "sq") and j + 1 < len(toks):
+        length = unit_of(toks[j + 1])
+    elif nxt.startswith(("square-", "sq-")):
+        length = unit_of(nxt.split("-", 1)[1])
+    else:
+        return ""
+    return f"{length} ** 2" if length and _ureg().parse_units(length).dimensionality == {"[length]": 1} else ""
 
 
 CLOCK = "clock"  # the unit of a time of day, in minutes since midnight

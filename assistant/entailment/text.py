@@ -212,8 +212,17 @@ def _entities(toks: list[str], first: bool = True) -> list[str]:
     """Names the claim commits to: capitalised words (not sentence-initial), codes like X2 or COVID-19, and a
     name with its number ('Kestrel 3')."""
     out: list[str] = []
+    skip = 0
     for i, t in enumerate(toks):
         low = t.lower()
+        if skip:
+            skip -= 1
+            continue
+        named = _numbered_name(toks, i, first)
+        if named:
+            out.append(" ".join(x.lower() for x in toks[i: i + named]))
+            skip = named - 1
+            continue
         if ((_ALNUM.fullmatch(t) and not re.fullmatch(r"\d+(?:st|nd|rd|th|s)", low))
                 or re.fullmatch(r"\d+(?:\.\d+){2,}", t)):
             out.append(low)  # a code (X2, COVID-19) or a version (2.6.4)
@@ -223,6 +232,32 @@ def _entities(toks: list[str], first: bool = True) -> list[str]:
             nxt = toks[i + 1] if i + 1 < len(toks) else ""
             out.append(f"{low} {nxt}" if nxt.isdigit() and len(nxt) < 4 else low)
     return out
+
+
+MONTHS = frozenset(["january", "february", "march", "april", "may", "june", "july", "august", "september",
+                    "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept",
+                    "oct", "nov", "dec"])
+
+
+def _titled(t: str) -> bool:
+    return t[:1].isupper() and t.isalpha() and t.lower() not in STOPWORDS and t.lower() not in MONTHS
+
+
+def _numbered_name(toks: list[str], i: int, first: bool) -> int:
+    """How many tokens from `i` make a name that holds a number (0: none): a house number and its street
+    ('14 Alder Close', two capitalised words after the number), or a sentence-opening name with its model number
+    ('Nimbus 30 has ...', 'Chapter 3 explains ...'; 'The Kestrel 3' is read below)."""
+    t = toks[i]
+    after = toks[i + 1: i + 3]
+    if (t.isdigit() and len(t) <= 4 and not (len(t) == 4 and 1500 <= int(t) <= 2200) and len(after) == 2
+            and all(_titled(x) for x in after) and (i == 0 or not _titled(toks[i - 1]))):
+        return 3
+    if (i == 0 and first and _titled(t) and is_noun(t.lower()) and len(toks) > 1 and toks[1].isdigit()
+            and len(toks[1]) < 4):
+        nxt = toks[2] if len(toks) > 2 else ""
+        if not nxt or nxt.lower() in STOPWORDS or not is_noun(lemma(nxt)):
+            return 2
+    return 0
 
 
 @lru_cache(maxsize=4096)
