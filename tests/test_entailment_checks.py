@@ -586,3 +586,13 @@ def test_numbered_names_are_read_as_names():
     assert analyse("Nimbus 30 has a contract term of two years.").entities == ["nimbus 30"]
     assert analyse("The house at 14 Alder Close has a new roof.").entities == ["14 alder close"]
     assert [q.text for q in analyse("Nearly 300 people came on 14 March.").quantities] == ["300", "14"]
+
+
+@pytest.mark.parametrize("claim, verdict", [
+    ("The lot measures 142 square metres.", "contradicted"),  # the floor area's figure given to the lot
+    ("The lot measures 510 square metres.", "supported"),
+    ("The floor area is 142 square metres.", "supported"),
+    ("The house has 142 square metres of floor area on a 510-square-metre lot.", "supported"),
+])
+def test_two_figures_in_one_clause_keep_their_nouns(claim: str, verdict: str):
+    _expect("The house has a floor area of 142 square metres on a 510-square-metre lot.", claim, verdict)

@@ -529,6 +529,36 @@ def misplaced(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
     mine = set(cc.entities)
     if mine and own.entities and not mine & set(own.entities) and any(mine & set(cl.entities) for cl in span):
         return f"entity: {q.text} is stated for '{own.entities[0]}', not for '{cc.entities[0]}'"
+    return _crowded(cc, q, own)
+
+
+def _near(words: list[str], number: str, reach: int = 3) -> set[str]:
+    """The lemmas within `reach` words of each place `number` stands in `words`."""
+    at = [i for i, w in enumerate(words) if w == number]
+    return {lemma(p) for i in at for w in words[max(0, i - reach): i + reach + 1] if w != number
+            for p in w.split("-")}
+
+
+def _crowded(cc: Clause, q: Quantity, own: Clause) -> str | None:
+    """Two figures of one kind in one clause, each beside its own noun: "a floor area of 142 square metres on a
+    510-square-metre lot". A claim that gives the first figure to the second's noun ("the lot measures 142 square
+    metres") moves it; a claim that gives both figures is left to the other checks."""
+    held = next((s for s in own.quantities if matches(q, s)), None)
+    if held is None:
+        return None
+    others = [s for s in own.quantities if s is not held and s.unit == held.unit and s.value != held.value]
+    if not others:
+        return None
+    if any(x is not q and x.unit == q.unit for x in cc.quantities):
+        return None  # the claim gives both figures too: word distance cannot tell which noun is whose
+    names = {w for e in cc.entities for w in e.split()}
+    nouns = {t for t in cc.terms if is_noun(t) and t not in cc.units and t not in names}
+    beside = _near(own.words, held.text)
+    for other in others:
+        moved = sorted(nouns & (_near(own.words, other.text) - beside))
+        if moved:
+            return (f"number: {q.text} is stated beside '{' '.join(sorted(beside & own.terms)[:3])}', "
+                    f"the source gives '{moved[0]}' {other.text}")
     return None
 
 
