@@ -577,6 +577,9 @@ def test_directions_of_scientific_verbs(premise: str, claim: str, verdict: str):
     # areas are quantities with units: 1,528 square feet is 142 square metres, 142 square feet is not
     ("It has a floor area of 142 square metres.", "It has a floor area of 1,528 square feet.", "supported"),
     ("It has a floor area of 142 square metres.", "It has a floor area of 142 square feet.", "contradicted"),
+    ("It has a floor area of 142 m².", "It has a floor area of 1,528 sq ft.", "supported"),
+    ("The park covers 3 km2.", "The park covers 3 square kilometres.", "supported"),
+    ("It has a floor area of 142 m2.", "It has a floor area of 142 square feet.", "contradicted"),
 ])
 def test_numbers_in_names_and_areas(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)

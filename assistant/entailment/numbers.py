@@ -152,6 +152,7 @@ def _decimals(x: float) -> int:
 def normalise(text: str) -> str:
     """Digits for number words, no thousands separators, hyphenated '14-hour' split, unicode quotes plain."""
     text = text.replace("’", "'").replace("–", "-").replace("—", " - ").replace("\u00a0", " ")
+    text = re.sub(r"(\d)\s*(km|cm|mm|m|ft|mi|in)(?:²|2)(?![A-Za-z0-9])", r"\1 square \2", text)  # 142 m² = 142 square m
     text = re.sub(r"^\s*(?:yes|no)\s*[,.;:!-]\s*", "", text, flags=re.I)  # "No, the tablets are not ..." answers
     # "According to the sources, ...": where the claim comes from is not part of what it claims
     text = re.sub(r"^\s*(?:according to|based on|as (?:stated|shown|mentioned|described) (?:in|on|by)|from|in)\s+"
@@ -379,8 +380,8 @@ def read_quantities(toks: list[str]) -> list[Quantity]:
                 unit, word = CURRENCY[nxt], nxt
             elif nxt in ("fold", "peryear"):
                 unit, word = nxt, nxt
-            elif _area(toks, j):
-                unit, word = _area(toks, j), nxt.split("-")[0]
+            elif _area(toks, j):  # the unit words: "square metres", "sq ft", "square-metre"
+                unit, word = _area(toks, j), nxt if "-" in nxt else f"{nxt} {toks[j + 1].lower()}"
             else:
                 unit = unit_of(toks[j])
                 word = nxt if unit else ""

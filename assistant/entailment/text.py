@@ -96,7 +96,7 @@ class Clause:
 
     @property
     def units(self) -> set[str]:
-        return {lemma(q.unit_word) for q in self.quantities if q.unit_word}
+        return {lemma(w) for q in self.quantities if q.unit_word for w in re.split(r"[\s-]+", q.unit_word)}
 
 
 @dataclass
