@@ -599,3 +599,21 @@ def test_numbered_names_are_read_as_names():
 ])
 def test_two_figures_in_one_clause_keep_their_nouns(claim: str, verdict: str):
     _expect("The house has a floor area of 142 square metres on a 510-square-metre lot.", claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # "solely by / only at" one kind of a thing, where the source names another kind
+    ("Tickets are sold at the box office and at the tourist office.", "Tickets are sold only at the box office.",
+     "contradicted"),
+    ("The degree of fatness in adults is influenced by genetic factors.",
+     "The degree of fatness in adults is determined solely by environmental factors.", "contradicted"),
+    # the other kind denied, or the same kind named, is no conflict; nor is "only" in front of the subject
+    ("The discount applies to online orders; phone orders are excluded.",
+     "The discount applies only to online orders.", "supported"),
+    ("The loss was explained by genetic risk factors alone.", "The loss was caused solely by genetic factors.",
+     "supported"),
+    ("The Premier plan covers dental treatment; the Standard plan covers optical treatment.",
+     "Only the Premier plan covers dental treatment.", "supported"),
+])
+def test_exclusive_kinds(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

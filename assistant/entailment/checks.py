@@ -30,6 +30,7 @@ from assistant.entailment.compare import (
     contains_name,
     entity_swap,
     exception_swap,
+    exclusive_conflict,
     from_to_swap,
     is_proper_name,
     misplaced,
@@ -214,7 +215,7 @@ class ClaimChecks:
         return (entity_swap(claim, text) or from_to_swap(claim.text, text)
                 or reversed_order(claim.text, text, self.lexicon) or role_swap(claim, span)
                 or role_reversed(claim, span) or comparison_reversed(claim, span)
-                or self._quantity_conflict(claim, span)
+                or self._quantity_conflict(claim, span) or exclusive_conflict(claim, span)
                 or no_effect(claim, [analyse(x) for x in split_sentences(text) or [text]]))
 
     def _gap(self, claim: Analysis, span: list[Clause], text: str) -> str | None:

@@ -28,6 +28,7 @@ from assistant.entailment.text import (
     quantifier,
     quantifier_words,
 )
+from assistant.prompting import STOPWORDS
 
 
 def plain_words(text: str) -> str:
@@ -633,4 +634,50 @@ def no_effect(claim: Analysis, sentences: Sequence[Analysis]) -> str | None:
         moved = [[w for cl in a.clauses for w in cl.lemmas if w in CHANGE_UP or w in CHANGE_DOWN] for a in top]
         if all(moved) and not any(cl.negations for a in top for cl in a.clauses):
             return f"effect: the claim says no effect, the source '{moved[0][0]}'"
+    return None
+
+
+EXCLUSIVE = frozenset(["solely", "exclusively", "purely", "only"])
+_BY = frozenset(["by", "to", "in", "on", "at", "for", "from", "through", "via", "with"])
+_LEAD = frozenset(["by", "to", "in", "on", "at", "for", "from", "through", "via", "the", "a", "an", "with", "of"])
+
+
+def _can_be_noun(word: str) -> bool:
+    from lemminflect import getAllLemmas
+
+    found = getAllLemmas(word)
+    return not found or "NOUN" in found
+
+
+def exclusive_conflict(claim: Analysis, span: list[Clause]) -> str | None:
+    """"determined solely by environmental factors" against a source that names genetic factors: the claim
+    says one kind of a thing alone, the source (not denying it) names another kind of the same thing."""
+    for cc in claim.clauses:
+        words = cc.words
+        for i, w in enumerate(words):
+            if w not in EXCLUSIVE or i + 1 >= len(words) or words[i + 1] not in _BY:
+                continue  # a restriction of how or where ("solely by", "only at"), not "only the Premier plan"
+            j = i + 1
+            while j < len(words) and words[j] in _LEAD:
+                j += 1
+            phrase = []
+            while j < len(words) and len(phrase) < 3 and words[j].isalpha() and words[j] not in STOPWORDS:
+                phrase.append(words[j])
+                j += 1
+            while phrase and not _can_be_noun(phrase[-1]):
+                phrase.pop()  # the kind ends at its noun: "by environmental factors", not "... factors act"
+            if len(phrase) < 2:
+                continue  # "only the Kestrel": no kind of a thing to set against another
+            head, kinds = lemma(phrase[-1]), {lemma(x) for x in phrase[:-1]}
+            for cl in span:
+                if cl.negations:
+                    continue
+                low = [lemma(x) for x in cl.words]
+                for k, x in enumerate(low):
+                    if x != head or k == 0:
+                        continue
+                    before = [y for y in low[max(0, k - 2): k] if y.isalpha() and y not in STOPWORDS]
+                    if before and not set(before) & kinds:
+                        return (f"exclusive: the claim says only {' '.join(phrase)}, the source names "
+                                f"{' '.join(before)} {phrase[-1]}")
     return None
