@@ -660,7 +660,7 @@ def exclusive_conflict(claim: Analysis, span: list[Clause]) -> str | None:
             j = i + 1
             while j < len(words) and words[j] in _LEAD:
                 j += 1
-            phrase = []
+            phrase: list[str] = []
             while j < len(words) and len(phrase) < 3 and words[j].isalpha() and words[j] not in STOPWORDS:
                 phrase.append(words[j])
                 j += 1
