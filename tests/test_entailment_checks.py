@@ -589,6 +589,7 @@ def test_numbered_names_are_read_as_names():
     assert analyse("Nimbus 30 has a contract term of two years.").entities == ["nimbus 30"]
     assert analyse("The house at 14 Alder Close has a new roof.").entities == ["14 alder close"]
     assert [q.text for q in analyse("Nearly 300 people came on 14 March.").quantities] == ["300", "14"]
+    assert [q.text for q in analyse("The survey asked 40 New York residents.").quantities] == ["40"]
 
 
 @pytest.mark.parametrize("claim, verdict", [

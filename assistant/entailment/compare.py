@@ -21,6 +21,7 @@ from assistant.entailment.text import (
     Analysis,
     Clause,
     analyse,
+    can_be_noun,
     direction,
     direction_words,
     is_noun,
@@ -642,13 +643,6 @@ _BY = frozenset(["by", "to", "in", "on", "at", "for", "from", "through", "via", 
 _LEAD = frozenset(["by", "to", "in", "on", "at", "for", "from", "through", "via", "the", "a", "an", "with", "of"])
 
 
-def _can_be_noun(word: str) -> bool:
-    from lemminflect import getAllLemmas
-
-    found = getAllLemmas(word)
-    return not found or "NOUN" in found
-
-
 def exclusive_conflict(claim: Analysis, span: list[Clause]) -> str | None:
     """"determined solely by environmental factors" against a source that names genetic factors: the claim
     says one kind of a thing alone, the source (not denying it) names another kind of the same thing."""
@@ -664,7 +658,7 @@ def exclusive_conflict(claim: Analysis, span: list[Clause]) -> str | None:
             while j < len(words) and len(phrase) < 3 and words[j].isalpha() and words[j] not in STOPWORDS:
                 phrase.append(words[j])
                 j += 1
-            while phrase and not _can_be_noun(phrase[-1]):
+            while phrase and not can_be_noun(phrase[-1]):
                 phrase.pop()  # the kind ends at its noun: "by environmental factors", not "... factors act"
             if len(phrase) < 2:
                 continue  # "only the Kestrel": no kind of a thing to set against another

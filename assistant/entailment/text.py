@@ -243,14 +243,25 @@ def _titled(t: str) -> bool:
     return t[:1].isupper() and t.isalpha() and t.lower() not in STOPWORDS and t.lower() not in MONTHS
 
 
+@lru_cache(maxsize=4096)
+def can_be_noun(word: str) -> bool:
+    """A noun in one of its readings ('factors', 'residents'), or a word lemminflect does not know."""
+    from lemminflect import getAllLemmas
+
+    found = getAllLemmas(word)
+    return not found or "NOUN" in found
+
+
 def _numbered_name(toks: list[str], i: int, first: bool) -> int:
     """How many tokens from `i` make a name that holds a number (0: none): a house number and its street
     ('14 Alder Close', two capitalised words after the number), or a sentence-opening name with its model number
     ('Nimbus 30 has ...', 'Chapter 3 explains ...'; 'The Kestrel 3' is read below)."""
     t = toks[i]
     after = toks[i + 1: i + 3]
+    then = toks[i + 3] if i + 3 < len(toks) else ""
     if (t.isdigit() and len(t) <= 4 and not (len(t) == 4 and 1500 <= int(t) <= 2200) and len(after) == 2
-            and all(_titled(x) for x in after) and (i == 0 or not _titled(toks[i - 1]))):
+            and all(_titled(x) for x in after) and (i == 0 or not _titled(toks[i - 1]))
+            and not (then.islower() and then.isalpha() and can_be_noun(then))):  # "40 New York residents"
         return 3
     if (i == 0 and first and _titled(t) and is_noun(t.lower()) and len(toks) > 1 and toks[1].isdigit()
             and len(toks[1]) < 4):
