@@ -152,6 +152,18 @@ def _wait_css(driver: Any, selector: str, timeout: float = 30.0) -> Any:
     return WebDriverWait(driver, timeout).until(ec.element_to_be_clickable((By.CSS_SELECTOR, selector)))
 
 
+def _wait_present(driver: Any, selector: str, timeout: float = 60.0) -> list[Any]:
+    """The elements matching `selector` once at least one is in the page (an empty list after `timeout`)."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, timeout).until(lambda d: d.find_elements(By.CSS_SELECTOR, selector))
+    except TimeoutException:
+        return []
+
+
 def _click_text(driver: Any, text: str, tag: str = "*", timeout: float = 90.0) -> None:
     """Click once the element is there and enabled. A cold first run on a loaded machine can take a while to
     finish the rerun that enables a button (an upload's rerun), so the wait is generous; a timeout says what the
@@ -201,7 +213,8 @@ def test_upload_ingest_ask_cite(app_server: tuple[str, Path], browser: Any) -> N
     box = _wait_css(browser, "textarea[data-testid='stChatInputTextArea']")
     box.send_keys("How long does the battery last?", Keys.ENTER)
     _wait_text(browser, "verified ✓", timeout=120)
-    assert browser.find_elements(By.CSS_SELECTOR, "[data-testid='stExpander'] img"), "no highlighted page image"
+    # the citation's page image arrives a moment after its text (Streamlit sends the image bytes separately)
+    assert _wait_present(browser, "[data-testid='stExpander'] img"), "no highlighted page image"
     _shot(browser, "03-answer-with-citation")
 
     _click_text(browser, "Open page", "button")
