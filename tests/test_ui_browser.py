@@ -152,6 +152,27 @@ def _wait_css(driver: Any, selector: str, timeout: float = 30.0) -> Any:
     return WebDriverWait(driver, timeout).until(ec.element_to_be_clickable((By.CSS_SELECTOR, selector)))
 
 
+def _send_keys(driver: Any, selector: str, *keys: str, timeout: float = 60.0) -> None:
+    """Type into the first element matching `selector`, finding it again when a Streamlit rerun replaced it
+    between finding and typing (a stale element)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = driver.find_elements(By.CSS_SELECTOR, selector)
+            if found:
+                found[0].send_keys(*keys)
+                return
+        except StaleElementReferenceException:
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no element matches {selector!r}")
+        time.sleep(0.25)
+
+
 def _wait_present(driver: Any, selector: str, timeout: float = 60.0) -> list[Any]:
     """The elements matching `selector` once at least one is in the page (an empty list after `timeout`)."""
     from selenium.common.exceptions import TimeoutException
@@ -189,7 +210,6 @@ def _sample_pdf(folder: Path) -> Path:
 
 
 def test_upload_ingest_ask_cite(app_server: tuple[str, Path], browser: Any) -> None:
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
     url, tmp = app_server
@@ -201,7 +221,7 @@ def test_upload_ingest_ask_cite(app_server: tuple[str, Path], browser: Any) -> N
 
     _click_text(browser, "Knowledge base", "label")
     _wait_text(browser, "Add documents")
-    browser.find_elements(By.CSS_SELECTOR, "input[type=file]")[0].send_keys(str(pdf))
+    _send_keys(browser, "input[type=file]", str(pdf))
     _wait_text(browser, "battery manual.pdf")
     _wait_idle(browser)
     _click_text(browser, "Ingest 1 file(s)", "button")
@@ -210,8 +230,8 @@ def test_upload_ingest_ask_cite(app_server: tuple[str, Path], browser: Any) -> N
     _shot(browser, "02-ingested")
 
     _click_text(browser, "Chat", "label")
-    box = _wait_css(browser, "textarea[data-testid='stChatInputTextArea']")
-    box.send_keys("How long does the battery last?", Keys.ENTER)
+    _wait_css(browser, "textarea[data-testid='stChatInputTextArea']")
+    _send_keys(browser, "textarea[data-testid='stChatInputTextArea']", "How long does the battery last?", Keys.ENTER)
     _wait_text(browser, "verified ✓", timeout=120)
     # the citation's page image arrives a moment after its text (Streamlit sends the image bytes separately)
     assert _wait_present(browser, "[data-testid='stExpander'] img"), "no highlighted page image"
