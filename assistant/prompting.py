@@ -52,6 +52,8 @@ _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9.%'-]*")
 _BOUNDARY = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*(?=\S)|\n+")
 _ABBREV = "e.g i.e etc vs approx fig figs no nos cf al mr mrs ms dr st pp vol ed ca resp incl"
 _ABBREVIATIONS = frozenset(_ABBREV.split())  # a lower-case word after these continues the sentence
+# a number after these continues the sentence: 'c. 300 BC', 'Fig. 2', 'No. 5'
+_BEFORE_NUMBER = frozenset(["c", "ca", "approx", "no", "nos", "fig", "figs", "p", "pp", "vol", "art", "sec"])
 _SOURCE = re.compile(r'<source n="(\d+)" doc="([^"]*)" page="(\d+)" kind="([^"]*)">\n(.*?)\n</source>', re.S)
 
 _STOP = (
@@ -97,7 +99,7 @@ def split_sentences(text: str) -> list[str]:
             words = text[start:m.start()].split()
             prev = words[-1].rstrip(".!?").lower() if words else ""
             if (nxt.isascii() and nxt.islower() and (prev in _ABBREVIATIONS or len(prev) <= 1)) \
-                    or nxt in ",;:)":
+                    or nxt in ",;:)" or (nxt.isdigit() and prev in _BEFORE_NUMBER):
                 continue
         pieces.append(text[start:m.start()])
         start = m.end()

@@ -618,3 +618,26 @@ def test_two_figures_in_one_clause_keep_their_nouns(claim: str, verdict: str):
 ])
 def test_exclusive_kinds(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # accented letters are letters: 'Tromsø' is one word, not 'troms' and a stray 'ø'
+    ("Flight CL204 landed in Tromsø 25 minutes behind schedule.", "Flight CL204 reached Tromsø 25 minutes late.",
+     "supported"),
+    ("Flight CL204 landed in Tromsø 25 minutes behind schedule.", "Flight CL204 reached Bodø 25 minutes late.",
+     "unsupported"),
+    # a unit symbol after a figure is its unit, not a name the source must spell ('0.6 MHz' = '600 kHz')
+    ("The LX7120 is a buck converter. It operates at a switching frequency of 600 kHz.",
+     "The LX7120 switches at 0.6 MHz.", "supported"),
+    ("The LX7120 buck converter operates at a switching frequency of 600 kHz.", "The LX7120 switches at 6 MHz.",
+     "contradicted"),
+])
+def test_accented_names_and_unit_symbols(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)
+
+
+def test_abbreviations_before_numbers_do_not_end_a_sentence():
+    from assistant.prompting import split_sentences
+
+    assert split_sentences("A bronze helmet, Iron Age, c. 300 BC. Recovered in 1962. See Fig. 2. 300 people came.") \
+        == ["A bronze helmet, Iron Age, c. 300 BC.", "Recovered in 1962.", "See Fig. 2.", "300 people came."]

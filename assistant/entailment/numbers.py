@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -149,9 +150,30 @@ def _decimals(x: float) -> int:
     return len(s.split(".")[1]) if "." in s else 0
 
 
+_LETTERS = str.maketrans({"ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ß": "ss", "ł": "l",
+                          "Ł": "L", "đ": "d", "Đ": "D", "ð": "d", "þ": "th", "ı": "i"})
+
+
+def fold_letters(text: str) -> str:
+    """Latin letters with accents as plain ones, so that 'Tromsø', 'Malmö' and 'Zoë' stay whole words (the
+    tokenizers read A-Z): 'Tromso', 'Malmo', 'Zoe'. Other scripts and symbols (°, €, ², µ) are kept."""
+    if text.isascii():
+        return text
+    text = text.translate(_LETTERS)
+    out = []
+    for ch in text:
+        if ch.isalpha() and not ch.isascii():
+            base = unicodedata.normalize("NFKD", ch)
+            if base[0].isascii() and all(unicodedata.combining(c) for c in base[1:]):
+                ch = base[0]
+        out.append(ch)
+    return "".join(out)
+
+
 def normalise(text: str) -> str:
     """Digits for number words, no thousands separators, hyphenated '14-hour' split, unicode quotes plain."""
     text = text.replace("’", "'").replace("–", "-").replace("—", " - ").replace("\u00a0", " ")
+    text = fold_letters(text)
     text = re.sub(r"(\d)\s*(km|cm|mm|m|ft|mi|in)(?:²|2)(?![A-Za-z0-9])", r"\1 square \2", text)  # 142 m² = 142 square m
     text = re.sub(r"^\s*(?:yes|no)\s*[,.;:!-]\s*", "", text, flags=re.I)  # "No, the tablets are not ..." answers
     # "According to the sources, ...": where the claim comes from is not part of what it claims

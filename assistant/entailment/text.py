@@ -18,6 +18,7 @@ from assistant.entailment.numbers import (
     Quantity,
     normalise,
     read_quantities,
+    unit_of,
 )
 from assistant.prompting import STOPWORDS
 
@@ -226,11 +227,16 @@ def _entities(toks: list[str], first: bool = True) -> list[str]:
         if ((_ALNUM.fullmatch(t) and not re.fullmatch(r"\d+(?:st|nd|rd|th|s)", low))
                 or re.fullmatch(r"\d+(?:\.\d+){2,}", t)):
             out.append(low)  # a code (X2, COVID-19) or a version (2.6.4)
+        elif i and re.fullmatch(r"\d+(?:\.\d+)?", toks[i - 1]) and unit_of(t):
+            continue  # the unit of a figure ('0.6 MHz', '5 kWh'), not a name
         elif t[:1].isupper() and t.isalpha() and low not in STOPWORDS and (i > 0 or not first
                                                                              or t.isupper() and len(t) > 1
                                                                              or _unknown_word(low)):
             nxt = toks[i + 1] if i + 1 < len(toks) else ""
-            out.append(f"{low} {nxt}" if nxt.isdigit() and len(nxt) < 4 else low)
+            then = toks[i + 2] if i + 2 < len(toks) else ""
+            # 'Kestrel 3', not 'reached Tromso 25 minutes late' (a number with its unit is a quantity)
+            numbered = nxt.isdigit() and len(nxt) < 4 and not unit_of(then) and then not in ("%", "percent")
+            out.append(f"{low} {nxt}" if numbered else low)
     return out
 
 
