@@ -641,3 +641,31 @@ def test_abbreviations_before_numbers_do_not_end_a_sentence():
 
     assert split_sentences("A bronze helmet, Iron Age, c. 300 BC. Recovered in 1962. See Fig. 2. 300 people came.") \
         == ["A bronze helmet, Iron Age, c. 300 BC.", "Recovered in 1962.", "See Fig. 2.", "300 people came."]
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # shares without "of": "by about a third", "about half the usual amount"
+    ("Cut plants back by about a third after flowering.", "Cut plants back by roughly 33% after flowering.",
+     "supported"),
+    ("Cut plants back by about a third after flowering.", "Cut plants back by roughly 60% after flowering.",
+     "contradicted"),
+    ("Rainfall totalled 31 mm, about half the usual amount.", "Rainfall was roughly 50% of the usual amount.",
+     "supported"),
+    # a share worked out from the source's own figures (96 of 1,200; 6p against 12p)
+    ("1,200 staff received the test email. 96 staff clicked the link.",
+     "Eight per cent of the 1,200 staff who received the test email clicked the link.", "supported"),
+    ("1,200 staff received the test email. 96 staff clicked the link.",
+     "Twelve per cent of the 1,200 staff who received the test email clicked the link.", "contradicted"),
+    # percentage points between two shares, and a range of years as one clause
+    ("A survey in 2024 found live coral cover of 31%, down from 46% in 2019.",
+     "Live coral cover dropped by 15 percentage points between 2019 and 2024.", "supported"),
+    ("A survey in 2024 found live coral cover of 31%, down from 46% in 2019.",
+     "Live coral cover dropped by 25 percentage points between 2019 and 2024.", "contradicted"),
+    # "two and a half thousand"
+    ("The policy covers accidental damage up to £2,500 per claim.",
+     "The policy covers accidental damage up to two and a half thousand pounds per claim.", "supported"),
+    ("The policy covers accidental damage up to £2,500 per claim.",
+     "The policy covers accidental damage up to three and a half thousand pounds per claim.", "unsupported"),
+])
+def test_spoken_shares_and_worked_out_figures(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

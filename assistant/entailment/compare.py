@@ -45,7 +45,7 @@ def contains_name(low: str, entity: str) -> bool:
 FRAME_WORDS = frozenset(["have", "do", "be", "get", "although", "though", "once", "if", "so", "just", "even",
                          "also", "still", "already", "yet", "far", "around", "out", "whether", "because", "since",
                          "while", "whereas", "unless", "however", "thus", "hence", "then", "there", "here",
-                         "really", "actually", "indeed", "any", "much"])  # "much": the lemma of more / most
+                         "really", "actually", "indeed", "any", "much", "between"])  # "much": the lemma of more / most
 
 
 def term_weight(term: str) -> int:
@@ -522,6 +522,9 @@ def misplaced(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
         # in 1649")
         closer = [cl for cl in span if _bind(cc, cl) > _bind(cc, own)]
         year = _is_year(q)
+        if year and any(x is not q and _is_year(x) and matches(x, s) for x in cc.quantities
+                        for cl in closer for s in cl.quantities):
+            return None  # "between 2019 and 2024": the claim's span of years joins both clauses' years
         if not any((_is_year(s) if year else _is_day(s, cl)) and s.value != q.value
                    for cl in closer for s in cl.quantities):
             return None

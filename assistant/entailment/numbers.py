@@ -303,8 +303,23 @@ def _fractions(text: str) -> str:
                   f"{_plus_half(m.group(1))} {m.group(2)}", text, flags=re.I)
     text = re.sub(r"\b(?:an?|one)\s+" + _UNIT_WORD + r"(?=\s+(?:later|earlier|after|before|ago)\b)",
                   lambda m: f"1 {m.group(1)}" if unit_ok(m.group(1)) else m.group(0), text, flags=re.I)
+    text = re.sub(r"\b(\d+|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")\s+and\s+a\s+half\s+"
+                  r"(thousand|million|billion)\b", _half_scale, text, flags=re.I)  # two and a half thousand = 2500
     text = _SHARE.sub(_share, text)
+    text = _SHARE_BY.sub(_share, text)
+    text = re.sub(r"\b(about|roughly|nearly|almost|around|some|only|just) about (?=\d)", r"\1 ", text, flags=re.I)
     return re.sub(r"\btwice\b", "2 times", text, flags=re.I)
+
+
+_SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9}
+
+
+def _half_scale(m: re.Match[str]) -> str:
+    value = _plus_half(m.group(1))
+    try:
+        return f"{float(value) * _SCALES[m.group(2).lower()]:.0f}"
+    except ValueError:
+        return m.group(0)
 
 
 _DENOMINATORS = {"half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4, "fifth": 5,
@@ -319,15 +334,24 @@ _SHARE = re.compile(r"\b(?:(a|an|one|two|three|four|nine|[1-49])[\s-]+)?(half|ha
                     r"\s+of\b", re.I)
 
 
+# a share without "of": "cut back by about a third", "fell by half", "about half the usual amount"
+_SHARE_BY = re.compile(r"(?<=\bby )(?:(?:about|roughly|nearly|almost|around|some) )?(?:(a|an|one|two|three|four|nine)"
+                       r"[\s-]+)?(half|thirds?|quarters?|fifths?|tenths?)\b(?!\s+(?:of|an?)\b)(?!-)"
+                       r"|(?:(a|an|one|two|three|four|nine)[\s-]+)?(half|thirds?|quarters?)"
+                       r"(?=\s+(?:the|its|their|his|her|our|my|your|that|this)\s)", re.I)
+
+
 def _share(m: re.Match[str]) -> str:
     """'a third of them' -> 'about 33.3333% of them', 'two thirds of' -> 'about 66.6667% of', 'half of' -> 'about
     50% of': a share of a whole, so '7,000 of 21,000' follows from 'a third of 21,000'. Spoken shares are round
     ('a third' for 33%), hence 'about'. Only before 'of' ('a third reason' is not a share)."""
-    numerator = _NUMERATORS.get((m.group(1) or "a").lower())
-    denominator = _DENOMINATORS[m.group(2).lower()]
-    if numerator is None or (m.group(1) is None and denominator != 2) or numerator >= denominator:
+    count, part = (m.group(1), m.group(2)) if m.group(2) else (m.group(3), m.group(4))
+    numerator = _NUMERATORS.get((count or "a").lower())
+    denominator = _DENOMINATORS[part.lower()]
+    if numerator is None or (count is None and denominator != 2) or numerator >= denominator:
         return m.group(0)
-    return f"about {100 * numerator / denominator:g}% of"
+    share = f"about {100 * numerator / denominator:g}%"
+    return share if m.re is _SHARE_BY and m.group(2) else f"{share} of"  # "by a third": no "of" to keep
 
 
 def _plus_half(number: str) -> str:
@@ -398,6 +422,8 @@ def read_quantities(toks: list[str]) -> list[Quantity]:
             nxt = toks[j].lower()
             if nxt in PERCENT or (nxt == "per" and j + 1 < len(toks) and toks[j + 1].lower() == "cent"):
                 unit, word = "%", nxt
+                if nxt == "percentage" and j + 1 < len(toks) and toks[j + 1].lower() in ("point", "points"):
+                    word = f"{nxt} {toks[j + 1].lower()}"  # "15 percentage points": both words are the unit
             elif nxt in CURRENCY:
                 unit, word = CURRENCY[nxt], nxt
             elif nxt in ("fold", "peryear"):
@@ -517,8 +543,19 @@ def derived(q: Quantity, pool: Sequence[Quantity], words: Iterable[str]) -> str 
         if cue and any(_close(q.value, v % 1440, q.hedged) for v in later + earlier):
             return "a time and a duration of the source"
         return None
+    if q.unit == "%" and not q.bound:  # "half the daytime rate" (6p of 12p), "8% of the 1,200 staff" (96)
+        for i, a in enumerate(pool):
+            for b in pool[i + 1:]:
+                if "%" in (a.unit, b.unit) or CLOCK in (a.unit, b.unit) or a.unit != b.unit or not a.value \
+                        or not b.value:
+                    continue
+                part, whole = sorted((a.value, b.value))
+                if _close(q.value, 100 * part / whole, q.hedged):
+                    return f"{part:g} of {whole:g}"
     for i, a in enumerate(pool):
         for b in pool[i + 1:]:
+            if a.unit == b.unit == q.unit == "%" and cue and _equal(q, abs(a.value - b.value), "%"):
+                return f"{max(a.value, b.value):g}% - {min(a.value, b.value):g}%"  # "down 15 points" from 46% to 31%
             if a.unit == "%" or b.unit == "%":
                 share, whole = (a, b) if a.unit == "%" else (b, a)
                 if whole.unit != "%" and _equal(q, whole.value * share.value / 100, whole.unit or q.unit):

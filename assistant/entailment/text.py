@@ -153,6 +153,8 @@ def tokens(text: str) -> list[str]:
 
 def analyse(text: str) -> Analysis:
     clean = normalise(text)
+    # a range is one clause: "between 2019 and 2024", "between 900 and 1000 mm"
+    clean = re.sub(r"\b(between\s+\S*\d\S*)\s+and\s+(?=\S*\d)", r"\1 to ", clean, flags=re.I)
     pieces = [p for p in _CLAUSE.split(clean) if p and p.strip()]
     clauses = [_clause(piece, first=i == 0) for i, piece in enumerate(pieces)]
     return Analysis(text, [c for c in clauses if c.words])
