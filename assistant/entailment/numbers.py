@@ -549,9 +549,9 @@ def derived(q: Quantity, pool: Sequence[Quantity], words: Iterable[str]) -> str 
                 if "%" in (a.unit, b.unit) or CLOCK in (a.unit, b.unit) or a.unit != b.unit or not a.value \
                         or not b.value:
                     continue
-                part, whole = sorted((a.value, b.value))
-                if _close(q.value, 100 * part / whole, q.hedged):
-                    return f"{part:g} of {whole:g}"
+                small, large = sorted((a.value, b.value))
+                if _close(q.value, 100 * small / large, q.hedged):
+                    return f"{small:g} of {large:g}"
     for i, a in enumerate(pool):
         for b in pool[i + 1:]:
             if a.unit == b.unit == q.unit == "%" and cue and _equal(q, abs(a.value - b.value), "%"):
