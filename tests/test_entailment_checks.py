@@ -669,3 +669,21 @@ def test_abbreviations_before_numbers_do_not_end_a_sentence():
 ])
 def test_spoken_shares_and_worked_out_figures(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # a sentence that names nothing of its own is about the passage's subject, however far back it was named
+    ("A vulnerability in versions 3.0 to 3.4 of the Tarn web server allows remote attackers to read files. "
+     "Version 3.5, released on 8 August, fixes the issue. There is no evidence that the flaw has been exploited. "
+     "Versions 2.x are not affected.", "The flaw does not affect Tarn versions 2.x.", "supported"),
+    # ... but not where it names another subject
+    ("A vulnerability in versions 3.0 to 3.4 of the Tarn web server allows remote attackers to read files. "
+     "Version 3.5, released on 8 August, fixes the issue. There is no evidence that the flaw has been exploited. "
+     "Versions 2.x of the Kestrel proxy are not affected.", "The flaw does not affect Tarn versions 2.x.",
+     "rejected"),
+])
+def test_a_span_inherits_the_passage_subject(premise: str, claim: str, verdict: str):
+    if verdict == "rejected":
+        assert ClaimChecks().check(premise, claim).verdict != "supported"
+    else:
+        _expect(premise, claim, verdict)

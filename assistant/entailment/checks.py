@@ -115,7 +115,8 @@ class ClaimChecks:
         c = analyse(claim)
         asked = analyse(question).terms if question else set()
         sentences = [analyse(s) for s in (split_sentences(premise) or [premise])]
-        outcomes = [self._judge(c, span, text, asked) for span, text in self._spans(sentences)]
+        passage = plain_words(premise)
+        outcomes = [self._judge(c, span, text, asked, passage) for span, text in self._spans(sentences)]
         if not outcomes or not c.clauses:
             return Result("unsupported", 0.0, "empty: nothing to check", "")
         supported = [o for o in outcomes if o.verdict == "supported"]
@@ -141,10 +142,15 @@ class ClaimChecks:
         return out
 
     # -- one span ---------------------------------------------------------------------------------------------
-    def _judge(self, claim: Analysis, span: list[Clause], text: str, asked: set[str]) -> _Outcome:
+    def _judge(self, claim: Analysis, span: list[Clause], text: str, asked: set[str], passage: str = "") -> _Outcome:
         span_terms = set().union(*(cl.terms for cl in span)) if span else set()
         span_terms |= acronym_cover(claim.text, text)  # "HSCs" states "hematopoietic stem cells"
-        coverage, missing = self._coverage(claim, span_terms, plain_words(text))
+        # a span that names nothing of its own speaks of the passage's subject: "Versions 2.x are not affected",
+        # four sentences after "the Tarn web server"
+        mine = {w for e in claim.entities for w in e.split()}
+        own_names = {w for cl in span for e in cl.entities for w in e.split()} - mine
+        inherited = passage if passage and not own_names else ""
+        coverage, missing = self._coverage(claim, span_terms, plain_words(text), inherited)
         aligned = coverage >= self.settings.min_aligned
         conflict = self._conflict(claim, span, text) if aligned else None
         if conflict:
@@ -158,7 +164,8 @@ class ClaimChecks:
         words = ", ".join(f"'{w}'" for w in missing[:4])
         return _Outcome("unsupported", coverage, f"coverage: {coverage:.2f}; not in the source: {words}", text)
 
-    def _coverage(self, claim: Analysis, span_terms: set[str], low: str) -> tuple[float, list[str]]:
+    def _coverage(self, claim: Analysis, span_terms: set[str], low: str,
+                  inherited: str = "") -> tuple[float, list[str]]:
         """Weighted share of the claim found in the span: entities weigh 3 (a name the source does not give is
         an addition: 'Norway and Sweden'), other nouns 2, other words 1."""
         entities = list(dict.fromkeys(claim.entities))
@@ -171,7 +178,8 @@ class ClaimChecks:
         negated = {t for cl in claim.clauses for t in cl.negated}
         missing = [t for t in terms if t not in span_terms and not self._synonym(t, span_terms)
                    and not (t in negated and self._antonym(t, span_terms))]
-        lost = [e for e in entities if not contains_name(low, e) and e not in span_terms]
+        lost = [e for e in entities if not contains_name(low, e) and e not in span_terms
+                and not (inherited and contains_name(inherited, e))]
         weight = sum(map(term_weight, terms)) + 3 * len(entities)
         return 1 - (sum(map(term_weight, missing)) + 3 * len(lost)) / weight, lost + missing
 
