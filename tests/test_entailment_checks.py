@@ -687,3 +687,22 @@ def test_a_span_inherits_the_passage_subject(premise: str, claim: str, verdict: 
         assert ClaimChecks().check(premise, claim).verdict != "supported"
     else:
         _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # rates and intensifiers are not "all of a thing"
+    ("In 2023 the trust raised £6.8 million, of which 82p in every pound went directly to programmes.",
+     "For every pound the trust raised in 2023, 82 pence went directly to programmes.", "supported"),
+    ("Ferries to Sellin run every 90 minutes in summer.", "In summer a ferry to Sellin leaves every hour and a half.",
+     "supported"),
+    ("Ferries to Sellin run every 90 minutes in summer.", "In summer a ferry to Sellin leaves every two hours.",
+     "contradicted"),
+    ("Any activity is better than none.", "Some activity is better than nothing at all.", "supported"),
+    ("Visitors must be escorted at all times.", "Visitors may walk around without an escort at all times.",
+     "contradicted"),
+    # "no later than" is a deadline, not a negation
+    ("Refunds are paid within 14 days of the return.", "Refunds are paid no later than 14 days after the return.",
+     "supported"),
+])
+def test_rates_intensifiers_and_deadlines(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

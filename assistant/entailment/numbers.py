@@ -122,7 +122,10 @@ def same_quantity(a: Quantity, b: Quantity) -> bool | None:
 
 
 def _shown_as(converted: float, shown: float) -> bool:
-    return round(converted, _decimals(shown)) == round(shown, _decimals(shown))
+    """A conversion rounded to the figure's own precision, within 5% (90 minutes is not '2 hours', though 1.5
+    rounds to 2)."""
+    return round(converted, _decimals(shown)) == round(shown, _decimals(shown)) \
+        and abs(converted - shown) <= 0.05 * abs(shown)
 
 
 def _percent_match(a: Quantity, b: Quantity) -> bool:
@@ -185,6 +188,11 @@ def normalise(text: str) -> str:
     # bounds are not negations: "no more than 70%" = "at most 70%"; "gluten-free" = "no gluten"
     text = re.sub(r"\b(?:no|not)\s+(?:more|greater|higher)\s+than\b", "at most", text, flags=re.I)
     text = re.sub(r"\b(?:no|not)\s+(?:less|fewer|lower)\s+than\b", "at least", text, flags=re.I)
+    text = re.sub(r"\b(?:no|not)\s+later\s+than\b", "by", text, flags=re.I)  # a deadline, not a negation
+    # "nothing at all", "not at all": an intensifier, not a quantifier ("at all times" is one)
+    text = re.sub(r"\s+at\s+all\b(?!\s+(?:times|costs|hours|levels|stages|ages|sites|locations|points))", "", text,
+                  flags=re.I)
+    text = re.sub(r"\b(?:no|not)\s+(?:earlier|sooner)\s+than\b", "from", text, flags=re.I)
     text = re.sub(r"\b([A-Za-z]{3,})-free\b", r"no \1", text)
     # "free" of a price is "no charge" ("the cathedral itself is free", "bicycles travel free"); "short of" a
     # thing is not reaching it ("34 seats, short of a majority")
@@ -298,6 +306,8 @@ def _fractions(text: str) -> str:
     text = re.sub(r"\b(?:an?\s+|one\s+)?(half|quarter|third)\s+(?:of\s+)?(?:an?\s+)" + _UNIT_WORD, frac, text,
                   flags=re.I)
     text = re.sub(r"\b(?:an?|one)\s+" + _UNIT_WORD + r"\s+and\s+a\s+half\b", and_half, text, flags=re.I)
+    text = re.sub(r"\b(every|each)\s+" + _UNIT_WORD + r"\s+and\s+a\s+half\b",
+                  lambda m: f"{m.group(1)} 1.5 {m.group(2)}" if unit_ok(m.group(2)) else m.group(0), text, flags=re.I)
     text = re.sub(r"\b(\d+|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")\s+and\s+a\s+half\s+"
                   + _UNIT_WORD, lambda m: f"{m.group(1)} and a half {m.group(2)}" if not unit_ok(m.group(2)) else
                   f"{_plus_half(m.group(1))} {m.group(2)}", text, flags=re.I)
