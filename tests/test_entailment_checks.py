@@ -706,3 +706,20 @@ def test_a_span_inherits_the_passage_subject(premise: str, claim: str, verdict: 
 ])
 def test_rates_intensifiers_and_deadlines(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # "rises to 2,914" is a figure, not a bound: no tolerance for a wrong unit to hide in
+    ("Mount Ketter rises to 2,914 metres, with a hut at 2,100 metres.", "Mount Ketter rises to 2,914 feet.",
+     "contradicted"),
+    ("Mount Ketter rises to 2,914 metres, with a hut at 2,100 metres.", "Mount Ketter rises to 2,914 metres.",
+     "supported"),
+    # "up to 20%" is a bound, not a direction: the change words still disagree
+    ("Sowing later than November reduces yields by up to 20%.",
+     "Sowing later than November can increase yields by up to 20%.", "contradicted"),
+    ("Sowing later than November reduces yields by up to 20%.",
+     "Sowing later than November can cut yields by up to 20%.", "supported"),
+    ("Share prices went up to a record 40 pence.", "Share prices fell to 40 pence.", "contradicted"),
+])
+def test_figures_after_to_and_bounds_that_are_not_directions(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

@@ -444,7 +444,10 @@ def read_quantities(toks: list[str]) -> list[Quantity]:
                 unit = unit_of(toks[j])
                 word = nxt if unit else ""
         before = [w.lower() for w in toks[max(0, i - 3): i] if w.lower() not in CURRENCY][-2:]
-        hedged = any(w in HEDGES or w in RANGE_WORDS for w in before)
+        # "to" makes a bound or a range only after "up" or a number ("up to 40", "30 to 40"): not "rises to 2,914"
+        hedged = any(w in HEDGES or (w in RANGE_WORDS and (w != "to" or k and (before[k - 1] == "up" or
+                                                                              before[k - 1][:1].isdigit())))
+                     for k, w in enumerate(before))
         out.append(Quantity(value, unit, t, hedged, word, _bound(before)))
         at.append(i)
     return _ranges(out, at, toks)

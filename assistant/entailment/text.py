@@ -287,10 +287,16 @@ def _unknown_word(low: str) -> bool:
     return len(low) > 2 and not getAllLemmas(low)
 
 
+_UP_VERBS = frozenset(["go", "move", "step", "climb", "shoot", "jump", "rise", "push", "scale", "ramp", "speed"])
+
+
 def direction_words(words: Iterable[str]) -> list[tuple[str, str]]:
     """The (word, "up" | "down") pairs of a clause's surface words: changes, comparatives, and bound words."""
     out = []
-    for w in words:
+    seq = list(words)
+    for i, w in enumerate(seq):
+        if w == "up" and i + 1 < len(seq) and seq[i + 1] == "to" and (i == 0 or lemma(seq[i - 1]) not in _UP_VERBS):
+            continue  # "up to 20%": a bound ("rose up to" and "went up to" still say up)
         lem = lemma(w)
         if lem in CHANGE_UP or w in ALWAYS_UP or (w != lem and lem in SCALE_UP and w.endswith(("er", "est"))):
             out.append((w, "up"))
