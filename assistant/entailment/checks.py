@@ -47,6 +47,7 @@ from assistant.entailment.compare import (
     role_reversed,
     role_swap,
     term_weight,
+    unlimited_conflict,
     wrong_value,
 )
 from assistant.entailment.numbers import derived, matches
@@ -224,6 +225,7 @@ class ClaimChecks:
                 or reversed_order(claim.text, text, self.lexicon) or role_swap(claim, span)
                 or role_reversed(claim, span) or comparison_reversed(claim, span)
                 or self._quantity_conflict(claim, span) or exclusive_conflict(claim, span)
+                or unlimited_conflict(claim, span)
                 or no_effect(claim, [analyse(x) for x in split_sentences(text) or [text]]))
 
     def _gap(self, claim: Analysis, span: list[Clause], text: str) -> str | None:

@@ -678,3 +678,26 @@ def exclusive_conflict(claim: Analysis, span: list[Clause]) -> str | None:
                         return (f"exclusive: the claim says only {' '.join(phrase)}, the source names "
                                 f"{' '.join(before)} {phrase[-1]}")
     return None
+
+
+_UNLIMITED = frozenset(["unlimited", "limitless", "uncapped"])
+
+
+def unlimited_conflict(claim: Analysis, span: Sequence[Clause]) -> str | None:
+    """'Unlimited EU roaming' where the source gives the allowance a figure ('5 GB of EU roaming') and does not
+    call it unlimited."""
+    for cc in claim.clauses:
+        at = next((i for i, w in enumerate(cc.words) if w in _UNLIMITED), None)
+        if at is None:
+            continue
+        thing = {lemma(w) for w in cc.words[at + 1: at + 5]} & cc.terms
+        if not thing:
+            continue
+        best = max(span, key=lambda cl: len(thing & cl.terms), default=None)
+        if best is None or len(thing & best.terms) < min(2, len(thing)) or set(best.words) & _UNLIMITED:
+            continue
+        figures = [q for q in best.quantities if q.unit and q.unit != "%" and not q.unit.isupper()]
+        if figures:
+            f = figures[0]
+            return f"limit: the claim says unlimited, the source gives {f.text} {f.unit} ('{_gist(best)}')"
+    return None

@@ -54,7 +54,13 @@ _SYMBOL_UNITS = {"°C": "degC", "°F": "degF", "L": "liter", "l": "liter", "h": 
                  "g": "gram", "m": "meter", "s": "second", "sec": "second", "secs": "second", "mins": "minute",
                  "litres": "liter", "litre": "liter", "metres": "meter", "metre": "meter", "tonne": "metric_ton",
                  "tonnes": "metric_ton", "tons": "ton", "celsius": "degC", "fahrenheit": "degF", "kph": "km/h",
-                 "knots": "knot", "kt": "knot", "feet": "foot"}  # "feet": pint reads it, the name check misses it
+                 "knots": "knot", "kt": "knot", "feet": "foot",  # "feet": pint reads it, the name check misses it
+                 "kB": "kilobyte", "KB": "kilobyte", "MB": "megabyte", "GB": "gigabyte", "TB": "terabyte",
+                 "PB": "petabyte", "kbps": "kilobit/second", "Kbps": "kilobit/second", "Mbps": "megabit/second",
+                 "Gbps": "gigabit/second", "mAh": "milliampere_hour"}
+# units of two words: "1,450 nautical miles" is not 1,450 miles
+_TWO_WORD_UNITS = {("nautical", "mile"): "nautical_mile", ("fluid", "ounce"): "fluid_ounce",
+                   ("light", "year"): "light_year", ("horse", "power"): "horsepower"}
 
 
 @dataclass(frozen=True)
@@ -281,8 +287,14 @@ def _frequencies(text: str) -> str:
     return _VERB_RATE.sub(lambda m: f"{m.group(1)} {_ADVERB_RATE[m.group(2).lower()]} peryear {m.group(2)}", text)
 
 
+_MULTIPLE_WORDS = {"double": 2, "triple": 3, "treble": 3, "quadruple": 4}
+
+
 def _multipliers(text: str) -> str:
     """A multiple is a quantity in 'fold': '2 times as many', '2.3-fold higher', 'doubled' (2 fold), 'halved'."""
+    # "paid at double the normal rate", "triple its size": a multiple of the thing named next
+    text = re.sub(r"\b(double|triple|treble|quadruple)\s+(?=(?:the|its|their|his|her|that|this|our|your)\s)",
+                  lambda m: f"{_MULTIPLE_WORDS[m.group(1).lower()]} fold ", text, flags=re.I)
     text = _TIMES.sub(lambda m: f"{m.group(1)} fold ", text)
     text = _FOLD.sub(lambda m: f"{m.group(1)} fold", text)
     return _MULTIPLY.sub(lambda m: f"{m.group(0)} {_MULTIPLYING[m.group(1).lower()]:g} fold", text)
@@ -438,6 +450,8 @@ def read_quantities(toks: list[str]) -> list[Quantity]:
                 unit, word = CURRENCY[nxt], nxt
             elif nxt in ("fold", "peryear"):
                 unit, word = nxt, nxt
+            elif j + 1 < len(toks) and (nxt, toks[j + 1].lower().rstrip("s")) in _TWO_WORD_UNITS:
+                unit, word = _TWO_WORD_UNITS[nxt, toks[j + 1].lower().rstrip("s")], f"{nxt} {toks[j + 1].lower()}"
             elif _area(toks, j):  # the unit words: "square metres", "sq ft", "square-metre"
                 unit, word = _area(toks, j), nxt if "-" in nxt else f"{nxt} {toks[j + 1].lower()}"
             else:

@@ -78,8 +78,8 @@ ONLY_Q = frozenset(["only", "solely"])  # a restriction: "only on the ground flo
 _TOKEN = re.compile(r"[$€£¥]|n't|[A-Za-z]+-?\d[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|\d+[A-Za-z]+\d[A-Za-z0-9]*|"
                     r"\d+(?:\.\d+){2,}|\d{1,2}:\d{2}(?!\d)|\d+(?:\.\d+)?|[A-Za-z][A-Za-z'’]*(?:-[A-Za-z]+)*|%|°[CF]|[A-Za-z0-9]+")
 _ALNUM = re.compile(r"(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*")
-_CLAUSE = re.compile(r"\s*(?:[,;]|:(?!\d)|\s(?:and|but|while|whereas|although|though|which|whose|who|where|"
-                     r"because|since|so|yet|or)\s)\s*|\s(?=(?:in order |so as )?to (?:avoid|prevent)\b)", re.I)
+_CLAUSE = re.compile(r"\s*(?:[,;]|:(?!\d)|\s(?:and|plus(?= [a-z])|but|while|whereas|although|though|which|whose|who|"
+                     r"where|because|since|so|yet|or)\s)\s*|\s(?=(?:in order |so as )?to (?:avoid|prevent)\b)", re.I)
 
 
 @dataclass
@@ -229,8 +229,8 @@ def _entities(toks: list[str], first: bool = True) -> list[str]:
         if ((_ALNUM.fullmatch(t) and not re.fullmatch(r"\d+(?:st|nd|rd|th|s)", low))
                 or re.fullmatch(r"\d+(?:\.\d+){2,}", t)):
             out.append(low)  # a code (X2, COVID-19) or a version (2.6.4)
-        elif i and re.fullmatch(r"\d+(?:\.\d+)?", toks[i - 1]) and unit_of(t):
-            continue  # the unit of a figure ('0.6 MHz', '5 kWh'), not a name
+        elif i and (re.fullmatch(r"\d+(?:\.\d+)?", toks[i - 1]) or toks[i - 1].lower() == "per") and unit_of(t):
+            continue  # the unit of a figure ('0.6 MHz', '5 kWh', '£2 per GB'), not a name
         elif t[:1].isupper() and t.isalpha() and low not in STOPWORDS and (i > 0 or not first
                                                                              or t.isupper() and len(t) > 1
                                                                              or _unknown_word(low)):
