@@ -723,3 +723,14 @@ def test_rates_intensifiers_and_deadlines(premise: str, claim: str, verdict: str
 ])
 def test_figures_after_to_and_bounds_that_are_not_directions(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # a direction word on both sides ("more than 1,000 pupils") leaves the others to disagree
+    ("Schools with more than 1,000 pupils recorded slightly lower pass rates than smaller schools.",
+     "Schools with more than 1,000 pupils recorded slightly higher pass rates than smaller schools.", "contradicted"),
+    ("Schools with more than 1,000 pupils recorded slightly lower pass rates than smaller schools.",
+     "Schools with more than 1,000 pupils had slightly lower pass rates than smaller schools.", "supported"),
+])
+def test_shared_direction_words_do_not_hide_a_flip(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

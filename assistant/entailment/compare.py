@@ -272,10 +272,14 @@ def quantifier_gap(cc: Clause, span: Sequence[Clause]) -> str | None:
 
 
 def opposite(cc: Clause, cl: Clause, use_lexicon: bool = True) -> str | None:
-    mine, theirs = direction(cc.words), direction(cl.words)
+    # a direction word both sides use is no evidence either way ("schools with more than 1,000 pupils had lower
+    # / higher pass rates"): compare the rest
+    shared = set(cc.words) & set(cl.words)
+    mine = direction([w for w in cc.words if w not in shared])
+    theirs = direction([w for w in cl.words if w not in shared])
     if mine and theirs and not (mine & theirs):
-        return (f"direction: the claim says {'/'.join(sorted(mine))} ({_dir_words(cc)}), the source "
-                f"{'/'.join(sorted(theirs))} ({_dir_words(cl)})")
+        return (f"direction: the claim says {'/'.join(sorted(mine))} ({_dir_words(cc, shared)}), the source "
+                f"{'/'.join(sorted(theirs))} ({_dir_words(cl, shared)})")
     for word in sorted(cc.terms - cl.terms - ORDER, key=cc.lemmas.index):  # in the claim's order: one reason
         against = opposites_of(word, use_lexicon) & (cl.terms - cc.terms)
         if against:
@@ -292,8 +296,8 @@ def opposites_of(word: str, use_lexicon: bool = True) -> frozenset[str]:
     return partners
 
 
-def _dir_words(cl: Clause) -> str:
-    return ", ".join(w for w, _ in direction_words(cl.words))
+def _dir_words(cl: Clause, shared: set[str]) -> str:
+    return ", ".join(w for w, _ in direction_words(w for w in cl.words if w not in shared))
 
 
 def order_reversed(cc: Clause, cl: Clause) -> str | None:
