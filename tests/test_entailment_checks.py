@@ -734,3 +734,14 @@ def test_figures_after_to_and_bounds_that_are_not_directions(premise: str, claim
 ])
 def test_shared_direction_words_do_not_hide_a_flip(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # a negated claim against an affirmative fragment, wherever the subject was named
+    ("Sodium thiosulfate melts at 48 °C. The solution is stable in neutral conditions but decomposes in acid.",
+     "Sodium thiosulfate solution does not decompose in acid.", "contradicted"),
+    ("The solution decomposes in acid. It does not decompose in water.", "The solution does not decompose in water.",
+     "supported"),
+])
+def test_a_negated_claim_against_an_affirmed_fragment(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

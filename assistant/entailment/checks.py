@@ -24,6 +24,7 @@ from assistant.entailment.acronyms import acronym_cover
 from assistant.entailment.base import Entailment
 from assistant.entailment.compare import (
     FRAME_WORDS,
+    affirmed_inside,
     claim_words,
     clauses_about,
     comparison_reversed,
@@ -218,7 +219,7 @@ class ClaimChecks:
             reasons = [self._disagree(cc, cl, span) for cl in ties]
             if ties and all(reasons):
                 return reasons[0]
-            inside = negated_inside(cc, span)
+            inside = negated_inside(cc, span) or affirmed_inside(cc, span)
             if inside:
                 return inside
         return (entity_swap(claim, text) or from_to_swap(claim.text, text)

@@ -212,6 +212,27 @@ def negated_inside(cc: Clause, span: Sequence[Clause]) -> str | None:
     return None
 
 
+def affirmed_inside(cc: Clause, span: Sequence[Clause]) -> str | None:
+    """The mirror of `negated_inside`: a negated claim clause whose scope holds every content word of an
+    affirmative source clause denies what the source states, whichever clause shares most words with it:
+    "the solution does not decompose in acid" against "... but decomposes in acid". A source clause with
+    figures the claim does not give is about another case, and one that says more than the claim is left alone."""
+    if not cc.negations % 2 or not cc.negated:
+        return None
+    for i, cl in enumerate(span):
+        own = cl.terms - FRAME_WORDS - cl.units
+        if cl.negations or len(own) < 2 or not own <= cc.negated:
+            continue
+        if any(not any(matches(q, s) for q in cc.quantities) for s in cl.quantities):
+            continue
+        if not (i and (span[i - 1].terms - own) & cc.terms) and len(own) < 3:
+            continue  # a fragment ("... but decomposes in acid") needs its subject in the clause before it
+        if _flipped(cc, cl):
+            continue
+        return f"negation: the claim denies what the source states ('{_gist(cl)}')"
+    return None
+
+
 def quantifier_conflict(cc: Clause, cl: Clause) -> str | None:
     claim_q, source_q = _q(cc.words), _q(cl.words)
     if claim_q and source_q and source_q not in _Q_OK[claim_q]:
