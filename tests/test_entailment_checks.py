@@ -745,3 +745,25 @@ def test_shared_direction_words_do_not_hide_a_flip(premise: str, claim: str, ver
 ])
 def test_a_negated_claim_against_an_affirmed_fragment(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # am / pm are times of day, not attometres and picometres
+    ("Peak demand reached 18.2 GW at 17:30 on 14 January.", "Peak demand hit 18,200 MW at 5:30 pm on 14 January.",
+     "supported"),
+    ("Peak demand reached 18.2 GW at 17:30 on 14 January.", "Peak demand hit 18,200 MW at 5:30 am on 14 January.",
+     "contradicted"),
+    ("The cheap rate applies from midnight to 05:00.", "The cheap rate applies from midnight to 5 am.", "supported"),
+    # a time worked out from the source's own time and duration
+    ("A tsunami warning issued at 04:10 was lifted an hour later.",
+     "The tsunami warning, issued at 04:10, was lifted at about 05:10.", "supported"),
+    ("A tsunami warning issued at 04:10 was lifted an hour later.",
+     "The tsunami warning, issued at 04:10, was lifted at 06:40.", "contradicted"),
+    # "throughout life" is its entire life; "each" is no content word of its own
+    ("Their teeth grow continuously throughout life.", "Their teeth grow continuously for their entire life.",
+     "supported"),
+    ("Females nest every two to three years, laying around 80 eggs per clutch.",
+     "Females lay roughly eighty eggs in each clutch.", "supported"),
+])
+def test_times_of_day_worked_out_times_and_whole_lives(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

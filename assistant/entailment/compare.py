@@ -45,7 +45,8 @@ def contains_name(low: str, entity: str) -> bool:
 FRAME_WORDS = frozenset(["have", "do", "be", "get", "although", "though", "once", "if", "so", "just", "even",
                          "also", "still", "already", "yet", "far", "around", "out", "whether", "because", "since",
                          "while", "whereas", "unless", "however", "thus", "hence", "then", "there", "here",
-                         "really", "actually", "indeed", "any", "much", "between"])  # "much": the lemma of more / most
+                         "really", "actually", "indeed", "any", "much",  # "much": the lemma of more / most
+                         "between", "each"])
 
 
 def term_weight(term: str) -> int:

@@ -179,10 +179,19 @@ def fold_letters(text: str) -> str:
     return "".join(out)
 
 
+_AM_PM = re.compile(r"\b(1[0-2]|0?[1-9])(?:[:.]([0-5]\d))?\s*([ap])\.?\s?m\b\.?", re.I)
+
+
+def _clock_24(m: re.Match[str]) -> str:
+    hour = int(m.group(1)) % 12 + (12 if m.group(3).lower() == "p" else 0)
+    return f"{hour:02d}:{m.group(2) or '00'}"
+
+
 def normalise(text: str) -> str:
     """Digits for number words, no thousands separators, hyphenated '14-hour' split, unicode quotes plain."""
     text = text.replace("’", "'").replace("–", "-").replace("—", " - ").replace("\u00a0", " ")
     text = fold_letters(text)
+    text = _AM_PM.sub(_clock_24, text)  # "5:30 pm" = "17:30", "11 am" = "11:00" (not 11 attometres)
     text = re.sub(r"(\d)\s*(km|cm|mm|m|ft|mi|in)(?:²|2)(?![A-Za-z0-9])", r"\1 square \2", text)  # 142 m² = 142 square m
     text = re.sub(r"^\s*(?:yes|no)\s*[,.;:!-]\s*", "", text, flags=re.I)  # "No, the tablets are not ..." answers
     # "According to the sources, ...": where the claim comes from is not part of what it claims
@@ -567,7 +576,8 @@ def derived(q: Quantity, pool: Sequence[Quantity], words: Iterable[str]) -> str 
     if q.unit == CLOCK:  # "issued at 04:10, lifted an hour later" -> 05:10
         later = [a.value + d for a in pool if a.unit == CLOCK for d in _minutes(pool)]
         earlier = [a.value - d for a in pool if a.unit == CLOCK for d in _minutes(pool)]
-        if cue and any(_close(q.value, v % 1440, q.hedged) for v in later + earlier):
+        # the cue may be the source's ("issued at 04:10 was lifted an hour later" -> "lifted at 05:10")
+        if any(_close(q.value, v % 1440, q.hedged) for v in later + earlier):
             return "a time and a duration of the source"
         return None
     if q.unit == "%" and not q.bound:  # "half the daytime rate" (6p of 12p), "8% of the 1,200 staff" (96)

@@ -68,7 +68,7 @@ OPPOSITES = {frozenset(p.split()) for p in (
 # a precedence word in the claim reversed against the source ("A before B" vs "B before A")
 ORDER = frozenset(["before", "after", "precede", "follow", "prior", "earlier", "later"])
 ALL_Q = frozenset(["all", "every", "each", "always", "entire", "whole", "everyone", "everything", "entirely",
-                   "exclusively", "completely", "fully", "wholly", "full"])
+                   "exclusively", "completely", "fully", "wholly", "full", "throughout"])
 MOST_Q = frozenset(["most", "majority", "mostly", "usually", "generally"])
 SOME_Q = frozenset(["some", "several", "few", "many", "sometimes", "occasionally", "part", "minority", "certain",
                     "rarely", "seldom"])
