@@ -756,7 +756,7 @@ def test_a_negated_claim_against_an_affirmed_fragment(premise: str, claim: str, 
     ("The cheap rate applies from midnight to 05:00.", "The cheap rate applies from midnight to 5 am.", "supported"),
     # a time worked out from the source's own time and duration
     ("A tsunami warning issued at 04:10 was lifted an hour later.",
-     "The tsunami warning, issued at 04:10, was lifted at about 05:10.", "supported"),
+     "The tsunami warning, issued at 04:10, was lifted an hour later, at about 05:10.", "supported"),
     ("A tsunami warning issued at 04:10 was lifted an hour later.",
      "The tsunami warning, issued at 04:10, was lifted at 06:40.", "contradicted"),
     # "throughout life" is its entire life; "each" is no content word of its own
@@ -766,4 +766,15 @@ def test_a_negated_claim_against_an_affirmed_fragment(premise: str, claim: str, 
      "Females lay roughly eighty eggs in each clutch.", "supported"),
 ])
 def test_times_of_day_worked_out_times_and_whole_lives(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # a negated claim about one named thing, where the source states the thing of another, or "only" something else
+    ("Checked baggage allowance is 23 kg on Economy Flex fares; Economy Light fares include only a 10 kg cabin bag.",
+     "Economy Light does not include checked baggage, only a 10 kg cabin bag.", "supported"),
+    ("Checked baggage allowance is 23 kg on Economy Flex fares; Economy Light fares include only a 10 kg cabin bag.",
+     "Economy Flex does not include checked baggage.", "contradicted"),
+])
+def test_negated_claims_about_one_of_two_named_things(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)

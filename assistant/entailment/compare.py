@@ -15,6 +15,7 @@ from assistant.entailment.text import (
     CHANGE_DOWN,
     CHANGE_UP,
     MONTHS,
+    NEGATORS,
     ONLY_Q,
     OPPOSITES,
     ORDER,
@@ -81,6 +82,14 @@ def clauses_about(cc: Clause, span: list[Clause]) -> list[Clause]:
               for cl in span]
     best = max(scores, default=0)
     return [cl for cl, sc in zip(span, scores, strict=True) if sc == best] if best > 0 else []
+
+
+def _sibling_name(cc: Clause, cl: Clause) -> bool:
+    """The source clause names another member of the claim's family of names: "23 kg on Economy Flex fares"
+    against the claim's "Economy Light" (the two share "Economy", and the names differ)."""
+    mine = {w for e in cc.entities for w in e.split()}
+    theirs = {w for e in cl.entities for w in e.split()}
+    return bool(mine) and bool(theirs - mine) and not theirs & mine and bool(theirs & set(cc.words))
 
 
 def _binds(cc: Clause, cl: Clause | None) -> bool:
@@ -172,13 +181,17 @@ def polarity(cc: Clause, cl: Clause, span: Sequence[Clause] = ()) -> str | None:
         # the same subject (every other noun of the claim clause is there: "internet is not included in the rent"
         # is not contradicted by "rent, including water and heating")
         nouns = {t for t in cc.terms - cc_neg if is_noun(t)}
-        stated = [i for i, c in enumerate(span) if cc_neg & c.terms]
+        # a clause about another named thing does not state it of the claim's ("23 kg on Economy Flex fares")
+        stated = [i for i, c in enumerate(span) if cc_neg & c.terms and not _sibling_name(cc, c)]
         if not stated or any(_negations(span[i], cc)[0] % 2 for i in stated):
             return None
         # the clause before a stated one is its context ("This policy covers ..., including liquid damage")
         if nouns and not any(nouns <= span[i].terms | (span[i - 1].terms if i else set()) for i in stated):
             return None
         cl = span[stated[0]]
+        denied = {t for t in cc_neg if is_noun(t)}
+        if set(cl.words) & ONLY_Q and denied and not denied <= cl.terms:
+            return None  # "does not include checked baggage" against "include only a 10 kg cabin bag"
     if _flipped(cc, cl):  # "did not fall" against "rose": polarity and direction both flip
         return None
     said = "negates" if cc.negations % 2 else "affirms"
@@ -487,6 +500,8 @@ def role_swap(claim: Analysis, span: list[Clause]) -> str | None:
     """A name the source states in a clause about another attribute, while the clause about the claim's
     attribute names someone else: 'opens in Prague' where the source opens in Lyon and closes in Prague."""
     for cc in claim.clauses:
+        if cc.negations % 2 and set(cc.words) & NEGATORS:
+            continue  # "Economy Light does not include checked baggage": the source giving it to Flex agrees
         for e in dict.fromkeys(cc.entities):
             if not (_titled(e, claim.text) or _model_name(e)):
                 continue  # a code or a technical term (AIRE, p53, TCR) is not a party that can swap roles

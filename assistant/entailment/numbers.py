@@ -576,8 +576,7 @@ def derived(q: Quantity, pool: Sequence[Quantity], words: Iterable[str]) -> str 
     if q.unit == CLOCK:  # "issued at 04:10, lifted an hour later" -> 05:10
         later = [a.value + d for a in pool if a.unit == CLOCK for d in _minutes(pool)]
         earlier = [a.value - d for a in pool if a.unit == CLOCK for d in _minutes(pool)]
-        # the cue may be the source's ("issued at 04:10 was lifted an hour later" -> "lifted at 05:10")
-        if any(_close(q.value, v % 1440, q.hedged) for v in later + earlier):
+        if cue and any(_close(q.value, v % 1440, q.hedged) for v in later + earlier):
             return "a time and a duration of the source"
         return None
     if q.unit == "%" and not q.bound:  # "half the daytime rate" (6p of 12p), "8% of the 1,200 staff" (96)
