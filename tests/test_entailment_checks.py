@@ -698,6 +698,7 @@ def test_a_span_inherits_the_passage_subject(premise: str, claim: str, verdict: 
     ("Ferries to Sellin run every 90 minutes in summer.", "In summer a ferry to Sellin leaves every two hours.",
      "contradicted"),
     ("Any activity is better than none.", "Some activity is better than nothing at all.", "supported"),
+    ("The card is accepted at most branches.", "The card is accepted at all branches.", "unsupported"),
     ("Visitors must be escorted at all times.", "Visitors may walk around without an escort at all times.",
      "contradicted"),
     # "no later than" is a deadline, not a negation

@@ -204,9 +204,10 @@ def normalise(text: str) -> str:
     text = re.sub(r"\b(?:no|not)\s+(?:more|greater|higher)\s+than\b", "at most", text, flags=re.I)
     text = re.sub(r"\b(?:no|not)\s+(?:less|fewer|lower)\s+than\b", "at least", text, flags=re.I)
     text = re.sub(r"\b(?:no|not)\s+later\s+than\b", "by", text, flags=re.I)  # a deadline, not a negation
-    # "nothing at all", "not at all": an intensifier, not a quantifier ("at all times" is one)
-    text = re.sub(r"\s+at\s+all\b(?!\s+(?:times|costs|hours|levels|stages|ages|sites|locations|points))", "", text,
-                  flags=re.I)
+    # "better than nothing at all", "not at all": an intensifier, not a quantifier ("at all times", "at all
+    # branches" stay one)
+    text = re.sub(r"\s+at\s+all\b(?=\s*(?:[.,;:!?)\][]|$))", "", text, flags=re.I)
+    text = re.sub(r"\bnot\s+at\s+all\b", "not", text, flags=re.I)
     text = re.sub(r"\b(?:no|not)\s+(?:earlier|sooner)\s+than\b", "from", text, flags=re.I)
     text = re.sub(r"\b([A-Za-z]{3,})-free\b", r"no \1", text)
     # "free" of a price is "no charge" ("the cathedral itself is free", "bicycles travel free"); "short of" a
