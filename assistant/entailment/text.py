@@ -312,13 +312,13 @@ def direction(words: Iterable[str]) -> set[str]:
 def quantifier_words(words: Iterable[str]) -> set[str]:
     """A clause's words less the bounds that look like quantifiers: 'at most 70%', 'at least 30 g'."""
     seq = list(words)
-    return {w for i, w in enumerate(seq) if not (w in ("most", "least", "all") and i and seq[i - 1] == "at")
+    return {w for i, w in enumerate(seq) if not (w in ("most", "least") and i and seq[i - 1] == "at")
             and not (w in ("every", "each") and i + 1 < len(seq) and _rate(seq, i))}
 
 
 def _rate(seq: list[str], i: int) -> bool:
     """'every 90 minutes', 'every hour', 'for every pound', 'each month': how often or how much per, not all of a
-    thing ('nothing at all' is no quantifier either)."""
+    thing."""
     nxt = seq[i + 1]
     return bool(re.match(r"\d", nxt)) or bool(unit_of(nxt)) or (i > 0 and seq[i - 1] == "for")
 
