@@ -149,8 +149,7 @@ class ClaimChecks:
         span_terms |= acronym_cover(claim.text, text)  # "HSCs" states "hematopoietic stem cells"
         # a span that names nothing of its own speaks of the passage's subject: "Versions 2.x are not affected",
         # four sentences after "the Tarn web server"
-        mine = {w for e in claim.entities for w in e.split()}
-        own_names = {w for cl in span for e in cl.entities for w in e.split()} - mine
+        own_names = set().union(*(cl.name_words for cl in span)) - claim.name_words
         inherited = passage if passage and not own_names else ""
         coverage, missing = self._coverage(claim, span_terms, plain_words(text), inherited)
         aligned = coverage >= self.settings.min_aligned

@@ -87,8 +87,7 @@ def clauses_about(cc: Clause, span: list[Clause]) -> list[Clause]:
 def _sibling_name(cc: Clause, cl: Clause) -> bool:
     """The source clause names another member of the claim's family of names: "23 kg on Economy Flex fares"
     against the claim's "Economy Light" (the two share "Economy", and the names differ)."""
-    mine = {w for e in cc.entities for w in e.split()}
-    theirs = {w for e in cl.entities for w in e.split()}
+    mine, theirs = cc.name_words, cl.name_words
     return bool(mine) and bool(theirs - mine) and not theirs & mine and bool(theirs & set(cc.words))
 
 
@@ -389,7 +388,7 @@ def from_to_swap(claim: str, text: str) -> str | None:
 def _roles(cl: Clause) -> list[tuple[str, str, str]]:
     """(name before, verb, name after) triples of a clause: 'Denholm Ltd breached its contract with Perrin' ->
     (denholm ltd, breach, perrin). A passive 'by' between them reverses them."""
-    words = {w for e in cl.entities for w in e.split()}
+    words = cl.name_words
     names: list[tuple[int, int, str]] = []  # (start, end, name) of runs of name words
     i = 0
     while i < len(cl.lemmas):
@@ -597,7 +596,7 @@ def _crowded(cc: Clause, q: Quantity, own: Clause) -> str | None:
         return None
     if any(x is not q and x.unit == q.unit for x in cc.quantities):
         return None  # the claim gives both figures too: word distance cannot tell which noun is whose
-    names = {w for e in cc.entities for w in e.split()}
+    names = cc.name_words
     nouns = {t for t in cc.terms if is_noun(t) and t not in cc.units and t not in names}
     beside = _near(own.words, held.text)
     for other in others:
@@ -626,7 +625,7 @@ def _is_year(q: Quantity) -> bool:
 def _bind(cc: Clause, cl: Clause) -> int:
     """Shared words of the claim clause and a source clause, leaving out units and names (a subject named once
     serves every clause of its sentence)."""
-    names = {w for e in cc.entities for w in e.split()}
+    names = cc.name_words
     return len({t for t in cc.terms & cl.terms if t not in cc.units and t not in names})
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -561,54 +561,81 @@ ARITHMETIC_CUES = frozenset(["by", "after", "later", "earlier", "before", "ago",
 
 
 def derived(q: Quantity, pool: Sequence[Quantity], words: Iterable[str]) -> str | None:
-    """How the claim's quantity `q` follows from two of the source's (`pool`), or None: a sum or difference
-    when the claim says so ('rose by 15', 'eleven years after 1792'), a compound duration (1 hour 50 minutes =
-    110 minutes), or a percentage of a whole (30% of 1,200 = 360)."""
+    """How the claim's quantity `q` follows from two of the source's (`pool`), or None: a ratio, a time of day
+    moved by a duration, a share of two figures, or a sum, difference or percentage of a whole (each in its own
+    function below). Arithmetic that only a cue word licenses ('rose by 15', 'eleven years after 1792', 'an hour
+    later') needs that cue in the claim."""
     cue = bool(set(words) & ARITHMETIC_CUES)
-    if q.unit == "fold":  # "tripled, from two weeks to six", "more than twice as much as wind (21%)": a ratio
-        for i, a in enumerate(pool):
-            for b in pool[i + 1:]:
-                if a.unit == "fold" or b.unit == "fold" or not comparable(a, b) or CLOCK in (a.unit, b.unit):
-                    continue
-                x, y = _in_unit(a, a.unit or b.unit), _in_unit(b, a.unit or b.unit)
-                if x and y and matches(q, Quantity(max(x, y) / min(x, y), "fold", "ratio")):
-                    return f"{max(a.text, b.text, key=float)} / {min(a.text, b.text, key=float)}"
-        return None
-    if q.unit == CLOCK:  # "issued at 04:10, lifted an hour later" -> 05:10
-        later = [a.value + d for a in pool if a.unit == CLOCK for d in _minutes(pool)]
-        earlier = [a.value - d for a in pool if a.unit == CLOCK for d in _minutes(pool)]
-        if cue and any(_close(q.value, v % 1440, q.hedged) for v in later + earlier):
-            return "a time and a duration of the source"
-        return None
-    if q.unit == "%" and not q.bound:  # "half the daytime rate" (6p of 12p), "8% of the 1,200 staff" (96)
-        for i, a in enumerate(pool):
-            for b in pool[i + 1:]:
-                if "%" in (a.unit, b.unit) or CLOCK in (a.unit, b.unit) or a.unit != b.unit or not a.value \
-                        or not b.value:
-                    continue
-                small, large = sorted((a.value, b.value))
-                if _close(q.value, 100 * small / large, q.hedged):
-                    return f"{small:g} of {large:g}"
+    if q.unit == "fold":
+        return _ratio_of(q, pool)
+    if q.unit == CLOCK:
+        return _clock_shift(q, pool) if cue else None
+    if q.unit == "%" and not q.bound:
+        share = _share_of(q, pool)
+        if share:
+            return share
+    return _pairwise(q, pool, cue)
+
+
+def _pairs(pool: Sequence[Quantity]) -> Iterator[tuple[Quantity, Quantity]]:
     for i, a in enumerate(pool):
         for b in pool[i + 1:]:
-            if a.unit == b.unit == q.unit == "%" and cue and _equal(q, abs(a.value - b.value), "%"):
-                return f"{max(a.value, b.value):g}% - {min(a.value, b.value):g}%"  # "down 15 points" from 46% to 31%
-            if a.unit == "%" or b.unit == "%":
-                share, whole = (a, b) if a.unit == "%" else (b, a)
-                if whole.unit != "%" and _equal(q, whole.value * share.value / 100, whole.unit or q.unit):
-                    return f"{share.text}% of {whole.text}"
-                continue
-            if not (comparable(a, q) and comparable(b, q) and comparable(a, b)):
-                continue
-            unit = q.unit or a.unit or b.unit
-            x, y = _in_unit(a, unit), _in_unit(b, unit)
-            if x is None or y is None:
-                continue
-            compound = bool(a.unit and b.unit and a.unit != b.unit)  # "1 hour 50 minutes"
-            if (cue or compound) and _equal(q, x + y, unit):
-                return f"{a.text} + {b.text}"
-            if cue and _equal(q, abs(x - y), unit):
-                return f"{max(a.text, b.text, key=lambda t: float(t))} - {min(a.text, b.text, key=lambda t: float(t))}"
+            yield a, b
+
+
+def _ratio_of(q: Quantity, pool: Sequence[Quantity]) -> str | None:
+    """"tripled, from two weeks to six", "more than twice as much as wind (21%)": a ratio of two figures."""
+    for a, b in _pairs(pool):
+        if a.unit == "fold" or b.unit == "fold" or not comparable(a, b) or CLOCK in (a.unit, b.unit):
+            continue
+        x, y = _in_unit(a, a.unit or b.unit), _in_unit(b, a.unit or b.unit)
+        if x and y and matches(q, Quantity(max(x, y) / min(x, y), "fold", "ratio")):
+            return f"{max(a.text, b.text, key=float)} / {min(a.text, b.text, key=float)}"
+    return None
+
+
+def _clock_shift(q: Quantity, pool: Sequence[Quantity]) -> str | None:
+    """"issued at 04:10, lifted an hour later" -> 05:10: a time of day of the source moved by one of its durations."""
+    shifts = _minutes(pool)
+    times = [a.value + sign * d for a in pool if a.unit == CLOCK for d in shifts for sign in (1, -1)]
+    if any(_close(q.value, v % 1440, q.hedged) for v in times):
+        return "a time and a duration of the source"
+    return None
+
+
+def _share_of(q: Quantity, pool: Sequence[Quantity]) -> str | None:
+    """"half the daytime rate" (6p of 12p), "8% of the 1,200 staff" (96 of 1,200): one figure as a share of another."""
+    for a, b in _pairs(pool):
+        if "%" in (a.unit, b.unit) or CLOCK in (a.unit, b.unit) or a.unit != b.unit or not a.value or not b.value:
+            continue
+        small, large = sorted((a.value, b.value))
+        if _close(q.value, 100 * small / large, q.hedged):
+            return f"{small:g} of {large:g}"
+    return None
+
+
+def _pairwise(q: Quantity, pool: Sequence[Quantity], cue: bool) -> str | None:
+    """Percentage points between two shares ("down 15 points" from 46% to 31%), a percentage of a whole (30% of
+    1,200 = 360), a compound duration (1 hour 50 minutes = 110 minutes), a sum or difference the claim cues."""
+    for a, b in _pairs(pool):
+        if a.unit == b.unit == q.unit == "%" and cue and _equal(q, abs(a.value - b.value), "%"):
+            return f"{max(a.value, b.value):g}% - {min(a.value, b.value):g}%"
+        if a.unit == "%" or b.unit == "%":
+            share, whole = (a, b) if a.unit == "%" else (b, a)
+            if whole.unit != "%" and _equal(q, whole.value * share.value / 100, whole.unit or q.unit):
+                return f"{share.text}% of {whole.text}"
+            continue
+        if not (comparable(a, q) and comparable(b, q) and comparable(a, b)):
+            continue
+        unit = q.unit or a.unit or b.unit
+        x, y = _in_unit(a, unit), _in_unit(b, unit)
+        if x is None or y is None:
+            continue
+        compound = bool(a.unit and b.unit and a.unit != b.unit)  # "1 hour 50 minutes"
+        if (cue or compound) and _equal(q, x + y, unit):
+            return f"{a.text} + {b.text}"
+        if cue and _equal(q, abs(x - y), unit):
+            return f"{max(a.text, b.text, key=float)} - {min(a.text, b.text, key=float)}"
     return None
 
 

@@ -99,6 +99,11 @@ class Clause:
     def units(self) -> set[str]:
         return {lemma(w) for q in self.quantities if q.unit_word for w in re.split(r"[\s-]+", q.unit_word)}
 
+    @property
+    def name_words(self) -> set[str]:
+        """The words of the names the clause gives ('kestrel', '5' for 'Kestrel 5')."""
+        return {w for e in self.entities for w in e.split()}
+
 
 @dataclass
 class Analysis:
@@ -120,6 +125,10 @@ class Analysis:
     @property
     def words(self) -> set[str]:
         return {w for c in self.clauses for w in c.words}
+
+    @property
+    def name_words(self) -> set[str]:
+        return set().union(*(c.name_words for c in self.clauses)) if self.clauses else set()
 
 
 @lru_cache(maxsize=4096)
