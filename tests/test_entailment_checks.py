@@ -779,3 +779,50 @@ def test_times_of_day_worked_out_times_and_whole_lives(premise: str, claim: str,
 ])
 def test_negated_claims_about_one_of_two_named_things(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+_WARNING = "A tsunami warning issued at 04:10 was lifted an hour later."
+_FLIGHT = ("Flight NV412 departs Lisbon at 07:45 and arrives in Oslo at 12:20 local time. Check-in closes 45 minutes "
+           "before departure.")
+_RACE = "Alina Varga won the women's 10,000 metres in 30 minutes 41 seconds, a championship record."
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # a time moved by the source's duration belongs to what the duration moves, not to the first time's event
+    (_WARNING, "The warning was lifted at about 05:10.", "supported"),
+    (_WARNING, "The tsunami warning was issued at 05:10.", "contradicted"),
+    (_FLIGHT, "Check-in for NV412 closes at 07:00.", "supported"),
+    (_FLIGHT, "Check-in closes at 08:30.", "unsupported"),
+    (_FLIGHT, "The flight departs at 07:00.", "contradicted"),
+    # a duration between two times of day the source gives ("between midnight and 5 am")
+    ("Customers on the Smart Saver tariff pay 9p per kWh between midnight and 5 am and 31p at all other times.",
+     "The Smart Saver tariff charges 9p per kWh for five hours.", "supported"),
+    ("Customers on the Smart Saver tariff pay 9p per kWh between midnight and 5 am and 31p at all other times.",
+     "The Smart Saver tariff charges 9p per kWh for six hours.", "contradicted"),
+    # a race time is a duration; "30 minutes 41 seconds" is one; a bound holds only on its own side
+    (_RACE, "Varga won in just over half an hour, clocking 30:41.", "supported"),
+    (_RACE, "Varga won the 10,000 metres in 31:41.", "contradicted"),
+    (_RACE, "Varga won the 10,000 metres in under 30 minutes.", "contradicted"),
+    ("The catalyst lost 4% of its activity after 500 hours.", "The catalyst lost under 5% of its activity.",
+     "supported"),
+    ("The catalyst lost 6% of its activity after 500 hours.", "The catalyst lost under 5% of its activity.",
+     "contradicted"),
+])
+def test_times_moved_by_durations_and_race_times(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # "214 in 2024" is a count in a year, not a ratio of 214 to 2024; "1 in 2000 births" is a ratio
+    ("Measles cases in the region rose to 214 in 2024, up from 37 the year before.",
+     "There were 214 measles cases in the region in 2024.", "supported"),
+    ("Measles cases in the region rose to 214 in 2024, up from 37 the year before.",
+     "There were 241 measles cases in the region in 2024.", "contradicted"),
+    ("The condition affects about 1 in 2000 births.", "The condition affects about 0.05% of births.", "supported"),
+    # a score after a name is no model number: the name is 'Harbour United', not 'United 3'
+    ("Kestrel FC came from behind to beat Harbour United 3-2 on Saturday, with Mila Ortega scoring twice in the "
+     "final ten minutes. The win lifts Kestrel to fourth in the table.",
+     "Mila Ortega scored two late goals for Kestrel FC against Harbour United.", "supported"),
+])
+def test_counts_in_a_year_and_scores_after_names(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

@@ -47,6 +47,7 @@ from assistant.entailment.compare import (
     quantifier_gap,
     role_reversed,
     role_swap,
+    shifted_time,
     term_weight,
     unlimited_conflict,
     wrong_value,
@@ -231,9 +232,11 @@ class ClaimChecks:
     def _gap(self, claim: Analysis, span: list[Clause], text: str) -> str | None:
         span_q = [q for cl in span for q in cl.quantities]
         words = claim_words(claim)
-        for q in claim.quantities:
-            if not any(matches(q, s) for s in span_q) and not derived(q, span_q, words):
-                return f"number: {q.text}{' ' + q.unit if q.unit else ''} is not in the source"
+        for cc in claim.clauses:
+            for q in cc.quantities:
+                if not any(matches(q, s) for s in span_q) and not derived(q, span_q, words) \
+                        and not shifted_time(cc, q, span):
+                    return f"number: {q.text}{' ' + q.unit if q.unit else ''} is not in the source"
         for cc in claim.clauses:
             gap = quantifier_gap(cc, span)
             if gap:
@@ -253,7 +256,7 @@ class ClaimChecks:
         pool, words = [s for cl in span for s in cl.quantities], claim_words(claim)
         for cc in claim.clauses:
             for q in cc.quantities:
-                if not any(matches(q, s) for s in pool) and derived(q, pool, words):
+                if not any(matches(q, s) for s in pool) and (derived(q, pool, words) or shifted_time(cc, q, span)):
                     continue  # "rose by 15" from "from 80 to 95": arithmetic on the source's own figures
                 reason = misplaced(cc, q, span) or wrong_value(cc, q, span)
                 if reason:

@@ -10,7 +10,16 @@ import re
 from collections.abc import Sequence
 
 from assistant.entailment import lexicon
-from assistant.entailment.numbers import Quantity, comparable, matches, normalise, same_quantity
+from assistant.entailment.numbers import (
+    CLOCK,
+    Quantity,
+    close_to,
+    comparable,
+    in_minutes,
+    matches,
+    normalise,
+    same_quantity,
+)
 from assistant.entailment.text import (
     CHANGE_DOWN,
     CHANGE_UP,
@@ -514,7 +523,9 @@ def role_swap(claim: Analysis, span: list[Clause]) -> str | None:
             known = {name_key(x) for x in _names(claim)}
             for rival in (cl for cl in span if _bind(cc, cl) == best):
                 other = [x for x in rival.entities if name_key(x) not in known]
-                if other and name_key(e) not in {name_key(x) for x in rival.entities}:
+                # the rival clause may give the name too, as its sentence's first word ("Kestrel FC came ...")
+                if other and name_key(e) not in {name_key(x) for x in rival.entities} \
+                        and not contains_name(" ".join(rival.words), e):
                     return f"entity: '{e}' is stated for '{_gist(own)}'; '{_gist(rival)}' is stated for '{other[0]}'"
     return None
 
@@ -740,4 +751,36 @@ def unlimited_conflict(claim: Analysis, span: Sequence[Clause]) -> str | None:
         if figures:
             f = figures[0]
             return f"limit: the claim says unlimited, the source gives {f.text} {f.unit} ('{_gist(best)}')"
+    return None
+
+
+_LATER = {"later": 1, "after": 1, "afterwards": 1, "earlier": -1, "before": -1, "prior": -1}
+
+
+def _before(words: list[str], token: str, reach: int = 3) -> set[str]:
+    """Content lemmas of the words just before `token` in a clause: the verb a figure belongs to ("was lifted
+    | 1 hour later", "check-in closes | 45 minutes before")."""
+    at = words.index(token) if token in words else -1
+    return {lemma(w) for w in words[max(0, at - reach): max(0, at)] if w not in STOPWORDS and w.isalpha()}
+
+
+def shifted_time(cc: Clause, q: Quantity, span: Sequence[Clause]) -> str | None:
+    """A time of day the source gives as another one moved by a duration: "lifted at 05:10" from "issued at
+    04:10 was lifted an hour later", "check-in closes at 07:00" from "departs at 07:45 ... check-in closes 45
+    minutes before departure". The claim must be about what the duration moves (the words before it), not what
+    the first time is for ("issued at 05:10" is not)."""
+    if q.unit != CLOCK:
+        return None
+    times = [(a, cl) for cl in span for a in cl.quantities if a.unit == CLOCK]
+    for cl in span:
+        for d in cl.quantities:
+            minutes = in_minutes(d)
+            at = cl.words.index(d.text) if d.text in cl.words else -1
+            if minutes is None or at < 0:
+                continue
+            cue = next((_LATER[w] for w in cl.words[at + 1: at + 4] if w in _LATER), 0)
+            moved = _before(cl.words, d.text) & cc.terms
+            for a, home in times:
+                if cue and moved - _before(home.words, a.text) and close_to(q, (a.value + cue * minutes) % 1440):
+                    return f"{a.text} {'+' if cue > 0 else '-'} {d.text} {d.unit}"
     return None

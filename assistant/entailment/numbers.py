@@ -182,6 +182,11 @@ def fold_letters(text: str) -> str:
 _AM_PM = re.compile(r"\b(1[0-2]|0?[1-9])(?:[:.]([0-5]\d))?\s*([ap])\.?\s?m\b\.?", re.I)
 
 
+# "between midnight and 5 am", "until noon": a time of day (not "the midnight sun", "a noon meeting")
+_MIDNIGHT = re.compile(r"\b(at|from|between|until|till|to|after|before|by|since|past|and)\s+(midnight|noon|midday)\b"
+                       r"(?!\s+(?:sun|mass|oil|feast|blue|meeting))", re.I)
+
+
 def _clock_24(m: re.Match[str]) -> str:
     hour = int(m.group(1)) % 12 + (12 if m.group(3).lower() == "p" else 0)
     return f"{hour:02d}:{m.group(2) or '00'}"
@@ -192,6 +197,7 @@ def normalise(text: str) -> str:
     text = text.replace("’", "'").replace("–", "-").replace("—", " - ").replace("\u00a0", " ")
     text = fold_letters(text)
     text = _AM_PM.sub(_clock_24, text)  # "5:30 pm" = "17:30", "11 am" = "11:00" (not 11 attometres)
+    text = _MIDNIGHT.sub(lambda m: f"{m.group(1)} {'00:00' if m.group(2).lower() == 'midnight' else '12:00'}", text)
     text = re.sub(r"(\d)\s*(km|cm|mm|m|ft|mi|in)(?:²|2)(?![A-Za-z0-9])", r"\1 square \2", text)  # 142 m² = 142 square m
     text = re.sub(r"^\s*(?:yes|no)\s*[,.;:!-]\s*", "", text, flags=re.I)  # "No, the tablets are not ..." answers
     # "According to the sources, ...": where the claim comes from is not part of what it claims
@@ -401,7 +407,19 @@ def _ratio(m: re.Match[str]) -> str:
     n, d, after = int(m.group(1)), int(m.group(2)), m.group(3) or ""
     if not 0 < n < d or (after.strip() and (unit_of(after.strip()) or after.strip().lower() in PERCENT)):
         return m.group(0)
+    if len(m.group(2)) == 4 and 1500 <= d <= 2200 and not _counted(after.strip()):
+        return m.group(0)  # "rose to 214 in 2024, up from 37": a year, unless people are counted ("1 in 2000 births")
     return f"{100 * n / d:g}%{after}"
+
+
+def _counted(word: str) -> bool:
+    """A word that names what a ratio counts: a noun and not a verb ('births', 'adults'; not 'was')."""
+    from lemminflect import getAllLemmas
+
+    found = getAllLemmas(word.lower()) if word else {}
+    if word.lower() in ("people", "cases", "patients"):
+        return True
+    return "NOUN" in found and "VERB" not in found and "AUX" not in found
 
 
 _NUMWORD_RUN = re.compile(
@@ -436,6 +454,10 @@ def read_quantities(toks: list[str]) -> list[Quantity]:
     at: list[int] = []
     for i, t in enumerate(toks):
         clock = re.fullmatch(r"(\d{1,2}):(\d{2})", t)
+        if clock and int(clock.group(1)) >= 24:  # "clocking 30:41": no time of day, a race time (min:s)
+            out.append(Quantity(int(clock.group(1)) + int(clock.group(2)) / 60, "minute", t, unit_word="minutes"))
+            at.append(i)
+            continue
         if clock:  # 04:10 (a time of day, or a race time): one quantity, comparable with clock times only
             out.append(Quantity(int(clock.group(1)) * 60 + int(clock.group(2)), CLOCK, t))
             at.append(i)
@@ -474,7 +496,33 @@ def read_quantities(toks: list[str]) -> list[Quantity]:
                      for k, w in enumerate(before))
         out.append(Quantity(value, unit, t, hedged, word, _bound(before)))
         at.append(i)
-    return _ranges(out, at, toks)
+    return _compounds(_ranges(out, at, toks), at, toks)
+
+
+_TIME_UNITS = ("second", "minute", "hour", "day", "week")
+
+
+def _compounds(found: list[Quantity], at: list[int], toks: list[str]) -> list[Quantity]:
+    """'30 minutes 41 seconds', '1 hour and 50 minutes': one duration, in the smaller unit (so 'under 30 minutes'
+    is not read off a time of 30:41, nor '1 hour' off 1 hour 50 minutes)."""
+    out: list[Quantity] = []
+    k = 0
+    while k < len(found):
+        a = found[k]
+        b = found[k + 1] if k + 1 < len(found) else None
+        gap = at[k + 1] - at[k] if b is not None else 0
+        if (b is not None and a.unit in _TIME_UNITS and b.unit in _TIME_UNITS
+                and _TIME_UNITS.index(b.unit) < _TIME_UNITS.index(a.unit)
+                and (gap == 2 or gap == 3 and toks[at[k] + 2].lower() == "and")):
+            first = _in_unit(a, b.unit)
+            if first is not None:
+                out.append(Quantity(first + b.value, b.unit, a.text, a.hedged or b.hedged,
+                                    f"{a.unit_word} {b.unit_word}".strip(), a.bound))
+                k += 2
+                continue
+        out.append(a)
+        k += 1
+    return out
 
 
 def _area(toks: list[str], j: int) -> str:
@@ -492,6 +540,7 @@ def _area(toks: list[str], j: int) -> str:
 CLOCK = "clock"  # the unit of a time of day, in minutes since midnight
 
 _LOWER = frozenset(["over", "above", "exceeding", "exceeds", "beyond", "least", "upwards"])
+BOUND_WORDS = frozenset(["over", "above", "under", "below", "beyond"])  # a bound before a figure, not a place
 _UPPER = frozenset(["under", "below", "within", "most", "maximum", "max", "capped", "up"])
 _COMPARATIVE_UP = frozenset(["more", "greater", "higher", "longer", "larger", "bigger", "older"])
 _COMPARATIVE_DOWN = frozenset(["less", "fewer", "lower", "shorter", "smaller", "younger"])
@@ -514,6 +563,8 @@ def matches(claim: Quantity, source: Quantity) -> bool:
     'less than 5%')."""
     if claim.bound and source.bound and claim.bound != source.bound:
         return False
+    if claim.bound and not source.bound and not source.hedged and _outside(claim, source):
+        return False  # "under 30 minutes" is not 30 minutes 41 seconds, however close
     if same_quantity(claim, source):
         return True
     # only a figure satisfies a bound: "up to 3 days" is not "up to 2 days" (each names the limit)
@@ -526,6 +577,18 @@ def matches(claim: Quantity, source: Quantity) -> bool:
     if value is None:
         return False
     return value >= claim.value if claim.bound == "lower" else value <= claim.value
+
+
+def _outside(claim: Quantity, source: Quantity) -> bool:
+    """The source's exact figure lies on the wrong side of the claim's bound."""
+    if not comparable(claim, source) or bool(claim.unit) != bool(source.unit) or CLOCK in (claim.unit, source.unit) \
+            or "%" in (claim.unit, source.unit) and claim.unit != source.unit:
+        return False
+    value = _in_unit(source, claim.unit or source.unit)
+    if value is None:
+        return False
+    slack = 1e-6 * max(1.0, abs(claim.value))
+    return value > claim.value + slack if claim.bound == "upper" else value < claim.value - slack
 
 
 def _ranges(found: list[Quantity], at: list[int], toks: list[str]) -> list[Quantity]:
@@ -570,6 +633,9 @@ def derived(q: Quantity, pool: Sequence[Quantity], words: Iterable[str]) -> str 
         return _ratio_of(q, pool)
     if q.unit == CLOCK:
         return _clock_shift(q, pool) if cue else None
+    span = _clock_span(q, pool)
+    if span:
+        return span
     if q.unit == "%" and not q.bound:
         share = _share_of(q, pool)
         if share:
@@ -600,6 +666,19 @@ def _clock_shift(q: Quantity, pool: Sequence[Quantity]) -> str | None:
     times = [a.value + sign * d for a in pool if a.unit == CLOCK for d in shifts for sign in (1, -1)]
     if any(_close(q.value, v % 1440, q.hedged) for v in times):
         return "a time and a duration of the source"
+    return None
+
+
+def _clock_span(q: Quantity, pool: Sequence[Quantity]) -> str | None:
+    """"applies for five hours" from "between midnight and 5 am", "open 8 hours" from "09:00 to 17:00": a duration
+    between two times of day the source gives one after the other."""
+    minutes = in_minutes(q)
+    if minutes is None:
+        return None
+    times = [a for a in pool if a.unit == CLOCK]
+    for a, b in zip(times, times[1:], strict=False):
+        if _close(minutes, (b.value - a.value) % 1440, q.hedged):
+            return f"{b.text} - {a.text}"
     return None
 
 
@@ -639,13 +718,19 @@ def _pairwise(q: Quantity, pool: Sequence[Quantity], cue: bool) -> str | None:
     return None
 
 
+def in_minutes(d: Quantity) -> float | None:
+    """A duration in minutes (None for a time of day, a share, a currency or a figure without a time unit)."""
+    if not d.unit or d.unit in (CLOCK, "%") or d.unit.isupper():
+        return None
+    return _in_unit(d, "minute")
+
+
+def close_to(q: Quantity, value: float) -> bool:
+    return _close(q.value, value, q.hedged)
+
+
 def _minutes(pool: Sequence[Quantity]) -> list[float]:
-    out = []
-    for d in pool:
-        m = _in_unit(d, "minute") if d.unit and d.unit not in (CLOCK, "%") and not d.unit.isupper() else None
-        if m is not None:
-            out.append(m)
-    return out
+    return [m for m in map(in_minutes, pool) if m is not None]
 
 
 def _in_unit(a: Quantity, unit: str) -> float | None:

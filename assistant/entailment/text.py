@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from assistant.entailment.numbers import (
+    BOUND_WORDS,
     NUMBER_WORDS,
     Quantity,
     normalise,
@@ -191,6 +192,8 @@ def _clause(piece: str, first: bool = True) -> Clause:
             continue
         if w in STOPWORDS or not re.search(r"[a-z]", w) or w in NUMBER_WORDS:
             continue
+        if w in BOUND_WORDS and any(re.match(r"\d", x) for x in parts[k + 1: k + 3]):
+            continue  # "just over 0.5 hour", "under 12": the figure's bound, which the figure itself carries
         lem = lemma(w)
         if lem in NEGATIVE_OF:
             negations += 1
@@ -246,7 +249,9 @@ def _entities(toks: list[str], first: bool = True) -> list[str]:
             nxt = toks[i + 1] if i + 1 < len(toks) else ""
             then = toks[i + 2] if i + 2 < len(toks) else ""
             # 'Kestrel 3', not 'reached Tromso 25 minutes late' (a number with its unit is a quantity)
-            numbered = nxt.isdigit() and len(nxt) < 4 and not unit_of(then) and then not in ("%", "percent")
+            # nor 'beat Harbour United 3-2' (a score or a range: another figure follows)
+            numbered = (nxt.isdigit() and len(nxt) < 4 and not unit_of(then) and then not in ("%", "percent")
+                        and not then.isdigit())
             out.append(f"{low} {nxt}" if numbered else low)
     return out
 
