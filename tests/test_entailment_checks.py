@@ -826,3 +826,29 @@ def test_times_moved_by_durations_and_race_times(premise: str, claim: str, verdi
 ])
 def test_counts_in_a_year_and_scores_after_names(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+_LEAVE = ("Full-time employees accrue 25 days of paid annual leave per year, rising to 28 days after five years of "
+          "service.")
+_TRIAL = ("Plots treated with the bio-fertiliser VerdaGrow yielded 7.8 tonnes of wheat per hectare, compared with "
+          "6.9 tonnes on untreated plots.")
+_DIVIDEND = "The board proposes a dividend of €1.15 per share, up from €1.05 a year earlier."
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # a clause that moves the same measure on gives its figure to that measure, where the claim says what sets
+    # the figure apart; a claim that does not moves the figure
+    (_LEAVE, "After 5 years of service, full-time staff accrue twenty-eight days of paid leave a year.", "supported"),
+    (_LEAVE, "Full-time staff accrue twenty-eight days of paid leave a year.", "contradicted"),
+    (_TRIAL, "Untreated plots produced 6.9 tonnes of wheat per hectare.", "supported"),
+    (_TRIAL, "VerdaGrow plots yielded 6.9 tonnes of wheat per hectare.", "contradicted"),
+    (_DIVIDEND, "The board proposes a dividend of €1.05 per share.", "contradicted"),
+    (_DIVIDEND, "The dividend was €1.05 per share a year earlier.", "supported"),
+    # denying a need is not denying a possibility
+    ("Lorvex can be taken with or without food.", "Lorvex does not need to be taken with food.", "supported"),
+    ("Lorvex must be taken with food.", "Lorvex does not need to be taken with food.", "contradicted"),
+    ("Trains take 1 hour 50 minutes, with a change at Pine Junction.", "Trains run direct, with no change needed.",
+     "contradicted"),
+])
+def test_figures_that_move_a_measure_on_and_denied_needs(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

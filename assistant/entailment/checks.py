@@ -253,12 +253,12 @@ class ClaimChecks:
         return None
 
     def _quantity_conflict(self, claim: Analysis, span: list[Clause]) -> str | None:
-        pool, words = [s for cl in span for s in cl.quantities], claim_words(claim)
+        pool, words, said = [s for cl in span for s in cl.quantities], claim_words(claim), frozenset(claim.terms)
         for cc in claim.clauses:
             for q in cc.quantities:
                 if not any(matches(q, s) for s in pool) and (derived(q, pool, words) or shifted_time(cc, q, span)):
                     continue  # "rose by 15" from "from 80 to 95": arithmetic on the source's own figures
-                reason = misplaced(cc, q, span) or wrong_value(cc, q, span)
+                reason = misplaced(cc, q, span, said) or wrong_value(cc, q, span)
                 if reason:
                     return reason
         return None

@@ -176,10 +176,30 @@ def exception_swap(cc: Clause, cl: Clause) -> str | None:
     return f"exception: the source excepts '{' '.join(sorted((after - before) & cc.terms))}' from what the claim states"
 
 
+# what must be: "does not need to be taken with food" denies a requirement, which a source stating a mere
+# possibility ("can be taken with or without food") does not affirm
+NECESSITY = frozenset(["need", "require", "necessary", "must", "obligatory", "mandatory", "compulsory", "essential",
+                       "have", "should", "needed", "required"])
+
+
+POSSIBILITY = frozenset(["can", "may", "optional", "optionally", "regardless", "either", "allowed", "permitted",
+                         "possible", "might", "could"])
+
+
+def _denies_need(cc: Clause, cl: Clause) -> bool:
+    """The claim denies a requirement ("need not", "not required") where the source states only a possibility
+    ("can be taken with or without food"), not a fact ("with a change at Pine Junction") or a requirement."""
+    said = set(cl.words) | cl.terms
+    return bool(cc.negations % 2 and cc.negated & NECESSITY and said & POSSIBILITY) \
+        and not said & (NECESSITY - {"have"})
+
+
 def polarity(cc: Clause, cl: Clause, span: Sequence[Clause] = ()) -> str | None:
     (cc_n, cc_neg), (cl_n, cl_neg) = _negations(cc, cl), _negations(cl, cc)
     if cc_n % 2 == cl_n % 2:
         return None
+    if _denies_need(cc, cl):
+        return None  # "need not be taken with food" against "can be taken with or without food"
     if _excepted(cc, cl):
         return None  # "not included with the Saver rate" against "included in all rates except the Saver rate"
     if cl_n % 2 and cl_neg and not cl_neg & cc.terms:
@@ -559,9 +579,10 @@ def _names(claim: Analysis) -> set[str]:
     return {e for cl in claim.clauses for e in cl.entities}
 
 
-def misplaced(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
+def misplaced(cc: Clause, q: Quantity, span: list[Clause], said: frozenset[str] = frozenset()) -> str | None:
     """The number is in the source, but in a clause about something else than the claim's clause: another
-    attribute ("recharge takes 14 hours" where 14 is the battery life) or another entity (the Kestrel 5's)."""
+    attribute ("recharge takes 14 hours" where 14 is the battery life) or another entity (the Kestrel 5's).
+    `said`: the content lemmas of the whole claim (a figure that moves the measure on must be told apart by one)."""
     holders = [cl for cl in span if any(matches(q, s) for s in cl.quantities)]
     if not holders:
         return None
@@ -580,12 +601,29 @@ def misplaced(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
                    for cl in closer for s in cl.quantities):
             return None
     bare = not (own.terms - own.units) and not own.entities  # "10 hours" alone (a table cell): says for nothing
-    if _bind(cc, own) < _bind(cc, rival) and not bare:
+    if _bind(cc, own) < _bind(cc, rival) and not bare and not _continues(own, rival, span, said):
         return f"number: {q.text} is stated for '{_gist(own)}', not for '{_gist(rival)}'"
     mine = set(cc.entities)
     if mine and own.entities and not mine & set(own.entities) and any(mine & set(cl.entities) for cl in span):
         return f"entity: {q.text} is stated for '{own.entities[0]}', not for '{cc.entities[0]}'"
     return _crowded(cc, q, own)
+
+
+# a clause that goes on to give the same measure another figure: "25 days a year, | rising to 28 days after five
+# years", "profit of $412 million, | up 8% on a year earlier"
+_CONTINUING = frozenset(["rising", "falling", "increasing", "decreasing", "climbing", "dropping", "growing",
+                         "up", "down", "compared", "against", "versus", "from"])
+
+
+def _continues(own: Clause, rival: Clause, span: Sequence[Clause], said: frozenset[str]) -> bool:
+    """`own` (holding the figure) follows `rival` (the clause about the claim's attribute) and only moves the
+    same measure on, so the figure is the rival's attribute's where the claim also says what sets it apart
+    ("after five years of service", "untreated plots"; not "cut its dividend to EUR 1.05" from "a dividend of
+    EUR 1.15, up from EUR 1.05 a year earlier")."""
+    at = next((i for i, cl in enumerate(span) if cl is own), 0)
+    if not (at > 0 and span[at - 1] is rival and own.words and own.words[0] in _CONTINUING):
+        return False
+    return bool((own.terms - rival.terms - own.units - FRAME_WORDS - _CONTINUING) & said)
 
 
 def _near(words: list[str], number: str, reach: int = 3) -> set[str]:
