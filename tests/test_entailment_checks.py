@@ -852,3 +852,24 @@ _DIVIDEND = "The board proposes a dividend of €1.15 per share, up from €1.05
 ])
 def test_figures_that_move_a_measure_on_and_denied_needs(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # a figure's clause keeps its fragments: a fronted phrase before it, the clause it goes on describing
+    ("On weekdays, the 07:12 service from Harlow Junction to Ely calls at Brandon Park, arriving in Ely at 08:47.",
+     "The weekday 07:12 from Harlow Junction takes 1 hour 35 minutes to reach Ely.", "supported"),
+    ("Release 2.7.0 adds support for PostgreSQL 16. Release 2.6.4, published two weeks earlier, fixed a leak.",
+     "Release 2.6.4 came out two weeks before release 2.7.0.", "supported"),
+    ("Tuesday will start cold in Brackley, with temperatures near 2 °C, rising to a high of 11 °C.",
+     "Brackley will start Tuesday at around 2 °C.", "supported"),
+    # ... but a fragment with a figure of the same kind beside a clause with its own is another attribute
+    ("The battery lasts 14 hours, recharging in 3 hours.", "The battery lasts 3 hours.", "contradicted"),
+    ("The direct service, introduced in 2019, was suspended in 2022 due to track works.",
+     "The direct service was suspended in 2019.", "contradicted"),
+    # "the same quarter a year earlier" is no quarter of a year
+    ("Northgate's net profit was $412 million, up 8% from the same quarter last year.",
+     "Compared with the same quarter a year earlier, Northgate's net profit grew by 8% to $412 million.",
+     "supported"),
+])
+def test_figures_keep_their_fragments(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

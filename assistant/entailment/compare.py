@@ -417,7 +417,7 @@ def from_to_swap(claim: str, text: str) -> str | None:
 def _roles(cl: Clause) -> list[tuple[str, str, str]]:
     """(name before, verb, name after) triples of a clause: 'Denholm Ltd breached its contract with Perrin' ->
     (denholm ltd, breach, perrin). A passive 'by' between them reverses them."""
-    words = cl.name_words
+    words = cl.name_words - MONTHS - WEEKDAYS  # a date is no party ("Tuesday will start cold in Brackley")
     names: list[tuple[int, int, str]] = []  # (start, end, name) of runs of name words
     i = 0
     while i < len(cl.lemmas):
@@ -601,7 +601,14 @@ def misplaced(cc: Clause, q: Quantity, span: list[Clause], said: frozenset[str] 
                    for cl in closer for s in cl.quantities):
             return None
     bare = not (own.terms - own.units) and not own.entities  # "10 hours" alone (a table cell): says for nothing
-    if _bind(cc, own) < _bind(cc, rival) and not bare and not _continues(own, rival, span, said):
+    own_bind, rival_bind = _bind(cc, own), _bind(cc, rival)
+    whole = [own] if _is_year(q) or _is_day(q, own) else _with_fragments(own, q, span)
+    if len(whole) > 1:
+        # the figure's clause with its fragments ("On weekdays, | the 07:12 ..."), against the best clause beyond them
+        outside = [cl for cl in span if all(cl is not x for x in whole)]
+        rival = max(outside, key=lambda cl: _bind(cc, cl)) if outside else own
+        own_bind, rival_bind = _bind(cc, _joined(whole)), _bind(cc, rival) if outside else 0
+    if own_bind < rival_bind and not bare and not _continues(own, rival, span, said):
         return f"number: {q.text} is stated for '{_gist(own)}', not for '{_gist(rival)}'"
     mine = set(cc.entities)
     if mine and own.entities and not mine & set(own.entities) and any(mine & set(cl.entities) for cl in span):
@@ -624,6 +631,51 @@ def _continues(own: Clause, rival: Clause, span: Sequence[Clause], said: frozens
     if not (at > 0 and span[at - 1] is rival and own.words and own.words[0] in _CONTINUING):
         return False
     return bool((own.terms - rival.terms - own.units - FRAME_WORDS - _CONTINUING) & said)
+
+
+_FRONTED = frozenset(["on", "in", "at", "for", "during", "from", "after", "before", "by", "under", "within", "over",
+                      "since", "until", "throughout", "outside", "inside"])
+_FOLLOWING = frozenset(["with", "a", "an", "its", "their", "including", "plus"])
+
+
+def _fragment_before(cl: Clause) -> bool:
+    """A fronted phrase with no verb, which qualifies the clause after it: "On weekdays, | the 07:12 ..."."""
+    return 0 < len(cl.words) <= 4 and cl.words[0] in _FRONTED and not cl.quantities
+
+
+def _fragment_after(cl: Clause) -> bool:
+    """A phrase that goes on describing the clause before it: "..., | with temperatures near 2 C", "a power rating
+    of 200 MW | and a storage capacity of 800 MWh", "Release 2.6.4, | published two weeks earlier"."""
+    if not cl.words:
+        return False
+    first = cl.words[0]
+    return first in _FOLLOWING or (first.endswith(("ed", "ing")) and "VERB" in _lemmas_of(first))
+
+
+def _lemmas_of(word: str) -> dict[str, tuple[str, ...]]:
+    from lemminflect import getAllLemmas
+
+    return dict(getAllLemmas(word))
+
+
+def _with_fragments(own: Clause, q: Quantity, span: Sequence[Clause]) -> list[Clause]:
+    """The figure's clause with the fragments that belong to it: a fronted phrase before it, and the clause it
+    describes where it is a fragment itself, unless that clause has a figure of its own of the same kind (then
+    the two figures are two attributes: "lasts 14 hours, | recharging in 3")."""
+    at = next((i for i, cl in enumerate(span) if cl is own), -1)
+    out = [own]
+    if at > 0 and _fragment_before(span[at - 1]):
+        out.append(span[at - 1])
+    if at > 0 and _fragment_after(own) and not any(comparable(q, s) for s in span[at - 1].quantities):
+        out.append(span[at - 1])
+    return out
+
+
+def _joined(clauses: Sequence[Clause]) -> Clause:
+    if len(clauses) == 1:
+        return clauses[0]
+    return Clause([w for cl in clauses for w in cl.words], [t for cl in clauses for t in cl.lemmas],
+                  [x for cl in clauses for x in cl.quantities], [e for cl in clauses for e in cl.entities])
 
 
 def _near(words: list[str], number: str, reach: int = 3) -> set[str]:
@@ -792,6 +844,7 @@ def unlimited_conflict(claim: Analysis, span: Sequence[Clause]) -> str | None:
     return None
 
 
+WEEKDAYS = frozenset(["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"])
 _LATER = {"later": 1, "after": 1, "afterwards": 1, "earlier": -1, "before": -1, "prior": -1}
 
 

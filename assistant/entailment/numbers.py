@@ -231,6 +231,8 @@ def normalise(text: str) -> str:
                   flags=re.I)
     text = re.sub(r"(\d)-(?=[A-Za-z])", r"\1 ", text)
     text = re.sub(r"(?<=\d)(?=[A-Za-z%°])(?![A-Za-z]*\d)", " ", text)  # 40kg -> 40 kg (not X2, 3D stays)
+    # the year before this one is a time, not a quantity the claim states: "a year earlier" = "last year"
+    text = _PREVIOUS_YEAR.sub("the previous year", text)
     text = _fractions(text)
     text = _periods(text)
     text = _number_words(text)
@@ -239,6 +241,9 @@ def normalise(text: str) -> str:
     text = re.sub(r"\b(\d+(?:\.\d+)?)\s*\(\s*\1\s*\)", r"\1", text)  # "thirty (30)" -> "30"
     return _RATIO.sub(_ratio, text)
 
+
+_PREVIOUS_YEAR = re.compile(r"\b(?:(?:a|one) year (?:earlier|before|ago|previously)|last year|the (?:previous|prior|"
+                            r"preceding) year|the year before)\b", re.I)
 
 _FRACTION = {"half": 0.5, "quarter": 0.25, "third": 1 / 3}
 
@@ -326,6 +331,9 @@ def _fractions(text: str) -> str:
         return bool(unit_of(word))
 
     def frac(m: re.Match[str]) -> str:
+        if re.search(r"\b(?:the|same|this|that|last|next|first|second|third|fourth|final|each|every|per|its|their)"
+                     r"\s+$", m.string[: m.start()], re.I):
+            return m.group(0)  # "the same quarter a year earlier": a quarter of the year, not 0.25 year
         return f"{_FRACTION[m.group(1).lower()]:g} {m.group(2)}" if unit_ok(m.group(2)) else m.group(0)
 
     def and_half(m: re.Match[str]) -> str:
