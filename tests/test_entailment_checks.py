@@ -873,3 +873,21 @@ def test_figures_that_move_a_measure_on_and_denied_needs(premise: str, claim: st
 ])
 def test_figures_keep_their_fragments(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # two figures of one kind in one claim clause: each goes with the words nearest it
+    ("The Ashby council's 2025 budget totals €84 million, of which €22 million is allocated to road maintenance.",
+     "Road maintenance accounts for €22 million of Ashby's €84 million budget for 2025.", "supported"),
+    ("The Ashby council's 2025 budget totals €84 million, of which €22 million is allocated to road maintenance.",
+     "Road maintenance accounts for €84 million of Ashby's budget for 2025.", "contradicted"),
+    ("The Lindqvist Tower will have 34 storeys above ground and 3 basement levels.",
+     "The Lindqvist Tower will have thirty-four storeys above ground plus three basement levels.", "supported"),
+    # 4K, 5G and 3D are names, not 4,000 or 4 kelvin
+    ("The Lumo X20 records 4K video at up to 60 frames per second and Full HD at up to 120 frames per second.",
+     "The Lumo X20 records 4K video at up to 120 frames per second.", "contradicted"),
+    ("The Lumo X20 records 4K video at up to 60 frames per second and Full HD at up to 120 frames per second.",
+     "The Lumo X20 films 4K video at up to 60 frames per second.", "supported"),
+])
+def test_two_figures_of_a_kind_in_one_claim_clause(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

@@ -586,6 +586,7 @@ def misplaced(cc: Clause, q: Quantity, span: list[Clause], said: frozenset[str] 
     holders = [cl for cl in span if any(matches(q, s) for s in cl.quantities)]
     if not holders:
         return None
+    full, cc = cc, _around(cc, q)
     own = max(holders, key=lambda cl: _bind(cc, cl))
     rival = max(span, key=lambda cl: _bind(cc, cl))
     if _is_year(q) or _is_day(q, own):
@@ -613,7 +614,7 @@ def misplaced(cc: Clause, q: Quantity, span: list[Clause], said: frozenset[str] 
     mine = set(cc.entities)
     if mine and own.entities and not mine & set(own.entities) and any(mine & set(cl.entities) for cl in span):
         return f"entity: {q.text} is stated for '{own.entities[0]}', not for '{cc.entities[0]}'"
-    return _crowded(cc, q, own)
+    return _crowded(full, q, own)
 
 
 # a clause that goes on to give the same measure another figure: "25 days a year, | rising to 28 days after five
@@ -676,6 +677,29 @@ def _joined(clauses: Sequence[Clause]) -> Clause:
         return clauses[0]
     return Clause([w for cl in clauses for w in cl.words], [t for cl in clauses for t in cl.lemmas],
                   [x for cl in clauses for x in cl.quantities], [e for cl in clauses for e in cl.entities])
+
+
+def _around(cc: Clause, q: Quantity) -> Clause:
+    """The part of a claim clause that speaks of `q`, where the clause gives several figures of its kind: each
+    content word goes with the figure nearest to it ("road maintenance accounts for EUR 22 million | of Ashby's
+    EUR 84 million budget"). A clause with one such figure is all about it."""
+    if _is_year(q) or _is_day(q, cc):
+        return cc
+    others = [x for x in cc.quantities if x is not q and x.unit == q.unit and not _is_year(x) and not _is_day(x, cc)
+              and x.text != q.text]
+    spots = {i for i, w in enumerate(cc.words) if w == q.text}
+    rivals = {i for x in others for i, w in enumerate(cc.words) if w == x.text}
+    if not others or not spots or not rivals:
+        return cc
+    # only figures set apart by a thing of their own: not "from 68% in 2023 to 63%", "by 11.3 versus 2.1 mmHg"
+    between = cc.words[min(spots | rivals) + 1: max(spots | rivals)]
+    if not any(lemma(w) in cc.terms and is_noun(lemma(w)) and lemma(w) not in cc.units for w in between):
+        return cc
+    mine = [w for i, w in enumerate(cc.words)
+            if min(abs(i - j) for j in spots) <= min(abs(i - j) for j in rivals)]
+    lemmas = [t for t in (lemma(w) for w in mine) if t in cc.terms]
+    return Clause(mine, lemmas, [q], [e for e in cc.entities if set(e.split()) & set(mine)], cc.negations,
+                  cc.negated)
 
 
 def _near(words: list[str], number: str, reach: int = 3) -> set[str]:

@@ -230,7 +230,9 @@ def normalise(text: str) -> str:
     text = re.sub(r"\b(\d+(?:\.\d+)?|[a-z]+)[\s-]+(day|week|month|year)s?[\s-]+old\b", r"\1 \2s of age", text,
                   flags=re.I)
     text = re.sub(r"(\d)-(?=[A-Za-z])", r"\1 ", text)
-    text = re.sub(r"(?<=\d)(?=[A-Za-z%°])(?![A-Za-z]*\d)", " ", text)  # 40kg -> 40 kg (not X2, 3D stays)
+    # 40kg -> 40 kg (not X2; 4K, 5G and 3D are names, not 4 kelvin)
+    text = re.sub(r"(?<=\d)(?<!\b\d)(?=[A-Za-z%°])(?![A-Za-z]*\d)|(?<=\b\d)(?=[A-Za-z%°])(?![KGD]\b)(?![A-Za-z]*\d)",
+                  " ", text)
     # the year before this one is a time, not a quantity the claim states: "a year earlier" = "last year"
     text = _PREVIOUS_YEAR.sub("the previous year", text)
     text = _fractions(text)
