@@ -891,3 +891,16 @@ def test_figures_keep_their_fragments(premise: str, claim: str, verdict: str):
 ])
 def test_two_figures_of_a_kind_in_one_claim_clause(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # the figure's clause may say the claim's attribute in other words (WordNet synonyms: erase / delete,
+    # tall / height)
+    ("We retain account data for as long as your account is active and delete it within 90 days of account "
+     "closure.", "Account data is erased within 90 days once the account is closed.", "supported"),
+    ("Item 1147: Bronze ceremonial helmet, Iron Age, c. 300 BC. Recovered from the River Tarn in 1962. Height 28 cm; "
+     "weight 1.9 kg.", "The helmet is 280 millimetres tall.", "supported"),
+    ("The battery lasts 14 hours and recharges in 3 hours.", "Recharging takes 14 hours.", "contradicted"),
+])
+def test_a_figure_stated_in_other_words(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

@@ -258,7 +258,7 @@ class ClaimChecks:
             for q in cc.quantities:
                 if not any(matches(q, s) for s in pool) and (derived(q, pool, words) or shifted_time(cc, q, span)):
                     continue  # "rose by 15" from "from 80 to 95": arithmetic on the source's own figures
-                reason = misplaced(cc, q, span, said) or wrong_value(cc, q, span)
+                reason = misplaced(cc, q, span, said, self.lexicon) or wrong_value(cc, q, span)
                 if reason:
                     return reason
         return None

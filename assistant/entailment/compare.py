@@ -579,7 +579,8 @@ def _names(claim: Analysis) -> set[str]:
     return {e for cl in claim.clauses for e in cl.entities}
 
 
-def misplaced(cc: Clause, q: Quantity, span: list[Clause], said: frozenset[str] = frozenset()) -> str | None:
+def misplaced(cc: Clause, q: Quantity, span: list[Clause], said: frozenset[str] = frozenset(),
+              use_lexicon: bool = True) -> str | None:
     """The number is in the source, but in a clause about something else than the claim's clause: another
     attribute ("recharge takes 14 hours" where 14 is the battery life) or another entity (the Kestrel 5's).
     `said`: the content lemmas of the whole claim (a figure that moves the measure on must be told apart by one)."""
@@ -603,13 +604,15 @@ def misplaced(cc: Clause, q: Quantity, span: list[Clause], said: frozenset[str] 
             return None
     bare = not (own.terms - own.units) and not own.entities  # "10 hours" alone (a table cell): says for nothing
     own_bind, rival_bind = _bind(cc, own), _bind(cc, rival)
+    reworded = use_lexicon and own_bind < rival_bind and _bind_related(cc, own) >= _bind_related(cc, rival)
     whole = [own] if _is_year(q) or _is_day(q, own) else _with_fragments(own, q, span)
     if len(whole) > 1:
         # the figure's clause with its fragments ("On weekdays, | the 07:12 ..."), against the best clause beyond them
         outside = [cl for cl in span if all(cl is not x for x in whole)]
         rival = max(outside, key=lambda cl: _bind(cc, cl)) if outside else own
         own_bind, rival_bind = _bind(cc, _joined(whole)), _bind(cc, rival) if outside else 0
-    if own_bind < rival_bind and not bare and not _continues(own, rival, span, said):
+    # (reworded: the figure's clause says it in other words, "erased" for "delete", "tall" for "height")
+    if own_bind < rival_bind and not bare and not reworded and not _continues(own, rival, span, said):
         return f"number: {q.text} is stated for '{_gist(own)}', not for '{_gist(rival)}'"
     mine = set(cc.entities)
     if mine and own.entities and not mine & set(own.entities) and any(mine & set(cl.entities) for cl in span):
@@ -745,6 +748,14 @@ def _is_day(q: Quantity, cl: Clause) -> bool:
 
 def _is_year(q: Quantity) -> bool:
     return not q.unit and q.value.is_integer() and 1500 <= q.value <= 2200 and len(q.text) == 4
+
+
+def _bind_related(cc: Clause, cl: Clause) -> int:
+    """`_bind` where a WordNet synonym or derivation counts as shared ('erased' = 'delete', 'tall' = 'height')."""
+    names = cc.name_words
+    theirs = cl.terms - cl.units
+    return sum(1 for t in cc.terms - cc.units - names
+               if t in theirs or any(lexicon.related(t, u) for u in theirs))
 
 
 def _bind(cc: Clause, cl: Clause) -> int:
