@@ -904,3 +904,39 @@ def test_two_figures_of_a_kind_in_one_claim_clause(premise: str, claim: str, ver
 ])
 def test_a_figure_stated_in_other_words(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+_PASS_RATES = ("In the 2024 cohort, 68% of pupils in the Ravensworth district achieved a pass in mathematics, up from "
+               "63% in 2023. The pass rate in English was unchanged at 74%. Schools with more than 1,000 pupils "
+               "recorded slightly lower pass rates than smaller schools.")
+_SALT = ("Daily intake of a potassium-enriched salt substitute lowered systolic blood pressure by a mean of 6.2 mmHg. "
+         "Diastolic pressure did not differ significantly between groups.")
+_SHOW = "The exhibition brings together 84 works by Ilse Marrow. It runs from 4 March to 20 July at the Harlan Gallery."
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # a change in what the source says did not change
+    (_SALT, "The salt substitute also significantly lowered diastolic blood pressure.", "contradicted"),
+    (_SALT, "The salt substitute lowered systolic blood pressure by about 6 mmHg.", "supported"),
+    (_PASS_RATES, "The English pass rate in Ravensworth rose to 74% in 2024.", "contradicted"),
+    (_PASS_RATES, "The English pass rate in Ravensworth stayed at 74%.", "supported"),
+    # a figure dated with another year; 'maths' is 'mathematics'
+    (_PASS_RATES, "The mathematics pass rate in Ravensworth fell from 68% in 2023 to 63% in 2024.", "contradicted"),
+    (_PASS_RATES, "Ravensworth's maths pass rate improved by five percentage points, from 63% in 2023 to 68% in "
+     "2024.", "supported"),
+    # the start of a span of time is its 'from', the end its 'to'
+    (_SHOW, "The exhibition opens on 20 July.", "contradicted"),
+    (_SHOW, "The exhibition closes on 4 March.", "contradicted"),
+    (_SHOW, "The exhibition closes on 20 July at the Harlan Gallery.", "supported"),
+    # "narrower than", "drops support for", "excluded" read as the claim's opposite or denial
+    ("Ostra Foods reported a net loss of $12 million for the second quarter, narrower than the $19 million loss a "
+     "year earlier.", "Ostra Foods' net loss widened to $12 million in the second quarter.", "contradicted"),
+    ("Version 4.2 drops support for Python 3.8.", "Version 4.2 still supports Python 3.8.", "contradicted"),
+    ("Version 4.2 drops support for Python 3.8.", "Version 4.2 no longer supports Python 3.8.", "supported"),
+    ("The policy covers accidental damage up to £2,500 per claim. Damage caused by pets is excluded.",
+     "Damage caused by pets is covered up to £2,500 per claim.", "contradicted"),
+    ("Leatherback turtles can dive deeper than 1,200 metres. They feed almost entirely on jellyfish.",
+     "Leatherback turtles only rarely eat jellyfish.", "contradicted"),
+])
+def test_unchanged_things_dated_figures_and_spans_of_time(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

@@ -25,6 +25,7 @@ from assistant.entailment.base import Entailment
 from assistant.entailment.compare import (
     FRAME_WORDS,
     affirmed_inside,
+    change_denied,
     claim_words,
     clauses_about,
     comparison_reversed,
@@ -45,12 +46,15 @@ from assistant.entailment.compare import (
     polarity,
     quantifier_conflict,
     quantifier_gap,
+    range_end_swap,
     role_reversed,
     role_swap,
     shifted_time,
     term_weight,
     unlimited_conflict,
+    with_comparison,
     wrong_value,
+    year_swap,
 )
 from assistant.entailment.numbers import derived, matches
 from assistant.entailment.order import reversed_order
@@ -215,7 +219,7 @@ class ClaimChecks:
         for cc in claim.clauses:
             # the source clauses most about this claim clause (names aside: a subject named once serves every
             # clause); a conflict counts only when every one of them conflicts
-            ties = clauses_about(cc, span)
+            ties = [with_comparison(cl, span) for cl in clauses_about(cc, span, self.lexicon)]
             reasons = [self._disagree(cc, cl, span) for cl in ties]
             if ties and all(reasons):
                 return reasons[0]
@@ -223,10 +227,11 @@ class ClaimChecks:
             if inside:
                 return inside
         return (entity_swap(claim, text) or from_to_swap(claim.text, text)
-                or reversed_order(claim.text, text, self.lexicon) or role_swap(claim, span)
+                or reversed_order(claim.text, text, self.lexicon) or role_swap(claim, span, self.lexicon)
                 or role_reversed(claim, span) or comparison_reversed(claim, span)
                 or self._quantity_conflict(claim, span) or exclusive_conflict(claim, span)
-                or unlimited_conflict(claim, span)
+                or unlimited_conflict(claim, span) or change_denied(claim, span) or year_swap(claim, span)
+                or range_end_swap(claim, span)
                 or no_effect(claim, [analyse(x) for x in split_sentences(text) or [text]]))
 
     def _gap(self, claim: Analysis, span: list[Clause], text: str) -> str | None:

@@ -84,13 +84,18 @@ def _aligned(cc: Clause, span: list[Clause]) -> Clause | None:
     return span[best[2]] if best[0] > 0 else None
 
 
-def clauses_about(cc: Clause, span: list[Clause]) -> list[Clause]:
+def clauses_about(cc: Clause, span: list[Clause], use_lexicon: bool = False) -> list[Clause]:
     """The source clauses that share most with the claim clause: words (names aside), and the claim's numbers,
-    which anchor a clause more than any word does."""
+    which anchor a clause more than any word does. With `use_lexicon`, a tie between clauses of a claim clause
+    without figures goes to the clauses that also share WordNet synonyms ('eat' / 'feed')."""
     scores = [_bind(cc, cl) + 2 * sum(any(same_quantity(q, s) for s in cl.quantities) for q in cc.quantities)
               for cl in span]
     best = max(scores, default=0)
-    return [cl for cl, sc in zip(span, scores, strict=True) if sc == best] if best > 0 else []
+    ties = [cl for cl, sc in zip(span, scores, strict=True) if sc == best] if best > 0 else []
+    if use_lexicon and len(ties) > 1 and not cc.quantities:  # a figure anchors a clause more than a synonym
+        related = [_bind_related(cc, cl) for cl in ties]
+        ties = [cl for cl, r in zip(ties, related, strict=True) if r == max(related)]
+    return ties
 
 
 def _sibling_name(cc: Clause, cl: Clause) -> bool:
@@ -235,6 +240,10 @@ def _q(words: list[str]) -> str:
     return "few" if found == "some" and set(words) & {"few", "minority", "rarely", "seldom"} else found
 
 
+# what "excluded" denies ("excluded" reads as "not included"): a policy that covers or contains a thing includes it
+_INCLUDES = frozenset(["cover", "contain", "include"])
+
+
 def negated_inside(cc: Clause, span: Sequence[Clause]) -> str | None:
     """An affirmative claim clause that holds every content word of a negated source clause states what the
     source denies, whichever source clause shares most words with it: "Sale items can be refunded" against
@@ -242,9 +251,10 @@ def negated_inside(cc: Clause, span: Sequence[Clause]) -> str | None:
     distribute the Software". A source clause that says more than the claim ("not issued in cash") does not."""
     if cc.negations % 2:
         return None
+    said = cc.terms | ({"include"} if cc.terms & _INCLUDES else set())  # "is covered" states "is included"
     for i, cl in enumerate(span):
         own = cl.terms - FRAME_WORDS - cl.units
-        if not (cl.negations % 2 and cl.negated and cl.negated & own <= cc.terms and own <= cc.terms):
+        if not (cl.negations % 2 and cl.negated and cl.negated & own <= said and own <= said):
             continue
         if len(own) < 2 and not (i and (span[i - 1].terms - own) & cc.terms):
             continue  # "... but not refunded": a fragment whose subject is in the clause before it
@@ -524,7 +534,7 @@ def comparison_reversed(claim: Analysis, span: Sequence[Clause]) -> str | None:
     return None
 
 
-def role_swap(claim: Analysis, span: list[Clause]) -> str | None:
+def role_swap(claim: Analysis, span: list[Clause], use_lexicon: bool = False) -> str | None:
     """A name the source states in a clause about another attribute, while the clause about the claim's
     attribute names someone else: 'opens in Prague' where the source opens in Lyon and closes in Prague."""
     for cc in claim.clauses:
@@ -536,12 +546,18 @@ def role_swap(claim: Analysis, span: list[Clause]) -> str | None:
             holders = [cl for cl in span if e in cl.entities]
             if not holders or len(holders) == len(span):
                 continue
-            own = max(holders, key=lambda cl: _bind(cc, cl))
-            best = max(_bind(cc, cl) for cl in span)
-            if _bind(cc, own) >= best:
+
+            def about(cl: Clause, cc: Clause = cc) -> int:  # the claim's figures anchor it ("rose to 68%")
+                shared = _bind_related(cc, cl) if use_lexicon else _bind(cc, cl)  # synonyms count
+                return shared + 2 * sum(any(matches(q, x) for x in cl.quantities) for q in cc.quantities
+                                        if not _is_year(q))
+
+            own = max(holders, key=about)
+            best = max(about(cl) for cl in span)
+            if about(own) >= best:
                 continue
             known = {name_key(x) for x in _names(claim)}
-            for rival in (cl for cl in span if _bind(cc, cl) == best):
+            for rival in (cl for cl in span if about(cl) == best):
                 other = [x for x in rival.entities if name_key(x) not in known]
                 # the rival clause may give the name too, as its sentence's first word ("Kestrel FC came ...")
                 if other and name_key(e) not in {name_key(x) for x in rival.entities} \
@@ -653,6 +669,8 @@ def _fragment_after(cl: Clause) -> bool:
     if not cl.words:
         return False
     first = cl.words[0]
+    if len(cl.words) > 1 and cl.words[1] == "than" and first.endswith("er"):
+        return True  # "a net loss of $12 million, | narrower than the $19 million loss ..."
     return first in _FOLLOWING or (first.endswith(("ed", "ing")) and "VERB" in _lemmas_of(first))
 
 
@@ -679,7 +697,18 @@ def _joined(clauses: Sequence[Clause]) -> Clause:
     if len(clauses) == 1:
         return clauses[0]
     return Clause([w for cl in clauses for w in cl.words], [t for cl in clauses for t in cl.lemmas],
-                  [x for cl in clauses for x in cl.quantities], [e for cl in clauses for e in cl.entities])
+                  [x for cl in clauses for x in cl.quantities], [e for cl in clauses for e in cl.entities],
+                  sum(cl.negations for cl in clauses), set().union(*(cl.negated for cl in clauses)))
+
+
+def with_comparison(cl: Clause, span: Sequence[Clause]) -> Clause:
+    """A source clause with the comparison that follows it ("a net loss of $12 million, | narrower than the $19
+    million loss"): the direction the claim must agree with is there."""
+    at = next((i for i, x in enumerate(span) if x is cl), -1)
+    nxt = span[at + 1] if 0 <= at < len(span) - 1 else None
+    if nxt is not None and len(nxt.words) > 1 and nxt.words[1] == "than" and nxt.words[0].endswith("er"):
+        return _joined([cl, nxt])
+    return cl
 
 
 def _around(cc: Clause, q: Quantity) -> Clause:
@@ -779,7 +808,10 @@ def wrong_value(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
     target = _aligned(cc, span)
     if target is None or not _binds(cc, target):
         return None
-    others = [s for s in target.quantities if comparable(q, s)]
+    # a year is compared with years, a day of the month with days (2024 is no 74%, 20 July no 84 works)
+    # (a span of years may be set against the source's years: "68 years after" against 1887 and 1965)
+    others = [s for s in target.quantities if comparable(q, s) and _is_day(q, cc) == _is_day(s, target)
+              and (_is_year(q) == _is_year(s) or q.unit in ("year", "decade", "century"))]
     if others:
         shown = ", ".join(f"{s.text}{' ' + s.unit if s.unit else ''}" for s in others[:2])
         return f"number: the source states {shown}, not {q.text}{' ' + q.unit if q.unit else ''}"
@@ -814,6 +846,105 @@ def no_effect(claim: Analysis, sentences: Sequence[Analysis]) -> str | None:
         moved = [[w for cl in a.clauses for w in cl.lemmas if w in CHANGE_UP or w in CHANGE_DOWN] for a in top]
         if all(moved) and not any(cl.negations for a in top for cl in a.clauses):
             return f"effect: the claim says no effect, the source '{moved[0][0]}'"
+    return None
+
+
+def _dated(cl: Clause) -> list[tuple[Quantity, str]]:
+    """(figure, year) for each figure a clause dates right after it: "63% in 2023", "$412 million in 2024"."""
+    out = []
+    for q in cl.quantities:
+        if _is_year(q) or q.text not in cl.words:
+            continue
+        at = cl.words.index(q.text)
+        after = cl.words[at + 1: at + 5]
+        for k, w in enumerate(after[:-1]):
+            if w == "in" and re.fullmatch(r"(?:1[5-9]|2[0-2])\d\d", after[k + 1]):
+                out.append((q, after[k + 1]))
+                break
+            if re.match(r"[\d$€£]", w):
+                break  # another figure comes first
+    return out
+
+
+def year_swap(claim: Analysis, span: Sequence[Clause]) -> str | None:
+    """'fell from 68% in 2023 to 63% in 2024' where the source gives '63% in 2023': a figure dated with another
+    year than the source dates it."""
+    theirs = [pair for cl in span for pair in _dated(cl)]
+    for cc in claim.clauses:
+        for q, year in _dated(cc):
+            same = [y for s, y in theirs if s.value == q.value and s.unit == q.unit]  # exactly: "to 68%" is no 63%
+            other = [y for y in same if y != year]
+            if other and year not in same:
+                return f"date: the source gives {q.text}{' ' + q.unit if q.unit else ''} for {other[0]}, not {year}"
+    return None
+
+
+_STARTS = frozenset(["open", "start", "begin", "launch", "commence", "introduce"])
+_ENDS = frozenset(["close", "end", "finish", "conclude", "expire", "stop"])
+
+
+def _range_ends(cl: Clause) -> tuple[Quantity, Quantity] | None:
+    """The two ends of a 'from A to B' (or 'until B') span of time in a clause."""
+    words = cl.words
+    if "from" not in words:
+        return None
+    at = words.index("from")
+    first = next((q for q in cl.quantities if q.text in words[at + 1: at + 4]), None)
+    end = next((i for i in range(at + 1, len(words)) if words[i] in ("to", "until", "till")), None)
+    last = next((q for q in cl.quantities if end is not None and q.text in words[end + 1: end + 4]
+                 and q is not first), None)
+    return (first, last) if first is not None and last is not None else None
+
+
+def range_end_swap(claim: Analysis, span: Sequence[Clause]) -> str | None:
+    """'opens on 20 July' where the source 'runs from 4 March to 20 July': the claim gives a start the end of the
+    source's span of time (or an end its start)."""
+    for cc in claim.clauses:
+        starts, ends = bool(cc.terms & _STARTS), bool(cc.terms & _ENDS)
+        if starts == ends:
+            continue
+        for cl in span:
+            pair = _range_ends(cl)
+            if pair is None:
+                continue
+            first, last = pair
+            wrong, right = (last, first) if starts else (first, last)
+            for q in cc.quantities:
+                if same_quantity(q, wrong) and not same_quantity(q, right):
+                    return (f"order: the source's span runs from {first.text} to {last.text}; the claim gives "
+                            f"{q.text} as its {'start' if starts else 'end'}")
+    return None
+
+
+_STILL = frozenset(["unchanged", "unaffected", "steady", "stable", "flat"])
+
+
+def _still(cl: Clause) -> bool:
+    """A clause that states no change: "did not differ significantly", "was unchanged at 74%", "had no effect"."""
+    denied = cl.negations % 2 and cl.negated & (EFFECT_WORDS | {"differ", "vary", "move"})
+    return bool(denied or set(cl.words) & _STILL)
+
+
+def change_denied(claim: Analysis, span: Sequence[Clause]) -> str | None:
+    """A claim of a change in something the source says did not change: "lowered diastolic blood pressure"
+    against "diastolic pressure did not differ significantly", "the English pass rate rose to 74%" against "the
+    pass rate in English was unchanged at 74%". The unchanged clause must hold a word of the claim that no
+    clause stating a change holds ("diastolic", "English"; not an adverb), so "systolic pressure fell" is left
+    alone."""
+    for cc in claim.clauses:
+        moved = [t for t in cc.lemmas if t in CHANGE_UP or t in CHANGE_DOWN]
+        if cc.negations % 2 or not moved:
+            continue
+        topic = cc.terms - CHANGE_UP - CHANGE_DOWN - EFFECT_WORDS - FRAME_WORDS - cc.units
+        changing = [cl for cl in span if not _still(cl)
+                    and (cl.terms & (CHANGE_UP | CHANGE_DOWN) or set(cl.words) & {"up", "down"})]
+        for cl in span:
+            shared = cl.terms & topic
+            if len(shared) < 2 or not _still(cl):
+                continue
+            own = {t for t in shared if not t.endswith("ly") and not any(t in other.terms for other in changing)}
+            if own:
+                return f"change: the claim says '{moved[0]}', the source says '{' '.join(sorted(own))}' did not change"
     return None
 
 

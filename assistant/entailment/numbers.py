@@ -210,6 +210,9 @@ def normalise(text: str) -> str:
     text = re.sub(r"\b(?:no|not)\s+(?:more|greater|higher)\s+than\b", "at most", text, flags=re.I)
     text = re.sub(r"\b(?:no|not)\s+(?:less|fewer|lower)\s+than\b", "at least", text, flags=re.I)
     text = re.sub(r"\b(?:no|not)\s+later\s+than\b", "by", text, flags=re.I)  # a deadline, not a negation
+    # "drops support for Python 3.8" = "no longer supports" it
+    text = re.sub(r"\b(?:drops?|dropped|dropping|ends?|ended|ending|discontinues?|discontinued|removes?|removed)\s+"
+                  r"support\s+for\b", "no longer supports", text, flags=re.I)
     # "better than nothing at all", "not at all": an intensifier, not a quantifier ("at all times", "at all
     # branches" stay one)
     text = re.sub(r"\s+at\s+all\b(?=\s*(?:[.,;:!?)\][]|$))", "", text, flags=re.I)
@@ -607,7 +610,9 @@ def _ranges(found: list[Quantity], at: list[int], toks: list[str]) -> list[Quant
     out = list(found)
     for k in range(len(found) - 1):
         a, b = found[k], found[k + 1]
-        if not a.unit and b.unit and at[k + 1] - at[k] == 2 and toks[at[k] + 1].lower() in ("to", "-", "and"):
+        # a year before "to" is no end of a range of the next figure's unit: "from 63% in 2023 to 68%"
+        if not a.unit and b.unit and at[k + 1] - at[k] == 2 and toks[at[k] + 1].lower() in ("to", "-", "and") \
+                and not (len(a.text) == 4 and 1500 <= a.value <= 2200):
             out[k] = Quantity(a.value, b.unit, a.text, True, b.unit_word)
     return out
 
