@@ -940,3 +940,25 @@ _SHOW = "The exhibition brings together 84 works by Ilse Marrow. It runs from 4 
 ])
 def test_unchanged_things_dated_figures_and_spans_of_time(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # the date of an event's other end
+    ("Construction is expected to begin in spring 2026 and finish in 2030.",
+     "The line is expected to be completed in 2026.", "contradicted"),
+    ("Construction is expected to begin in spring 2026 and finish in 2030.",
+     "Construction is expected to be completed in 2030.", "supported"),
+    # a price for what the source says is free
+    ("Entry to the cloister costs €6, but the cathedral itself is free.", "Entry to the cathedral costs €6.",
+     "contradicted"),
+    ("Entry to the cloister costs €6, but the cathedral itself is free.", "Entry to the cloister costs €6.",
+     "supported"),
+    # a negative prefix against the claim's plain word: "uncommon" against "common"
+    ("Common side effects of Lorvex, affecting up to 1 in 10 people, include headache and nausea. Dizziness is "
+     "uncommon, affecting up to 1 in 100 people.",
+     "Dizziness is a common side effect of Lorvex, affecting up to 1 in 10 people.", "contradicted"),
+    ("Common side effects of Lorvex, affecting up to 1 in 10 people, include headache and nausea. Dizziness is "
+     "uncommon, affecting up to 1 in 100 people.", "Headache is a common side effect of Lorvex.", "supported"),
+])
+def test_event_ends_free_things_and_prefixed_negations(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

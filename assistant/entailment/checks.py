@@ -33,6 +33,7 @@ from assistant.entailment.compare import (
     entity_swap,
     exception_swap,
     exclusive_conflict,
+    free_conflict,
     from_to_swap,
     is_proper_name,
     misplaced,
@@ -50,6 +51,7 @@ from assistant.entailment.compare import (
     role_reversed,
     role_swap,
     shifted_time,
+    start_end_swap,
     term_weight,
     unlimited_conflict,
     with_comparison,
@@ -231,7 +233,7 @@ class ClaimChecks:
                 or role_reversed(claim, span) or comparison_reversed(claim, span)
                 or self._quantity_conflict(claim, span) or exclusive_conflict(claim, span)
                 or unlimited_conflict(claim, span) or change_denied(claim, span) or year_swap(claim, span)
-                or range_end_swap(claim, span)
+                or range_end_swap(claim, span) or start_end_swap(claim, span) or free_conflict(claim, span)
                 or no_effect(claim, [analyse(x) for x in split_sentences(text) or [text]]))
 
     def _gap(self, claim: Analysis, span: list[Clause], text: str) -> str | None:

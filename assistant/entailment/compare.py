@@ -253,8 +253,10 @@ def negated_inside(cc: Clause, span: Sequence[Clause]) -> str | None:
         return None
     said = cc.terms | ({"include"} if cc.terms & _INCLUDES else set())  # "is covered" states "is included"
     for i, cl in enumerate(span):
-        own = cl.terms - FRAME_WORDS - cl.units
-        if not (cl.negations % 2 and cl.negated and cl.negated & own <= said and own <= said):
+        count, negated = _negations(cl, cc)  # "uncommon" negates the claim's "common"
+        plain = {t: _prefixed(t, cc.terms) for t in cl.terms - cc.terms}
+        own = {plain.get(t) or t for t in cl.terms - FRAME_WORDS - cl.units}
+        if not (count % 2 and negated and negated & own <= said and own <= said):
             continue
         if len(own) < 2 and not (i and (span[i - 1].terms - own) & cc.terms):
             continue  # "... but not refunded": a fragment whose subject is in the clause before it
@@ -606,6 +608,10 @@ def misplaced(cc: Clause, q: Quantity, span: list[Clause], said: frozenset[str] 
     full, cc = cc, _around(cc, q)
     own = max(holders, key=lambda cl: _bind(cc, cl))
     rival = max(span, key=lambda cl: _bind(cc, cl))
+    # "completed in 2030" from "... begin in 2026 and finish in 2030": the figure's clause is the claim's event
+    same_event = any(cc.terms & kind and own.terms & kind and not rival.terms & kind for kind in (_STARTS, _ENDS))
+    if same_event and (_is_year(q) or _is_day(q, own)):
+        return None
     if _is_year(q) or _is_day(q, own):
         # a year or a day of the month dates its whole sentence ("In fiscal 2024, X opened ... and deposits
         # grew"), unless a clause more about the claim's event gives another one ("signed in 1648 ... ratified
@@ -628,7 +634,7 @@ def misplaced(cc: Clause, q: Quantity, span: list[Clause], said: frozenset[str] 
         rival = max(outside, key=lambda cl: _bind(cc, cl)) if outside else own
         own_bind, rival_bind = _bind(cc, _joined(whole)), _bind(cc, rival) if outside else 0
     # (reworded: the figure's clause says it in other words, "erased" for "delete", "tall" for "height")
-    if own_bind < rival_bind and not bare and not reworded and not _continues(own, rival, span, said):
+    if own_bind < rival_bind and not (bare or reworded or same_event) and not _continues(own, rival, span, said):
         return f"number: {q.text} is stated for '{_gist(own)}', not for '{_gist(rival)}'"
     mine = set(cc.entities)
     if mine and own.entities and not mine & set(own.entities) and any(mine & set(cl.entities) for cl in span):
@@ -880,7 +886,28 @@ def year_swap(claim: Analysis, span: Sequence[Clause]) -> str | None:
 
 
 _STARTS = frozenset(["open", "start", "begin", "launch", "commence", "introduce"])
-_ENDS = frozenset(["close", "end", "finish", "conclude", "expire", "stop"])
+_ENDS = frozenset(["close", "end", "finish", "conclude", "expire", "stop", "complete"])
+
+
+def start_end_swap(claim: Analysis, span: Sequence[Clause]) -> str | None:
+    """'expected to be completed in 2026' where the source says 'begin in spring 2026 and finish in 2030': the
+    claim's date is the one the source gives the other end of the event, and the source dates the claim's end
+    otherwise."""
+    for cc in claim.clauses:
+        starts, ends = bool(cc.terms & _STARTS), bool(cc.terms & _ENDS)
+        if starts == ends:
+            continue
+        mine, other = (_STARTS, _ENDS) if starts else (_ENDS, _STARTS)
+        for q in cc.quantities:
+            holders = [cl for cl in span if any(same_quantity(q, s) for s in cl.quantities)]
+            if not holders or not all(cl.terms & other and not cl.terms & mine for cl in holders):
+                continue
+            rivals = [s for cl in span if cl.terms & mine and not cl.terms & other for s in cl.quantities
+                      if comparable(q, s) and not same_quantity(q, s) and _is_year(s) == _is_year(q)]
+            if rivals:
+                return (f"order: the source gives {q.text} for the {'end' if starts else 'start'}, "
+                        f"{rivals[0].text} for the {'start' if starts else 'end'}")
+    return None
 
 
 def _range_ends(cl: Clause) -> tuple[Quantity, Quantity] | None:
@@ -984,6 +1011,30 @@ def exclusive_conflict(claim: Analysis, span: list[Clause]) -> str | None:
                     if before and not set(before) & kinds:
                         return (f"exclusive: the claim says only {' '.join(phrase)}, the source names "
                                 f"{' '.join(before)} {phrase[-1]}")
+    return None
+
+
+def _free(cl: Clause) -> bool:
+    """A clause that says something costs nothing ("the cathedral itself is free" reads "is no charge")."""
+    words = cl.words
+    return any(w == "no" and words[i + 1: i + 2] == ["charge"] for i, w in enumerate(words))
+
+
+def free_conflict(claim: Analysis, span: Sequence[Clause]) -> str | None:
+    """'Entry to the cathedral costs EUR 6' where the source says 'entry to the cloister costs EUR 6, but the
+    cathedral itself is free': the claim prices a thing the source says is free (and gives the price to another)."""
+    for cc in claim.clauses:
+        prices = [q for q in cc.quantities if q.unit.isupper() and q.value > 0]
+        if not prices or cc.negations % 2:
+            continue
+        for cl in span:
+            if not _free(cl):
+                continue
+            things = {t for t in (cl.terms - FRAME_WORDS - {"charge"}) & cc.terms if is_noun(t)}
+            held = [x for x in span if any(same_quantity(prices[0], s) for s in x.quantities)]
+            if things and not any(things & x.terms for x in held):
+                return f"price: the claim says {prices[0].text} {prices[0].unit}, the source says " \
+                       f"'{' '.join(sorted(things))}' is free"
     return None
 
 
