@@ -962,3 +962,23 @@ def test_unchanged_things_dated_figures_and_spans_of_time(premise: str, claim: s
 ])
 def test_event_ends_free_things_and_prefixed_negations(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+_LEVY = ("Following a public consultation held in June, the Dunmore city budget was approved on 18 September 2024. It "
+         "introduces a parking levy of €1.20 per hour in the city centre from January 2025.")
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # "never ... without" is "always ... with"
+    ("Visitors must be escorted at all times on the site.", "Visitors are never on the site without an escort.",
+     "supported"),
+    ("Visitors must be escorted at all times on the site.", "Visitors are sometimes on the site without an escort.",
+     "contradicted"),
+    # a spoken price; a month names no one
+    (_LEVY, "From January 2025, parking in Dunmore's city centre carries a levy of one euro twenty per hour.",
+     "supported"),
+    (_LEVY, "From January 2025, parking in Dunmore's city centre carries a levy of one euro fifty per hour.",
+     "contradicted"),
+])
+def test_double_negations_spoken_prices_and_dates_that_name_no_one(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

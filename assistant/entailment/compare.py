@@ -559,8 +559,10 @@ def role_swap(claim: Analysis, span: list[Clause], use_lexicon: bool = False) ->
             if about(own) >= best:
                 continue
             known = {name_key(x) for x in _names(claim)}
+            said = plain_words(claim.text)
             for rival in (cl for cl in span if about(cl) == best):
-                other = [x for x in rival.entities if name_key(x) not in known]
+                # a name the claim also gives in lower case ("the Iron Age bronze helmet") is nobody else
+                other = [x for x in rival.entities if name_key(x) not in known and not contains_name(said, x)]
                 # the rival clause may give the name too, as its sentence's first word ("Kestrel FC came ...")
                 if other and name_key(e) not in {name_key(x) for x in rival.entities} \
                         and not contains_name(" ".join(rival.words), e):
@@ -636,9 +638,9 @@ def misplaced(cc: Clause, q: Quantity, span: list[Clause], said: frozenset[str] 
     # (reworded: the figure's clause says it in other words, "erased" for "delete", "tall" for "height")
     if own_bind < rival_bind and not (bare or reworded or same_event) and not _continues(own, rival, span, said):
         return f"number: {q.text} is stated for '{_gist(own)}', not for '{_gist(rival)}'"
-    mine = set(cc.entities)
-    if mine and own.entities and not mine & set(own.entities) and any(mine & set(cl.entities) for cl in span):
-        return f"entity: {q.text} is stated for '{own.entities[0]}', not for '{cc.entities[0]}'"
+    mine, theirs = set(cc.entities) - MONTHS - WEEKDAYS, set(own.entities) - MONTHS - WEEKDAYS  # a date names no one
+    if mine and theirs and not mine & theirs and any(mine & set(cl.entities) for cl in span):
+        return f"entity: {q.text} is stated for '{min(theirs)}', not for '{min(mine)}'"
     return _crowded(full, q, own)
 
 

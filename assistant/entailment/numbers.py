@@ -210,6 +210,8 @@ def normalise(text: str) -> str:
     text = re.sub(r"\b(?:no|not)\s+(?:more|greater|higher)\s+than\b", "at most", text, flags=re.I)
     text = re.sub(r"\b(?:no|not)\s+(?:less|fewer|lower)\s+than\b", "at least", text, flags=re.I)
     text = re.sub(r"\b(?:no|not)\s+later\s+than\b", "by", text, flags=re.I)  # a deadline, not a negation
+    # "never ... without an escort" = "always ... with an escort" (two negations)
+    text = re.sub(r"\bnever\b((?:\s+[A-Za-z]+){1,6}?)\s+without\b", r"always\1 with", text, flags=re.I)
     # "drops support for Python 3.8" = "no longer supports" it
     text = re.sub(r"\b(?:drops?|dropped|dropping|ends?|ended|ending|discontinues?|discontinued|removes?|removed)\s+"
                   r"support\s+for\b", "no longer supports", text, flags=re.I)
@@ -242,6 +244,11 @@ def normalise(text: str) -> str:
     text = _periods(text)
     text = _number_words(text)
     text = _multipliers(text)
+    # "one euro twenty", "3 pounds 50": a spoken price
+    text = re.sub(r"\b(\d+|one|an?)\s+(euros?|pounds?|dollars?)\s+(?:and\s+)?(\d{1,2})(?:\s+(?:cents?|pence|p))?"
+                  r"(?=\s*(?:[.,;:!?)]|$|per\b|an?\b|each\b|every\b))",
+                  lambda m: f"{1 if m.group(1).isalpha() else m.group(1)}.{int(m.group(3)):02d} {m.group(2)}", text,
+                  flags=re.I)
     text = _frequencies(text)
     text = re.sub(r"\b(\d+(?:\.\d+)?)\s*\(\s*\1\s*\)", r"\1", text)  # "thirty (30)" -> "30"
     return _RATIO.sub(_ratio, text)
