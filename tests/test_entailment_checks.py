@@ -982,3 +982,13 @@ _LEVY = ("Following a public consultation held in June, the Dunmore city budget 
 ])
 def test_double_negations_spoken_prices_and_dates_that_name_no_one(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    ("The first service is due at 15,000 km or 12 months, whichever comes first.",
+     "The first service is due at 15,000 km or 12 months, whichever comes later.", "contradicted"),
+    ("The first service is due at 15,000 km or 12 months, whichever comes first.",
+     "The first service is due at 15,000 km or 12 months, whichever is sooner.", "supported"),
+])
+def test_which_of_two_limits_applies(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

@@ -210,6 +210,11 @@ def normalise(text: str) -> str:
     text = re.sub(r"\b(?:no|not)\s+(?:more|greater|higher)\s+than\b", "at most", text, flags=re.I)
     text = re.sub(r"\b(?:no|not)\s+(?:less|fewer|lower)\s+than\b", "at least", text, flags=re.I)
     text = re.sub(r"\b(?:no|not)\s+later\s+than\b", "by", text, flags=re.I)  # a deadline, not a negation
+    # "whichever comes first" / "whichever is later": which of two limits applies
+    text = re.sub(r"\bwhichever\s+(?:comes|is|occurs|happens|falls)\s+(first|earlier|sooner|earliest|soonest)\b",
+                  "the earliest limit applies", text, flags=re.I)
+    text = re.sub(r"\bwhichever\s+(?:comes|is|occurs|happens|falls)\s+(last|later|latest)\b",
+                  "the latest limit applies", text, flags=re.I)
     # "never ... without an escort" = "always ... with an escort" (two negations)
     text = re.sub(r"\bnever\b((?:\s+[A-Za-z]+){1,6}?)\s+without\b", r"always\1 with", text, flags=re.I)
     # "drops support for Python 3.8" = "no longer supports" it
