@@ -992,3 +992,45 @@ def test_double_negations_spoken_prices_and_dates_that_name_no_one(premise: str,
 ])
 def test_which_of_two_limits_applies(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+_RENT = ("The Tenant shall pay rent of $2,150 per month on the first day of each month. A late fee of $75 applies if "
+         "rent is received after the fifth day of the month.")
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # an ordinal day is a figure, bound to its clause like any other
+    (_RENT, "Rent of $2,150 is due on the first day of each month.", "supported"),
+    (_RENT, "Rent of $2,150 is due on the 1st day of each month.", "supported"),
+    (_RENT, "Rent of $2,150 is due on the fifth day of each month.", "contradicted"),
+    (_RENT, "A $75 late fee applies to rent received after the fifth day of the month.", "supported"),
+])
+def test_ordinal_days(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # "nothing beat it" is the superlative
+    ("Last month was the warmest March on record in Teller County.",
+     "No March on record in Teller County has been warmer than last month.", "supported"),
+    ("Last month was the warmest March on record in Teller County.",
+     "No March on record in Teller County has been warmer than last month, which had snow every day.",
+     "unsupported"),
+    ("Leatherback turtles dive deeper than any other sea turtle.",
+     "No other sea turtle dives as deep as the leatherback.", "supported"),
+])
+def test_denials_that_are_superlatives(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)
+
+
+_FARM = ("In the 2023 trial at Hollins Farm, plots treated with VerdaGrow yielded 7.8 tonnes of wheat per hectare. "
+         "The treated plots also used 15% less irrigation water. The trial ran on 12 hectares of clay loam soil.")
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # a place the whole source never names is an addition, even where the span names nothing else
+    (_FARM, "The VerdaGrow trial ran on 12 hectares of clay loam soil in Denmark.", "unsupported"),
+    (_FARM, "The trial at Hollins Farm ran on 12 hectares of clay loam soil.", "supported"),
+])
+def test_a_place_the_source_never_names(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

@@ -199,10 +199,27 @@ def _denies_need(cc: Clause, cl: Clause) -> bool:
         and not said & (NECESSITY - {"have"})
 
 
+def _nothing_beats(cc: Clause, cl: Clause) -> bool:
+    """'No March has been warmer than last month', 'no other turtle dives as deep as the leatherback' against a
+    superlative of the same word ('the warmest March', 'deeper than any other'): the denial is the superlative."""
+    words = cc.words
+    compared = {lemma(w) for i, w in enumerate(words)
+                if i + 1 < len(words) and (words[i + 1] == "than" and w.endswith("er")
+                                           or i and words[i - 1] == "as" and words[i + 1] == "as")}
+    if not compared:
+        return False
+    theirs = cl.words
+    top = {lemma(w) for i, w in enumerate(theirs)
+           if w.endswith("est") or (w.endswith("er") and theirs[i + 1: i + 3] == ["than", "any"])}
+    return bool(compared & top)
+
+
 def polarity(cc: Clause, cl: Clause, span: Sequence[Clause] = ()) -> str | None:
     (cc_n, cc_neg), (cl_n, cl_neg) = _negations(cc, cl), _negations(cl, cc)
     if cc_n % 2 == cl_n % 2:
         return None
+    if cc_n % 2 and _nothing_beats(cc, cl):
+        return None  # "no March has been warmer than last month" against "last month was the warmest March"
     if _denies_need(cc, cl):
         return None  # "need not be taken with food" against "can be taken with or without food"
     if _excepted(cc, cl):

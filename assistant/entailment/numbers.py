@@ -210,6 +210,9 @@ def normalise(text: str) -> str:
     text = re.sub(r"\b(?:no|not)\s+(?:more|greater|higher)\s+than\b", "at most", text, flags=re.I)
     text = re.sub(r"\b(?:no|not)\s+(?:less|fewer|lower)\s+than\b", "at least", text, flags=re.I)
     text = re.sub(r"\b(?:no|not)\s+later\s+than\b", "by", text, flags=re.I)  # a deadline, not a negation
+    # "on the fifth day of the month" = "on day 5 of the month": an ordinal day is a figure ("first" elsewhere is not)
+    text = _ORDINAL_DAY.sub(lambda m: f"{m.group(1) or ''}day {_ORDINALS.get((m.group(2) or '').lower(), m.group(3))}",
+                            text)
     # "whichever comes first" / "whichever is later": which of two limits applies
     text = re.sub(r"\bwhichever\s+(?:comes|is|occurs|happens|falls)\s+(first|earlier|sooner|earliest|soonest)\b",
                   "the earliest limit applies", text, flags=re.I)
@@ -259,6 +262,12 @@ def normalise(text: str) -> str:
     return _RATIO.sub(_ratio, text)
 
 
+_ORDINALS = {w: i + 1 for i, w in enumerate([
+    "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh",
+    "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth", "eighteenth", "nineteenth",
+    "twentieth"])}
+_ORDINAL_DAY = re.compile(r"\b(?:the\s+)?((?:working|business|calendar)\s+)?(?:(" + "|".join(_ORDINALS) +
+                          r")|(\d{1,2})(?:st|nd|rd|th))\s+day\b(?=\s+(?:of|after|before|following)\b)", re.I)
 _PREVIOUS_YEAR = re.compile(r"\b(?:(?:a|one) year (?:earlier|before|ago|previously)|last year|the (?:previous|prior|"
                             r"preceding) year|the year before)\b", re.I)
 
