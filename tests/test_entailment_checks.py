@@ -1034,3 +1034,15 @@ _FARM = ("In the 2023 trial at Hollins Farm, plots treated with VerdaGrow yielde
 ])
 def test_a_place_the_source_never_names(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+_BUS = "From 10 June, the number 8 bus will run every 12 minutes on weekdays instead of every 15 minutes."
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # "X instead of Y" swapped round
+    (_BUS, "Weekday number 8 buses will run every 15 minutes instead of every 12.", "contradicted"),
+    (_BUS, "Weekday number 8 buses will run every 12 minutes instead of every 15.", "supported"),
+])
+def test_instead_of_swapped(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

@@ -434,12 +434,32 @@ def entity_swap(claim: Analysis, text: str) -> str | None:
 _FROM_TO = re.compile(r"\bfrom\s+(?:the\s+)?([a-z0-9.]+)\s+to\s+(?:the\s+)?([a-z0-9.]+)")
 
 
+# "every 12 minutes instead of every 15", "Lyon rather than Prague": the new thing and the one it replaces
+_INSTEAD = re.compile(r"\b(\d[\d.]*)(?:\s+[a-z]+){0,3}?\s+(?:instead\s+of|rather\s+than|in\s+place\s+of)\s+"
+                      r"(?:every\s+|the\s+|a\s+)?(\d[\d.]*)|\b([a-z]+)\s+(?:instead\s+of|rather\s+than|in\s+place\s+of)"
+                      r"\s+(?:the\s+|a\s+)?([a-z]+)")
+
+
+def _pairs_of(pattern: re.Pattern[str], text: str) -> set[tuple[str, str]]:
+    found = set()
+    for groups in pattern.findall(text):
+        if isinstance(groups, str):
+            continue
+        parts = [g for g in groups if g]
+        if len(parts) == 2:
+            found.add((parts[0], parts[1]))
+    return found
+
+
 def from_to_swap(claim: str, text: str) -> str | None:
-    """'from Tarsk to Pellam' against 'from Pellam to Tarsk': the two ends swapped."""
-    mine = set(_FROM_TO.findall(plain_words(claim)))
-    for a, b in _FROM_TO.findall(plain_words(text)):
-        if (b, a) in mine and (a, b) not in mine and a != b:
-            return f"order: the source says from {a} to {b}"
+    """'from Tarsk to Pellam' against 'from Pellam to Tarsk', 'every 15 minutes instead of every 12' against
+    'every 12 minutes instead of every 15 minutes': the two ends swapped."""
+    mine, theirs = plain_words(claim), plain_words(text)
+    for pattern, say in ((_FROM_TO, "from {a} to {b}"), (_INSTEAD, "{a} instead of {b}")):
+        pairs = _pairs_of(pattern, mine)
+        for a, b in _pairs_of(pattern, theirs):
+            if (b, a) in pairs and (a, b) not in pairs and a != b:
+                return "order: the source says " + say.format(a=a, b=b)
     return None
 
 
