@@ -1046,3 +1046,18 @@ _BUS = "From 10 June, the number 8 bus will run every 12 minutes on weekdays ins
 ])
 def test_instead_of_swapped(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+_GRID = ("Wind farms supplied 31% of Delmark's electricity in 2023, overtaking coal for the first time. Solar "
+         "contributed 9%, and gas remained Delmark's largest single source at 38%.")
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # a superlative given to another thing; a comparison against the source's own figures, "more" further back
+    (_GRID, "Wind was Delmark's largest single source of electricity in 2023.", "contradicted"),
+    (_GRID, "Gas was Delmark's largest single source of electricity.", "supported"),
+    (_GRID, "Solar contributed more of Delmark's electricity than wind in 2023.", "contradicted"),
+    (_GRID, "Wind contributed more of Delmark's electricity than solar in 2023.", "supported"),
+])
+def test_superlatives_and_comparisons_of_figures(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

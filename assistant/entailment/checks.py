@@ -52,6 +52,7 @@ from assistant.entailment.compare import (
     role_swap,
     shifted_time,
     start_end_swap,
+    superlative_swap,
     term_weight,
     unlimited_conflict,
     with_comparison,
@@ -234,6 +235,7 @@ class ClaimChecks:
                 or self._quantity_conflict(claim, span) or exclusive_conflict(claim, span)
                 or unlimited_conflict(claim, span) or change_denied(claim, span) or year_swap(claim, span)
                 or range_end_swap(claim, span) or start_end_swap(claim, span) or free_conflict(claim, span)
+                or superlative_swap(claim, span)
                 or no_effect(claim, [analyse(x) for x in split_sentences(text) or [text]]))
 
     def _gap(self, claim: Analysis, span: list[Clause], text: str, passage: str = "") -> str | None:

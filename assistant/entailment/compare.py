@@ -514,7 +514,7 @@ def _comparisons(cc: Clause) -> list[tuple[set[str], str, set[str], set[str]]]:
     for i, w in enumerate(words):
         if w != "than" or i == 0 or i + 1 >= len(words) or re.match(r"[\d$€£]", words[i + 1]):
             continue
-        for k in range(i - 1, max(-1, i - 4), -1):
+        for k in range(i - 1, max(-1, i - 6), -1):  # "more of Delmark's electricity than"
             found = direction_words([words[k]])
             if found and (words[k] in ("more", "less", "fewer") or _adjective(words[k]) in _RANKED):
                 # each side by its head: the first two content words ("cash advances", "gas plants")
@@ -1074,6 +1074,38 @@ def free_conflict(claim: Analysis, span: Sequence[Clause]) -> str | None:
             if things and not any(things & x.terms for x in held):
                 return f"price: the claim says {prices[0].text} {prices[0].unit}, the source says " \
                        f"'{' '.join(sorted(things))}' is free"
+    return None
+
+
+_TOP = frozenset(["largest", "biggest", "highest", "greatest", "main", "leading", "smallest", "lowest", "fastest",
+                  "slowest", "oldest", "newest", "longest", "shortest", "deepest", "tallest", "heaviest"])
+
+
+def superlative_swap(claim: Analysis, span: Sequence[Clause]) -> str | None:
+    """'Wind was the largest single source' where the source says 'gas remained the largest single source' and
+    speaks of wind elsewhere: the superlative belongs to another thing."""
+    for cc in claim.clauses:
+        at = next((i for i, w in enumerate(cc.words) if w in _TOP), None)
+        if at is None or cc.negations % 2:
+            continue
+        top, after = cc.words[at], [lemma(w) for w in cc.words[at + 1: at + 3]]
+        subject = {lemma(w) for w in cc.words[:at]} & cc.terms - FRAME_WORDS - {"be", "remain"}
+        subject = subject - cc.name_words or subject  # "Wind was Delmark's largest": the thing is wind
+        if not subject or not after:
+            continue
+        for cl in span:
+            if top not in cl.words:
+                continue
+            k = cl.words.index(top)
+            if [lemma(w) for w in cl.words[k + 1: k + 1 + len(after)]] != after:
+                continue
+            if subject & cl.terms:
+                continue  # the source's superlative clause names the claim's thing
+            theirs = {lemma(w) for w in cl.words[:k]} & cl.terms - FRAME_WORDS - {"be", "remain"}
+            elsewhere = any(subject & other.terms for other in span if other is not cl)
+            if theirs and elsewhere:
+                return (f"superlative: the source gives '{top} {' '.join(after)}' to "
+                        f"'{' '.join(sorted(theirs))}', not to '{' '.join(sorted(subject))}'")
     return None
 
 
