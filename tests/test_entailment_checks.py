@@ -1061,3 +1061,18 @@ _GRID = ("Wind farms supplied 31% of Delmark's electricity in 2023, overtaking c
 ])
 def test_superlatives_and_comparisons_of_figures(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # a percentage more is a multiple; a figure divided by another gives a figure in a third unit
+    ("Tavros-3b has a radius 1.4 times that of Earth.", "Tavros-3b has a radius roughly 40% larger than Earth.",
+     "supported"),
+    ("Tavros-3b has a radius 1.4 times that of Earth.", "Tavros-3b has a radius roughly 60% larger than Earth.",
+     "unsupported"),
+    ("The plant has a power rating of 200 MW and a storage capacity of 800 MWh.",
+     "The plant's 800 MWh of storage would last four hours at its 200 MW rating.", "supported"),
+    ("The plant has a power rating of 200 MW and a storage capacity of 800 MWh.",
+     "The plant's 800 MWh of storage would last five hours at its 200 MW rating.", "unsupported"),
+])
+def test_percentages_more_and_quotients(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

@@ -673,10 +673,44 @@ def derived(q: Quantity, pool: Sequence[Quantity], words: Iterable[str]) -> str 
     if span:
         return span
     if q.unit == "%" and not q.bound:
-        share = _share_of(q, pool)
+        share = _share_of(q, pool) or _percent_more(q, pool, words)
         if share:
             return share
-    return _pairwise(q, pool, cue)
+    return _pairwise(q, pool, cue) or _quotient(q, pool)
+
+
+_MORE_WORDS = frozenset(["larger", "bigger", "higher", "greater", "longer", "heavier", "wider", "taller", "more"])
+_LESS_WORDS = frozenset(["smaller", "lower", "shorter", "lighter", "narrower", "less", "fewer"])
+
+
+def _percent_more(q: Quantity, pool: Sequence[Quantity], words: Iterable[str]) -> str | None:
+    """"roughly 40% larger than Earth's" from "1.4 times Earth's radius": a percentage more (or less) is a multiple."""
+    said = set(words)
+    sign = 1 if said & _MORE_WORDS else -1 if said & _LESS_WORDS else 0
+    for a in pool:
+        if sign and a.unit == "fold" and _close(1 + sign * q.value / 100, a.value, q.hedged):
+            return f"{a.text} fold"
+    return None
+
+
+def _quotient(q: Quantity, pool: Sequence[Quantity]) -> str | None:
+    """"800 MWh of storage would last four hours" at "200 MW": one figure divided by another gives the claim's,
+    in the claim's own dimension (a figure without a unit, a share or a currency never does)."""
+    if not q.unit or q.unit in (CLOCK, "%", "fold", "peryear") or q.unit.isupper():
+        return None
+    reg = _ureg()
+    for a, b in _pairs(pool):
+        if not a.unit or not b.unit or a.unit == b.unit or {a.unit, b.unit} & {CLOCK, "%", "fold", "peryear"} \
+                or a.unit.isupper() or b.unit.isupper() or not a.value or not b.value:
+            continue
+        for x, y in ((a, b), (b, a)):
+            try:
+                value = float((reg.Quantity(x.value, x.unit) / reg.Quantity(y.value, y.unit)).to(q.unit).magnitude)
+            except Exception:
+                continue
+            if _close(q.value, value, q.hedged):
+                return f"{x.text} / {y.text}"
+    return None
 
 
 def _pairs(pool: Sequence[Quantity]) -> Iterator[tuple[Quantity, Quantity]]:
