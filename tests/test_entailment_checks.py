@@ -1076,3 +1076,14 @@ def test_superlatives_and_comparisons_of_figures(premise: str, claim: str, verdi
 ])
 def test_percentages_more_and_quotients(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # "the two groups" refers back to a pair; a count the source gives itself still counts
+    ("Diastolic pressure did not differ significantly between groups.",
+     "There was no significant difference in diastolic pressure between the two groups.", "supported"),
+    ("Three groups were compared. Diastolic pressure did not differ significantly between groups.",
+     "There was no significant difference in diastolic pressure between the two groups.", "unsupported"),
+])
+def test_the_two_refers_back(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

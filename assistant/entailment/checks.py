@@ -43,6 +43,7 @@ from assistant.entailment.compare import (
     opposite,
     opposites_of,
     order_reversed,
+    pair_reference,
     plain_words,
     polarity,
     quantifier_conflict,
@@ -244,7 +245,7 @@ class ClaimChecks:
         for cc in claim.clauses:
             for q in cc.quantities:
                 if not any(matches(q, s) for s in span_q) and not derived(q, span_q, words) \
-                        and not shifted_time(cc, q, span):
+                        and not shifted_time(cc, q, span) and not pair_reference(cc, q, span, passage):
                     return f"number: {q.text}{' ' + q.unit if q.unit else ''} is not in the source"
         for cc in claim.clauses:
             gap = quantifier_gap(cc, span)

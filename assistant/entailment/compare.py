@@ -894,6 +894,24 @@ def no_effect(claim: Analysis, sentences: Sequence[Analysis]) -> str | None:
     return None
 
 
+def pair_reference(cc: Clause, q: Quantity, span: Sequence[Clause], passage: str = "") -> bool:
+    """'between the two groups': 'the two' refers back to a pair the source speaks of ('between groups'), it is no
+    count the claim states, unless the source counts that thing itself."""
+    if q.value != 2 or q.unit or q.text not in cc.words:
+        return False
+    at = cc.words.index(q.text)
+    if not at or cc.words[at - 1] not in ("the", "both", "these", "those") or at + 1 >= len(cc.words):
+        return False
+    noun = cc.words[at + 1]
+    thing = lemma(noun)
+    if thing == noun or not any(thing in cl.terms for cl in span):
+        return False  # a plural noun the source names
+    counted = [cl for cl in span for x in cl.quantities if x.text in cl.words
+               and lemma(cl.words[min(cl.words.index(x.text) + 1, len(cl.words) - 1)]) == thing]
+    elsewhere = re.search(rf"\b(?!2\b)\d+ {re.escape(noun)}\b", passage)  # "Three groups were compared"
+    return not counted and elsewhere is None
+
+
 def _dated(cl: Clause) -> list[tuple[Quantity, str]]:
     """(figure, year) for each figure a clause dates right after it: "63% in 2023", "$412 million in 2024"."""
     out = []
