@@ -1087,3 +1087,19 @@ def test_percentages_more_and_quotients(premise: str, claim: str, verdict: str):
 ])
 def test_the_two_refers_back(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+_SPILLS = ("Spills smaller than 100 mL may be neutralised with sodium bicarbonate; larger spills must be reported to "
+           "the safety officer.")
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # the other side of a stated limit
+    (_SPILLS, "Acid spills larger than 100 mL have to be reported to the safety officer.", "supported"),
+    (_SPILLS, "Spills smaller than 100 mL may be neutralised with sodium bicarbonate.", "supported"),
+    (_SPILLS, "Spills larger than 200 mL have to be reported to the safety officer.", "unsupported"),
+    ("Spills smaller than 100 mL may be neutralised with sodium bicarbonate.",
+     "Spills larger than 100 mL may be neutralised with sodium bicarbonate.", "contradicted"),
+])
+def test_the_other_side_of_a_limit(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

@@ -35,6 +35,7 @@ from assistant.entailment.compare import (
     exclusive_conflict,
     free_conflict,
     from_to_swap,
+    implied_bound,
     is_proper_name,
     misplaced,
     name_key,
@@ -245,7 +246,8 @@ class ClaimChecks:
         for cc in claim.clauses:
             for q in cc.quantities:
                 if not any(matches(q, s) for s in span_q) and not derived(q, span_q, words) \
-                        and not shifted_time(cc, q, span) and not pair_reference(cc, q, span, passage):
+                        and not shifted_time(cc, q, span) and not pair_reference(cc, q, span, passage) \
+                        and not implied_bound(q, span):
                     return f"number: {q.text}{' ' + q.unit if q.unit else ''} is not in the source"
         for cc in claim.clauses:
             gap = quantifier_gap(cc, span)
@@ -268,7 +270,8 @@ class ClaimChecks:
         pool, words, said = [s for cl in span for s in cl.quantities], claim_words(claim), frozenset(claim.terms)
         for cc in claim.clauses:
             for q in cc.quantities:
-                if not any(matches(q, s) for s in pool) and (derived(q, pool, words) or shifted_time(cc, q, span)):
+                if not any(matches(q, s) for s in pool) and (derived(q, pool, words) or shifted_time(cc, q, span)
+                                                             or implied_bound(q, span)):
                     continue  # "rose by 15" from "from 80 to 95": arithmetic on the source's own figures
                 reason = misplaced(cc, q, span, said, self.lexicon) or wrong_value(cc, q, span)
                 if reason:

@@ -894,6 +894,28 @@ def no_effect(claim: Analysis, sentences: Sequence[Analysis]) -> str | None:
     return None
 
 
+_BIGGER = frozenset(["larger", "bigger", "greater", "higher", "heavier", "longer", "older", "more"])
+_SMALLER = frozenset(["smaller", "lower", "lighter", "shorter", "younger", "less", "fewer"])
+
+
+def implied_bound(q: Quantity, span: Sequence[Clause]) -> bool:
+    """'larger than 100 mL' from 'spills smaller than 100 mL may be neutralised; larger spills must be reported':
+    the other side of a stated limit, named by the opposite comparative without a figure of its own."""
+    if not q.bound:
+        return False
+    opposite_words = _BIGGER if q.bound == "lower" else _SMALLER
+    for i, cl in enumerate(span):
+        limit = [s for s in cl.quantities if s.bound and s.bound != q.bound and s.unit == q.unit and s.value == q.value]
+        if not limit:
+            continue
+        for other in span[i: i + 3]:
+            words = other.words
+            if any(w in opposite_words and (k + 1 >= len(words) or words[k + 1] != "than")
+                   for k, w in enumerate(words)) and other is not cl:
+                return True
+    return False
+
+
 def pair_reference(cc: Clause, q: Quantity, span: Sequence[Clause], passage: str = "") -> bool:
     """'between the two groups': 'the two' refers back to a pair the source speaks of ('between groups'), it is no
     count the claim states, unless the source counts that thing itself."""
