@@ -1103,3 +1103,19 @@ _SPILLS = ("Spills smaller than 100 mL may be neutralised with sodium bicarbonat
 ])
 def test_the_other_side_of_a_limit(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+_TABLETS = ("Adults and children over 12: take one or two tablets every four to six hours. Not suitable for children "
+            "under 12.")
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # one case of a limit the claim states, with the source's polarity
+    (_TABLETS, "The tablets are not suitable for children under 12, so a 10-year-old should not take them.",
+     "supported"),
+    (_TABLETS, "The tablets are not suitable for children under 12, so a 14-year-old should not take them.",
+     "unsupported"),
+    (_TABLETS, "A 10-year-old should not take the tablets.", "unsupported"),  # the limit is not stated
+])
+def test_one_case_of_a_stated_limit(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

@@ -25,6 +25,7 @@ from assistant.entailment.base import Entailment
 from assistant.entailment.compare import (
     FRAME_WORDS,
     affirmed_inside,
+    bound_instance,
     change_denied,
     claim_words,
     clauses_about,
@@ -247,7 +248,7 @@ class ClaimChecks:
             for q in cc.quantities:
                 if not any(matches(q, s) for s in span_q) and not derived(q, span_q, words) \
                         and not shifted_time(cc, q, span) and not pair_reference(cc, q, span, passage) \
-                        and not implied_bound(q, span):
+                        and not implied_bound(q, span) and not bound_instance(q, claim, span):
                     return f"number: {q.text}{' ' + q.unit if q.unit else ''} is not in the source"
         for cc in claim.clauses:
             gap = quantifier_gap(cc, span)

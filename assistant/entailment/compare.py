@@ -16,6 +16,7 @@ from assistant.entailment.numbers import (
     close_to,
     comparable,
     in_minutes,
+    in_unit,
     matches,
     normalise,
     same_quantity,
@@ -913,6 +914,24 @@ def implied_bound(q: Quantity, span: Sequence[Clause]) -> bool:
             if any(w in opposite_words and (k + 1 >= len(words) or words[k + 1] != "than")
                    for k, w in enumerate(words)) and other is not cl:
                 return True
+    return False
+
+
+def bound_instance(q: Quantity, claim: Analysis, span: Sequence[Clause]) -> bool:
+    """'not suitable for children under 12, so a 10-year-old should not take them': a figure inside a limit the
+    source states, where the claim states that limit too (so the claim applies the source's rule to one case)."""
+    if q.bound or q.hedged:
+        return False
+    for s in (x for cl in span for x in cl.quantities):
+        if not s.bound or not comparable(q, s) or CLOCK in (q.unit, s.unit) or "%" in (q.unit, s.unit):
+            continue
+        stated = any(x is not q and x.bound == s.bound and same_quantity(x, s) for x in claim.quantities)
+        if not stated:
+            continue
+        # "under 12 years" against "a 10-year-old"; a bare "under 12" takes the claim's unit
+        value = in_unit(q, s.unit) if q.unit and s.unit else q.value
+        if value is not None and (value < s.value if s.bound == "upper" else value > s.value):
+            return True
     return False
 
 

@@ -803,6 +803,11 @@ def _minutes(pool: Sequence[Quantity]) -> list[float]:
     return [m for m in map(in_minutes, pool) if m is not None]
 
 
+def in_unit(a: Quantity, unit: str) -> float | None:
+    """The quantity's value in `unit` (None where it does not convert)."""
+    return _in_unit(a, unit)
+
+
 def _in_unit(a: Quantity, unit: str) -> float | None:
     if not a.unit or not unit or a.unit == unit:
         return a.value
