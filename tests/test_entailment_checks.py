@@ -1119,3 +1119,16 @@ _TABLETS = ("Adults and children over 12: take one or two tablets every four to 
 ])
 def test_one_case_of_a_stated_limit(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+_WINE = "The 2022 vintage of Ridgeback Riesling was bottled in March 2023 and released in September 2023."
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # a duration between two dated months
+    (_WINE, "The 2022 Ridgeback Riesling was released six months after it was bottled in March 2023.", "supported"),
+    (_WINE, "The 2022 Ridgeback Riesling was released eight months after it was bottled in March 2023.",
+     "unsupported"),
+])
+def test_months_between_two_dates(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

@@ -39,6 +39,7 @@ from assistant.entailment.compare import (
     implied_bound,
     is_proper_name,
     misplaced,
+    month_span,
     name_key,
     negated_inside,
     no_effect,
@@ -248,7 +249,8 @@ class ClaimChecks:
             for q in cc.quantities:
                 if not any(matches(q, s) for s in span_q) and not derived(q, span_q, words) \
                         and not shifted_time(cc, q, span) and not pair_reference(cc, q, span, passage) \
-                        and not implied_bound(q, span) and not bound_instance(q, claim, span):
+                        and not implied_bound(q, span) and not bound_instance(q, claim, span) \
+                        and not month_span(q, span):
                     return f"number: {q.text}{' ' + q.unit if q.unit else ''} is not in the source"
         for cc in claim.clauses:
             gap = quantifier_gap(cc, span)
@@ -272,7 +274,7 @@ class ClaimChecks:
         for cc in claim.clauses:
             for q in cc.quantities:
                 if not any(matches(q, s) for s in pool) and (derived(q, pool, words) or shifted_time(cc, q, span)
-                                                             or implied_bound(q, span)):
+                                                             or implied_bound(q, span) or month_span(q, span)):
                     continue  # "rose by 15" from "from 80 to 95": arithmetic on the source's own figures
                 reason = misplaced(cc, q, span, said, self.lexicon) or wrong_value(cc, q, span)
                 if reason:

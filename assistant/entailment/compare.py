@@ -935,6 +935,33 @@ def bound_instance(q: Quantity, claim: Analysis, span: Sequence[Clause]) -> bool
     return False
 
 
+_MONTH_NUMBER = {m: i % 12 + 1 for i, m in enumerate(
+    ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
+     "december", "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
+_MONTH_NUMBER["sept"] = 9
+
+
+def _months(span: Sequence[Clause]) -> list[int]:
+    """Each 'March 2023' (a month and its year) of the span, in order, as a count of months."""
+    out = []
+    for cl in span:
+        words = cl.words
+        for i, w in enumerate(words[:-1]):
+            if w in _MONTH_NUMBER and re.fullmatch(r"(?:1[5-9]|2[0-2])\d\d", words[i + 1]):
+                out.append(int(words[i + 1]) * 12 + _MONTH_NUMBER[w] - 1)
+    return out
+
+
+def month_span(q: Quantity, span: Sequence[Clause]) -> bool:
+    """'released six months after it was bottled' from 'bottled in March 2023 and released in September 2023': a
+    duration between two dated months the source gives one after the other."""
+    months = in_unit(q, "month") if q.unit in ("month", "year", "week") else None
+    if months is None:
+        return False
+    dates = _months(span)
+    return any(abs(abs(b - a) - months) < 0.5 for a, b in zip(dates, dates[1:], strict=False))
+
+
 def pair_reference(cc: Clause, q: Quantity, span: Sequence[Clause], passage: str = "") -> bool:
     """'between the two groups': 'the two' refers back to a pair the source speaks of ('between groups'), it is no
     count the claim states, unless the source counts that thing itself."""
