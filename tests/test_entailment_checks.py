@@ -1132,3 +1132,18 @@ _WINE = "The 2022 vintage of Ridgeback Riesling was bottled in March 2023 and re
 ])
 def test_months_between_two_dates(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # a relative clause ("..., which stay with her ...") belongs to its antecedent's clause
+    ("Adult snow leopards are largely solitary. A female usually gives birth to two or three cubs, which stay with "
+     "her for about 18 to 22 months.", "Snow leopard cubs stay with their mother for about 18 to 22 months.",
+     "supported"),
+    # a fragment with a direction for the claim's figure; a noun of change has the verb's direction
+    ("The 2025 total allowable catch for North Sea haddock was set at 61,000 tonnes, a 12% reduction on 2024.",
+     "The 2025 North Sea haddock total allowable catch was raised by 12% to 61,000 tonnes.", "contradicted"),
+    ("The 2025 total allowable catch for North Sea haddock was set at 61,000 tonnes, a 12% reduction on 2024.",
+     "The 2025 North Sea haddock total allowable catch was cut by 12% to 61,000 tonnes.", "supported"),
+])
+def test_relative_clauses_and_fragments_with_a_direction(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

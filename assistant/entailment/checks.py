@@ -226,7 +226,7 @@ class ClaimChecks:
         for cc in claim.clauses:
             # the source clauses most about this claim clause (names aside: a subject named once serves every
             # clause); a conflict counts only when every one of them conflicts
-            ties = [with_comparison(cl, span) for cl in clauses_about(cc, span, self.lexicon)]
+            ties = [with_comparison(cl, span, cc) for cl in clauses_about(cc, span, self.lexicon)]
             reasons = [self._disagree(cc, cl, span) for cl in ties]
             if ties and all(reasons):
                 return reasons[0]

@@ -702,6 +702,7 @@ def _continues(own: Clause, rival: Clause, span: Sequence[Clause], said: frozens
 _FRONTED = frozenset(["on", "in", "at", "for", "during", "from", "after", "before", "by", "under", "within", "over",
                       "since", "until", "throughout", "outside", "inside"])
 _FOLLOWING = frozenset(["with", "a", "an", "its", "their", "including", "plus"])
+_RELATIVE = frozenset(["which", "who", "whose", "whom"])
 
 
 def _fragment_before(cl: Clause) -> bool:
@@ -715,6 +716,8 @@ def _fragment_after(cl: Clause) -> bool:
     if not cl.words:
         return False
     first = cl.words[0]
+    if first in _RELATIVE or cl.link.rsplit(" ", 1)[-1] in _RELATIVE:
+        return True  # "two or three cubs, | which stay with her for about 18 to 22 months"
     if len(cl.words) > 1 and cl.words[1] == "than" and first.endswith("er"):
         return True  # "a net loss of $12 million, | narrower than the $19 million loss ..."
     return first in _FOLLOWING or (first.endswith(("ed", "ing")) and "VERB" in _lemmas_of(first))
@@ -734,7 +737,9 @@ def _with_fragments(own: Clause, q: Quantity, span: Sequence[Clause]) -> list[Cl
     out = [own]
     if at > 0 and _fragment_before(span[at - 1]):
         out.append(span[at - 1])
-    if at > 0 and _fragment_after(own) and not any(comparable(q, s) for s in span[at - 1].quantities):
+    # (of the same kind: both counts, or both measures; "3 cubs" gives no figure to "18 to 22 months")
+    if at > 0 and _fragment_after(own) and not any(comparable(q, s) and bool(q.unit) == bool(s.unit)
+                                                   for s in span[at - 1].quantities):
         out.append(span[at - 1])
     return out
 
@@ -747,12 +752,19 @@ def _joined(clauses: Sequence[Clause]) -> Clause:
                   sum(cl.negations for cl in clauses), set().union(*(cl.negated for cl in clauses)))
 
 
-def with_comparison(cl: Clause, span: Sequence[Clause]) -> Clause:
-    """A source clause with the comparison that follows it ("a net loss of $12 million, | narrower than the $19
-    million loss"): the direction the claim must agree with is there."""
+def with_comparison(cl: Clause, span: Sequence[Clause], cc: Clause | None = None) -> Clause:
+    """A source clause with the fragment after it that gives a direction ("a net loss of $12 million, | narrower
+    than the $19 million loss", "61,000 tonnes, | a 12% reduction"): the direction the claim must agree with."""
     at = next((i for i, x in enumerate(span) if x is cl), -1)
     nxt = span[at + 1] if 0 <= at < len(span) - 1 else None
-    if nxt is not None and len(nxt.words) > 1 and nxt.words[1] == "than" and nxt.words[0].endswith("er"):
+    if nxt is None:
+        return cl
+    if len(nxt.words) > 1 and nxt.words[1] == "than" and nxt.words[0].endswith("er"):
+        return _joined([cl, nxt])
+    # "... set at 61,000 tonnes, | a 12% reduction on 2024": a fragment with a direction for the claim's figure
+    figures = cc.quantities if cc is not None else []
+    if _fragment_after(nxt) and not nxt.negations and direction(nxt.words) \
+            and any(same_quantity(q, s) for q in figures for s in nxt.quantities):
         return _joined([cl, nxt])
     return cl
 

@@ -91,6 +91,7 @@ class Clause:
     entities: list[str] = field(default_factory=list)
     negations: int = 0
     negated: set[str] = field(default_factory=set)  # the content lemmas a negation applies to (its scope)
+    link: str = ""  # the connective that joined it to the clause before ("which", "and", ","; "" for the first)
 
     @property
     def terms(self) -> set[str]:
@@ -165,8 +166,21 @@ def analyse(text: str) -> Analysis:
     clean = normalise(text)
     # a range is one clause: "between 2019 and 2024", "between 900 and 1000 mm"
     clean = re.sub(r"\b(between\s+\S*\d\S*)\s+and\s+(?=\S*\d)", r"\1 to ", clean, flags=re.I)
-    pieces = [p for p in _CLAUSE.split(clean) if p and p.strip()]
-    clauses = [_clause(piece, first=i == 0) for i, piece in enumerate(pieces)]
+    pieces: list[tuple[str, str]] = []  # (the clause, the connective before it: "which", "and", ",")
+    last, link = 0, ""
+    for m in [*_CLAUSE.finditer(clean), None]:
+        piece = clean[last: m.start() if m else len(clean)]
+        if piece.strip():
+            pieces.append((piece, link))
+            link = ""
+        if m is not None:
+            link = f"{link} {m.group(0).strip().lower()}".strip()
+            last = m.end()
+    clauses = []
+    for i, (piece, link) in enumerate(pieces):
+        clause = _clause(piece, first=i == 0)
+        clause.link = link
+        clauses.append(clause)
     return Analysis(text, [c for c in clauses if c.words])
 
 
@@ -304,6 +318,11 @@ def _unknown_word(low: str) -> bool:
 _UP_VERBS = frozenset(["go", "move", "step", "climb", "shoot", "jump", "rise", "push", "scale", "ramp", "speed"])
 
 
+_NOMINAL_CHANGES = {"reduction": "reduce", "reductions": "reduce", "growth": "grow", "expansion": "expand",
+                    "contraction": "contract", "improvement": "improve", "deterioration": "deteriorate",
+                    "elevation": "elevate", "inhibition": "inhibit", "suppression": "suppress"}
+
+
 def direction_words(words: Iterable[str]) -> list[tuple[str, str]]:
     """The (word, "up" | "down") pairs of a clause's surface words: changes, comparatives, and bound words."""
     out = []
@@ -311,7 +330,7 @@ def direction_words(words: Iterable[str]) -> list[tuple[str, str]]:
     for i, w in enumerate(seq):
         if w == "up" and i + 1 < len(seq) and seq[i + 1] == "to" and (i == 0 or lemma(seq[i - 1]) not in _UP_VERBS):
             continue  # "up to 20%": a bound ("rose up to" and "went up to" still say up)
-        lem = lemma(w)
+        lem = _NOMINAL_CHANGES.get(w, lemma(w))  # "a 12% reduction" is "reduce"
         if lem in CHANGE_UP or w in ALWAYS_UP or (w != lem and lem in SCALE_UP and w.endswith(("er", "est"))):
             out.append((w, "up"))
         elif lem in CHANGE_DOWN or w in ALWAYS_DOWN or (w != lem and lem in SCALE_DOWN and w.endswith(("er", "est"))):
