@@ -1147,3 +1147,17 @@ def test_months_between_two_dates(premise: str, claim: str, verdict: str):
 ])
 def test_relative_clauses_and_fragments_with_a_direction(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+_LAVENDER = ("Lavender prefers full sun and free-draining soil. Cut plants back by about a third after flowering in "
+             "late summer, but avoid cutting into old wood.")
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # a claim clause that joins two source clauses, each saying its own part; the other holds no figure
+    (_LAVENDER, "After flowering, cut lavender back by about 33% without going into the old wood.", "supported"),
+    ("The battery lasts 14 hours. Charging takes place over USB-C and is slow.", "Charging over USB-C takes 14 hours.",
+     "contradicted"),
+])
+def test_a_claim_clause_that_joins_two_source_clauses(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

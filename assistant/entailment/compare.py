@@ -674,7 +674,8 @@ def misplaced(cc: Clause, q: Quantity, span: list[Clause], said: frozenset[str] 
         rival = max(outside, key=lambda cl: _bind(cc, cl)) if outside else own
         own_bind, rival_bind = _bind(cc, _joined(whole)), _bind(cc, rival) if outside else 0
     # (reworded: the figure's clause says it in other words, "erased" for "delete", "tall" for "height")
-    if own_bind < rival_bind and not (bare or reworded or same_event) and not _continues(own, rival, span, said):
+    if own_bind < rival_bind and not (bare or reworded or same_event or _merged(cc, own, rival)) \
+            and not _continues(own, rival, span, said):
         return f"number: {q.text} is stated for '{_gist(own)}', not for '{_gist(rival)}'"
     mine, theirs = set(cc.entities) - MONTHS - WEEKDAYS, set(own.entities) - MONTHS - WEEKDAYS  # a date names no one
     if mine and theirs and not mine & theirs and any(mine & set(cl.entities) for cl in span):
@@ -686,6 +687,18 @@ def misplaced(cc: Clause, q: Quantity, span: list[Clause], said: frozenset[str] 
 # years", "profit of $412 million, | up 8% on a year earlier"
 _CONTINUING = frozenset(["rising", "falling", "increasing", "decreasing", "climbing", "dropping", "growing",
                          "up", "down", "compared", "against", "versus", "from"])
+
+
+def _merged(cc: Clause, own: Clause, rival: Clause) -> bool:
+    """The claim clause joins two source clauses, each saying its own part of it: "cut lavender back by roughly
+    33% | without going into the old wood" from "cut plants back by about a third ..., | but avoid cutting into
+    old wood". The other clause holds no figure, so it cannot be the figure's rightful place."""
+    if rival.quantities:
+        return False
+    names = cc.name_words
+    mine = {t for t in cc.terms & own.terms if t not in cc.units and t not in names}
+    theirs = {t for t in cc.terms & rival.terms if t not in cc.units and t not in names}
+    return len(mine) >= 2 and len(mine - theirs) >= 1 and len(theirs - mine) >= 2
 
 
 def _continues(own: Clause, rival: Clause, span: Sequence[Clause], said: frozenset[str]) -> bool:
