@@ -1161,3 +1161,17 @@ _LAVENDER = ("Lavender prefers full sun and free-draining soil. Cut plants back 
 ])
 def test_a_claim_clause_that_joins_two_source_clauses(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+_FIBRE = ("An adult should aim for at least 30 g of fibre a day, but most adults in the survey ate only around 19 g. "
+          "Children aged 5 to 11 are advised to eat about 20 g.")
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # a bound over a named limit, met by the source's own rough figure; "only around 19 g" restricts nothing
+    (_FIBRE, "Most surveyed adults ate below the recommended 30 g of fibre a day.", "supported"),
+    (_FIBRE, "Most surveyed adults ate above the recommended 30 g of fibre a day.", "contradicted"),
+    (_FIBRE, "Most surveyed adults ate below 15 g of fibre a day.", "contradicted"),
+])
+def test_bounds_over_named_limits(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

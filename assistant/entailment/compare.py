@@ -336,10 +336,23 @@ def quantified_noun(cc: Clause) -> str:
     after = [w for w in words[at + 1: at + 7] if w not in _Q_SKIP and re.search(r"[a-z]", w)]
     if after and lemma(after[0]) in cc.units:
         return ""  # a rate, not a thing: "for every pound raised", "every hour"
+    # a participle before the head is a modifier: "most surveyed adults" -> adult
+    after = [w for k, w in enumerate(after) if not (w.endswith(("ed", "ing")) and k + 1 < len(after))]
     following = [lemma(w) for w in after]
     following = [t for t in following if t in cc.terms]
     # the head noun ("most of the 1,284 new near-Earth asteroids" -> asteroid), else the next word ("full cost")
     return next((t for t in following if is_noun(t)), following[0] if following else "")
+
+
+def _restricts(words: list[str]) -> bool:
+    """An 'only' / 'solely' that restricts a thing ("available only to customers with ..."), not one that stresses a
+    figure ("ate only around 19 g")."""
+    for k, w in enumerate(words):
+        if w in ONLY_Q:
+            nxt = [x for x in words[k + 1: k + 3] if x not in ("about", "around", "roughly", "some", "approximately")]
+            if not (nxt and re.match(r"[\d$€£]", nxt[0])):
+                return True
+    return False
 
 
 def quantifier_gap(cc: Clause, span: Sequence[Clause]) -> str | None:
@@ -359,7 +372,7 @@ def quantifier_gap(cc: Clause, span: Sequence[Clause]) -> str | None:
     for cl in about:
         theirs = _q(cl.words)
         if theirs and theirs in _Q_OK.get(wanted, {theirs}) and not _EXCEPT.search(" ".join(cl.words)) \
-                and not set(cl.words) & ONLY_Q:
+                and not _restricts(cl.words):
             return None
     return f"quantifier: the claim says '{q} {noun}'; the source does not say it of every {noun}"
 

@@ -528,7 +528,12 @@ def read_quantities(toks: list[str]) -> list[Quantity]:
         hedged = any(w in HEDGES or (w in RANGE_WORDS and (w != "to" or k and (before[k - 1] == "up" or
                                                                               before[k - 1][:1].isdigit())))
                      for k, w in enumerate(before))
-        out.append(Quantity(value, unit, t, hedged, word, _bound(before)))
+        bound = _bound(before)
+        if not bound:  # "below the recommended 30 g", "above the legal 0.5 mg": a bound over a named limit
+            named = " ".join(w.lower() for w in toks[max(0, i - 4): i])
+            far = re.search(r"\b(below|under|above|over|beyond|exceeding)\s+(?:the|a|its|their)\s+[a-z-]+$", named)
+            bound = _bound([far.group(1)]) if far else ""
+        out.append(Quantity(value, unit, t, hedged, word, bound))
         at.append(i)
     return _compounds(_ranges(out, at, toks), at, toks)
 
@@ -602,14 +607,15 @@ def matches(claim: Quantity, source: Quantity) -> bool:
     if same_quantity(claim, source):
         return True
     # only a figure satisfies a bound: "up to 3 days" is not "up to 2 days" (each names the limit)
-    if not claim.bound or source.bound or source.hedged or not comparable(claim, source) \
-            or bool(claim.unit) != bool(source.unit):
+    if not claim.bound or source.bound or not comparable(claim, source) or bool(claim.unit) != bool(source.unit):
         return False  # a bare "more than 6" (tablets) says nothing of "24 hours"
     if CLOCK in (claim.unit, source.unit) or "%" in (claim.unit, source.unit) and claim.unit != source.unit:
         return False
     value = _in_unit(source, claim.unit or source.unit)
     if value is None:
         return False
+    if source.hedged:  # "around 19 g" is below 30 g; "about 29 g" may not be
+        return value >= 1.1 * claim.value if claim.bound == "lower" else value <= 0.9 * claim.value
     return value >= claim.value if claim.bound == "lower" else value <= claim.value
 
 
