@@ -63,7 +63,7 @@ from assistant.entailment.compare import (
     wrong_value,
     year_swap,
 )
-from assistant.entailment.numbers import derived, matches
+from assistant.entailment.numbers import Quantity, derived, matches
 from assistant.entailment.order import reversed_order
 from assistant.entailment.text import Analysis, Clause, analyse, is_noun
 from assistant.prompting import split_sentences
@@ -247,11 +247,11 @@ class ClaimChecks:
         words = claim_words(claim)
         for cc in claim.clauses:
             for q in cc.quantities:
-                if not any(matches(q, s) for s in span_q) and not derived(q, span_q, words) \
-                        and not shifted_time(cc, q, span) and not pair_reference(cc, q, span, passage) \
-                        and not implied_bound(q, span) and not bound_instance(q, claim, span) \
-                        and not month_span(q, span):
-                    return f"number: {q.text}{' ' + q.unit if q.unit else ''} is not in the source"
+                if any(matches(q, s) for s in span_q) or self._worked_out(cc, q, span, span_q, words):
+                    continue
+                if pair_reference(cc, q, span, passage) or bound_instance(q, claim, span):
+                    continue  # "between the two groups"; "under 12, so a 10-year-old ..."
+                return f"number: {q.text}{' ' + q.unit if q.unit else ''} is not in the source"
         for cc in claim.clauses:
             gap = quantifier_gap(cc, span)
             if gap:
@@ -269,12 +269,18 @@ class ClaimChecks:
             return "question: the source sets out to find this; it does not state it"
         return None
 
+    @staticmethod
+    def _worked_out(cc: Clause, q: Quantity, span: list[Clause], pool: list[Quantity], words: set[str]) -> bool:
+        """The claim's figure follows from the source's own: arithmetic on two of them, a time moved by a
+        duration, the other side of a stated limit, the months between two dated months."""
+        return bool(derived(q, pool, words) or shifted_time(cc, q, span) or implied_bound(q, span)
+                    or month_span(q, span))
+
     def _quantity_conflict(self, claim: Analysis, span: list[Clause]) -> str | None:
         pool, words, said = [s for cl in span for s in cl.quantities], claim_words(claim), frozenset(claim.terms)
         for cc in claim.clauses:
             for q in cc.quantities:
-                if not any(matches(q, s) for s in pool) and (derived(q, pool, words) or shifted_time(cc, q, span)
-                                                             or implied_bound(q, span) or month_span(q, span)):
+                if not any(matches(q, s) for s in pool) and self._worked_out(cc, q, span, pool, words):
                     continue  # "rose by 15" from "from 80 to 95": arithmetic on the source's own figures
                 reason = misplaced(cc, q, span, said, self.lexicon) or wrong_value(cc, q, span)
                 if reason:

@@ -17,6 +17,7 @@ from assistant.entailment.numbers import (
     comparable,
     in_minutes,
     in_unit,
+    is_year_text,
     matches,
     normalise,
     same_quantity,
@@ -605,13 +606,14 @@ def role_swap(claim: Analysis, span: list[Clause], use_lexicon: bool = False) ->
                 return shared + 2 * sum(any(matches(q, x) for x in cl.quantities) for q in cc.quantities
                                         if not _is_year(q))
 
-            own = max(holders, key=about)
-            best = max(about(cl) for cl in span)
-            if about(own) >= best:
+            score = {id(cl): about(cl) for cl in span}  # once per clause: `about` may ask WordNet
+            own = max(holders, key=lambda cl: score[id(cl)])
+            best = max(score.values())
+            if score[id(own)] >= best:
                 continue
             known = {name_key(x) for x in _names(claim)}
             said = plain_words(claim.text)
-            for rival in (cl for cl in span if about(cl) == best):
+            for rival in (cl for cl in span if score[id(cl)] == best):
                 # a name the claim also gives in lower case ("the Iron Age bronze helmet") is nobody else
                 other = [x for x in rival.entities if name_key(x) not in known and not contains_name(said, x)]
                 # the rival clause may give the name too, as its sentence's first word ("Kestrel FC came ...")
@@ -736,6 +738,11 @@ def _fragment_before(cl: Clause) -> bool:
     return 0 < len(cl.words) <= 4 and cl.words[0] in _FRONTED and not cl.quantities
 
 
+def _comparative(cl: Clause) -> bool:
+    """A fragment that opens with a comparison: "a net loss of $12 million, | narrower than the $19 million loss"."""
+    return len(cl.words) > 1 and cl.words[1] == "than" and cl.words[0].endswith("er")
+
+
 def _fragment_after(cl: Clause) -> bool:
     """A phrase that goes on describing the clause before it: "..., | with temperatures near 2 C", "a power rating
     of 200 MW | and a storage capacity of 800 MWh", "Release 2.6.4, | published two weeks earlier"."""
@@ -744,8 +751,8 @@ def _fragment_after(cl: Clause) -> bool:
     first = cl.words[0]
     if first in _RELATIVE or cl.link.rsplit(" ", 1)[-1] in _RELATIVE:
         return True  # "two or three cubs, | which stay with her for about 18 to 22 months"
-    if len(cl.words) > 1 and cl.words[1] == "than" and first.endswith("er"):
-        return True  # "a net loss of $12 million, | narrower than the $19 million loss ..."
+    if _comparative(cl):
+        return True
     return first in _FOLLOWING or (first.endswith(("ed", "ing")) and "VERB" in _lemmas_of(first))
 
 
@@ -785,7 +792,7 @@ def with_comparison(cl: Clause, span: Sequence[Clause], cc: Clause | None = None
     nxt = span[at + 1] if 0 <= at < len(span) - 1 else None
     if nxt is None:
         return cl
-    if len(nxt.words) > 1 and nxt.words[1] == "than" and nxt.words[0].endswith("er"):
+    if _comparative(nxt):
         return _joined([cl, nxt])
     # "... set at 61,000 tonnes, | a 12% reduction on 2024": a fragment with a direction for the claim's figure
     figures = cc.quantities if cc is not None else []
@@ -860,7 +867,7 @@ def _is_day(q: Quantity, cl: Clause) -> bool:
 
 
 def _is_year(q: Quantity) -> bool:
-    return not q.unit and q.value.is_integer() and 1500 <= q.value <= 2200 and len(q.text) == 4
+    return not q.unit and 1500 <= q.value <= 2200 and is_year_text(q.text)  # the value too: not "2024 million"
 
 
 def _bind_related(cc: Clause, cl: Clause) -> int:
@@ -985,7 +992,7 @@ def _months(span: Sequence[Clause]) -> list[int]:
     for cl in span:
         words = cl.words
         for i, w in enumerate(words[:-1]):
-            if w in _MONTH_NUMBER and re.fullmatch(r"(?:1[5-9]|2[0-2])\d\d", words[i + 1]):
+            if w in _MONTH_NUMBER and is_year_text(words[i + 1]):
                 out.append(int(words[i + 1]) * 12 + _MONTH_NUMBER[w] - 1)
     return out
 
@@ -1027,7 +1034,7 @@ def _dated(cl: Clause) -> list[tuple[Quantity, str]]:
         at = cl.words.index(q.text)
         after = cl.words[at + 1: at + 5]
         for k, w in enumerate(after[:-1]):
-            if w == "in" and re.fullmatch(r"(?:1[5-9]|2[0-2])\d\d", after[k + 1]):
+            if w == "in" and is_year_text(after[k + 1]):
                 out.append((q, after[k + 1]))
                 break
             if re.match(r"[\d$€£]", w):

@@ -441,9 +441,14 @@ def _ratio(m: re.Match[str]) -> str:
     n, d, after = int(m.group(1)), int(m.group(2)), m.group(3) or ""
     if not 0 < n < d or (after.strip() and (unit_of(after.strip()) or after.strip().lower() in PERCENT)):
         return m.group(0)
-    if len(m.group(2)) == 4 and 1500 <= d <= 2200 and not _counted(after.strip()):
+    if is_year_text(m.group(2)) and not _counted(after.strip()):
         return m.group(0)  # "rose to 214 in 2024, up from 37": a year, unless people are counted ("1 in 2000 births")
     return f"{100 * n / d:g}%{after}"
+
+
+def is_year_text(text: str) -> bool:
+    """A four-digit figure that reads as a year: 1500 to 2200."""
+    return len(text) == 4 and text.isdigit() and 1500 <= int(text) <= 2200
 
 
 def _counted(word: str) -> bool:
@@ -639,7 +644,7 @@ def _ranges(found: list[Quantity], at: list[int], toks: list[str]) -> list[Quant
         a, b = found[k], found[k + 1]
         # a year before "to" is no end of a range of the next figure's unit: "from 63% in 2023 to 68%"
         if not a.unit and b.unit and at[k + 1] - at[k] == 2 and toks[at[k] + 1].lower() in ("to", "-", "and") \
-                and not (len(a.text) == 4 and 1500 <= a.value <= 2200):
+                and not is_year_text(a.text):
             out[k] = Quantity(a.value, b.unit, a.text, True, b.unit_word)
     return out
 

@@ -17,6 +17,7 @@ from assistant.entailment.numbers import (
     BOUND_WORDS,
     NUMBER_WORDS,
     Quantity,
+    is_year_text,
     normalise,
     read_quantities,
     unit_of,
@@ -295,7 +296,7 @@ def _numbered_name(toks: list[str], i: int, first: bool) -> int:
     t = toks[i]
     after = toks[i + 1: i + 3]
     then = toks[i + 3] if i + 3 < len(toks) else ""
-    if (t.isdigit() and len(t) <= 4 and not (len(t) == 4 and 1500 <= int(t) <= 2200) and len(after) == 2
+    if (t.isdigit() and len(t) <= 4 and not is_year_text(t) and len(after) == 2
             and all(_titled(x) for x in after) and (i == 0 or not _titled(toks[i - 1]))
             and not (then.islower() and then.isalpha() and can_be_noun(then))):  # "40 New York residents"
         return 3
