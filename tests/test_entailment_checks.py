@@ -23,6 +23,14 @@ P = ("The Corvid 7 drone flies for 38 minutes per charge, and a full recharge ta
      "The Corvid 9 flies for 52 minutes.")
 
 
+@pytest.fixture(scope="module")
+def embedded_checks() -> ClaimChecks:
+    """The checks as the product runs them: with the offline text embedder (synonyms, semantic closeness)."""
+    from retrieval.embedders import build_text_embedder
+
+    return ClaimChecks(build_text_embedder("minilm-q8"))
+
+
 def _expect(premise: str, claim: str, verdict: str) -> None:
     r = ClaimChecks().check(premise, claim)
     assert r.verdict == verdict, r.reason
@@ -1175,3 +1183,35 @@ _FIBRE = ("An adult should aim for at least 30 g of fibre a day, but most adults
 ])
 def test_bounds_over_named_limits(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
+
+
+_CLAIMS = ("Claims must be reported within 30 days of the incident, and an excess of £150 applies to each claim. "
+           "Bacteroides abundance was 2.3-fold higher in the high-fibre group, whereas Firmicutes abundance was lower.")
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # an added clause whose thing the source never names: a noun after a determiner or a preposition ("a fever",
+    # "by telephone"), two missing words side by side ending in a noun ("blood glucose")
+    ("If symptoms persist for more than three days, consult your doctor.",
+     "Consult your doctor if symptoms persist for more than three days or if you develop a fever.", "unsupported"),
+    ("If symptoms persist for more than three days, consult your doctor.",
+     "Consult your doctor if your symptoms persist for more than three days.", "supported"),
+    (_CLAIMS, "Claims must be reported within 30 days of the incident, by telephone only.", "unsupported"),
+    (_CLAIMS, "Claims must be reported within 30 days of the incident, and a £150 excess applies.", "supported"),
+    (_CLAIMS, "The high-fibre diet raised Bacteroides abundance 2.3-fold and also lowered blood glucose.",
+     "unsupported"),
+    (_CLAIMS, "The high-fibre group had 2.3-fold more Bacteroides and lower Firmicutes abundance.", "supported"),
+    # a modifier or a verb is not the thing itself: "a normal load", "later given", "moved up"
+    ("The statue was cast in Florence and arrived in Antwerp in 1602 as a gift to the guild of merchants.",
+     "The statue was cast in Florence and later given to the merchants' guild in Antwerp.", "supported"),
+    ("The win lifts Kestrel to fourth in the table, two points behind third-placed Dunmore.",
+     "Kestrel moved up to fourth place, two points behind Dunmore.", "supported"),
+    # a clause that carries a figure the source gives is not an addition ("on the market for $685,000")
+    ("The three-bedroom house at 14 Alder Close is listed at $685,000.",
+     "14 Alder Close, a three-bedroom house, is on the market for $685,000.", "supported"),
+])
+@pytest.mark.integration
+def test_added_clauses_that_name_new_things(premise: str, claim: str, verdict: str, embedded_checks: ClaimChecks):
+    # with the product's text embedder, whose synonyms cover most of these claims' words
+    r = embedded_checks.check(premise, claim)
+    assert r.verdict == verdict, r.reason

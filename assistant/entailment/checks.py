@@ -65,8 +65,8 @@ from assistant.entailment.compare import (
 )
 from assistant.entailment.numbers import Quantity, derived, matches
 from assistant.entailment.order import reversed_order
-from assistant.entailment.text import Analysis, Clause, analyse, is_noun
-from assistant.prompting import split_sentences
+from assistant.entailment.text import Analysis, Clause, analyse, is_noun, lemma
+from assistant.prompting import STOPWORDS, split_sentences
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,39 @@ _ASKS = re.compile(r"^\W*(?:objectives?|aims?|purpose|background and aims?|quest
                    r"assessed|evaluated|determined|unclear|unknown|uncertain) (?:whether|if)\b", re.I)
 _FINDS = re.compile(r"\b(?:found|finds?|show(?:s|ed|n)?|demonstrat\w*|reveal\w*|indicat\w*|conclu\w*|results?|"
                     r"suggest\w*|confirm\w*|observed|identified|report(?:s|ed)? that)\b", re.I)
+
+
+_NOUN_BEFORE = frozenset(["a", "an", "the", "by", "of", "with", "for", "in", "on", "from", "via", "his", "her", "their",
+                          "its", "your", "our", "my", "this", "that", "these", "those"])
+
+
+_DETERMINERS = frozenset(["a", "an", "the", "his", "her", "their", "its", "your", "our", "my", "this", "that", "these",
+                          "those"])
+
+
+def _noun_use(lem: str, cc: Clause) -> bool:
+    """A word with a noun reading used as a noun: after a determiner or a preposition ('a fever', 'by telephone')."""
+    from lemminflect import getAllLemmas
+
+    for before, w in zip(cc.words, cc.words[1:], strict=False):
+        if before in _NOUN_BEFORE and lemma(w) == lem and "NOUN" in getAllLemmas(w):
+            return True
+    return False
+
+
+def _head_noun(lem: str, cc: Clause) -> bool:
+    """A noun that ends its noun phrase: 'glucose' in 'lowered blood glucose in the mice', not 'normal' in
+    'under a normal load'."""
+    from lemminflect import getAllLemmas
+
+    for i, w in enumerate(cc.words):
+        readings = getAllLemmas(w)
+        before = cc.words[i - 1] if i else ""
+        if lemma(w) == lem and "NOUN" in readings and (set(readings) <= {"NOUN", "ADJ"} or before in _DETERMINERS):
+            after = cc.words[i + 1] if i + 1 < len(cc.words) else ""
+            if not after or after in STOPWORDS:
+                return True
+    return False
 
 
 def _only_asks(text: str, about: set[str] | None = None) -> bool:
@@ -212,12 +245,19 @@ class ClaimChecks:
         for cc in claim.clauses:
             _, missing = self._coverage(Analysis(claim.text, [cc]), span_terms, low)
             terms = [t for t in dict.fromkeys(cc.lemmas) if t not in cc.units and t not in FRAME_WORDS]
-            thing = any(is_noun(m) or m in cc.entities for m in missing)
+            thing = any(is_noun(m) or m in cc.entities or _noun_use(m, cc) for m in missing)
             # a short fragment of a coordination ("stay in a quiet | and relaxed environment") must be missing
             # whole; a clause of its own ("if you develop a fever", four words or more) only mostly
             whole = bool(cc.words) and cc.words[0] in _SUBORDINATORS or len(terms) >= 4
+            # a thing the source never names, two words long ("blood glucose"), added beside what it does say
+            pair = any(a in missing and b in missing and _head_noun(b, cc)
+                       for a, b in zip(cc.lemmas, cc.lemmas[1:], strict=False))
+            if pair and not cc.quantities:
+                return f"addition: the source does not say '{' '.join(missing[:4])}'"
             if not whole and len(missing) < len(terms):
                 continue
+            if len(terms) == 1 and missing and thing and len(cc.words) >= 2 and cc.link == "," and not cc.quantities:
+                return f"addition: the source does not say '{missing[0]}'"  # ", by telephone"
             if len(terms) >= 2 and len(missing) >= max(2, 0.6 * len(terms)) and (thing or len(missing) >= 3):
                 return f"addition: the source does not say '{' '.join(missing[:4])}'"
         return None
