@@ -54,6 +54,10 @@ _ABBREV = "e.g i.e etc vs approx fig figs no nos cf al mr mrs ms dr st pp vol ed
 _ABBREVIATIONS = frozenset(_ABBREV.split())  # a lower-case word after these continues the sentence
 # a number after these continues the sentence: 'c. 300 BC', 'Fig. 2', 'No. 5'
 _BEFORE_NUMBER = frozenset(["c", "ca", "approx", "no", "nos", "fig", "figs", "p", "pp", "vol", "art", "sec"])
+# a name after these continues the sentence: 'Mr. R.A. Shah', 'Dr. Okafor' (a title, or a person's initials)
+_BEFORE_NAME = frozenset(["mr", "mrs", "ms", "dr", "prof", "messrs", "mme", "mlle", "sr", "jr", "st", "rev", "hon",
+                          "sen", "gen", "capt", "col", "lt", "sgt", "gov", "pres"])
+_INITIALS = re.compile(r"(?:[A-Z]\.)*[A-Z]")
 _SOURCE = re.compile(r'<source n="(\d+)" doc="([^"]*)" page="(\d+)" kind="([^"]*)">\n(.*?)\n</source>', re.S)
 
 _STOP = (
@@ -99,12 +103,26 @@ def split_sentences(text: str) -> list[str]:
             words = text[start:m.start()].split()
             prev = words[-1].rstrip(".!?").lower() if words else ""
             if (nxt.isascii() and nxt.islower() and (prev in _ABBREVIATIONS or len(prev) <= 1)) \
-                    or nxt in ",;:)" or (nxt.isdigit() and prev in _BEFORE_NUMBER):
+                    or nxt in ",;:)" or (nxt.isdigit() and prev in _BEFORE_NUMBER) \
+                    or (nxt.isupper() and _before_name(words[-2:], text[m.end():m.end() + 30])):
                 continue
         pieces.append(text[start:m.start()])
         start = m.end()
     pieces.append(text[start:])
     return [p.strip() for p in pieces if p.strip()]
+
+
+def _before_name(last: list[str], after: str) -> bool:
+    """'Mr.' or 'R.A.' before a capital: a title or a name's initials. A single capital ('Anup N. Kothari') only
+    between two names: 'Vitamin A. Then ...' ends its sentence."""
+    if not last:
+        return False
+    core = last[-1].rstrip(".")
+    if core.lower() in _BEFORE_NAME or (_INITIALS.fullmatch(core) and "." in core):
+        return True
+    nxt = after.split(maxsplit=1)[0].strip(",.;:") if after.split() else ""
+    return bool(len(core) == 1 and core.isupper() and len(last) == 2 and last[0][:1].isupper()
+                and nxt.lower() not in STOPWORDS and nxt[:1].isupper())
 
 
 def escape_source_text(text: str) -> str:

@@ -1215,3 +1215,49 @@ def test_added_clauses_that_name_new_things(premise: str, claim: str, verdict: s
     # with the product's text embedder, whose synonyms cover most of these claims' words
     r = embedded_checks.check(premise, claim)
     assert r.verdict == verdict, r.reason
+
+
+_SALT = "Sodium thiosulfate melts at 48 °C and loses its water of crystallisation when heated to about 100 °C."
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # a clause that begins with its verb shares the subject of the clause before it, so a figure of the first
+    # clause is not the second's ("melts at 48 °C | and loses its water ... at 100 °C")
+    (_SALT, "Sodium thiosulfate loses its water of crystallisation at about 48 °C.", "contradicted"),
+    (_SALT, "Sodium thiosulfate loses its water of crystallisation at about 100 °C.", "supported"),
+    (_SALT, "Sodium thiosulfate melts at 48 °C.", "supported"),
+    ("The drone flies for 38 minutes and recharges in 2 hours.", "The drone recharges in 38 minutes.",
+     "contradicted"),
+    ("The drone flies for 38 minutes and recharges in 2 hours.", "The drone flies for 38 minutes.", "supported"),
+])
+def test_a_clause_that_shares_the_subject_before_it(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)
+
+
+_CVE = ("Vulnerability CVE-2025-31877 affects versions 4.2 through 4.6 of the Ardent VPN client. The vendor fixed the "
+        "flaw in version 4.7; remote exploitation is not possible.")
+_VERGE = "Parking is prohibited on the grass verge. Visitors may use the car park behind the church."
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # what the source says cannot be done, or may not be, said with "can" or "may"
+    (_CVE, "CVE-2025-31877 can be exploited remotely.", "contradicted"),
+    (_CVE, "CVE-2025-31877 cannot be exploited remotely.", "supported"),
+    (_VERGE, "Visitors can park on the grass verge.", "contradicted"),
+    (_VERGE, "Visitors may use the car park behind the church.", "supported"),
+    ("Refunds are not possible after 30 days.", "A refund can be requested within 30 days.", "unsupported"),
+])
+def test_what_the_source_says_cannot_be_done(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)
+
+
+_GDP = "In the first two quarters the growth was 5.3% and 5.2%. The growth slowed in the third quarter."
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # "the first two quarters" are the first and the second
+    (_GDP, "Growth in the first and second quarters was 5.3% and 5.2% respectively.", "supported"),
+    (_GDP, "Growth in the first and second quarters was 5.3% and 4.9% respectively.", "unsupported"),
+])
+def test_the_first_two_are_the_first_and_the_second(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)

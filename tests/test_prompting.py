@@ -101,3 +101,8 @@ def test_sentences_are_split_before_any_script_but_not_after_abbreviations():
     assert split_sentences("Use a mild soap, e.g. the one supplied. Rinse.") == [
         "Use a mild soap, e.g. the one supplied.", "Rinse."]
     assert split_sentences("Revenue was 2.5 billion. Costs fell.") == ["Revenue was 2.5 billion.", "Costs fell."]
+    # a title or a name's initials before a name does not end a sentence; a capital letter that ends one does
+    assert split_sentences("The directors are Mr. R.A. Shah and Mr. Anup N. Kothari. The board met six times.") == [
+        "The directors are Mr. R.A. Shah and Mr. Anup N. Kothari.", "The board met six times."]
+    assert split_sentences("Take Vitamin D. It helps. Dr. Okafor agrees.") == [
+        "Take Vitamin D.", "It helps.", "Dr. Okafor agrees."]

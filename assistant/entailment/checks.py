@@ -63,6 +63,7 @@ from assistant.entailment.compare import (
     wrong_value,
     year_swap,
 )
+from assistant.entailment.modals import modal_denied
 from assistant.entailment.numbers import Quantity, derived, matches
 from assistant.entailment.order import reversed_order
 from assistant.entailment.text import Analysis, Clause, analyse, is_noun, lemma
@@ -279,7 +280,7 @@ class ClaimChecks:
                 or self._quantity_conflict(claim, span) or exclusive_conflict(claim, span)
                 or unlimited_conflict(claim, span) or change_denied(claim, span) or year_swap(claim, span)
                 or range_end_swap(claim, span) or start_end_swap(claim, span) or free_conflict(claim, span)
-                or superlative_swap(claim, span)
+                or superlative_swap(claim, span) or modal_denied(claim, span)
                 or no_effect(claim, [analyse(x) for x in split_sentences(text) or [text]]))
 
     def _gap(self, claim: Analysis, span: list[Clause], text: str, passage: str = "") -> str | None:

@@ -688,6 +688,9 @@ def misplaced(cc: Clause, q: Quantity, span: list[Clause], said: frozenset[str] 
         outside = [cl for cl in span if all(cl is not x for x in whole)]
         rival = max(outside, key=lambda cl: _bind(cc, cl)) if outside else own
         own_bind, rival_bind = _bind(cc, _joined(whole)), _bind(cc, rival) if outside else 0
+    after = _next_with_subject(own, span)
+    if after is not None and _bind(cc, after) == own_bind == rival_bind:
+        rival, rival_bind = after, _bind(cc, _joined([own, after]))  # "X melts at 48 °C and loses its water at ..."
     # (reworded: the figure's clause says it in other words, "erased" for "delete", "tall" for "height")
     if own_bind < rival_bind and not (bare or reworded or same_event or _merged(cc, own, rival)) \
             and not _continues(own, rival, span, said):
@@ -714,6 +717,21 @@ def _merged(cc: Clause, own: Clause, rival: Clause) -> bool:
     mine = {t for t in cc.terms & own.terms if t not in cc.units and t not in names}
     theirs = {t for t in cc.terms & rival.terms if t not in cc.units and t not in names}
     return len(mine) >= 2 and len(mine - theirs) >= 1 and len(theirs - mine) >= 2
+
+
+def _next_with_subject(own: Clause, span: Sequence[Clause]) -> Clause | None:
+    """The clause right after `own` when it has no subject of its own: it begins with a finite verb ("... melts at
+    48 °C | and loses its water ..."), so the subject `own` names is its subject too."""
+    at = next((i for i, cl in enumerate(span) if cl is own), -1)
+    if not 0 <= at < len(span) - 1 or not span[at + 1].words:
+        return None
+    nxt = span[at + 1]
+    words = nxt.words[1:] if nxt.words[0] in ("and", "but", "or", "then") else nxt.words
+    if not words or nxt.link.rsplit(" ", 1)[-1] not in ("and", "but", "or", ",") or words[0] in STOPWORDS:
+        return None
+    first = words[0]
+    finite = "VERB" in _lemmas_of(first) and lemma(first) != first and not first.endswith("ing")
+    return nxt if finite else None
 
 
 def _continues(own: Clause, rival: Clause, span: Sequence[Clause], said: frozenset[str]) -> bool:

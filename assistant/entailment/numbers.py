@@ -210,6 +210,8 @@ def normalise(text: str) -> str:
     text = re.sub(r"\b(?:no|not)\s+(?:more|greater|higher)\s+than\b", "at most", text, flags=re.I)
     text = re.sub(r"\b(?:no|not)\s+(?:less|fewer|lower)\s+than\b", "at least", text, flags=re.I)
     text = re.sub(r"\b(?:no|not)\s+later\s+than\b", "by", text, flags=re.I)  # a deadline, not a negation
+    # "the first two quarters" = "the first and second quarters"
+    text = _FIRST_N.sub(_first_n, text)
     # "on the fifth day of the month" = "on day 5 of the month": an ordinal day is a figure ("first" elsewhere is not)
     text = _ORDINAL_DAY.sub(lambda m: f"{m.group(1) or ''}day {_ORDINALS.get((m.group(2) or '').lower(), m.group(3))}",
                             text)
@@ -266,6 +268,15 @@ _ORDINALS = {w: i + 1 for i, w in enumerate([
     "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh",
     "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth", "eighteenth", "nineteenth",
     "twentieth"])}
+_FIRST_N = re.compile(r"\bfirst (two|three|four)\b(?= [a-z])", re.I)
+_IN_ORDER = ["first", "second", "third", "fourth"]
+
+
+def _first_n(m: re.Match[str]) -> str:
+    n = {"two": 2, "three": 3, "four": 4}[m.group(1).lower()]
+    return ", ".join(_IN_ORDER[: n - 1]) + " and " + _IN_ORDER[n - 1]
+
+
 _ORDINAL_DAY = re.compile(r"\b(?:the\s+)?((?:working|business|calendar)\s+)?(?:(" + "|".join(_ORDINALS) +
                           r")|(\d{1,2})(?:st|nd|rd|th))\s+day\b(?=\s+(?:of|after|before|following)\b)", re.I)
 _PREVIOUS_YEAR = re.compile(r"\b(?:(?:a|one) year (?:earlier|before|ago|previously)|last year|the (?:previous|prior|"
