@@ -47,6 +47,7 @@ class AnswerOptions(TypedDict, total=False):
     max_sources: int | None
     min_confidence: float | None
     min_answerable: float | None
+    insist: bool | None
     closest_sources: int | None
     images: int | None
     history_turns: int | None

@@ -324,13 +324,13 @@ def _reads_ip67(messages: Any) -> str:
 def test_a_second_look_at_the_next_hits_before_abstaining(decoy_kb: Path):
     assert not AnswerSettings().second_look  # opt-in (see the setting)
     gen = ScriptedGenerator(_reads_ip67)
-    answer = sdk(decoy_kb, max_sources=1, second_look=True).ask("What is the Aurora X2 water resistance rating?",
-                                                             generator=gen)
+    answer = sdk(decoy_kb, max_sources=1, second_look=True, insist=False).ask(
+        "What is the Aurora X2 water resistance rating?", generator=gen)
     first, second = (c.messages[-1]["content"] for c in gen.calls)
     assert "notes.md" in first and "IP67" not in first and "IP67" in second  # the next hits, not the same ones
     assert not answer.abstained and answer.citations[0].verified and "IP67" in answer.citations[0].quote
     assert [s.doc for s in answer.sources] == ["manual.pdf"] and "second_look_s" in answer.timings
-    again = sdk(decoy_kb, max_sources=1, second_look=True)
+    again = sdk(decoy_kb, max_sources=1, second_look=True, insist=False)
     stream = again.ask("What is the Aurora X2 water resistance rating?", generator=ScriptedGenerator(_reads_ip67),
                        stream=True)
     events = [e.type for e in stream.events()]
@@ -339,11 +339,34 @@ def test_a_second_look_at_the_next_hits_before_abstaining(decoy_kb: Path):
 
 def test_no_second_look_when_switched_off_or_nothing_else_answers(decoy_kb: Path):
     gen = ScriptedGenerator(_reads_ip67)
-    answer = sdk(decoy_kb, max_sources=1, second_look=False).ask("What is the Aurora X2 water resistance rating?",
-                                                                 generator=gen)
+    answer = sdk(decoy_kb, max_sources=1, second_look=False, insist=False).ask(
+        "What is the Aurora X2 water resistance rating?", generator=gen)
     assert answer.abstained and len(gen.calls) == 1
     never = ScriptedGenerator("I could not find this in your documents.")
-    answer = sdk(decoy_kb, max_sources=1, second_look=True).ask("What is the Aurora X2 water resistance rating?",
-                                                                generator=never)
+    answer = sdk(decoy_kb, max_sources=1, second_look=True, insist=False).ask(
+        "What is the Aurora X2 water resistance rating?", generator=never)
     assert answer.abstained and answer.text == ABSTAIN_TEXT and len(never.calls) == 2
     assert [s.doc for s in answer.sources] == ["notes.md"]  # the abstention shows the best sources it read
+
+
+def _cautious(messages: Any) -> str:
+    """A small model's caution: it abstains while told it may, and answers from the sources when not."""
+    if "could not find" in messages[0]["content"]:
+        return "I could not find this in your documents."
+    return "The battery lasts 14 hours [1]." if "14 hours" in messages[-1]["content"] else "It lasts 3 days [1]."
+
+
+def test_a_cautious_abstention_is_asked_once_more_and_the_checks_decide(kb_dir: Path):
+    assert not AnswerSettings().insist  # opt-in (see the setting)
+    gen = ScriptedGenerator(_cautious)
+    answer = sdk(kb_dir, insist=True).ask("How long does the battery last?", generator=gen)
+    first, second = (c.messages[0]["content"] for c in gen.calls)
+    assert "could not find" in first and "could not find" not in second
+    assert gen.calls[0].messages[-1] == gen.calls[1].messages[-1]  # the same sources
+    assert not answer.abstained and answer.citations[0].verified and "insist_s" in answer.timings
+    # what the second draft says is checked like any other: an invented figure is still an abstention
+    made_up = ScriptedGenerator(lambda m: _cautious(m).replace("14 hours", "3 days"))
+    assert sdk(kb_dir, insist=True).ask("How long does the battery last?", generator=made_up).abstained
+    off = ScriptedGenerator(_cautious)
+    assert sdk(kb_dir).ask("How long does the battery last?", generator=off).abstained
+    assert len(off.calls) == 1
