@@ -95,12 +95,9 @@ _FINDS = re.compile(r"\b(?:found|finds?|show(?:s|ed|n)?|demonstrat\w*|reveal\w*|
                     r"suggest\w*|confirm\w*|observed|identified|report(?:s|ed)? that)\b", re.I)
 
 
-_NOUN_BEFORE = frozenset(["a", "an", "the", "by", "of", "with", "for", "in", "on", "from", "via", "his", "her", "their",
-                          "its", "your", "our", "my", "this", "that", "these", "those"])
-
-
 _DETERMINERS = frozenset(["a", "an", "the", "his", "her", "their", "its", "your", "our", "my", "this", "that", "these",
                           "those"])
+_NOUN_BEFORE = _DETERMINERS | frozenset(["by", "of", "with", "for", "in", "on", "from", "via"])
 
 
 def _noun_use(lem: str, cc: Clause) -> bool:
