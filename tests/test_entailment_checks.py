@@ -1185,6 +1185,9 @@ def test_bounds_over_named_limits(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
 
 
+_FERRY = "The 07:40 ferry to Rosholm was cancelled because of the gale. The harbour crane was inspected on Monday."
+_PUMP = ("The pump stops automatically when the tank is full or when the float sticks. It is serviced by the landlord, "
+         "who replaces its filter every spring.")
 _CLAIMS = ("Claims must be reported within 30 days of the incident, and an excess of £150 applies to each claim. "
            "Bacteroides abundance was 2.3-fold higher in the high-fibre group, whereas Firmicutes abundance was lower.")
 
@@ -1209,6 +1212,15 @@ _CLAIMS = ("Claims must be reported within 30 days of the incident, and an exces
     # a clause that carries a figure the source gives is not an addition ("on the market for $685,000")
     ("The three-bedroom house at 14 Alder Close is listed at $685,000.",
      "14 Alder Close, a three-bedroom house, is on the market for $685,000.", "supported"),
+    # a second cause, a condition of its own, a relative clause that says something the source never does
+    (_FERRY, "The ferry was cancelled because of the gale, and because the harbour crane had broken down.",
+     "unsupported"),
+    (_FERRY, "The ferry was cancelled because of the gale.", "supported"),
+    (_PUMP, "The pump stops when the tank is full, when the float sticks, or when the inlet is blocked.",
+     "unsupported"),
+    (_PUMP, "The pump stops when the tank is full or when the float sticks.", "supported"),
+    (_PUMP, "The pump is installed by the landlord, who bought it in 2019.", "unsupported"),
+    (_PUMP, "The pump is serviced by the landlord, who replaces its filter each spring.", "supported"),
 ])
 @pytest.mark.integration
 def test_added_clauses_that_name_new_things(premise: str, claim: str, verdict: str, embedded_checks: ClaimChecks):

@@ -95,6 +95,9 @@ _FINDS = re.compile(r"\b(?:found|finds?|show(?:s|ed|n)?|demonstrat\w*|reveal\w*|
                     r"suggest\w*|confirm\w*|observed|identified|report(?:s|ed)? that)\b", re.I)
 
 
+_CONDITIONS = frozenset(["if", "when", "unless", "whenever", "once", "because"])  # and causes
+_RELATIVE = frozenset(["who", "which", "whose"])
+_AUXILIARIES = frozenset(["have", "be", "do", "get"])
 _DETERMINERS = frozenset(["a", "an", "the", "his", "her", "their", "its", "your", "our", "my", "this", "that", "these",
                           "those"])
 _NOUN_BEFORE = _DETERMINERS | frozenset(["by", "of", "with", "for", "in", "on", "from", "via"])
@@ -107,6 +110,17 @@ def _noun_use(lem: str, cc: Clause) -> bool:
     for before, w in zip(cc.words, cc.words[1:], strict=False):
         if before in _NOUN_BEFORE and lemma(w) == lem and "NOUN" in getAllLemmas(w):
             return True
+    return False
+
+
+def _verb_missing(cc: Clause, missing: Sequence[str]) -> bool:
+    """The clause's verb (its first word read as a verb and not as a noun: 'lifted', not 'water') is missing."""
+    from lemminflect import getAllLemmas
+
+    for w in cc.words:
+        readings = getAllLemmas(w)
+        if "VERB" in readings and "NOUN" not in readings and readings["VERB"][0] not in _AUXILIARIES:
+            return lemma(w) in missing
     return False
 
 
@@ -246,7 +260,18 @@ class ClaimChecks:
             thing = any(is_noun(m) or m in cc.entities or _noun_use(m, cc) for m in missing)
             # a short fragment of a coordination ("stay in a quiet | and relaxed environment") must be missing
             # whole; a clause of its own ("if you develop a fever", four words or more) only mostly
-            whole = bool(cc.words) and cc.words[0] in _SUBORDINATORS or len(terms) >= 4
+            opener = (cc.link.split() or [""])[-1]  # the split takes "because" off the clause into its link
+            whole = bool(cc.words) and (cc.words[0] in _SUBORDINATORS or opener in _SUBORDINATORS) or len(terms) >= 4
+            lead = next((w for w in cc.words if w not in ("and", "or", "but")), "")
+            relative = opener in _RELATIVE or lead in _RELATIVE
+            said = [t for t in terms if t not in _AUXILIARIES]
+            if relative and said and set(said) <= set(missing) and not cc.quantities:
+                # a relative clause that says something of its own: "by her nephew, who had inherited it"
+                return f"addition: the source does not say '{' '.join(missing[:4])}'"
+            if (opener in _CONDITIONS or lead in _CONDITIONS) and said and _verb_missing(cc, missing):
+                # a condition of its own, the act of which the source never names: ", or when it is lifted off
+                # its base" beside "when the water boils or if it is switched on empty"
+                return f"addition: the source does not say '{' '.join(missing[:4])}'"
             # a thing the source never names, two words long ("blood glucose"), added beside what it does say
             pair = any(a in missing and b in missing and _head_noun(b, cc)
                        for a, b in zip(cc.lemmas, cc.lemmas[1:], strict=False))
@@ -297,7 +322,9 @@ class ClaimChecks:
         low = plain_words(text)
         spelled = {name_key(x) for cl in span for x in cl.entities}
         names = [e for e in dict.fromkeys(claim.entities) if is_proper_name(e, claim.text)]
-        found = [e for e in names if contains_name(low, e) or name_key(e) in spelled]
+        cover = acronym_cover(claim.text, text)  # "West Nile virus" where the source says "WNV"
+        found = [e for e in names if contains_name(low, e) or name_key(e) in spelled
+                 or set(e.lower().replace("-", " ").split()) <= cover]
         for e in names:
             # "in Wales, Scotland and the north": an addition; "ran on 12 hectares ... in Denmark": a place the
             # whole source never names

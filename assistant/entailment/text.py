@@ -77,7 +77,7 @@ SOME_Q = frozenset(["some", "several", "few", "many", "sometimes", "occasionally
 NONE_Q = frozenset(["none", "no", "never", "nobody", "nothing"])
 ONLY_Q = frozenset(["only", "solely"])  # a restriction: "only on the ground floor" against "every storey"
 
-_TOKEN = re.compile(r"[$€£¥]|n't|[A-Za-z]+-?\d[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|\d+[A-Za-z]+\d[A-Za-z0-9]*|"
+_TOKEN = re.compile(r"[$€£¥]|n't|[A-Za-z]+(?:-[A-Za-z]+)*-?\d[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|\d+[A-Za-z]+\d[A-Za-z0-9]*|"
                     r"\d+(?:\.\d+){2,}|\d{1,2}:\d{2}(?!\d)|\b\d[KGD]\b|\d+(?:\.\d+)?|[A-Za-z][A-Za-z'’]*(?:-[A-Za-z]+)*|%|°[CF]|[A-Za-z0-9]+")
 _ALNUM = re.compile(r"(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*")
 _CLAUSE = re.compile(r"\s*(?:[,;]|:(?!\d)|\s(?:and|plus(?= [a-z])|but|while|whereas|although|though|which|whose|who|"
