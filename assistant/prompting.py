@@ -58,6 +58,7 @@ _BEFORE_NUMBER = frozenset(["c", "ca", "approx", "no", "nos", "fig", "figs", "p"
 _BEFORE_NAME = frozenset(["mr", "mrs", "ms", "dr", "prof", "messrs", "mme", "mlle", "sr", "jr", "st", "rev", "hon",
                           "sen", "gen", "capt", "col", "lt", "sgt", "gov", "pres"])
 _INITIALS = re.compile(r"(?:[A-Z]\.)*[A-Z]")
+_DOTTED = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]")
 _SOURCE = re.compile(r'<source n="(\d+)" doc="([^"]*)" page="(\d+)" kind="([^"]*)">\n(.*?)\n</source>', re.S)
 
 _STOP = (
@@ -93,7 +94,7 @@ def terms(text: str) -> set[str]:
 
 def split_sentences(text: str) -> list[str]:
     """Sentences: a line break, a CJK full stop, or a Latin stop before a space, unless the next word is
-    lower-case after an abbreviation ('e.g. the'). Whatever script the next sentence starts in (Cyrillic, CJK,
+    lower-case after an abbreviation ('e.g. the', 'U.S. at'). Whatever script the next sentence starts in (Cyrillic, CJK,
     full-width letters, lower case), it is a sentence of its own: glued to a supported sentence, an injected
     one would ride on its support."""
     pieces, start = [], 0
@@ -102,7 +103,8 @@ def split_sentences(text: str) -> list[str]:
             nxt = text[m.end()]
             words = text[start:m.start()].split()
             prev = words[-1].rstrip(".!?").lower() if words else ""
-            if (nxt.isascii() and nxt.islower() and (prev in _ABBREVIATIONS or len(prev) <= 1)) \
+            dotted = bool(words) and bool(_DOTTED.fullmatch(words[-1].rstrip(".")))  # 'U.S.', 'p.m.'
+            if (nxt.isascii() and nxt.islower() and (prev in _ABBREVIATIONS or len(prev) <= 1 or dotted)) \
                     or nxt in ",;:)" or (nxt.isdigit() and prev in _BEFORE_NUMBER) \
                     or (nxt.isupper() and _before_name(words[-2:], text[m.end():m.end() + 30])):
                 continue
