@@ -1246,6 +1246,25 @@ def test_a_clause_that_shares_the_subject_before_it(premise: str, claim: str, ve
     _expect(premise, claim, verdict)
 
 
+_VELA = ("The Vela scooter gives up to 40 km of riding in eco mode and 28 km in sport mode. A 30-minute charge adds "
+         "roughly 12 km of range.")
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # both figures of the claim's clause stand together in one clause of the source, and neither in the clause
+    # that shares its other words ("gives ... riding"): they are in their place
+    (_VELA, "A thirty-minute top-up gives roughly twelve km of riding.", "supported"),
+    (_VELA, "A 30-minute top-up gives roughly 12 km of riding.", "supported"),
+    (_VELA, "A thirty-minute top-up gives roughly 40 km of riding.", "contradicted"),
+    (_VELA, "The Vela scooter gives up to 12 km of riding in eco mode.", "contradicted"),
+])
+@pytest.mark.integration
+def test_figures_that_stand_together_in_one_clause(premise: str, claim: str, verdict: str,
+                                                   embedded_checks: ClaimChecks):
+    r = embedded_checks.check(premise, claim)
+    assert r.verdict == verdict, r.reason
+
+
 _CVE = ("Vulnerability CVE-2025-31877 affects versions 4.2 through 4.6 of the Ardent VPN client. The vendor fixed the "
         "flaw in version 4.7; remote exploitation is not possible.")
 _VERGE = "Parking is prohibited on the grass verge. Visitors may use the car park behind the church."

@@ -692,7 +692,12 @@ def misplaced(cc: Clause, q: Quantity, span: list[Clause], said: frozenset[str] 
     if after is not None and _bind(cc, after) == own_bind == rival_bind:
         rival, rival_bind = after, _bind(cc, _joined([own, after]))  # "X melts at 48 °C and loses its water at ..."
     # (reworded: the figure's clause says it in other words, "erased" for "delete", "tall" for "height")
-    if own_bind < rival_bind and not (bare or reworded or same_event or _merged(cc, own, rival)) \
+    # every figure of the claim's clause in the figure's clause, none in the rival: "a ten-minute top-up gives
+    # three hours" from "a 10-minute charge adds 3 hours"
+    together = len(full.quantities) >= 2 and not any(_is_year(x) or _is_day(x, own) for x in full.quantities) \
+        and all(any(matches(x, s) for s in own.quantities) for x in full.quantities) \
+        and not any(matches(x, s) for x in full.quantities for s in rival.quantities)
+    if own_bind < rival_bind and not (bare or reworded or same_event or together or _merged(cc, own, rival)) \
             and not _continues(own, rival, span, said):
         return f"number: {q.text} is stated for '{_gist(own)}', not for '{_gist(rival)}'"
     mine, theirs = set(cc.entities) - MONTHS - WEEKDAYS, set(own.entities) - MONTHS - WEEKDAYS  # a date names no one
