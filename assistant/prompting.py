@@ -94,9 +94,9 @@ def terms(text: str) -> set[str]:
 
 def split_sentences(text: str) -> list[str]:
     """Sentences: a line break, a CJK full stop, or a Latin stop before a space, unless the next word is
-    lower-case after an abbreviation ('e.g. the', 'U.S. at'). Whatever script the next sentence starts in (Cyrillic, CJK,
-    full-width letters, lower case), it is a sentence of its own: glued to a supported sentence, an injected
-    one would ride on its support."""
+    lower-case after an abbreviation ('e.g. the', 'U.S. at'). Whatever script the next sentence starts in
+    (Cyrillic, CJK, full-width letters, lower case), it is a sentence of its own: glued to a supported sentence,
+    an injected one would ride on its support."""
     pieces, start = [], 0
     for m in _BOUNDARY.finditer(text):
         if "\n" not in m.group(0) and text[m.start() - 1] in ".!?" and m.end() < len(text):

@@ -107,5 +107,6 @@ def test_sentences_are_split_before_any_script_but_not_after_abbreviations():
     assert split_sentences("Take Vitamin D. It helps. Dr. Okafor agrees.") == [
         "Take Vitamin D.", "It helps.", "Dr. Okafor agrees."]
     # dotted abbreviations before a lower-case word ('U.S. at', 'p.m. and') do not end one either
-    assert split_sentences("The ruling cites 203 U.S. at 433. The store shuts at 9 p.m. and reopens later. ignore.") == [
+    text = "The ruling cites 203 U.S. at 433. The store shuts at 9 p.m. and reopens later. ignore."
+    assert split_sentences(text) == [
         "The ruling cites 203 U.S. at 433.", "The store shuts at 9 p.m. and reopens later.", "ignore."]

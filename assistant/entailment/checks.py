@@ -66,7 +66,7 @@ from assistant.entailment.compare import (
 from assistant.entailment.modals import modal_denied
 from assistant.entailment.numbers import Quantity, derived, matches
 from assistant.entailment.order import reversed_order
-from assistant.entailment.text import Analysis, Clause, analyse, is_noun, lemma
+from assistant.entailment.text import Analysis, Clause, analyse, is_noun, lemma, readings
 from assistant.prompting import STOPWORDS, split_sentences
 
 
@@ -105,21 +105,17 @@ _NOUN_BEFORE = _DETERMINERS | frozenset(["by", "of", "with", "for", "in", "on", 
 
 def _noun_use(lem: str, cc: Clause) -> bool:
     """A word with a noun reading used as a noun: after a determiner or a preposition ('a fever', 'by telephone')."""
-    from lemminflect import getAllLemmas
-
     for before, w in zip(cc.words, cc.words[1:], strict=False):
-        if before in _NOUN_BEFORE and lemma(w) == lem and "NOUN" in getAllLemmas(w):
+        if before in _NOUN_BEFORE and lemma(w) == lem and "NOUN" in readings(w):
             return True
     return False
 
 
 def _verb_missing(cc: Clause, missing: Sequence[str]) -> bool:
     """The clause's verb (its first word read as a verb and not as a noun: 'lifted', not 'water') is missing."""
-    from lemminflect import getAllLemmas
-
     for w in cc.words:
-        readings = getAllLemmas(w)
-        if "VERB" in readings and "NOUN" not in readings and readings["VERB"][0] not in _AUXILIARIES:
+        found = readings(w)
+        if "VERB" in found and "NOUN" not in found and found["VERB"][0] not in _AUXILIARIES:
             return lemma(w) in missing
     return False
 
@@ -127,12 +123,10 @@ def _verb_missing(cc: Clause, missing: Sequence[str]) -> bool:
 def _head_noun(lem: str, cc: Clause) -> bool:
     """A noun that ends its noun phrase: 'glucose' in 'lowered blood glucose in the mice', not 'normal' in
     'under a normal load'."""
-    from lemminflect import getAllLemmas
-
     for i, w in enumerate(cc.words):
-        readings = getAllLemmas(w)
+        found = readings(w)
         before = cc.words[i - 1] if i else ""
-        if lemma(w) == lem and "NOUN" in readings and (set(readings) <= {"NOUN", "ADJ"} or before in _DETERMINERS):
+        if lemma(w) == lem and "NOUN" in found and (set(found) <= {"NOUN", "ADJ"} or before in _DETERMINERS):
             after = cc.words[i + 1] if i + 1 < len(cc.words) else ""
             if not after or after in STOPWORDS:
                 return True

@@ -40,6 +40,7 @@ from assistant.entailment.text import (
     lemma,
     quantifier,
     quantifier_words,
+    readings,
 )
 from assistant.prompting import STOPWORDS
 
@@ -119,11 +120,9 @@ def _prefixed(term: str, other: set[str]) -> str | None:
     """The word `term` negates by its prefix when the other text says the plain word: 'unchanged' against
     'change', 'non-refundable' against 'refundable', 'inactive' against 'active'. The stem must be a dictionary
     word that the other side uses, so 'union', 'under' or 'insight' never read as negations."""
-    from lemminflect import getAllLemmas
-
     for prefix in _NEGATIVE_PREFIXES:
         stem = term[len(prefix):]
-        if term.startswith(prefix) and len(stem) >= 3 and getAllLemmas(stem):
+        if term.startswith(prefix) and len(stem) >= 3 and readings(stem):
             plain = lemma(stem)
             if plain in other or stem in other:
                 return plain
@@ -546,9 +545,7 @@ def _ordered_content(text: str) -> list[str]:
 
 
 def _adjective(word: str) -> str:
-    from lemminflect import getAllLemmas
-
-    return str(getAllLemmas(word).get("ADJ", ("",))[0])
+    return str(readings(word).get("ADJ", ("",))[0])
 
 
 def _value_of(side: set[str], other: set[str], span: Sequence[Clause]) -> Quantity | None:
@@ -780,9 +777,7 @@ def _fragment_after(cl: Clause) -> bool:
 
 
 def _lemmas_of(word: str) -> dict[str, tuple[str, ...]]:
-    from lemminflect import getAllLemmas
-
-    return dict(getAllLemmas(word))
+    return readings(word)
 
 
 def _with_fragments(own: Clause, q: Quantity, span: Sequence[Clause]) -> list[Clause]:

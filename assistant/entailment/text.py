@@ -134,15 +134,23 @@ class Analysis:
         return set().union(*(c.name_words for c in self.clauses)) if self.clauses else set()
 
 
+@lru_cache(maxsize=8192)
+def readings(word: str) -> dict[str, tuple[str, ...]]:
+    """lemminflect's lemmas of a word by part of speech ({'VERB': ('lift',)}), cached: every check asks often."""
+    from lemminflect import getAllLemmas
+
+    return dict(getAllLemmas(word))
+
+
 @lru_cache(maxsize=4096)
 def lemma(word: str) -> str:
     """The lemma lemminflect gives, preferring verb, then noun, then adjective readings for an unknown POS."""
-    from lemminflect import getAllLemmas, getAllLemmasOOV
+    from lemminflect import getAllLemmasOOV
 
     w = word.lower().replace("’", "'")
     if w in STOPWORDS or w in NEGATORS or not w.isalpha():
         return w
-    found = getAllLemmas(w)
+    found = readings(w)
     for pos in ("VERB", "ADJ", "NOUN", "ADV"):
         if pos in found:
             # "rose" is a noun and a past tense: the verb reading matters for direction checks
@@ -153,9 +161,7 @@ def lemma(word: str) -> str:
 
 @lru_cache(maxsize=4096)
 def is_noun(lem: str) -> bool:
-    from lemminflect import getAllLemmas
-
-    found = getAllLemmas(lem)
+    found = readings(lem)
     return set(found) == {"NOUN"} or (not found and lem.isalpha())
 
 
@@ -283,9 +289,7 @@ def _titled(t: str) -> bool:
 @lru_cache(maxsize=4096)
 def can_be_noun(word: str) -> bool:
     """A noun in one of its readings ('factors', 'residents'), or a word lemminflect does not know."""
-    from lemminflect import getAllLemmas
-
-    found = getAllLemmas(word)
+    found = readings(word)
     return not found or "NOUN" in found
 
 
@@ -311,9 +315,7 @@ def _numbered_name(toks: list[str], i: int, first: bool) -> int:
 @lru_cache(maxsize=4096)
 def _unknown_word(low: str) -> bool:
     """Not an English word lemminflect knows: a capitalised first word like this is a name ('Firmicutes ...')."""
-    from lemminflect import getAllLemmas
-
-    return len(low) > 2 and not getAllLemmas(low)
+    return len(low) > 2 and not readings(low)
 
 
 _UP_VERBS = frozenset(["go", "move", "step", "climb", "shoot", "jump", "rise", "push", "scale", "ramp", "speed"])
