@@ -1265,6 +1265,24 @@ def test_figures_that_stand_together_in_one_clause(premise: str, claim: str, ver
     assert r.verdict == verdict, r.reason
 
 
+_RECALL = "The recall covers the blue 500 ml bottles sold in March. The winter timetable starts on 3 November."
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # the same thing of another kind: a sibling or an opposite modifier (WordNet) in the source's place
+    (_RECALL, "The recall covers the green 500 ml bottles sold in March.", "contradicted"),
+    (_RECALL, "The recall covers the blue 500 ml bottles sold in March.", "supported"),
+    (_RECALL, "The summer timetable starts on 3 November.", "contradicted"),
+    (_RECALL, "The winter timetable begins on 3 November.", "supported"),
+    # a modifier the source negates is the other kind ("non-chromatin bound" histones are free ones); synonyms
+    # and words WordNet cannot place are no rival
+    ("Excess non-chromatin bound histones are rapidly degraded.", "Free histones are rapidly degraded.", "supported"),
+    ("The large hall seats 400 people.", "The big hall seats 400 people.", "supported"),
+])
+def test_the_same_thing_of_another_kind(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)
+
+
 _CVE = ("Vulnerability CVE-2025-31877 affects versions 4.2 through 4.6 of the Ardent VPN client. The vendor fixed the "
         "flaw in version 4.7; remote exploitation is not possible.")
 _VERGE = "Parking is prohibited on the grass verge. Visitors may use the car park behind the church."

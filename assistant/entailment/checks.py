@@ -66,7 +66,7 @@ from assistant.entailment.compare import (
 from assistant.entailment.modals import modal_denied
 from assistant.entailment.numbers import Quantity, derived, matches
 from assistant.entailment.order import reversed_order
-from assistant.entailment.text import Analysis, Clause, analyse, is_noun, lemma, readings
+from assistant.entailment.text import Analysis, Clause, analyse, can_be_noun, is_noun, lemma, readings
 from assistant.prompting import STOPWORDS, split_sentences
 
 
@@ -118,6 +118,30 @@ def _verb_missing(cc: Clause, missing: Sequence[str]) -> bool:
         if "VERB" in found and "NOUN" not in found and found["VERB"][0] not in _AUXILIARIES:
             return lemma(w) in missing
     return False
+
+
+def _modified(cc: Clause) -> list[tuple[int, str, str]]:
+    """(position, modifier, noun) for each kind word before its noun, over a figure between them ('the blue
+    500 ml bottles')."""
+    out = []
+    for k, before in enumerate(cc.words):
+        j = k + 1
+        while j < len(cc.words) and j <= k + 3 and (cc.words[j][:1].isdigit() or lemma(cc.words[j]) in cc.units):
+            j += 1
+        if j < len(cc.words) and _modifies(before, cc.words[j], cc):
+            out.append((k, before, cc.words[j]))
+    return out
+
+
+def _modifies(before: str, w: str, cc: Clause) -> bool:
+    """`before` is a kind word of the noun `w`: an adjective or a noun, not a verb form ('white dwarf', 'winter
+    timetable'; not 'hold its', 'given bolus'), and neither is a unit ('20 minutes of') or a stop word."""
+    if not (before.isalpha() and w.isalpha()) or before in STOPWORDS or w in STOPWORDS:
+        return False
+    if lemma(w) in cc.units or lemma(before) in cc.units or not can_be_noun(w):
+        return False
+    found = readings(before)
+    return "ADJ" in found or ("NOUN" in found and not before.endswith(("ed", "ing")))
 
 
 def _head_noun(lem: str, cc: Clause) -> bool:
@@ -205,6 +229,7 @@ class ClaimChecks:
         coverage, missing = self._coverage(claim, span_terms, plain_words(text), inherited)
         aligned = coverage >= self.settings.min_aligned
         conflict = self._conflict(claim, span, text) if aligned else None
+        conflict = conflict or (self._other_modifier(claim, span, span_terms) if aligned else None)
         if conflict:
             return _Outcome("contradicted", coverage, conflict, text)
         gap = self._gap(claim, span, text, passage) or self._addition(claim, span_terms, plain_words(text))
@@ -298,6 +323,32 @@ class ClaimChecks:
                 or range_end_swap(claim, span) or start_end_swap(claim, span) or free_conflict(claim, span)
                 or superlative_swap(claim, span) or modal_denied(claim, span)
                 or no_effect(claim, [analyse(x) for x in split_sentences(text) or [text]]))
+
+    def _other_modifier(self, claim: Analysis, span: list[Clause], span_terms: set[str]) -> str | None:
+        """The claim's thing with a modifier the source never uses, where the source gives the same thing another
+        one: 'a white dwarf' against 'its red dwarf host star'. The modifier is a kind, not an extra detail."""
+        if not self.lexicon:
+            return None
+        mods: dict[str, set[str]] = {}  # head lemma -> the modifiers the span puts before it
+        for cl in span:
+            for k, before, w in _modified(cl):
+                negated = k > 0 and (cl.words[k - 1].startswith("non") or cl.words[k - 1] in ("not", "never"))
+                if not negated:  # "non-chromatin bound histones" are free ones
+                    mods.setdefault(lemma(w), set()).add(lemma(before))
+        for cc in claim.clauses:
+            for _, before, w in _modified(cc):
+                head, mod = lemma(w), lemma(before)
+                if head not in mods:
+                    continue
+                if mod in span_terms or mod in mods[head] or self._synonym(mod, span_terms):
+                    continue
+                # a rival of the same kind: an opposite ('front' / 'back') or a sibling ('red' / 'white', 'copper'
+                # / 'zinc'); words WordNet cannot place ('straight' / 'consecutive') tell nothing
+                rivals = sorted(m for m in mods[head] if m not in claim.terms and m != head
+                                and (m in lexicon.antonyms(mod) or lexicon.broader(m, 2) & lexicon.broader(mod, 2)))
+                if rivals:
+                    return f"modifier: the source says '{rivals[0]} {w}', not '{before} {w}'"
+        return None
 
     def _gap(self, claim: Analysis, span: list[Clause], text: str, passage: str = "") -> str | None:
         span_q = [q for cl in span for q in cl.quantities]
