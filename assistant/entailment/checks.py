@@ -125,6 +125,9 @@ def _modified(cc: Clause) -> list[tuple[int, str, str]]:
     500 ml bottles')."""
     out = []
     for k, before in enumerate(cc.words):
+        prev = cc.words[k - 1] if k else ""
+        if k and prev not in _NOUN_BEFORE and set(readings(prev)) != {"ADJ"}:
+            continue  # a noun phrase begins after a determiner or a preposition: not 'the X20 films 4K video'
         j = k + 1
         while j < len(cc.words) and j <= k + 3 and (cc.words[j][:1].isdigit() or lemma(cc.words[j]) in cc.units):
             j += 1
