@@ -1265,6 +1265,21 @@ def test_figures_that_stand_together_in_one_clause(premise: str, claim: str, ver
     assert r.verdict == verdict, r.reason
 
 
+_TRANSFERS = "Members may book 2 fee-free transfers per month; each additional transfer costs £5."
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # "fee-free transfers" deny the fee, not the transfers: a claim that denies the transfers is contradicted, one
+    # that denies the fee is supported, one that charges the fee is contradicted
+    (_TRANSFERS, "Members may not book transfers.", "contradicted"),
+    (_TRANSFERS, "Members may book 2 transfers a month without a fee.", "supported"),
+    (_TRANSFERS, "Members pay a fee for their first 2 transfers per month.", "contradicted"),
+    (_TRANSFERS, "Each additional transfer costs £5.", "supported"),
+])
+def test_what_a_negation_denies(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)
+
+
 _RECALL = "The recall covers the blue 500 ml bottles sold in March. The winter timetable starts on 3 November."
 
 

@@ -215,10 +215,23 @@ def _nothing_beats(cc: Clause, cl: Clause) -> bool:
     return bool(compared & top)
 
 
+def _other_negated(cc: Clause, cl: Clause, cc_neg: set[str], cl_neg: set[str]) -> str | None:
+    """Both clauses negate, but not the same thing: "may not book transfers" against "may book 2 fee-free
+    transfers" (the source denies the fee, and states the booking)."""
+    denied = {t for t in cc_neg if t not in FRAME_WORDS and t not in cc.units and len(t) > 2}
+    stated = cl.terms - cl_neg - FRAME_WORDS
+    if not denied or not cl_neg or denied & cl_neg or not denied <= stated:
+        return None
+    if _flipped(cc, cl) or _excepted(cc, cl) or _denies_need(cc, cl):
+        return None
+    return f"negation: the claim negates what the source affirms ('{_gist(cl)}'); the source denies " \
+           f"'{' '.join(sorted(cl_neg))}'"
+
+
 def polarity(cc: Clause, cl: Clause, span: Sequence[Clause] = ()) -> str | None:
     (cc_n, cc_neg), (cl_n, cl_neg) = _negations(cc, cl), _negations(cl, cc)
     if cc_n % 2 == cl_n % 2:
-        return None
+        return _other_negated(cc, cl, cc_neg, cl_neg) if cc_n % 2 else None
     if cc_n % 2 and _nothing_beats(cc, cl):
         return None  # "no March has been warmer than last month" against "last month was the warmest March"
     if _denies_need(cc, cl):

@@ -230,6 +230,9 @@ def normalise(text: str) -> str:
     text = re.sub(r"\s+at\s+all\b(?=\s*(?:[.,;:!?)\][]|$))", "", text, flags=re.I)
     text = re.sub(r"\bnot\s+at\s+all\b", "not", text, flags=re.I)
     text = re.sub(r"\b(?:no|not)\s+(?:earlier|sooner)\s+than\b", "from", text, flags=re.I)
+    # "penalty-free withdrawals" are withdrawals without a penalty: the negation is of the penalty only
+    text = re.sub(r"\b([A-Za-z]{3,})-free\s+(?!(?:of|from|to|and|or|for|in|on|at|with|by|is|are|was|were)\b)"
+                  r"([A-Za-z]{3,})\b", r"\2 without \1", text)
     text = re.sub(r"\b([A-Za-z]{3,})-free\b", r"no \1", text)
     # "free" of a price is "no charge" ("the cathedral itself is free", "bicycles travel free"); "short of" a
     # thing is not reaching it ("34 seats, short of a majority")

@@ -198,7 +198,7 @@ def _clause(piece: str, first: bool = True) -> Clause:
     quantities = read_quantities(toks)
     entity_numbers = {w for e in entities for w in e.split() if w.isdigit()}
     quantities = [q for q in quantities if not (q.text.isdigit() and q.text in entity_numbers and not q.unit)]
-    lemmas, negations, negated, scope = [], 0, set(), 0
+    lemmas, negations, negated, scope, bounded = [], 0, set(), 0, False
     parts = [part for word in words for part in _parts(word)]
     for k, w in enumerate(parts):
         if w in SCOPED_NEGATORS or (w in ("fixed", "resolved") and k + 1 < len(parts) and parts[k + 1] in _DET):
@@ -210,7 +210,10 @@ def _clause(piece: str, first: bool = True) -> Clause:
             if not (w == "nor" and "neither" in parts[:k]):  # "neither A nor B" is one negation
                 negations += 1
             scope = 1 if w == "non" else SCOPE
+            bounded = w == "without"  # "withdrawals without penalty per calendar year": the penalty only
             continue
+        if bounded and w in _PREPOSITIONS:
+            scope = 0
         if w in STOPWORDS or not re.search(r"[a-z]", w) or w in NUMBER_WORDS:
             continue
         if w in BOUND_WORDS and any(re.match(r"\d", x) for x in parts[k + 1: k + 3]):
@@ -227,6 +230,8 @@ def _clause(piece: str, first: bool = True) -> Clause:
     return Clause(words, lemmas, quantities, entities, negations, negated)
 
 
+_PREPOSITIONS = frozenset(["per", "in", "on", "at", "for", "of", "by", "from", "to", "during", "within", "after",
+                           "before", "until"])
 _DET = frozenset(["a", "an", "the", "this", "that", "these", "those", "two", "several", "some", "an"])
 SCOPE = 3  # content words after a negator that it applies to ("does not last 14 hours": last, hour)
 
