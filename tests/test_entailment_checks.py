@@ -1280,6 +1280,21 @@ def test_what_a_negation_denies(premise: str, claim: str, verdict: str):
     _expect(premise, claim, verdict)
 
 
+_AUCTION = "The dealer took 40 cars to the auction. Fewer than 12 were sold."
+
+
+@pytest.mark.parametrize("premise, claim, verdict", [
+    # the same figure bounded the other way, in a clause about the same thing (the 40 cars taken do not make
+    # "at least twelve sold" true); "not even twelve" is fewer than twelve
+    (_AUCTION, "At least twelve cars were sold.", "contradicted"),
+    (_AUCTION, "Not even twelve of the cars were sold.", "supported"),
+    (_AUCTION, "Fewer than 12 cars were sold.", "supported"),
+    (_AUCTION, "The dealer took at least 12 cars to the auction.", "supported"),
+])
+def test_a_figure_bounded_the_other_way(premise: str, claim: str, verdict: str):
+    _expect(premise, claim, verdict)
+
+
 _RECALL = "The recall covers the blue 500 ml bottles sold in March. The winter timetable starts on 3 November."
 
 

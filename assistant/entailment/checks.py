@@ -64,7 +64,7 @@ from assistant.entailment.compare import (
     year_swap,
 )
 from assistant.entailment.modals import modal_denied
-from assistant.entailment.numbers import Quantity, derived, matches
+from assistant.entailment.numbers import Quantity, derived, matches, same_quantity
 from assistant.entailment.order import reversed_order
 from assistant.entailment.text import Analysis, Clause, analyse, can_be_noun, is_noun, lemma, readings
 from assistant.prompting import STOPWORDS, split_sentences
@@ -145,6 +145,27 @@ def _modifies(before: str, w: str, cc: Clause) -> bool:
         return False
     found = readings(before)
     return "ADJ" in found or ("NOUN" in found and not before.endswith(("ed", "ing")))
+
+
+def _opposite_bound(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
+    """'at least twelve cars were sold' against 'fewer than 12 were sold': the same figure bounded the other way,
+    in a clause about the same thing (another figure may well satisfy the claim's bound: '40 cars' taken)."""
+    if not q.bound:
+        return None
+
+    def shared(cl: Clause) -> int:
+        return len((cc.terms - cc.units) & (cl.terms - cl.units))
+
+    for cl in span:
+        for s in cl.quantities:
+            if s.bound and s.bound != q.bound and s.value == q.value and (s.unit == q.unit or not s.unit) \
+                    and shared(cl) and not any(matches(q, x) and shared(other) > shared(cl)
+                                               or same_quantity(q, x) and x.bound == q.bound
+                                               for other in span for x in other.quantities):
+                said = "at least" if q.bound == "lower" else "at most"
+                return f"bound: the claim says {said} {q.text}, the source {'under' if s.bound == 'upper' else 'over'} " \
+                       f"{s.text}"
+    return None
 
 
 def _head_noun(lem: str, cc: Clause) -> bool:
@@ -395,7 +416,8 @@ class ClaimChecks:
             for q in cc.quantities:
                 if not any(matches(q, s) for s in pool) and self._worked_out(cc, q, span, pool, words):
                     continue  # "rose by 15" from "from 80 to 95": arithmetic on the source's own figures
-                reason = misplaced(cc, q, span, said, self.lexicon) or wrong_value(cc, q, span)
+                reason = _opposite_bound(cc, q, span) or misplaced(cc, q, span, said, self.lexicon) \
+                    or wrong_value(cc, q, span)
                 if reason:
                     return reason
         return None

@@ -230,6 +230,10 @@ def normalise(text: str) -> str:
     text = re.sub(r"\s+at\s+all\b(?=\s*(?:[.,;:!?)\][]|$))", "", text, flags=re.I)
     text = re.sub(r"\bnot\s+at\s+all\b", "not", text, flags=re.I)
     text = re.sub(r"\b(?:no|not)\s+(?:earlier|sooner)\s+than\b", "from", text, flags=re.I)
+    # "not even twelve of them" = fewer than twelve
+    text = re.sub(r"\bnot even\s+(?=(?:\d|a dozen\b|one\b|two\b|three\b|four\b|five\b|six\b|seven\b|eight\b|nine\b|"
+                  r"ten\b|eleven\b|twelve\b|twenty\b|thirty\b|forty\b|fifty\b|a hundred\b))", "fewer than ", text,
+                  flags=re.I)
     # "penalty-free withdrawals" are withdrawals without a penalty: the negation is of the penalty only
     text = re.sub(r"\b([A-Za-z]{3,})-free\s+(?!(?:of|from|to|and|or|for|in|on|at|with|by|is|are|was|were)\b)"
                   r"([A-Za-z]{3,})\b", r"\2 without \1", text)

@@ -210,7 +210,7 @@ def _clause(piece: str, first: bool = True) -> Clause:
             if not (w == "nor" and "neither" in parts[:k]):  # "neither A nor B" is one negation
                 negations += 1
             scope = 1 if w == "non" else SCOPE
-            bounded = w == "without"  # "withdrawals without penalty per calendar year": the penalty only
+            bounded = w in _BOUNDED  # "withdrawals without penalty per calendar year": the penalty only
             continue
         if bounded and w in _PREPOSITIONS:
             scope = 0
@@ -230,6 +230,7 @@ def _clause(piece: str, first: bool = True) -> Clause:
     return Clause(words, lemmas, quantities, entities, negations, negated)
 
 
+_BOUNDED = frozenset(["without", "nobody", "nothing", "none"])  # negators whose scope ends at a preposition
 _PREPOSITIONS = frozenset(["per", "in", "on", "at", "for", "of", "by", "from", "to", "during", "within", "after",
                            "before", "until"])
 _DET = frozenset(["a", "an", "the", "this", "that", "these", "those", "two", "several", "some", "an"])
