@@ -163,8 +163,8 @@ def _opposite_bound(cc: Clause, q: Quantity, span: list[Clause]) -> str | None:
                                                or same_quantity(q, x) and x.bound == q.bound
                                                for other in span for x in other.quantities):
                 said = "at least" if q.bound == "lower" else "at most"
-                return f"bound: the claim says {said} {q.text}, the source {'under' if s.bound == 'upper' else 'over'} " \
-                       f"{s.text}"
+                theirs = "under" if s.bound == "upper" else "over"
+                return f"bound: the claim says {said} {q.text}, the source {theirs} {s.text}"
     return None
 
 
