@@ -226,7 +226,7 @@ class ClaimChecks:
             # support from one span is not enough when the rest of the source says otherwise: a date that
             # belongs to the neighbouring sentence's event, a number stated for another attribute
             whole = [cl for a in sentences for cl in a.clauses]
-            conflict = self._conflict(c, whole, premise) if len(sentences) > 1 else None
+            conflict = self._conflict(c, whole, premise, entire=True) if len(sentences) > 1 else None
             if conflict:
                 return Result("contradicted", best.coverage, conflict, best.span)
         else:
@@ -328,7 +328,9 @@ class ClaimChecks:
                 return f"addition: the source does not say '{' '.join(missing[:4])}'"
         return None
 
-    def _conflict(self, claim: Analysis, span: list[Clause], text: str) -> str | None:
+    def _conflict(self, claim: Analysis, span: list[Clause], text: str, entire: bool = False) -> str | None:
+        """`entire`: the span is the whole source (a figure bounded the other way is judged only there: one
+        sentence may give 'over 12' where the next gives 'under 12')."""
         for cc in claim.clauses:
             # the source clauses most about this claim clause (names aside: a subject named once serves every
             # clause); a conflict counts only when every one of them conflicts
@@ -342,7 +344,7 @@ class ClaimChecks:
         return (entity_swap(claim, text) or from_to_swap(claim.text, text)
                 or reversed_order(claim.text, text, self.lexicon) or role_swap(claim, span, self.lexicon)
                 or role_reversed(claim, span) or comparison_reversed(claim, span)
-                or self._quantity_conflict(claim, span) or exclusive_conflict(claim, span)
+                or self._quantity_conflict(claim, span, entire) or exclusive_conflict(claim, span)
                 or unlimited_conflict(claim, span) or change_denied(claim, span) or year_swap(claim, span)
                 or range_end_swap(claim, span) or start_end_swap(claim, span) or free_conflict(claim, span)
                 or superlative_swap(claim, span) or modal_denied(claim, span)
@@ -410,14 +412,14 @@ class ClaimChecks:
         return bool(derived(q, pool, words) or shifted_time(cc, q, span) or implied_bound(q, span)
                     or month_span(q, span))
 
-    def _quantity_conflict(self, claim: Analysis, span: list[Clause]) -> str | None:
+    def _quantity_conflict(self, claim: Analysis, span: list[Clause], entire: bool = False) -> str | None:
         pool, words, said = [s for cl in span for s in cl.quantities], claim_words(claim), frozenset(claim.terms)
         for cc in claim.clauses:
             for q in cc.quantities:
                 if not any(matches(q, s) for s in pool) and self._worked_out(cc, q, span, pool, words):
                     continue  # "rose by 15" from "from 80 to 95": arithmetic on the source's own figures
-                reason = _opposite_bound(cc, q, span) or misplaced(cc, q, span, said, self.lexicon) \
-                    or wrong_value(cc, q, span)
+                bounded = _opposite_bound(cc, q, span) if entire else None
+                reason = bounded or misplaced(cc, q, span, said, self.lexicon) or wrong_value(cc, q, span)
                 if reason:
                     return reason
         return None
