@@ -76,6 +76,12 @@ class AnswerSettings:
     sampling: Sampling = field(default_factory=Sampling)
     verify: VerifySettings = field(default_factory=VerifySettings)
 
+    def __post_init__(self) -> None:
+        # a switch given as text ("insist=maybe" from a command line or a JSON body) must not read as on
+        for name in ("second_look", "insist"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be true or false, got {getattr(self, name)!r}")
+
     def with_options(self, **options: Any) -> AnswerSettings:
         """A copy with the given fields replaced; sampling and verify fields may be passed flat (`top_k` is the
         retrieval depth; the sampling top-k is `sample_top_k`)."""

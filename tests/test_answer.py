@@ -370,3 +370,12 @@ def test_a_cautious_abstention_is_asked_once_more_and_the_checks_decide(kb_dir: 
     off = ScriptedGenerator(_cautious)
     assert sdk(kb_dir).ask("How long does the battery last?", generator=off).abstained
     assert len(off.calls) == 1
+
+
+@pytest.mark.parametrize("value", ["maybe", "false", 1, None])
+def test_a_switch_must_be_true_or_false(value: Any):
+    # text from a command line or a JSON body ("insist=maybe") must not quietly read as on
+    with pytest.raises(TypeError, match="insist must be true or false"):
+        AnswerSettings(insist=value)
+    with pytest.raises(TypeError, match="second_look must be true or false"):
+        AnswerSettings(second_look=value)
