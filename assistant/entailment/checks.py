@@ -97,7 +97,7 @@ _FINDS = re.compile(r"\b(?:found|finds?|show(?:s|ed|n)?|demonstrat\w*|reveal\w*|
 
 _CONDITIONS = frozenset(["if", "when", "unless", "whenever", "once", "because"])  # and causes
 _RELATIVE = frozenset(["who", "which", "whose"])
-_AUXILIARIES = frozenset(["have", "be", "do", "get"])
+_AUXILIARIES = frozenset(["have", "be", "do", "get"])  # not a clause's own verb
 _DETERMINERS = frozenset(["a", "an", "the", "his", "her", "their", "its", "your", "our", "my", "this", "that", "these",
                           "those"])
 _NOUN_BEFORE = _DETERMINERS | frozenset(["by", "of", "with", "for", "in", "on", "from", "via"])
@@ -245,7 +245,8 @@ class ClaimChecks:
     # -- one span ---------------------------------------------------------------------------------------------
     def _judge(self, claim: Analysis, span: list[Clause], text: str, asked: set[str], passage: str = "") -> _Outcome:
         span_terms = set().union(*(cl.terms for cl in span)) if span else set()
-        span_terms |= acronym_cover(claim.text, text)  # "HSCs" states "hematopoietic stem cells"
+        cover = acronym_cover(claim.text, text)
+        span_terms |= cover  # "HSCs" states "hematopoietic stem cells"
         # a span that names nothing of its own speaks of the passage's subject: "Versions 2.x are not affected",
         # four sentences after "the Tarn web server"
         own_names = set().union(*(cl.name_words for cl in span)) - claim.name_words
@@ -256,7 +257,7 @@ class ClaimChecks:
         conflict = conflict or (self._other_modifier(claim, span, span_terms) if aligned else None)
         if conflict:
             return _Outcome("contradicted", coverage, conflict, text)
-        gap = self._gap(claim, span, text, passage) or self._addition(claim, span_terms, plain_words(text))
+        gap = self._gap(claim, span, text, passage, cover) or self._addition(claim, span_terms, plain_words(text))
         if gap:
             return _Outcome("unsupported", coverage, gap, text)
         s = self.settings
@@ -307,11 +308,10 @@ class ClaimChecks:
             whole = bool(cc.words) and (cc.words[0] in _SUBORDINATORS or opener in _SUBORDINATORS) or len(terms) >= 4
             lead = next((w for w in cc.words if w not in ("and", "or", "but")), "")
             relative = opener in _RELATIVE or lead in _RELATIVE
-            said = [t for t in terms if t not in _AUXILIARIES]
-            if relative and said and set(said) <= set(missing) and not cc.quantities:
+            if relative and terms and set(terms) <= set(missing) and not cc.quantities:
                 # a relative clause that says something of its own: "by her nephew, who had inherited it"
                 return f"addition: the source does not say '{' '.join(missing[:4])}'"
-            if (opener in _CONDITIONS or lead in _CONDITIONS) and said and _verb_missing(cc, missing):
+            if (opener in _CONDITIONS or lead in _CONDITIONS) and terms and _verb_missing(cc, missing):
                 # a condition of its own, the act of which the source never names: ", or when it is lifted off
                 # its base" beside "when the water boils or if it is switched on empty"
                 return f"addition: the source does not say '{' '.join(missing[:4])}'"
@@ -376,7 +376,9 @@ class ClaimChecks:
                     return f"modifier: the source says '{rivals[0]} {w}', not '{before} {w}'"
         return None
 
-    def _gap(self, claim: Analysis, span: list[Clause], text: str, passage: str = "") -> str | None:
+    def _gap(self, claim: Analysis, span: list[Clause], text: str, passage: str = "",
+             cover: frozenset[str] | set[str] = frozenset()) -> str | None:
+        """`cover`: the claim's words the span states in the other form of an acronym (`acronym_cover`)."""
         span_q = [q for cl in span for q in cl.quantities]
         words = claim_words(claim)
         for cc in claim.clauses:
@@ -393,7 +395,7 @@ class ClaimChecks:
         low = plain_words(text)
         spelled = {name_key(x) for cl in span for x in cl.entities}
         names = [e for e in dict.fromkeys(claim.entities) if is_proper_name(e, claim.text)]
-        cover = acronym_cover(claim.text, text)  # "West Nile virus" where the source says "WNV"
+        # "West Nile virus" where the source says "WNV"
         found = [e for e in names if contains_name(low, e) or name_key(e) in spelled
                  or set(e.lower().replace("-", " ").split()) <= cover]
         for e in names:

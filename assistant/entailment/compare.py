@@ -745,7 +745,7 @@ def _next_with_subject(own: Clause, span: Sequence[Clause]) -> Clause | None:
     if not words or nxt.link.rsplit(" ", 1)[-1] not in ("and", "but", "or", ",") or words[0] in STOPWORDS:
         return None
     first = words[0]
-    finite = "VERB" in _lemmas_of(first) and lemma(first) != first and not first.endswith("ing")
+    finite = "VERB" in readings(first) and lemma(first) != first and not first.endswith("ing")
     return nxt if finite else None
 
 
@@ -786,11 +786,7 @@ def _fragment_after(cl: Clause) -> bool:
         return True  # "two or three cubs, | which stay with her for about 18 to 22 months"
     if _comparative(cl):
         return True
-    return first in _FOLLOWING or (first.endswith(("ed", "ing")) and "VERB" in _lemmas_of(first))
-
-
-def _lemmas_of(word: str) -> dict[str, tuple[str, ...]]:
-    return readings(word)
+    return first in _FOLLOWING or (first.endswith(("ed", "ing")) and "VERB" in readings(first))
 
 
 def _with_fragments(own: Clause, q: Quantity, span: Sequence[Clause]) -> list[Clause]:

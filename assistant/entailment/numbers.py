@@ -33,6 +33,7 @@ _NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven t
 
 
 NUMBER_WORDS = frozenset(_NUMBER_WORDS.split())
+_NOT_EVEN = re.compile(r"\bnot even\s+(?=\d|(?:a\s+)?(?:" + "|".join(sorted(NUMBER_WORDS)) + r")\b)", re.I)
 
 
 _SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "bn": 1e9, "mn": 1e6, "k": 1e3}
@@ -231,9 +232,7 @@ def normalise(text: str) -> str:
     text = re.sub(r"\bnot\s+at\s+all\b", "not", text, flags=re.I)
     text = re.sub(r"\b(?:no|not)\s+(?:earlier|sooner)\s+than\b", "from", text, flags=re.I)
     # "not even twelve of them" = fewer than twelve
-    text = re.sub(r"\bnot even\s+(?=(?:\d|a dozen\b|one\b|two\b|three\b|four\b|five\b|six\b|seven\b|eight\b|nine\b|"
-                  r"ten\b|eleven\b|twelve\b|twenty\b|thirty\b|forty\b|fifty\b|a hundred\b))", "fewer than ", text,
-                  flags=re.I)
+    text = _NOT_EVEN.sub("fewer than ", text)
     # "penalty-free withdrawals" are withdrawals without a penalty: the negation is of the penalty only
     text = re.sub(r"\b([A-Za-z]{3,})-free\s+(?!(?:of|from|to|and|or|for|in|on|at|with|by|is|are|was|were)\b)"
                   r"([A-Za-z]{3,})\b", r"\2 without \1", text)
