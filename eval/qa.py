@@ -272,6 +272,13 @@ def cmd_qa(args: argparse.Namespace) -> int:
         print(s, file=sys.stderr, flush=True)
 
     options = _parse_options(args.option)
+    try:  # a bad option is reported before the eval KB is built, not after
+        from assistant.answer import AnswerSettings
+
+        AnswerSettings().with_options(**options)
+    except (TypeError, ValueError) as exc:
+        print(f"citeline: error: --option: {exc}", file=sys.stderr)
+        return 2
     if kind == "mmlongbench":
         kb_dir = Path(args.kb) if args.kb else _eval_kb(path, args.cache_dir, log)
         result = run_mmlongbench(path, kb_dir, args.model, args.limit, not args.no_baseline, options, log)

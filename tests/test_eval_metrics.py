@@ -83,3 +83,20 @@ def test_eval_retrieval_cli_json(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main([a for a in argv if a != "--json"]) == 0  # the cached KB is reused; markdown report
     assert "| fused |" in capsys.readouterr().out
     assert main(["eval", "retrieval", "--dataset", "nope:/x"]) == 2
+
+
+@pytest.mark.parametrize("option, message", [
+    ("insist=maybe", "insist must be true or false"),
+    ("bogus=1", "unknown answer option(s): bogus"),
+])
+def test_eval_qa_reports_a_bad_option_before_building_anything(tmp_path: Path, option: str, message: str):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    cache = tmp_path / "cache"
+    out = subprocess.run([sys.executable, "-m", "assistant.cli", "eval", "qa", "--dataset", f"mmlongbench:{tmp_path}",
+                          "--cache-dir", str(cache), "--no-baseline", "--option", option],
+                         capture_output=True, text=True, cwd=root, timeout=120)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+    assert not cache.exists()  # no eval KB was built for a run that cannot start
